@@ -1,0 +1,71 @@
+// zrpc/proxy.h — the client-side helper that builds versioned messages for one topic (the seed's
+// RpcProxy).
+//
+//   zrpc::RpcProxy compute("compute", /*default_version=*/"1.0", {.version_cap = "1.3"});
+//   zrpc::Message m = compute.MakeMsg("add", {{"a", 1}, {"b", 2}});
+//   absl::StatusOr<zrpc::Message> ready = compute.Prepare(ctx, std::move(m), "1.2");
+//   // ready->version == "1.2"; asking for "1.4" gives RpcVersionCapError.
+//
+// Thread-safe after construction (all methods are const).
+#ifndef ZRPC_PROXY_H_
+#define ZRPC_PROXY_H_
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "zrpc/context.h"
+#include "zrpc/message.h"
+#include "zrpc/serializer.h"
+
+namespace zrpc {
+
+struct ProxyOptions {
+  // Highest version this client may send; "" = no cap.
+  std::string version_cap;
+  // Serializes arguments and contexts, deserializes results; null = pass through.
+  std::shared_ptr<Serializer> serializer;
+  // The API namespace MakeMsg puts in messages (the seed's RPC_API_NAMESPACE); nullopt = none.
+  std::optional<std::string> ns;
+};
+
+class RpcProxy {
+ public:
+  RpcProxy(std::string topic, std::string default_version, ProxyOptions options = {});
+
+  // {method, args} in this proxy's namespace.
+  Message MakeMsg(std::string method, Object args = {}) const;
+  // {method, namespace, args}.
+  static Message MakeNamespacedMsg(std::string method, std::optional<std::string> ns,
+                                   Object args = {});
+
+  // True when there is no cap or `version` is compatible with the cap. A malformed version is
+  // false.
+  bool CanSendVersion(std::string_view version) const;
+
+  // Makes `message` ready to send: sets its version (`version`, or the default when empty),
+  // checks the cap (RpcVersionCapError), serializes each argument and `context` into it
+  // (the serializer's errors are returned as they are). INVALID_ARGUMENT for a malformed version.
+  absl::StatusOr<Message> Prepare(const Context& context, Message message,
+                                  std::string_view version = {}) const;
+
+  const std::string& topic() const { return topic_; }
+  const std::string& default_version() const { return default_version_; }
+  const ProxyOptions& options() const { return options_; }
+  Serializer& serializer() const { return *serializer_; }
+
+ private:
+  std::string topic_;
+  std::string default_version_;
+  ProxyOptions options_;
+  std::shared_ptr<Serializer> serializer_;
+};
+
+// The seed's queue_get_for: "topic.host", or "topic" when there is no host (or it is empty).
+std::string QueueGetFor(std::string_view topic, std::optional<std::string_view> host);
+
+}  // namespace zrpc
+
+#endif  // ZRPC_PROXY_H_

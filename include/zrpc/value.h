@@ -1,0 +1,161 @@
+// zrpc/value.h — the public JSON value that carries arguments, results and contexts.
+//
+// A `zrpc::Value` is null, a bool, an int64, a uint64 (only for integers above INT64_MAX), a
+// double, a UTF-8 string, an array or an object. Objects keep their keys in insertion order and
+// never hold a key twice. Build values with initializer lists:
+//
+//   zrpc::Value v = zrpc::Object{{"a", 1}, {"b", zrpc::Array{1.5, "x", nullptr}}};
+//   if (const zrpc::Value* a = v.Find("a"); a && a->is_int()) use(a->AsInt());
+//   absl::StatusOr<std::string> text = zrpc::ToJson(v);      // {"a":1,"b":[1.5,"x",null]}
+//   absl::StatusOr<zrpc::Value> back = zrpc::ParseJson(*text);
+//
+// Values are regular types: copies are deep, equality is structural. Thread-compatible.
+#ifndef ZRPC_VALUE_H_
+#define ZRPC_VALUE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace zrpc {
+
+class Value;
+
+// A JSON array.
+using Array = std::vector<Value>;
+
+// A JSON object: keys in insertion order, each key at most once. Lookups are linear, which is
+// the fastest choice for the small objects RPC messages carry (a few dozen keys at most).
+class Object {
+ public:
+  using Entry = std::pair<std::string, Value>;
+  using const_iterator = std::vector<Entry>::const_iterator;
+  using iterator = std::vector<Entry>::iterator;
+
+  Object() = default;
+  // Later duplicates of a key replace earlier ones.
+  Object(std::initializer_list<Entry> entries);
+
+  // Returns the value at `key`, or nullptr.
+  const Value* Find(std::string_view key) const;
+  Value* Find(std::string_view key);
+  bool Contains(std::string_view key) const { return Find(key) != nullptr; }
+  // Returns the value at `key`, inserting null first if it is absent.
+  Value& operator[](std::string_view key);
+  // Sets `key` to `value` (replacing any earlier value).
+  void Set(std::string key, Value value);
+  // Appends without checking for an existing key: the caller guarantees `key` is new.
+  void AppendUnchecked(std::string key, Value value);
+  // Removes `key`; returns whether it was there.
+  bool Erase(std::string_view key);
+
+  size_t size() const { return entries_.size(); }
+  bool empty() const { return entries_.empty(); }
+  void reserve(size_t n) { entries_.reserve(n); }
+  const_iterator begin() const { return entries_.begin(); }
+  const_iterator end() const { return entries_.end(); }
+  iterator begin() { return entries_.begin(); }
+  iterator end() { return entries_.end(); }
+
+  friend bool operator==(const Object& a, const Object& b);
+
+ private:
+  std::vector<Entry> entries_;
+};
+
+class Value {
+ public:
+  enum class Type { kNull, kBool, kInt, kUint, kDouble, kString, kArray, kObject };
+
+  Value() = default;
+  Value(std::nullptr_t) {}
+  Value(bool b) : data_(b) {}
+  // Any integer type. Unsigned values above INT64_MAX are kept as uint64.
+  template <typename T, std::enable_if_t<std::is_integral_v<T> && !std::is_same_v<T, bool>, int> = 0>
+  Value(T i) {
+    if constexpr (std::is_unsigned_v<T>) {
+      if (static_cast<uint64_t>(i) > static_cast<uint64_t>(INT64_MAX)) {
+        data_ = static_cast<uint64_t>(i);
+        return;
+      }
+    }
+    data_ = static_cast<int64_t>(i);
+  }
+  Value(double d) : data_(d) {}
+  Value(float f) : data_(static_cast<double>(f)) {}
+  Value(const char* s) : data_(std::string(s)) {}
+  Value(std::string s) : data_(std::move(s)) {}
+  Value(std::string_view s) : data_(std::string(s)) {}
+  Value(Array a) : data_(std::move(a)) {}
+  Value(Object o) : data_(std::move(o)) {}
+
+  Type type() const { return static_cast<Type>(data_.index()); }
+  bool is_null() const { return type() == Type::kNull; }
+  bool is_bool() const { return type() == Type::kBool; }
+  // True for int64 and for uint64 values (integers of either representation).
+  bool is_integer() const { return type() == Type::kInt || type() == Type::kUint; }
+  bool is_int() const { return type() == Type::kInt; }
+  bool is_uint() const { return type() == Type::kUint; }
+  bool is_double() const { return type() == Type::kDouble; }
+  bool is_number() const { return is_integer() || is_double(); }
+  bool is_string() const { return type() == Type::kString; }
+  bool is_array() const { return type() == Type::kArray; }
+  bool is_object() const { return type() == Type::kObject; }
+
+  // Unchecked accessors: the type must match (checked by assert in debug builds).
+  bool AsBool() const { return std::get<bool>(data_); }
+  int64_t AsInt() const { return std::get<int64_t>(data_); }
+  uint64_t AsUint() const { return std::get<uint64_t>(data_); }
+  double AsDouble() const { return std::get<double>(data_); }
+  const std::string& AsString() const { return std::get<std::string>(data_); }
+  const Array& AsArray() const { return std::get<Array>(data_); }
+  const Object& AsObject() const { return std::get<Object>(data_); }
+  std::string& MutableString() { return std::get<std::string>(data_); }
+  Array& MutableArray() { return std::get<Array>(data_); }
+  Object& MutableObject() { return std::get<Object>(data_); }
+
+  // Returns the member `key` of an object, or nullptr (also when this is not an object).
+  const Value* Find(std::string_view key) const {
+    return is_object() ? AsObject().Find(key) : nullptr;
+  }
+
+  // Structural equality. Integers compare by value whatever their representation; an integer
+  // never equals a double.
+  friend bool operator==(const Value& a, const Value& b);
+
+ private:
+  std::variant<std::monostate, bool, int64_t, uint64_t, double, std::string, Array, Object> data_;
+};
+
+// "null", "bool", "integer", "integer", "double", "string", "array", "object".
+std::string_view TypeName(Value::Type type);
+
+// Limits applied when parsing untrusted JSON.
+struct JsonLimits {
+  // Deepest nesting of arrays and objects accepted (the top level counts as 1).
+  int max_depth = 64;
+};
+
+// Parses one JSON text. Errors (INVALID_ARGUMENT, with the reason): malformed JSON, trailing
+// content, invalid UTF-8 or lone surrogates, NaN/Infinity, numbers out of range (1e400, 2^64),
+// duplicate object keys, nesting deeper than `limits.max_depth`. Thread-safe.
+absl::StatusOr<Value> ParseJson(std::string_view text, const JsonLimits& limits = {});
+
+// Writes `value` as compact JSON. Doubles are written so that they read back as the same double
+// (and as a double: 1.0 is written "1.0"). Errors (INVALID_ARGUMENT): a non-finite double or a
+// string that is not valid UTF-8. Thread-safe.
+absl::StatusOr<std::string> ToJson(const Value& value);
+// As ToJson, appending to `*out` (which is unchanged on error).
+absl::Status AppendJson(const Value& value, std::string* out);
+
+}  // namespace zrpc
+
+#endif  // ZRPC_VALUE_H_

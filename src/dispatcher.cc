@@ -1,0 +1,199 @@
+#include "zrpc/dispatcher.h"
+
+#include <cxxabi.h>
+
+#include <cstdlib>
+
+#include "absl/strings/str_cat.h"
+#include "json_internal.h"
+#include "zrpc/version.h"
+
+namespace zrpc {
+namespace {
+
+using internal::ToAbsl;
+
+thread_local const CallContext* current_call = nullptr;
+
+// Sets the thread's current CallContext for the scope.
+class CurrentCallScope {
+ public:
+  explicit CurrentCallScope(const CallContext* ctx) : saved_(current_call) { current_call = ctx; }
+  ~CurrentCallScope() { current_call = saved_; }
+
+ private:
+  const CallContext* saved_;
+};
+
+// Serializes each written value, then hands it on; stops once the caller has gone.
+class SerializingWriter : public StreamWriter {
+ public:
+  SerializingWriter(const CallContext& ctx, Serializer& serializer,
+                    const std::function<bool(Value)>& emit)
+      : ctx_(ctx), serializer_(serializer), emit_(emit) {}
+
+  bool Write(Value value) override {
+    if (!status_.ok() || ctx_.cancelled()) return false;
+    absl::StatusOr<Value> out = serializer_.SerializeEntity(ctx_.context(), std::move(value));
+    if (!out.ok()) {
+      status_ = out.status();
+      return false;
+    }
+    return emit_(*std::move(out));
+  }
+  const absl::Status& status() const { return status_; }
+
+ private:
+  const CallContext& ctx_;
+  Serializer& serializer_;
+  const std::function<bool(Value)>& emit_;
+  absl::Status status_;
+};
+
+std::string Demangle(const char* mangled) {
+  int rc = 0;
+  char* name = abi::__cxa_demangle(mangled, nullptr, nullptr, &rc);
+  std::string out = rc == 0 && name ? name : mangled;
+  std::free(name);
+  return out;
+}
+
+}  // namespace
+
+const CallContext* CallContext::Current() { return current_call; }
+
+absl::Status StatusFromException(const std::exception& e) {
+  // "std::runtime_error" → module "std", class "runtime_error" (a nested type keeps its
+  // enclosing scopes in the module: "a::b::C" → "a::b", "C").
+  std::string full = Demangle(typeid(e).name());
+  std::string module, class_name = full;
+  if (size_t pos = full.rfind("::"); pos != std::string::npos) {
+    module = full.substr(0, pos);
+    class_name = full.substr(pos + 2);
+  }
+  return ExceptionError(module, class_name, e.what());
+}
+
+Endpoint& Endpoint::Method(std::string name, UnaryHandler handler) & {
+  if (!handler && error.empty()) error = "method \"" + name + "\" has no handler";
+  methods[std::move(name)] = MethodEntry{std::move(handler), nullptr};
+  return *this;
+}
+
+Endpoint& Endpoint::Stream(std::string name, StreamHandler handler) & {
+  if (!handler && error.empty()) error = "stream \"" + name + "\" has no handler";
+  methods[std::move(name)] = MethodEntry{nullptr, std::move(handler)};
+  return *this;
+}
+
+Dispatcher::Dispatcher(std::shared_ptr<Serializer> serializer)
+    : serializer_(serializer ? std::move(serializer) : std::make_shared<Serializer>()) {}
+
+absl::Status Dispatcher::Add(Endpoint endpoint) {
+  if (endpoint.ns.compare(0, kReservedNamespace.size(), kReservedNamespace) == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "namespace \"", endpoint.ns, "\" is reserved for zrpc (names starting with \"",
+        ToAbsl(kReservedNamespace), "\")"));
+  }
+  return AddUnchecked(std::move(endpoint));
+}
+
+absl::Status Dispatcher::AddUnchecked(Endpoint endpoint) {
+  if (absl::StatusOr<Version> v = ParseVersion(endpoint.version); !v.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("endpoint of namespace \"", endpoint.ns, "\": ", v.status().message()));
+  }
+  if (!endpoint.error.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("endpoint of namespace \"", endpoint.ns, "\": ", endpoint.error));
+  }
+  if (endpoint.methods.contains(absl::string_view())) {
+    return absl::InvalidArgumentError("method names must not be empty");
+  }
+  endpoints_.push_back(std::make_unique<Endpoint>(std::move(endpoint)));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Dispatcher::Target> Dispatcher::Resolve(std::string_view ns,
+                                                       std::string_view version,
+                                                       std::string_view method) const {
+  if (version.empty()) version = "1.0";
+  if (absl::StatusOr<Version> v = ParseVersion(version); !v.ok()) return v.status();
+  bool had_compatible = false;
+  for (const auto& ep : endpoints_) {
+    if (ep->ns != ns) continue;
+    // Both versions were validated, so this cannot fail.
+    const bool compatible = VersionIsCompatible(ep->version, version).value_or(false);
+    had_compatible |= compatible;
+    if (!compatible) continue;
+    auto it = ep->methods.find(ToAbsl(method));
+    if (it == ep->methods.end()) continue;
+    return Target{ep.get(), &it->second};
+  }
+  if (had_compatible) return NoSuchMethodError(method);
+  return UnsupportedRpcVersionError(version);
+}
+
+absl::Status Dispatcher::Dispatch(CallContext& ctx, Message& message,
+                                  const std::function<bool(Value)>& emit) const {
+  ctx.method_ = message.method;
+  absl::StatusOr<Target> target =
+      Resolve(message.ns ? std::string_view(*message.ns) : std::string_view(), message.version,
+              message.method);
+  if (!target.ok()) return target.status();
+  ctx.context_ = serializer_->DeserializeContext(message.context.ToDict());
+  // Deserialize each argument.
+  Object args;
+  args.reserve(message.args.size());
+  for (auto& [key, value] : message.args) {
+    absl::StatusOr<Value> v = serializer_->DeserializeEntity(ctx.context_, std::move(value));
+    if (!v.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("argument \"", key, "\": ", v.status().message()));
+    }
+    args.AppendUnchecked(key, *std::move(v));
+  }
+  CurrentCallScope scope(&ctx);
+  try {
+    if (const UnaryHandler& unary = target->method->unary) {
+      absl::StatusOr<Value> result = unary(ctx, args);
+      if (!result.ok()) return result.status();
+      absl::StatusOr<Value> out = serializer_->SerializeEntity(ctx.context_, *std::move(result));
+      if (!out.ok()) return out.status();
+      emit(*std::move(out));
+      return absl::OkStatus();
+    }
+    SerializingWriter writer(ctx, *serializer_, emit);
+    absl::Status status = target->method->stream(ctx, args, writer);
+    if (!writer.status().ok()) return writer.status();
+    return status;
+  } catch (const std::exception& e) {
+    return StatusFromException(e);
+  } catch (...) {
+    return ExceptionError("", "unknown", "a handler threw a non-standard exception");
+  }
+}
+
+namespace internal {
+
+absl::Status TypedArgError(const CallContext& ctx, std::string_view name, const char* problem,
+                           const char* expected, const Value* got) {
+  std::string where = ctx.method().empty() ? "" : absl::StrCat(" of method \"", ctx.method(), "\"");
+  if (got == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("missing argument \"", ToAbsl(name), "\"", where, " (", expected, ")"));
+  }
+  return absl::InvalidArgumentError(absl::StrCat("argument \"", ToAbsl(name), "\"", where,
+                                                 " must be ", expected, ", got ",
+                                                 ToAbsl(TypeName(got->type())), " (", problem,
+                                                 ")"));
+}
+
+absl::Status TypedExtraArg(const CallContext& ctx, std::string_view name) {
+  std::string where = ctx.method().empty() ? "" : absl::StrCat(" of method \"", ctx.method(), "\"");
+  return absl::InvalidArgumentError(
+      absl::StrCat("unexpected argument \"", ToAbsl(name), "\"", where));
+}
+
+}  // namespace internal
+}  // namespace zrpc

@@ -1,0 +1,227 @@
+// JSON for zrpc::Value: simdjson's DOM parser for reading (it rejects trailing content and bad
+// UTF-8 itself; we add the depth limit and duplicate-key checks) and our own writer.
+#include <charconv>
+#include <cmath>
+#include <string>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "json_internal.h"
+#include "zrpc/value.h"
+
+namespace zrpc {
+namespace internal {
+
+namespace {
+
+constexpr char kHex[] = "0123456789abcdef";
+
+// Objects with more keys than this use a hash set for the duplicate check.
+constexpr size_t kLinearDuplicateCheck = 16;
+
+}  // namespace
+
+void AppendQuoted(std::string_view s, std::string* out) {
+  out->push_back('"');
+  size_t run = 0;  // start of the pending run of bytes that need no escaping
+  for (size_t i = 0; i < s.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out->append(s.data() + run, i - run);
+    run = i + 1;
+    switch (c) {
+      case '"': out->append("\\\""); break;
+      case '\\': out->append("\\\\"); break;
+      case '\n': out->append("\\n"); break;
+      case '\r': out->append("\\r"); break;
+      case '\t': out->append("\\t"); break;
+      case '\b': out->append("\\b"); break;
+      case '\f': out->append("\\f"); break;
+      default: {
+        const char esc[] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xf]};
+        out->append(esc, sizeof(esc));
+      }
+    }
+  }
+  out->append(s.data() + run, s.size() - run);
+  out->push_back('"');
+}
+
+absl::Status AppendQuotedChecked(std::string_view s, std::string_view what, std::string* out) {
+  if (!simdjson::validate_utf8(s.data(), s.size())) {
+    return absl::InvalidArgumentError(absl::StrCat(ToAbsl(what), " is not valid UTF-8"));
+  }
+  AppendQuoted(s, out);
+  return absl::OkStatus();
+}
+
+void AppendInt(int64_t i, std::string* out) {
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof(buf), i);
+  out->append(buf, r.ptr);
+}
+
+absl::Status AppendDouble(double d, std::string* out) {
+  if (!std::isfinite(d)) {
+    return absl::InvalidArgumentError("JSON cannot hold NaN or Infinity");
+  }
+  char buf[40];
+  auto r = std::to_chars(buf, buf + sizeof(buf), d);
+  std::string_view text(buf, r.ptr - buf);
+  out->append(text);
+  if (text.find_first_of(".e") == std::string_view::npos) out->append(".0");
+  return absl::OkStatus();
+}
+
+absl::Status JsonError(simdjson::error_code error, int max_depth) {
+  if (error == simdjson::DEPTH_ERROR) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid JSON: nesting deeper than ", max_depth, " levels"));
+  }
+  std::string_view reason;
+  switch (error) {
+    case simdjson::EMPTY: reason = "empty input"; break;
+    case simdjson::UTF8_ERROR: reason = "invalid UTF-8"; break;
+    case simdjson::STRING_ERROR: reason = "bad string (invalid escape or lone surrogate)"; break;
+    case simdjson::NUMBER_ERROR:
+      reason = "number is malformed or out of range (integers must fit 64 bits, doubles be finite)";
+      break;
+    case simdjson::CAPACITY: reason = "document too large"; break;
+    case simdjson::UNCLOSED_STRING: reason = "unclosed string"; break;
+    case simdjson::T_ATOM_ERROR:
+    case simdjson::F_ATOM_ERROR:
+    case simdjson::N_ATOM_ERROR:
+      reason = "unknown literal (only true, false and null; no NaN or Infinity)";
+      break;
+    default: reason = simdjson::error_message(error); break;
+  }
+  return absl::InvalidArgumentError(absl::StrCat("invalid JSON: ", ToAbsl(reason)));
+}
+
+absl::StatusOr<simdjson::dom::element> ParseDom(std::string_view text, const JsonLimits& limits,
+                                                int slot) {
+  thread_local simdjson::dom::parser parsers[2];
+  auto result = parsers[slot].parse(text.data(), text.size(), /*realloc_if_needed=*/true);
+  if (result.error()) return JsonError(result.error(), limits.max_depth);
+  return result.value_unsafe();
+}
+
+absl::Status FromDom(simdjson::dom::element element, int depth, const JsonLimits& limits,
+                     Value* out) {
+  using simdjson::dom::element_type;
+  switch (element.type()) {
+    case element_type::NULL_VALUE: *out = Value(); return absl::OkStatus();
+    case element_type::BOOL: *out = Value(element.get_bool().value_unsafe()); return absl::OkStatus();
+    case element_type::INT64: *out = Value(element.get_int64().value_unsafe()); return absl::OkStatus();
+    case element_type::UINT64: *out = Value(element.get_uint64().value_unsafe()); return absl::OkStatus();
+    case element_type::DOUBLE: *out = Value(element.get_double().value_unsafe()); return absl::OkStatus();
+    case element_type::STRING: *out = Value(element.get_string().value_unsafe()); return absl::OkStatus();
+    case element_type::ARRAY:
+    case element_type::OBJECT:
+      break;
+  }
+  if (depth > limits.max_depth) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid JSON: nesting deeper than ", limits.max_depth, " levels"));
+  }
+  if (element.type() == element_type::ARRAY) {
+    simdjson::dom::array in = element.get_array().value_unsafe();
+    Array array;
+    array.reserve(in.size());
+    for (simdjson::dom::element item : in) {
+      array.emplace_back();
+      if (absl::Status s = FromDom(item, depth + 1, limits, &array.back()); !s.ok()) return s;
+    }
+    *out = Value(std::move(array));
+    return absl::OkStatus();
+  }
+  simdjson::dom::object in = element.get_object().value_unsafe();
+  const size_t n = in.size();
+  Object object;
+  object.reserve(n);
+  absl::flat_hash_set<std::string_view> seen;
+  if (n > kLinearDuplicateCheck) seen.reserve(n);
+  for (simdjson::dom::key_value_pair field : in) {
+    const bool duplicate = n > kLinearDuplicateCheck ? !seen.insert(field.key).second
+                                                     : object.Contains(field.key);
+    if (duplicate) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("invalid JSON: duplicate key \"", ToAbsl(field.key), "\""));
+    }
+    Value v;
+    if (absl::Status s = FromDom(field.value, depth + 1, limits, &v); !s.ok()) return s;
+    object.AppendUnchecked(std::string(field.key), std::move(v));
+  }
+  *out = Value(std::move(object));
+  return absl::OkStatus();
+}
+
+}  // namespace internal
+
+absl::StatusOr<Value> ParseJson(std::string_view text, const JsonLimits& limits) {
+  absl::StatusOr<simdjson::dom::element> dom = internal::ParseDom(text, limits);
+  if (!dom.ok()) return dom.status();
+  Value v;
+  if (absl::Status s = internal::FromDom(*dom, 1, limits, &v); !s.ok()) return s;
+  return v;
+}
+
+namespace {
+
+absl::Status Append(const Value& value, std::string* out) {
+  switch (value.type()) {
+    case Value::Type::kNull: out->append("null"); return absl::OkStatus();
+    case Value::Type::kBool: out->append(value.AsBool() ? "true" : "false"); return absl::OkStatus();
+    case Value::Type::kInt: internal::AppendInt(value.AsInt(), out); return absl::OkStatus();
+    case Value::Type::kUint: {
+      char buf[24];
+      auto r = std::to_chars(buf, buf + sizeof(buf), value.AsUint());
+      out->append(buf, r.ptr);
+      return absl::OkStatus();
+    }
+    case Value::Type::kDouble: return internal::AppendDouble(value.AsDouble(), out);
+    case Value::Type::kString: return internal::AppendQuotedChecked(value.AsString(), "string", out);
+    case Value::Type::kArray: {
+      out->push_back('[');
+      bool first = true;
+      for (const Value& item : value.AsArray()) {
+        if (!first) out->push_back(',');
+        first = false;
+        if (absl::Status s = Append(item, out); !s.ok()) return s;
+      }
+      out->push_back(']');
+      return absl::OkStatus();
+    }
+    case Value::Type::kObject: {
+      out->push_back('{');
+      bool first = true;
+      for (const auto& [key, item] : value.AsObject()) {
+        if (!first) out->push_back(',');
+        first = false;
+        if (absl::Status s = internal::AppendQuotedChecked(key, "object key", out); !s.ok()) return s;
+        out->push_back(':');
+        if (absl::Status s = Append(item, out); !s.ok()) return s;
+      }
+      out->push_back('}');
+      return absl::OkStatus();
+    }
+  }
+  return absl::InternalError("unknown value type");
+}
+
+}  // namespace
+
+absl::Status AppendJson(const Value& value, std::string* out) {
+  const size_t mark = out->size();
+  absl::Status s = Append(value, out);
+  if (!s.ok()) out->resize(mark);
+  return s;
+}
+
+absl::StatusOr<std::string> ToJson(const Value& value) {
+  std::string out;
+  if (absl::Status s = Append(value, &out); !s.ok()) return s;
+  return out;
+}
+
+}  // namespace zrpc
