@@ -183,10 +183,13 @@ absl::Status TypedArgError(const CallContext& ctx, std::string_view name, const 
     return absl::InvalidArgumentError(
         absl::StrCat("missing argument \"", ToAbsl(name), "\"", where, " (", expected, ")"));
   }
+  if (problem != nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("argument \"", ToAbsl(name), "\"", where,
+                                                   " is ", problem, " for its type"));
+  }
   return absl::InvalidArgumentError(absl::StrCat("argument \"", ToAbsl(name), "\"", where,
                                                  " must be ", expected, ", got ",
-                                                 ToAbsl(TypeName(got->type())), " (", problem,
-                                                 ")"));
+                                                 ToAbsl(TypeName(got->type()))));
 }
 
 absl::Status TypedExtraArg(const CallContext& ctx, std::string_view name) {

@@ -163,6 +163,7 @@ struct Signature<std::function<R(A...)>> {
   static constexpr size_t kValueArgs = sizeof...(A) - (kTakesContext ? 1 : 0);
 };
 
+// `problem`: nullptr for a missing argument or a wrong type, or a short reason.
 absl::Status TypedArgError(const CallContext& ctx, std::string_view name, const char* problem,
                            const char* expected, const Value* got);
 absl::Status TypedExtraArg(const CallContext& ctx, std::string_view name);
@@ -195,14 +196,16 @@ absl::Status FillArgs(const CallContext& ctx, const std::vector<std::string>& na
     const Value* v = args.Find(name);
     if (v == nullptr) {
       if constexpr (!IsOptional<T>::value) {
-        status = TypedArgError(ctx, name, "missing", ExpectedName<T>(), nullptr);
+        status = TypedArgError(ctx, name, nullptr, ExpectedName<T>(), nullptr);
       }
       return;
     }
     if (!FromValue(*v, &slot)) {
-      status = TypedArgError(ctx, name, "wrong type", ExpectedName<T>(), v);
+      const bool range = v->is_integer() && std::is_integral_v<T> && !std::is_same_v<T, bool>;
+      status = TypedArgError(ctx, name, range ? "out of range" : nullptr, ExpectedName<T>(), v);
     }
   };
+  (void)fill;  // unused when the method takes no arguments
   (fill(std::get<I>(values), names[I]), ...);
   return status;
 }

@@ -1,0 +1,153 @@
+#include "zrpc/value.h"
+
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include "test_util.h"
+
+namespace zrpc {
+namespace {
+
+using ::testing::HasSubstr;
+constexpr auto kInvalid = absl::StatusCode::kInvalidArgument;
+
+TEST(ValueTest, BuildsFromInitializerLists) {
+  Value v = Object{{"a", 1}, {"b", Array{1.5, "x", nullptr, true}}, {"c", Object{}}};
+  ASSERT_TRUE(v.is_object());
+  EXPECT_EQ(v.AsObject().size(), 3u);
+  ASSERT_NE(v.Find("a"), nullptr);
+  EXPECT_EQ(v.Find("a")->AsInt(), 1);
+  const Array& b = v.Find("b")->AsArray();
+  EXPECT_TRUE(b[0].is_double());
+  EXPECT_EQ(b[1].AsString(), "x");
+  EXPECT_TRUE(b[2].is_null());
+  EXPECT_TRUE(b[3].AsBool());
+  EXPECT_EQ(v.Find("missing"), nullptr);
+  EXPECT_EQ(Value(3).Find("a"), nullptr);
+}
+
+TEST(ValueTest, UnsignedAboveInt64MaxStaysUnsigned) {
+  EXPECT_TRUE(Value(uint64_t{5}).is_int());
+  Value big(std::numeric_limits<uint64_t>::max());
+  EXPECT_TRUE(big.is_uint());
+  EXPECT_EQ(*ToJson(big), "18446744073709551615");
+  EXPECT_EQ(ParseJson("18446744073709551615")->AsUint(), std::numeric_limits<uint64_t>::max());
+}
+
+TEST(ValueTest, ObjectKeepsOrderAndReplacesDuplicates) {
+  Object o{{"z", 1}, {"a", 2}, {"z", 3}};
+  ASSERT_EQ(o.size(), 2u);
+  EXPECT_EQ(o.begin()->first, "z");
+  EXPECT_EQ(o.Find("z")->AsInt(), 3);
+  o["new"] = "v";
+  EXPECT_EQ(*ToJson(Value(o)), R"({"z":3,"a":2,"new":"v"})");
+  EXPECT_TRUE(o.Erase("a"));
+  EXPECT_FALSE(o.Erase("a"));
+}
+
+TEST(ValueTest, EqualityIsStructural) {
+  EXPECT_EQ(Value(Object{{"a", 1}, {"b", 2}}), Value(Object{{"b", 2}, {"a", 1}}));
+  EXPECT_FALSE(Value(1) == Value(1.0));
+  EXPECT_FALSE(Value(Array{1}) == Value(Array{1, 2}));
+  EXPECT_EQ(Value(int64_t{7}), Value(uint64_t{7}));
+}
+
+TEST(JsonTest, RoundTripsEveryType) {
+  const std::string text =
+      R"({"n":null,"t":true,"f":false,"i":-42,"u":18446744073709551615,"d":0.1,)"
+      R"("e":1e+300,"s":"a\"b\\c\n\u0001é😀","a":[[],{}],"o":{"k":[1,2.5]}})";
+  absl::StatusOr<Value> v = ParseJson(text);
+  ZRPC_ASSERT_OK(v);
+  absl::StatusOr<std::string> out = ToJson(*v);
+  ZRPC_ASSERT_OK(out);
+  absl::StatusOr<Value> again = ParseJson(*out);
+  ZRPC_ASSERT_OK(again);
+  EXPECT_EQ(*again, *v);
+  EXPECT_EQ(v->Find("d")->AsDouble(), 0.1);
+  EXPECT_EQ(v->Find("s")->AsString(), "a\"b\\c\n\x01\xc3\xa9\xf0\x9f\x98\x80");
+}
+
+TEST(JsonTest, DoublesStayDoublesAndRoundTripExactly) {
+  for (double d : {1.0, -0.0, 0.1, 1e21, 1e-7, 123456789.125, 5e-324, 1.7976931348623157e308}) {
+    absl::StatusOr<std::string> text = ToJson(Value(d));
+    ZRPC_ASSERT_OK(text);
+    absl::StatusOr<Value> back = ParseJson(*text);
+    ZRPC_ASSERT_OK(back);
+    ASSERT_TRUE(back->is_double()) << *text;
+    EXPECT_EQ(back->AsDouble(), d) << *text;
+    EXPECT_EQ(std::signbit(back->AsDouble()), std::signbit(d)) << *text;
+  }
+  EXPECT_EQ(*ToJson(Value(1.0)), "1.0");
+  EXPECT_EQ(*ToJson(Value(int64_t{-9223372036854775807 - 1})), "-9223372036854775808");
+}
+
+TEST(JsonTest, EscapesEveryControlCharacter) {
+  std::string s;
+  for (int c = 0; c < 0x20; ++c) s.push_back(static_cast<char>(c));
+  absl::StatusOr<std::string> text = ToJson(Value(s));
+  ZRPC_ASSERT_OK(text);
+  for (char c : *text) EXPECT_GE(static_cast<unsigned char>(c), 0x20);
+  EXPECT_THAT(*text, HasSubstr("\\u0000"));
+  EXPECT_THAT(*text, HasSubstr("\\u001f"));
+  EXPECT_EQ(ParseJson(*text)->AsString(), s);
+}
+
+TEST(JsonTest, WriterRefusesWhatJsonCannotHold) {
+  ZRPC_EXPECT_ERROR(ToJson(Value(std::nan(""))), kInvalid, "NaN");
+  ZRPC_EXPECT_ERROR(ToJson(Value(std::numeric_limits<double>::infinity())), kInvalid, "Infinity");
+  ZRPC_EXPECT_ERROR(ToJson(Value(std::string("\xff"))), kInvalid, "UTF-8");
+  ZRPC_EXPECT_ERROR(ToJson(Value(Object{{"\xc3", 1}})), kInvalid, "object key");
+  std::string out = "keep";
+  EXPECT_FALSE(AppendJson(Value(Array{1, std::nan("")}), &out).ok());
+  EXPECT_EQ(out, "keep");
+}
+
+struct BadJson {
+  const char* name;
+  std::string text;
+  const char* expect;
+};
+
+TEST(JsonTest, RejectsBadInputWithClearErrors) {
+  const BadJson cases[] = {
+      {"empty", "", "empty"},
+      {"truncated", R"({"a": [1, 2)", "invalid JSON"},
+      {"trailing garbage", R"({"a":1}{})", "invalid JSON"},
+      {"trailing word", "[1] x", "invalid JSON"},
+      {"invalid utf8", "\"\xff\"", "UTF-8"},
+      {"overlong utf8", "\"\xc0\xaf\"", "UTF-8"},
+      {"lone surrogate", R"("\ud800")", "surrogate"},
+      {"nan", "NaN", "invalid JSON"},
+      {"nan in array", "[NaN]", "invalid JSON"},
+      {"infinity", "[Infinity]", "invalid JSON"},
+      {"1e400", "1e400", "out of range"},
+      {"2^64", "18446744073709551616", "out of range"},
+      {"below int64", "-9223372036854775809", "out of range"},
+      {"duplicate keys", R"({"a":1,"b":2,"a":3})", "duplicate key \"a\""},
+      {"single quotes", "{'a':1}", "invalid JSON"},
+      {"depth 2000", std::string(2000, '[') + std::string(2000, ']'), "deeper than 64"},
+      {"depth 65", std::string(65, '[') + std::string(65, ']'), "deeper than 64"},
+  };
+  for (const BadJson& c : cases) {
+    SCOPED_TRACE(c.name);
+    ZRPC_EXPECT_ERROR(ParseJson(c.text), kInvalid, c.expect);
+  }
+}
+
+TEST(JsonTest, DuplicateKeysAreFoundInLargeObjectsToo) {
+  std::string text = "{";
+  for (int i = 0; i < 40; ++i) text += "\"k" + std::to_string(i) + "\":" + std::to_string(i) + ",";
+  text += "\"k17\":0}";
+  ZRPC_EXPECT_ERROR(ParseJson(text), kInvalid, "duplicate key \"k17\"");
+}
+
+TEST(JsonTest, DepthLimitIsExactAndConfigurable) {
+  ZRPC_EXPECT_OK(ParseJson(std::string(64, '[') + std::string(64, ']')));
+  const std::string ten = std::string(10, '[') + std::string(10, ']');
+  ZRPC_EXPECT_OK(ParseJson(ten, {.max_depth = 10}));
+  ZRPC_EXPECT_ERROR(ParseJson(ten, {.max_depth = 9}), kInvalid, "deeper than 9");
+}
+
+}  // namespace
+}  // namespace zrpc
