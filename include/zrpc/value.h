@@ -47,7 +47,7 @@ class Object {
   // Returns the value at `key`, or nullptr.
   const Value* Find(std::string_view key) const;
   Value* Find(std::string_view key);
-  bool Contains(std::string_view key) const { return Find(key) != nullptr; }
+  bool Contains(std::string_view key) const;
   // Returns the value at `key`, inserting null first if it is absent.
   Value& operator[](std::string_view key);
   // Sets `key` to `value` (replacing any earlier value).
@@ -57,13 +57,13 @@ class Object {
   // Removes `key`; returns whether it was there.
   bool Erase(std::string_view key);
 
-  size_t size() const { return entries_.size(); }
-  bool empty() const { return entries_.empty(); }
-  void reserve(size_t n) { entries_.reserve(n); }
-  const_iterator begin() const { return entries_.begin(); }
-  const_iterator end() const { return entries_.end(); }
-  iterator begin() { return entries_.begin(); }
-  iterator end() { return entries_.end(); }
+  size_t size() const;
+  bool empty() const;
+  void reserve(size_t n);
+  const_iterator begin() const;
+  const_iterator end() const;
+  iterator begin();
+  iterator end();
 
   friend bool operator==(const Object& a, const Object& b);
 
@@ -134,6 +134,16 @@ class Value {
  private:
   std::variant<std::monostate, bool, int64_t, uint64_t, double, std::string, Array, Object> data_;
 };
+
+// Object's inline members need Value complete (clang instantiates std::pair eagerly).
+inline bool Object::Contains(std::string_view key) const { return Find(key) != nullptr; }
+inline size_t Object::size() const { return entries_.size(); }
+inline bool Object::empty() const { return entries_.empty(); }
+inline void Object::reserve(size_t n) { entries_.reserve(n); }
+inline Object::const_iterator Object::begin() const { return entries_.begin(); }
+inline Object::const_iterator Object::end() const { return entries_.end(); }
+inline Object::iterator Object::begin() { return entries_.begin(); }
+inline Object::iterator Object::end() { return entries_.end(); }
 
 // "null", "bool", "integer", "integer", "double", "string", "array", "object".
 std::string_view TypeName(Value::Type type);
