@@ -6,6 +6,12 @@
 
 namespace zrpc {
 
+RpcProxy::RpcProxy(Transport& transport, std::string topic, std::string default_version,
+                   ProxyOptions options)
+    : RpcProxy(std::move(topic), std::move(default_version), std::move(options)) {
+  transport_ = &transport;
+}
+
 RpcProxy::RpcProxy(std::string topic, std::string default_version, ProxyOptions options)
     : topic_(std::move(topic)),
       default_version_(std::move(default_version)),
@@ -48,6 +54,57 @@ absl::StatusOr<Message> RpcProxy::Prepare(const Context& context, Message messag
   }
   message.context = Context(serializer_->SerializeContext(context));
   return message;
+}
+
+namespace {
+
+absl::Status NoTransport() {
+  return absl::FailedPreconditionError("this RpcProxy was made without a transport");
+}
+
+}  // namespace
+
+absl::StatusOr<Value> RpcProxy::Call(const Context& context, Message message,
+                                     ProxyCallOptions options) const {
+  if (transport_ == nullptr) return NoTransport();
+  absl::StatusOr<Message> ready = Prepare(context, std::move(message), options.version);
+  if (!ready.ok()) return ready.status();
+  Context sent = ready->context;
+  absl::StatusOr<Value> result =
+      transport_->Call(sent, options.topic.empty() ? topic_ : options.topic, *std::move(ready),
+                       {.timeout = options.timeout});
+  if (!result.ok()) return result;
+  return serializer_->DeserializeEntity(context, *std::move(result));
+}
+
+absl::StatusOr<std::unique_ptr<ReplyStream>> RpcProxy::MultiCall(const Context& context,
+                                                                 Message message,
+                                                                 ProxyCallOptions options) const {
+  if (transport_ == nullptr) return NoTransport();
+  absl::StatusOr<Message> ready = Prepare(context, std::move(message), options.version);
+  if (!ready.ok()) return ready.status();
+  Context sent = ready->context;
+  return transport_->MultiCall(sent, options.topic.empty() ? topic_ : options.topic,
+                               *std::move(ready), {.timeout = options.timeout});
+}
+
+absl::Status RpcProxy::Cast(const Context& context, Message message,
+                            ProxyCallOptions options) const {
+  if (transport_ == nullptr) return NoTransport();
+  absl::StatusOr<Message> ready = Prepare(context, std::move(message), options.version);
+  if (!ready.ok()) return ready.status();
+  Context sent = ready->context;
+  return transport_->Cast(sent, options.topic.empty() ? topic_ : options.topic, *std::move(ready));
+}
+
+absl::Status RpcProxy::FanoutCast(const Context& context, Message message,
+                                  ProxyCallOptions options) const {
+  if (transport_ == nullptr) return NoTransport();
+  absl::StatusOr<Message> ready = Prepare(context, std::move(message), options.version);
+  if (!ready.ok()) return ready.status();
+  Context sent = ready->context;
+  return transport_->FanoutCast(sent, options.topic.empty() ? topic_ : options.topic,
+                                *std::move(ready));
 }
 
 std::string QueueGetFor(std::string_view topic, std::optional<std::string_view> host) {

@@ -1,10 +1,10 @@
-// zrpc/proxy.h — the client-side helper that builds versioned messages for one topic (the seed's
-// RpcProxy).
+// zrpc/proxy.h — the client-side helper for one topic: versioned messages and the calls that
+// send them (the seed's RpcProxy).
 //
-//   zrpc::RpcProxy compute("compute", /*default_version=*/"1.0", {.version_cap = "1.3"});
-//   zrpc::Message m = compute.MakeMsg("add", {{"a", 1}, {"b", 2}});
-//   absl::StatusOr<zrpc::Message> ready = compute.Prepare(ctx, std::move(m), "1.2");
-//   // ready->version == "1.2"; asking for "1.4" gives RpcVersionCapError.
+//   zrpc::RpcProxy compute(*transport, "compute", /*default_version=*/"1.0", {.version_cap = "1.3"});
+//   absl::StatusOr<zrpc::Value> sum = compute.Call(ctx, compute.MakeMsg("add", {{"a", 1}, {"b", 2}}));
+//   absl::Status s = compute.Cast(ctx, compute.MakeMsg("note"), {.topic = "compute.node2"});
+//   // {.version = "1.4"} gives RpcVersionCapError without sending anything.
 //
 // Thread-safe after construction (all methods are const).
 #ifndef ZRPC_PROXY_H_
@@ -19,6 +19,7 @@
 #include "zrpc/context.h"
 #include "zrpc/message.h"
 #include "zrpc/serializer.h"
+#include "zrpc/transport.h"
 
 namespace zrpc {
 
@@ -31,9 +32,35 @@ struct ProxyOptions {
   std::optional<std::string> ns;
 };
 
+// Per-send settings of RpcProxy's methods.
+struct ProxyCallOptions {
+  // Send to this topic instead of the proxy's (e.g. "compute.node2").
+  std::string topic;
+  // Request this version instead of the default.
+  std::string version;
+  // Call deadline; zero = the transport's default.
+  absl::Duration timeout = absl::ZeroDuration();
+};
+
 class RpcProxy {
  public:
+  // A proxy that sends through `transport` (which must outlive it).
+  RpcProxy(Transport& transport, std::string topic, std::string default_version,
+           ProxyOptions options = {});
+  // A proxy that only builds messages (its send methods fail with FAILED_PRECONDITION).
   RpcProxy(std::string topic, std::string default_version, ProxyOptions options = {});
+
+  // Prepare, then Transport::Call; the result goes through the serializer's DeserializeEntity.
+  absl::StatusOr<Value> Call(const Context& context, Message message,
+                             ProxyCallOptions options = {}) const;
+  // Prepare, then Transport::MultiCall.
+  absl::StatusOr<std::unique_ptr<ReplyStream>> MultiCall(const Context& context, Message message,
+                                                         ProxyCallOptions options = {}) const;
+  // Prepare, then Transport::Cast.
+  absl::Status Cast(const Context& context, Message message, ProxyCallOptions options = {}) const;
+  // Prepare, then Transport::FanoutCast.
+  absl::Status FanoutCast(const Context& context, Message message,
+                          ProxyCallOptions options = {}) const;
 
   // {method, args} in this proxy's namespace.
   Message MakeMsg(std::string method, Object args = {}) const;
@@ -57,6 +84,7 @@ class RpcProxy {
   Serializer& serializer() const { return *serializer_; }
 
  private:
+  Transport* transport_ = nullptr;
   std::string topic_;
   std::string default_version_;
   ProxyOptions options_;

@@ -6,9 +6,11 @@
 #include "zrpc/dispatcher.h"  // IWYU pragma: export
 #include "zrpc/errors.h"      // IWYU pragma: export
 #include "zrpc/log.h"         // IWYU pragma: export
+#include "zrpc/matchmaker.h"  // IWYU pragma: export
 #include "zrpc/message.h"     // IWYU pragma: export
 #include "zrpc/proxy.h"       // IWYU pragma: export
 #include "zrpc/serializer.h"  // IWYU pragma: export
+#include "zrpc/transport.h"   // IWYU pragma: export
 #include "zrpc/value.h"       // IWYU pragma: export
 #include "zrpc/version.h"     // IWYU pragma: export
 

@@ -1,0 +1,100 @@
+// zrpc/matchmaker.h — service discovery: who consumes which topic, at which endpoint.
+//
+// Services register each consumer they create; clients resolve a key to the live registrations:
+//   "compute"         every plain consumer (and pool member) of topic "compute" — the client picks
+//                     one round-robin (and one member of each pool, for casts)
+//   "compute.node1"   the consumers created on the direct topic "compute.node1"
+//   "fanout~compute"  every fanout consumer of "compute"
+//
+//   absl::StatusOr<std::unique_ptr<zrpc::Matchmaker>> mm = zrpc::CreateMatchmaker("local://");
+//   (*mm)->Register({.topic = "compute", .host = "node1", .endpoint = "tcp://127.0.0.1:5555"});
+//   absl::StatusOr<std::vector<zrpc::Registration>> who = (*mm)->Resolve("openstack", "compute");
+//
+// Backends are chosen by URL in CreateMatchmaker: "local://" or "local:///dir" (no server: files
+// in a directory shared by the processes of one machine). Later backends (ring, redis, the
+// sidecar) implement the same interface.
+#ifndef ZRPC_MATCHMAKER_H_
+#define ZRPC_MATCHMAKER_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace zrpc {
+
+// The default exchange (the seed's control_exchange).
+inline constexpr std::string_view kDefaultExchange = "openstack";
+
+// One consumer of one service instance.
+struct Registration {
+  std::string exchange = std::string(kDefaultExchange);
+  // The consumer's topic: "compute", or a direct topic "compute.node1".
+  std::string topic;
+  // The instance's host name.
+  std::string host;
+  // Where its ROUTER listens ("tcp://10.0.0.5:41234", "ipc:///run/zrpc/x.router").
+  std::string endpoint;
+  // Where its PUB listens (notifications); may be empty.
+  std::string pub_endpoint;
+  // Worker pool name; "" for a plain consumer.
+  std::string pool;
+  // A fanout consumer (gets every FanoutCast).
+  bool fanout = false;
+
+  // The key clients resolve this registration by: "fanout~topic" for fanout, else the topic.
+  std::string Key() const;
+  friend bool operator==(const Registration& a, const Registration& b);
+};
+
+// Checks a topic, host, exchange or pool name: 1..255 bytes of [A-Za-z0-9_.:~-] (no path
+// separators, spaces or control characters). `what` names the field in the error
+// (INVALID_ARGUMENT).
+absl::Status ValidateName(std::string_view what, std::string_view name);
+
+// Stops a Watch when destroyed.
+class WatchHandle {
+ public:
+  virtual ~WatchHandle() = default;
+};
+
+// The discovery interface every backend implements. All methods are thread-safe and may be
+// called concurrently.
+class Matchmaker {
+ public:
+  virtual ~Matchmaker() = default;
+
+  // Publishes `r` as alive. Idempotent (registering the same registration again refreshes it).
+  // Blocks for at most the backend's I/O (a file write, a network round trip).
+  virtual absl::Status Register(const Registration& r) = 0;
+  // Withdraws `r`. Idempotent: withdrawing an unknown registration is OK. Blocks like Register.
+  virtual absl::Status Unregister(const Registration& r) = 0;
+  // Refreshes the liveness of every registration made through this matchmaker (backends with
+  // TTLs need it every few seconds; the transport calls it). Idempotent; blocks like Register.
+  virtual absl::Status Heartbeat() = 0;
+  // The live registrations for `key` in `exchange` (see the header comment), in a stable order.
+  // An empty list means nobody consumes the key. UNAVAILABLE when the backend cannot be asked.
+  // Blocks for at most the backend's I/O; backends may answer from a cache.
+  virtual absl::StatusOr<std::vector<Registration>> Resolve(std::string_view exchange,
+                                                            std::string_view key) = 0;
+  // Every live registration ("" = of every exchange). Blocks like Resolve.
+  virtual absl::StatusOr<std::vector<Registration>> List(std::string_view exchange) = 0;
+  // Calls `on_change` (on a matchmaker thread, never concurrently with itself) after
+  // registrations may have changed, until the handle is destroyed. Does not block.
+  virtual absl::StatusOr<std::unique_ptr<WatchHandle>> Watch(std::function<void()> on_change) = 0;
+  // The URL this matchmaker was created from.
+  virtual std::string url() const = 0;
+};
+
+// Creates the backend `url` names: "local://" (the default directory: $XDG_RUNTIME_DIR/zrpc,
+// else /tmp/zrpc-<uid>) or "local:///some/dir". INVALID_ARGUMENT naming the supported schemes
+// for anything else.
+absl::StatusOr<std::unique_ptr<Matchmaker>> CreateMatchmaker(std::string_view url);
+
+}  // namespace zrpc
+
+#endif  // ZRPC_MATCHMAKER_H_

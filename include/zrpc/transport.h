@@ -1,0 +1,216 @@
+// zrpc/transport.h — services and clients over ZeroMQ.
+//
+// A Transport owns the ZeroMQ context, one I/O thread (the service's ROUTER and PUB, timers,
+// replies), a worker pool for handlers and the matchmaker. A service opens a Connection, creates
+// consumers and starts consuming; a client calls, casts and fans out through the same Transport:
+//
+//   auto transport = zrpc::Transport::Create({.host = "node1", .matchmaker = "local://"});
+//   zrpc::Dispatcher dispatcher;  // with endpoints, see dispatcher.h
+//   auto conn = (*transport)->CreateConnection();
+//   (*conn)->CreateConsumer("compute", dispatcher);                    // topic: round-robin
+//   (*conn)->CreateConsumer("compute.node1", dispatcher);              // topic.host: this one
+//   (*conn)->CreateConsumer("compute", dispatcher, {.fanout = true});  // fanout: every instance
+//   (*conn)->ConsumeInThread();                                        // register and serve
+//
+//   zrpc::Message m{.method = "add", .args = {{"a", 1}, {"b", 2}}};
+//   absl::StatusOr<zrpc::Value> sum = (*transport)->Call(ctx, "compute", m, {.timeout = absl::Seconds(5)});
+//
+// Delivery: Call gets exactly one outcome — the result, a RemoteError (or the remote's zrpc kind),
+// Timeout at the deadline, NoConsumer at once when nobody consumes the topic, PeerLost when the
+// server goes silent (no reply or call heartbeat for 3 heartbeat intervals), TransportClosed when
+// the transport closes. Casts are at-most-once. See docs/PROTOCOL.md for the wire format.
+//
+// Every method is thread-safe.
+#ifndef ZRPC_TRANSPORT_H_
+#define ZRPC_TRANSPORT_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "zrpc/context.h"
+#include "zrpc/dispatcher.h"
+#include "zrpc/matchmaker.h"
+#include "zrpc/message.h"
+#include "zrpc/value.h"
+
+namespace zrpc {
+
+// Settings of a Transport (the seed's options, with the same defaults where they exist).
+struct TransportOptions {
+  // This instance's host name (the seed's rpc_zmq_host): the "node1" of "compute.node1".
+  // "" = the machine's host name.
+  std::string host;
+  // Where the service's sockets listen: an IP address, or "*" for every interface.
+  std::string bind_address = "127.0.0.1";
+  // The address peers connect to; "" = bind_address (or `host` when binding "*").
+  std::string advertise_address;
+  // ROUTER port; 0 = an ephemeral port (the real one is what gets registered).
+  int port = 0;
+  // PUB port (notifications); 0 = ephemeral.
+  int pub_port = 0;
+  // When set, the service listens on ipc:// sockets in this directory instead of TCP. Keep it
+  // short: Unix socket paths are limited to 107 bytes.
+  std::string ipc_dir;
+  // Matchmaker URL (see matchmaker.h); ignored when `matchmaker_instance` is set.
+  std::string matchmaker = "local://";
+  // Use this matchmaker instead of creating one from the URL.
+  std::shared_ptr<Matchmaker> matchmaker_instance;
+  // The exchange consumers and clients use unless told otherwise (the seed's control_exchange).
+  std::string exchange = std::string(kDefaultExchange);
+  // Default deadline of Call and MultiCall (rpc_response_timeout).
+  absl::Duration response_timeout = absl::Seconds(60);
+  // How long a cast may wait to be queued for sending (rpc_cast_timeout).
+  absl::Duration cast_timeout = absl::Seconds(30);
+  // How long a send waits for a first connection to a peer before trying another instance or
+  // failing with PeerLost.
+  absl::Duration connect_timeout = absl::Seconds(2);
+  // Handler threads (rpc_thread_pool_size).
+  int thread_pool_size = 8;
+  // Servers send a heartbeat for each unanswered call this often; callers that hear nothing for
+  // 3 intervals fail the call with PeerLost.
+  absl::Duration call_heartbeat_interval = absl::Seconds(1);
+  // Largest whole message (all frames) sent or accepted.
+  size_t max_message_size = 4 << 20;
+  // Calls one client connection may have running on a service at once.
+  int max_in_flight_per_peer = 1000;
+  // How many recent _unique_id values each consumer remembers to drop duplicates (>= 16).
+  int duplicate_window = 1024;
+  // How long Connection::Close waits for running handlers before failing their calls.
+  absl::Duration close_timeout = absl::Seconds(5);
+  // How often registrations are refreshed with the matchmaker.
+  absl::Duration matchmaker_heartbeat_interval = absl::Seconds(5);
+  // How long Close lets queued outgoing messages drain (ZMQ_LINGER of every socket).
+  absl::Duration linger = absl::Milliseconds(500);
+};
+
+// Per-call settings.
+struct CallOptions {
+  // The deadline; zero = the transport's response_timeout, or less when called from a handler
+  // whose own caller has less time left.
+  absl::Duration timeout = absl::ZeroDuration();
+  // "" = the transport's exchange.
+  std::string exchange;
+};
+
+// Per-cast settings.
+struct CastOptions {
+  // "" = the transport's exchange.
+  std::string exchange;
+};
+
+// The replies of a MultiCall, read one at a time from the calling thread. Destroying it before
+// the end (or Cancel) tells the server to stop the handler at its next value. Thread-compatible.
+class ReplyStream {
+ public:
+  virtual ~ReplyStream() = default;
+  // Blocks until the next value arrives: a value, nullopt at the end, or the call's error
+  // (Timeout, PeerLost, a remote error, TransportClosed). After the end or an error, returns
+  // the same again.
+  virtual absl::StatusOr<std::optional<Value>> Next() = 0;
+  // Stops the stream: Next() returns CANCELLED afterwards.
+  virtual void Cancel() = 0;
+};
+
+// What a consumer is.
+struct ConsumerOptions {
+  // A fanout consumer: receives every FanoutCast to the topic.
+  bool fanout = false;
+  // "" = the transport's exchange.
+  std::string exchange;
+};
+
+class Transport;
+
+// The seed's Connection: a set of consumers that start and stop together. Created by
+// Transport::CreateConnection. Thread-safe. Dispatchers passed in must outlive the Transport.
+class Connection {
+ public:
+  virtual ~Connection() = default;  // closes
+
+  // Consumes `topic` ("compute" or "compute.node1") with `dispatcher`; with fanout, consumes
+  // FanoutCasts to `topic`. INVALID_ARGUMENT for a bad name; InvalidRPCConnectionReuse after
+  // Close. Consumers created after ConsumeInThread start at once.
+  virtual absl::Status CreateConsumer(std::string_view topic, const Dispatcher& dispatcher,
+                                      ConsumerOptions options = {}) = 0;
+  // A member of worker pool `pool` of `topic`: each pool gets every cast to the topic once, and
+  // one member of the pool handles it.
+  virtual absl::Status CreateWorker(std::string_view topic, const Dispatcher& dispatcher,
+                                    std::string_view pool, ConsumerOptions options = {}) = 0;
+  // A pool member that receives the raw messages of `topic` in `exchange` ("" = the
+  // transport's): `callback` runs on a worker thread for each message this member gets.
+  virtual absl::Status JoinConsumerPool(std::function<void(const Message&)> callback,
+                                        std::string_view pool, std::string_view topic,
+                                        std::string_view exchange = {}) = 0;
+  // Binds the service's sockets (once per Transport), registers every consumer with the
+  // matchmaker and starts delivering messages to them. Blocks until done. UNAVAILABLE when the
+  // sockets cannot be bound or the matchmaker refuses.
+  virtual absl::Status ConsumeInThread() = 0;
+  // Unregisters the consumers, stops taking new messages for them, and waits up to
+  // close_timeout for running handlers; calls still running after that fail with
+  // TransportClosed on the caller's side. Idempotent; never hangs.
+  virtual void Close() = 0;
+};
+
+class Transport {
+ public:
+  // Starts the I/O thread and the worker pool and connects the matchmaker. INVALID_ARGUMENT for
+  // bad options (names, URL).
+  static absl::StatusOr<std::unique_ptr<Transport>> Create(TransportOptions options);
+  virtual ~Transport() = default;  // closes; waits for running handlers to return
+
+  virtual absl::StatusOr<std::unique_ptr<Connection>> CreateConnection() = 0;
+
+  // Sends `message` to one consumer of `topic` and waits for its one reply. The transport fills
+  // in the message's context, ids and remaining time. Blocks until the outcome (see above).
+  virtual absl::StatusOr<Value> Call(const Context& context, std::string_view topic,
+                                     Message message, CallOptions options = {}) = 0;
+  // Like Call, for a streaming method: each value arrives as the handler writes it.
+  virtual absl::StatusOr<std::unique_ptr<ReplyStream>> MultiCall(const Context& context,
+                                                                 std::string_view topic,
+                                                                 Message message,
+                                                                 CallOptions options = {}) = 0;
+  // Calls without waiting: `done` runs exactly once, on a worker thread, with the outcome.
+  // For pipelining many calls from one thread.
+  virtual void CallAsync(const Context& context, std::string_view topic, Message message,
+                         std::function<void(absl::StatusOr<Value>)> done,
+                         CallOptions options = {}) = 0;
+  // One-way, to one plain consumer of `topic` (round-robin) and one member of each of its
+  // pools. Returns once queued for sending: NoConsumer at once when nobody consumes it,
+  // RESOURCE_EXHAUSTED when it cannot be queued within cast_timeout.
+  virtual absl::Status Cast(const Context& context, std::string_view topic, Message message,
+                            CastOptions options = {}) = 0;
+  // One copy to every fanout consumer of `topic`. NoConsumer when there is none; UNAVAILABLE
+  // naming the hosts that could not be reached (the others still got it).
+  virtual absl::Status FanoutCast(const Context& context, std::string_view topic, Message message,
+                                  CastOptions options = {}) = 0;
+  // The seed's cast_to_server: a cast to `topic` at one known service endpoint
+  // ("tcp://host:port"), bypassing the matchmaker.
+  virtual absl::Status CastToServer(const Context& context, std::string_view endpoint,
+                                    std::string_view topic, Message message,
+                                    CastOptions options = {}) = 0;
+  // The seed's fanout_cast_to_server: a fanout cast delivered to one known service endpoint.
+  virtual absl::Status FanoutCastToServer(const Context& context, std::string_view endpoint,
+                                          std::string_view topic, Message message,
+                                          CastOptions options = {}) = 0;
+
+  // Fails every waiting call with TransportClosed, closes every connection and socket, stops the
+  // threads. Idempotent; bounded by close_timeout plus linger (and by running handlers).
+  virtual void Close() = 0;
+
+  // The service's ROUTER and PUB endpoints ("" until a connection consumes).
+  virtual std::string endpoint() const = 0;
+  virtual std::string pub_endpoint() const = 0;
+  virtual const TransportOptions& options() const = 0;
+  virtual Matchmaker& matchmaker() = 0;
+};
+
+}  // namespace zrpc
+
+#endif  // ZRPC_TRANSPORT_H_

@@ -1,0 +1,283 @@
+#include "matchmaker/local.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <thread>
+#include <tuple>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "matchmaker/registration_json.h"
+#include "src/log_internal.h"
+#include "zrpc/value.h"
+
+namespace zrpc::internal {
+namespace {
+
+// How long a directory listing is trusted while the directory itself is unchanged: bounds how
+// long a process that died stays in rotation.
+constexpr absl::Duration kCacheTtl = absl::Milliseconds(250);
+
+std::atomic<int> instance_counter{0};
+
+absl::Status Errno(std::string_view what, const std::string& path) {
+  return absl::UnavailableError(absl::StrCat("local matchmaker: ", absl::string_view(what.data(), what.size()),
+                                             " ", path, ": ", std::strerror(errno)));
+}
+
+// The process's start time in clock ticks since boot (field 22 of /proc/<pid>/stat), or 0.
+uint64_t ProcessStartTime(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+  std::string line;
+  if (!std::getline(in, line)) return 0;
+  size_t close = line.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::vector<absl::string_view> fields =
+      absl::StrSplit(absl::string_view(line).substr(close + 2), ' ');
+  // fields[0] is field 3 (state), so field 22 is fields[19].
+  uint64_t start = 0;
+  if (fields.size() > 19 && absl::SimpleAtoi(fields[19], &start)) return start;
+  return 0;
+}
+
+bool ProcessAlive(pid_t pid, uint64_t start_time) {
+  if (pid <= 0) return false;
+  if (kill(pid, 0) != 0 && errno == ESRCH) return false;
+  // A zombie (killed, not yet reaped) still answers kill(); its state is 'Z'.
+  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+  std::string line;
+  if (!std::getline(in, line)) return false;
+  size_t close = line.rfind(')');
+  if (close == std::string::npos || close + 2 >= line.size() || line[close + 2] == 'Z') return false;
+  return start_time == 0 || ProcessStartTime(pid) == start_time;
+}
+
+std::string DefaultDir() {
+  if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg != nullptr && *xdg == '/') {
+    return absl::StrCat(xdg, "/zrpc");
+  }
+  return absl::StrCat("/tmp/zrpc-", getuid());
+}
+
+absl::Status MakeDirs(const std::string& dir) {
+  for (size_t pos = 1; pos <= dir.size(); ++pos) {
+    if (pos != dir.size() && dir[pos] != '/') continue;
+    std::string part = dir.substr(0, pos);
+    if (mkdir(part.c_str(), 0700) != 0 && errno != EEXIST) return Errno("cannot create", part);
+  }
+  struct stat st;
+  if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return Errno("not a directory:", dir);
+  return absl::OkStatus();
+}
+
+int64_t DirMtimeNs(const std::string& dir) {
+  struct stat st;
+  if (stat(dir.c_str(), &st) != 0) return -1;
+  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+}
+
+class InotifyWatch : public WatchHandle {
+ public:
+  static absl::StatusOr<std::unique_ptr<WatchHandle>> Start(const std::string& dir,
+                                                            std::function<void()> on_change) {
+    int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (fd < 0) return Errno("inotify_init1 for", dir);
+    if (inotify_add_watch(fd, dir.c_str(), IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_CLOSE_WRITE) < 0) {
+      close(fd);
+      return Errno("inotify_add_watch", dir);
+    }
+    int stop = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (stop < 0) {
+      close(fd);
+      return Errno("eventfd for", dir);
+    }
+    return std::unique_ptr<WatchHandle>(new InotifyWatch(fd, stop, std::move(on_change)));
+  }
+  ~InotifyWatch() override {
+    uint64_t one = 1;
+    (void)!write(stop_, &one, sizeof(one));
+    thread_.join();
+    close(fd_);
+    close(stop_);
+  }
+
+ private:
+  InotifyWatch(int fd, int stop, std::function<void()> on_change)
+      : fd_(fd), stop_(stop), on_change_(std::move(on_change)), thread_([this] { Run(); }) {}
+
+  void Run() {
+    char buf[4096];
+    while (true) {
+      pollfd fds[2] = {{fd_, POLLIN, 0}, {stop_, POLLIN, 0}};
+      if (poll(fds, 2, -1) < 0 && errno != EINTR) return;
+      if (fds[1].revents) return;
+      if (fds[0].revents) {
+        while (read(fd_, buf, sizeof(buf)) > 0) {
+        }
+        on_change_();
+      }
+    }
+  }
+
+  int fd_;
+  int stop_;
+  std::function<void()> on_change_;
+  std::thread thread_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Matchmaker>> LocalMatchmaker::Create(std::string dir) {
+  if (dir.empty()) dir = DefaultDir();
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  if (absl::Status s = MakeDirs(dir); !s.ok()) return s;
+  return std::unique_ptr<Matchmaker>(new LocalMatchmaker(std::move(dir)));
+}
+
+LocalMatchmaker::LocalMatchmaker(std::string dir)
+    : dir_(std::move(dir)),
+      own_file_(absl::StrCat(dir_, "/", getpid(), "-", instance_counter.fetch_add(1), ".json")) {}
+
+LocalMatchmaker::~LocalMatchmaker() { unlink(own_file_.c_str()); }
+
+absl::Status LocalMatchmaker::WriteOwnFile() {
+  if (own_.empty()) {
+    if (unlink(own_file_.c_str()) != 0 && errno != ENOENT) return Errno("cannot remove", own_file_);
+    return absl::OkStatus();
+  }
+  Array regs;
+  for (const Registration& r : own_) regs.push_back(RegistrationToValue(r));
+  const pid_t pid = getpid();
+  absl::StatusOr<std::string> text = ToJson(Value(Object{
+      {"pid", static_cast<int64_t>(pid)},
+      {"start", static_cast<int64_t>(ProcessStartTime(pid))},
+      {"registrations", std::move(regs)}}));
+  if (!text.ok()) return text.status();
+  const std::string tmp = own_file_ + ".tmp";
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return Errno("cannot write", tmp);
+  const bool written = write(fd, text->data(), text->size()) == static_cast<ssize_t>(text->size());
+  close(fd);
+  if (!written || rename(tmp.c_str(), own_file_.c_str()) != 0) {
+    unlink(tmp.c_str());
+    return Errno("cannot write", own_file_);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LocalMatchmaker::Register(const Registration& r) {
+  for (auto [what, name] : {std::pair{"topic", &r.topic}, std::pair{"host", &r.host},
+                            std::pair{"exchange", &r.exchange}}) {
+    if (absl::Status s = ValidateName(what, *name); !s.ok()) return s;
+  }
+  if (r.endpoint.empty()) return absl::InvalidArgumentError("registration needs an endpoint");
+  absl::MutexLock lock(&mu_);
+  if (std::find(own_.begin(), own_.end(), r) == own_.end()) own_.push_back(r);
+  return WriteOwnFile();
+}
+
+absl::Status LocalMatchmaker::Unregister(const Registration& r) {
+  absl::MutexLock lock(&mu_);
+  auto it = std::find(own_.begin(), own_.end(), r);
+  if (it == own_.end()) return absl::OkStatus();
+  own_.erase(it);
+  return WriteOwnFile();
+}
+
+absl::Status LocalMatchmaker::Heartbeat() {
+  // Liveness is the process itself; only restore the file if someone removed it.
+  absl::MutexLock lock(&mu_);
+  if (own_.empty() || access(own_file_.c_str(), F_OK) == 0) return absl::OkStatus();
+  return WriteOwnFile();
+}
+
+absl::StatusOr<std::shared_ptr<const std::vector<Registration>>> LocalMatchmaker::Snapshot() {
+  const int64_t mtime = DirMtimeNs(dir_);
+  {
+    absl::MutexLock lock(&cache_mu_);
+    if (cache_ && mtime == cache_dir_mtime_ns_ && absl::Now() - cache_time_ < kCacheTtl) {
+      return cache_;
+    }
+  }
+  DIR* d = opendir(dir_.c_str());
+  if (d == nullptr) return Errno("cannot list", dir_);
+  auto all = std::make_shared<std::vector<Registration>>();
+  while (dirent* e = readdir(d)) {
+    absl::string_view name(e->d_name);
+    if (!absl::EndsWith(name, ".json")) continue;
+    const std::string path = absl::StrCat(dir_, "/", name);
+    std::ifstream in(path);
+    std::stringstream buf;
+    buf << in.rdbuf();
+    absl::StatusOr<Value> file = ParseJson(buf.str());
+    if (!file.ok()) continue;  // being replaced, or not ours
+    const Value* pid = file->Find("pid");
+    const Value* start = file->Find("start");
+    const Value* regs = file->Find("registrations");
+    if (!pid || !pid->is_int() || !regs || !regs->is_array()) continue;
+    if (!ProcessAlive(static_cast<pid_t>(pid->AsInt()),
+                      start && start->is_int() ? static_cast<uint64_t>(start->AsInt()) : 0)) {
+      ZRPC_LOG(kInfo, "local matchmaker: removing registrations of exited process %d (%s)",
+               pid->AsInt(), path);
+      unlink(path.c_str());
+      continue;
+    }
+    for (const Value& rv : regs->AsArray()) {
+      absl::StatusOr<Registration> r = RegistrationFromValue(rv);
+      if (r.ok()) all->push_back(*std::move(r));
+    }
+  }
+  closedir(d);
+  std::sort(all->begin(), all->end(), [](const Registration& a, const Registration& b) {
+    return std::tie(a.host, a.endpoint, a.topic, a.pool) < std::tie(b.host, b.endpoint, b.topic, b.pool);
+  });
+  absl::MutexLock lock(&cache_mu_);
+  cache_ = all;
+  cache_time_ = absl::Now();
+  cache_dir_mtime_ns_ = mtime;
+  return cache_;
+}
+
+absl::StatusOr<std::vector<Registration>> LocalMatchmaker::Resolve(std::string_view exchange,
+                                                                   std::string_view key) {
+  absl::StatusOr<std::shared_ptr<const std::vector<Registration>>> all = Snapshot();
+  if (!all.ok()) return all.status();
+  const bool fanout = key.substr(0, 7) == "fanout~";
+  const std::string_view topic = fanout ? key.substr(7) : key;
+  std::vector<Registration> out;
+  for (const Registration& r : **all) {
+    if (r.exchange == exchange && r.fanout == fanout && r.topic == topic) out.push_back(r);
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<Registration>> LocalMatchmaker::List(std::string_view exchange) {
+  absl::StatusOr<std::shared_ptr<const std::vector<Registration>>> all = Snapshot();
+  if (!all.ok()) return all.status();
+  std::vector<Registration> out;
+  for (const Registration& r : **all) {
+    if (exchange.empty() || r.exchange == exchange) out.push_back(r);
+  }
+  return out;
+}
+
+absl::StatusOr<std::unique_ptr<WatchHandle>> LocalMatchmaker::Watch(std::function<void()> on_change) {
+  return InotifyWatch::Start(dir_, std::move(on_change));
+}
+
+}  // namespace zrpc::internal

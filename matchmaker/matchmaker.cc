@@ -1,0 +1,103 @@
+// The backend factory and what every backend shares.
+#include <algorithm>
+#include <tuple>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "matchmaker/local.h"
+#include "matchmaker/registration_json.h"
+#include "zrpc/matchmaker.h"
+
+namespace zrpc {
+
+std::string Registration::Key() const { return fanout ? "fanout~" + topic : topic; }
+
+bool operator==(const Registration& a, const Registration& b) {
+  return std::tie(a.exchange, a.topic, a.host, a.endpoint, a.pub_endpoint, a.pool, a.fanout) ==
+         std::tie(b.exchange, b.topic, b.host, b.endpoint, b.pub_endpoint, b.pool, b.fanout);
+}
+
+absl::Status ValidateName(std::string_view what, std::string_view name) {
+  absl::string_view w(what.data(), what.size());
+  if (name.empty()) return absl::InvalidArgumentError(absl::StrCat(w, " must not be empty"));
+  if (name.size() > 255) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(w, " is ", name.size(), " bytes long; at most 255 are allowed"));
+  }
+  for (char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '_' || c == '.' || c == ':' || c == '~' || c == '-';
+    if (!ok) {
+      std::string shown = (c >= 0x21 && c < 0x7f) ? std::string(1, c)
+                                                  : absl::StrCat("byte 0x", absl::Hex(static_cast<unsigned char>(c)));
+      return absl::InvalidArgumentError(absl::StrCat(
+          w, " \"", absl::CHexEscape(absl::string_view(name.data(), name.size())),
+          "\" has a character that is not allowed (", shown,
+          "); use only letters, digits and _ . : ~ -"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Matchmaker>> CreateMatchmaker(std::string_view url) {
+  absl::string_view u(url.data(), url.size());
+  if (u == "local://" || u.empty()) return internal::LocalMatchmaker::Create("");
+  if (absl::StartsWith(u, "local://")) {
+    absl::string_view path = u.substr(8);
+    if (!absl::StartsWith(path, "/")) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("matchmaker URL \"", u, "\": local:// takes an absolute directory, e.g. "
+                       "local:///run/zrpc"));
+    }
+    return internal::LocalMatchmaker::Create(std::string(path));
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unsupported matchmaker URL \"", u,
+      "\"; supported schemes: local:// (or local:///dir)"));
+}
+
+namespace internal {
+
+Value RegistrationToValue(const Registration& r) {
+  return Value(Object{{"exchange", r.exchange},
+                      {"topic", r.topic},
+                      {"host", r.host},
+                      {"endpoint", r.endpoint},
+                      {"pub_endpoint", r.pub_endpoint},
+                      {"pool", r.pool},
+                      {"fanout", r.fanout}});
+}
+
+absl::StatusOr<Registration> RegistrationFromValue(const Value& v) {
+  if (!v.is_object()) return absl::InvalidArgumentError("registration must be an object");
+  Registration r;
+  auto str = [&](const char* key, std::string* out, bool required) -> absl::Status {
+    const Value* f = v.Find(key);
+    if (f == nullptr) {
+      return required ? absl::InvalidArgumentError(absl::StrCat("registration lacks \"", key, "\""))
+                      : absl::OkStatus();
+    }
+    if (!f->is_string()) {
+      return absl::InvalidArgumentError(absl::StrCat("registration \"", key, "\" must be a string"));
+    }
+    *out = f->AsString();
+    return absl::OkStatus();
+  };
+  for (auto [key, out, required] : {std::tuple{"exchange", &r.exchange, false},
+                                    std::tuple{"topic", &r.topic, true},
+                                    std::tuple{"host", &r.host, true},
+                                    std::tuple{"endpoint", &r.endpoint, true},
+                                    std::tuple{"pub_endpoint", &r.pub_endpoint, false},
+                                    std::tuple{"pool", &r.pool, false}}) {
+    if (absl::Status s = str(key, out, required); !s.ok()) return s;
+  }
+  if (const Value* f = v.Find("fanout"); f != nullptr) {
+    if (!f->is_bool()) return absl::InvalidArgumentError("registration \"fanout\" must be a bool");
+    r.fanout = f->AsBool();
+  }
+  return r;
+}
+
+}  // namespace internal
+}  // namespace zrpc

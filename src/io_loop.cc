@@ -1,0 +1,611 @@
+#include "io_loop.h"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <future>
+
+#include "absl/strings/str_cat.h"
+#include "json_internal.h"
+#include "log_internal.h"
+#include "zmq_util.h"
+#include "zrpc/errors.h"
+#include "zrpc/message.h"
+
+namespace zrpc::internal {
+namespace {
+
+std::atomic<int> ipc_counter{0};
+
+bool IsRoutingError(const absl::Status& s) {
+  std::optional<ErrorKind> k = GetErrorKind(s);
+  return k == ErrorKind::kNoSuchMethod || k == ErrorKind::kUnsupportedRpcVersion ||
+         k == ErrorKind::kNoConsumer || s.code() == absl::StatusCode::kInvalidArgument;
+}
+
+std::string Bracketed(const std::string& address) {
+  return address.find(':') != std::string::npos ? "[" + address + "]" : address;
+}
+
+// "tcp://0.0.0.0:41234" → the port.
+std::string PortOf(const std::string& endpoint) { return endpoint.substr(endpoint.rfind(':') + 1); }
+
+}  // namespace
+
+bool DuplicateWindow::Seen(std::string_view id) {
+  if (!ids_.insert(std::string(id)).second) return true;
+  order_.emplace_back(id);
+  if (order_.size() > size_) {
+    ids_.erase(order_.front());
+    order_.pop_front();
+  }
+  return false;
+}
+
+struct IoLoop::Job {
+  std::shared_ptr<Consumer> consumer;
+  FrameKind kind;
+  std::string rid;
+  std::string msg_id;
+  Message message;
+  std::shared_ptr<CallContext> ctx;
+};
+
+IoLoop::IoLoop(zmq::context_t& ctx, const TransportOptions& options, WorkerPool& workers)
+    : ctx_(ctx), options_(options), workers_(workers) {}
+
+IoLoop::~IoLoop() {
+  Stop();
+  if (wake_fd_ >= 0) close(wake_fd_);
+}
+
+absl::Status IoLoop::Start() {
+  wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake_fd_ < 0) return absl::InternalError(absl::StrCat("eventfd: ", std::strerror(errno)));
+  thread_ = std::thread([this] { Run(); });
+  loop_thread_id_ = thread_.get_id();
+  return absl::OkStatus();
+}
+
+void IoLoop::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopped_) return;
+    stopped_ = true;
+  }
+  if (thread_.joinable()) {
+    uint64_t one = 1;
+    (void)!write(wake_fd_, &one, sizeof(one));
+    thread_.join();
+  }
+}
+
+void IoLoop::Wake() {
+  // Called with mu_ held: one eventfd write per batch of queued work.
+  if (!woken_) {
+    woken_ = true;
+    uint64_t one = 1;
+    (void)!write(wake_fd_, &one, sizeof(one));
+  }
+}
+
+bool IoLoop::RunAsync(std::function<void()> fn) {
+  absl::MutexLock lock(&mu_);
+  if (stopped_) return false;
+  tasks_.push_back(std::move(fn));
+  Wake();
+  return true;
+}
+
+absl::Status IoLoop::RunSync(std::function<absl::Status()> fn) {
+  if (std::this_thread::get_id() == loop_thread_id_) return fn();
+  auto done = std::make_shared<std::promise<absl::Status>>();
+  std::future<absl::Status> result = done->get_future();
+  if (!RunAsync([fn = std::move(fn), done] { done->set_value(fn()); })) {
+    return TransportClosedError();
+  }
+  return result.get();
+}
+
+void IoLoop::PostReply(Outbound out) {
+  absl::MutexLock lock(&mu_);
+  if (stopped_) return;
+  outbound_.push_back(std::move(out));
+  Wake();
+}
+
+std::string IoLoop::endpoint() const {
+  absl::MutexLock lock(const_cast<absl::Mutex*>(&mu_));
+  return endpoint_;
+}
+
+std::string IoLoop::pub_endpoint() const {
+  absl::MutexLock lock(const_cast<absl::Mutex*>(&mu_));
+  return pub_endpoint_;
+}
+
+absl::Status IoLoop::EnsureBound() {
+  if (router_) return absl::OkStatus();
+  absl::StatusOr<std::unique_ptr<zmq::socket_t>> router =
+      MakeSocket(ctx_, SocketRole::kServiceRouter, options_);
+  if (!router.ok()) return router.status();
+  absl::StatusOr<std::unique_ptr<zmq::socket_t>> pub =
+      MakeSocket(ctx_, SocketRole::kServicePub, options_);
+  if (!pub.ok()) return pub.status();
+  std::string router_ep, pub_ep;
+  try {
+    if (!options_.ipc_dir.empty()) {
+      const std::string base = absl::StrCat("ipc://", options_.ipc_dir, "/", getpid(), "-",
+                                            ipc_counter.fetch_add(1));
+      (*router)->bind(base + ".r");
+      (*pub)->bind(base + ".p");
+      router_ep = base + ".r";
+      pub_ep = base + ".p";
+    } else {
+      const std::string bind = options_.bind_address == "*" ? "*" : Bracketed(options_.bind_address);
+      auto port = [](int p) { return p > 0 ? std::to_string(p) : std::string("*"); };
+      (*router)->bind(absl::StrCat("tcp://", bind, ":", port(options_.port)));
+      (*pub)->bind(absl::StrCat("tcp://", bind, ":", port(options_.pub_port)));
+      std::string advertise = options_.advertise_address;
+      if (advertise.empty()) {
+        advertise = (options_.bind_address == "*" || options_.bind_address == "0.0.0.0")
+                        ? options_.host
+                        : options_.bind_address;
+      }
+      router_ep = absl::StrCat("tcp://", Bracketed(advertise), ":",
+                               PortOf((*router)->get(zmq::sockopt::last_endpoint)));
+      pub_ep = absl::StrCat("tcp://", Bracketed(advertise), ":",
+                            PortOf((*pub)->get(zmq::sockopt::last_endpoint)));
+    }
+  } catch (const zmq::error_t& e) {
+    return ZmqError("cannot bind the service's sockets", e);
+  }
+  router_ = *std::move(router);
+  pub_ = *std::move(pub);
+  absl::MutexLock lock(&mu_);
+  endpoint_ = router_ep;
+  pub_endpoint_ = pub_ep;
+  ZRPC_LOG(kInfo, "service %s listening on %s (notifications on %s)", options_.host, router_ep,
+           pub_ep);
+  return absl::OkStatus();
+}
+
+void IoLoop::AddConsumer(std::shared_ptr<Consumer> consumer) {
+  consumers_[consumer->key] = std::move(consumer);
+}
+
+void IoLoop::RemoveConsumers(uint64_t connection_id) {
+  absl::erase_if(consumers_, [&](const auto& entry) {
+    return entry.second->connection->id == connection_id;
+  });
+}
+
+void IoLoop::AbandonCalls(uint64_t connection_id) {
+  std::vector<std::string> ids;
+  for (const auto& [msg_id, call] : in_flight_) {
+    if (call.connection_id == connection_id) ids.push_back(msg_id);
+  }
+  for (const std::string& msg_id : ids) {
+    InFlight& call = in_flight_[msg_id];
+    call.ctx->Cancel();
+    ReplyError(call.rid, msg_id, TransportClosedError());
+    if (--peer_in_flight_[call.rid] <= 0) peer_in_flight_.erase(call.rid);
+    in_flight_.erase(msg_id);
+  }
+}
+
+void IoLoop::Run() {
+  std::vector<zmq::pollitem_t> items;
+  std::vector<std::string> async_endpoints;
+  while (!stop_requested_) {
+    items.clear();
+    async_endpoints.clear();
+    items.push_back({nullptr, wake_fd_, ZMQ_POLLIN, 0});
+    if (router_) items.push_back({router_->handle(), 0, ZMQ_POLLIN, 0});
+    for (auto& [endpoint, socket] : async_sockets_) {
+      items.push_back({socket->handle(), 0, ZMQ_POLLIN, 0});
+      async_endpoints.push_back(endpoint);
+    }
+    const absl::Time next = std::min(next_beats_, next_async_check_);
+    long timeout_ms = -1;
+    if (next != absl::InfiniteFuture()) {
+      timeout_ms = std::max<long>(0, absl::ToInt64Milliseconds(absl::Ceil(next - absl::Now(), absl::Milliseconds(1))));
+    }
+    try {
+      zmq::poll(items, std::chrono::milliseconds(timeout_ms));
+    } catch (const zmq::error_t& e) {
+      if (e.num() == ETERM) break;
+      if (e.num() != EINTR) ZRPC_LOG(kError, "I/O thread poll failed: %s", e.what());
+      continue;
+    }
+    DrainQueues();
+    if (router_ && items[1].revents & ZMQ_POLLIN) HandleRouter();
+    const size_t first_async = router_ ? 2 : 1;
+    for (size_t i = 0; i < async_endpoints.size(); ++i) {
+      if (!(items[first_async + i].revents & ZMQ_POLLIN)) continue;
+      auto it = async_sockets_.find(async_endpoints[i]);
+      if (it != async_sockets_.end()) HandleAsyncReplies(*it->second, async_endpoints[i]);
+    }
+    const absl::Time now = absl::Now();
+    if (now >= next_beats_) SendBeats();
+    if (now >= next_async_check_) CheckAsyncDeadlines();
+  }
+  // Shutting down: nothing may wait on us any more.
+  DrainQueues();
+  std::vector<std::string> ids;
+  for (auto& [msg_id, pending] : pending_) ids.push_back(msg_id);
+  for (const std::string& msg_id : ids) CompleteAsync(pending_[msg_id], TransportClosedError());
+  pending_.clear();
+  async_sockets_.clear();
+  router_.reset();
+  pub_.reset();
+}
+
+void IoLoop::DrainQueues() {
+  std::deque<std::function<void()>> tasks;
+  std::deque<Outbound> outbound;
+  {
+    absl::MutexLock lock(&mu_);
+    woken_ = false;
+    tasks.swap(tasks_);
+    outbound.swap(outbound_);
+    if (stopped_) stop_requested_ = true;
+  }
+  uint64_t count;
+  (void)!read(wake_fd_, &count, sizeof(count));
+  for (auto& task : tasks) task();
+  for (const Outbound& out : outbound) SendOutbound(out);
+}
+
+void IoLoop::HandleRouter() {
+  std::vector<zmq::message_t> frames;
+  // Bounded so that replies and timers are not starved by a flood.
+  for (int i = 0; i < 1000; ++i) {
+    try {
+      if (!RecvAll(*router_, &frames)) return;
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EAGAIN) ZRPC_LOG(kError, "receive failed: %s", e.what());
+      return;
+    }
+    if (frames.size() < 2 || frames.size() > 3) {
+      ZRPC_LOG(kWarning, "dropping a message of %d frames (zrpc messages have 2: header, body)",
+               static_cast<int>(frames.size()) - 1);
+      continue;
+    }
+    std::string rid(View(frames[0]));
+    absl::StatusOr<Header> header = ParseHeader(View(frames[1]));
+    if (!header.ok()) {
+      ZRPC_LOG(kWarning, "dropping a message with a bad header: %s", header.status().message());
+      continue;
+    }
+    if (header->kind == FrameKind::kCancel) {
+      auto it = in_flight_.find(ToAbsl(header->msg_id));
+      if (it != in_flight_.end() && it->second.rid == rid) it->second.ctx->Cancel();
+      continue;
+    }
+    if (header->kind != FrameKind::kCast && header->kind != FrameKind::kCall &&
+        header->kind != FrameKind::kMultiCall) {
+      ZRPC_LOG(kWarning, "dropping a \"%s\" frame sent to a service",
+               FrameKindName(header->kind));
+      continue;
+    }
+    const std::string_view body = frames.size() == 3 ? View(frames[2]) : std::string_view();
+    const size_t total = frames[1].size() + body.size();
+    if (total > options_.max_message_size) {
+      absl::Status too_big = absl::ResourceExhaustedError(
+          absl::StrCat("message of ", total, " bytes exceeds the service's limit of ",
+                       options_.max_message_size, " bytes"));
+      if (header->kind == FrameKind::kCast) {
+        ZRPC_LOG(kWarning, "dropping cast to %s: %s", ToAbsl(header->target), too_big.message());
+      } else {
+        ReplyError(rid, header->msg_id, too_big);
+      }
+      continue;
+    }
+    HandleRequest(std::move(rid), *header, body);
+  }
+}
+
+void IoLoop::HandleRequest(std::string rid, const Header& header, std::string_view body) {
+  const bool is_cast = header.kind == FrameKind::kCast;
+  auto fail = [&](const absl::Status& status) {
+    if (is_cast) {
+      ZRPC_LOG(kWarning, "dropping cast to %s: %s", ToAbsl(header.target), status.message());
+    } else {
+      ReplyError(rid, header.msg_id, status);
+    }
+  };
+  auto it = consumers_.find(absl::StrCat(ToAbsl(header.exchange), " ", ToAbsl(header.target)));
+  if (it == consumers_.end()) return fail(NoConsumerError(header.target));
+  std::shared_ptr<Consumer> consumer = it->second;
+  absl::StatusOr<Message> message = DecodeMessage(body);
+  if (!message.ok()) return fail(message.status());
+  if (!message->unique_id.empty() && consumer->duplicates.Seen(message->unique_id)) {
+    ZRPC_LOG(kWarning, "%s", DuplicateMessageError(message->unique_id).message());
+    return;
+  }
+  absl::Time deadline = absl::InfiniteFuture();
+  if (message->timeout_ms) {
+    if (*message->timeout_ms == 0) {
+      ZRPC_LOG(kDebug, "dropping %s to %s: its deadline has passed", message->method,
+               ToAbsl(header.target));
+      return;
+    }
+    deadline = absl::Now() + absl::Milliseconds(*message->timeout_ms);
+  }
+  bool run_inline = false;
+  if (consumer->dispatcher != nullptr) {
+    absl::StatusOr<Dispatcher::Target> target = consumer->dispatcher->Resolve(
+        message->ns ? std::string_view(*message->ns) : std::string_view(), message->version,
+        message->method);
+    if (!target.ok()) return fail(target.status());
+    run_inline = target->endpoint->inline_handlers;
+  }
+  Job job{consumer, header.kind, std::move(rid), std::string(header.msg_id), *std::move(message),
+          std::make_shared<CallContext>(Context(), deadline, consumer->registration.topic)};
+  if (run_inline) return Execute(job, /*on_loop=*/true);
+  if (!is_cast) {
+    int& running = peer_in_flight_[job.rid];
+    if (running >= options_.max_in_flight_per_peer) {
+      return fail(absl::ResourceExhaustedError(
+          absl::StrCat("too many calls in flight from this client (at most ",
+                       options_.max_in_flight_per_peer, ")")));
+    }
+    ++running;
+    in_flight_[job.msg_id] = InFlight{job.rid, job.ctx, consumer->connection->id};
+    if (next_beats_ == absl::InfiniteFuture()) {
+      next_beats_ = absl::Now() + options_.call_heartbeat_interval;
+    }
+  }
+  consumer->connection->running.fetch_add(1);
+  const std::string rid_copy = job.rid, msg_id = job.msg_id;
+  if (!workers_.Submit([this, job = std::move(job)]() mutable {
+        Execute(job, /*on_loop=*/false);
+        job.consumer->connection->running.fetch_sub(1);
+      })) {
+    consumer->connection->running.fetch_sub(1);
+    if (!is_cast) ReplyError(rid_copy, msg_id, TransportClosedError());
+  }
+}
+
+void IoLoop::Execute(Job& job, bool on_loop) {
+  const bool is_cast = job.kind == FrameKind::kCast;
+  const bool is_stream = job.kind == FrameKind::kMultiCall;
+  auto send = [&](Reply reply, bool last) {
+    reply.msg_id = job.msg_id;
+    absl::StatusOr<std::string> body = EncodeReply(reply);
+    if (body.ok() && body->size() > options_.max_message_size) {
+      body = absl::ResourceExhaustedError(absl::StrCat("reply of ", body->size(),
+                                                       " bytes exceeds the limit of ",
+                                                       options_.max_message_size, " bytes"));
+    }
+    if (!body.ok()) {
+      ZRPC_LOG(kWarning, "%s.%s: cannot send its result: %s", job.ctx->topic(),
+               job.message.method, body.status().message());
+      body = EncodeReply(Reply{.failure = SerializeRemoteException(body.status()),
+                               .ending = reply.ending,
+                               .msg_id = job.msg_id});
+    }
+    Outbound out{job.rid, ControlHeader(FrameKind::kReply, job.msg_id), *std::move(body),
+                 last ? job.msg_id : std::string()};
+    if (on_loop) {
+      SendOutbound(out);
+    } else {
+      PostReply(std::move(out));
+    }
+  };
+
+  absl::Status status;
+  std::optional<Value> last;
+  if (job.consumer->callback) {
+    try {
+      job.consumer->callback(job.message);
+    } catch (const std::exception& e) {
+      status = StatusFromException(e);
+    }
+  } else {
+    status = job.consumer->dispatcher->Dispatch(*job.ctx, job.message, [&](Value v) {
+      if (is_cast) return true;
+      if (is_stream) {
+        send(Reply{.result = std::move(v)}, false);
+        return !job.ctx->cancelled();
+      }
+      last = std::move(v);
+      return true;
+    });
+  }
+  if (!status.ok() && !IsExpected(status)) {
+    if (IsRoutingError(status)) {
+      ZRPC_LOG(kDebug, "%s.%s: %s", job.ctx->topic(), job.message.method, status.message());
+    } else if (is_cast) {
+      ZRPC_LOG(kWarning, "cast %s.%s failed: %s %s", job.ctx->topic(), job.message.method,
+               absl::StatusCodeToString(status.code()), status.message());
+    } else {
+      ZRPC_LOG(kWarning, "Returning exception %s %s to caller (%s.%s)",
+               absl::StatusCodeToString(status.code()), status.message(), job.ctx->topic(),
+               job.message.method);
+    }
+  }
+  if (is_cast) return;
+  Reply final{.ending = true};
+  if (status.ok()) {
+    if (!is_stream) final.result = last ? *std::move(last) : Value();
+  } else {
+    final.failure = SerializeRemoteException(status);
+  }
+  send(std::move(final), true);
+}
+
+void IoLoop::SendOutbound(const Outbound& out) {
+  if (router_) {
+    try {
+      if (router_->send(zmq::buffer(out.rid), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+        router_->send(zmq::buffer(out.header), zmq::send_flags::sndmore);
+        router_->send(zmq::buffer(out.body), zmq::send_flags::none);
+      } else {
+        ZRPC_LOG(kWarning, "dropping a reply: the client's queue is full");
+      }
+    } catch (const zmq::error_t& e) {
+      // EHOSTUNREACH: the client went away (it has timed out or closed).
+      if (e.num() == EHOSTUNREACH) {
+        ZRPC_LOG(kDebug, "dropping a reply: the client is gone");
+      } else {
+        ZRPC_LOG(kWarning, "dropping a reply: %s", e.what());
+      }
+    }
+  }
+  if (!out.finished_msg_id.empty()) {
+    auto it = in_flight_.find(out.finished_msg_id);
+    if (it != in_flight_.end() && it->second.rid == out.rid) {
+      if (--peer_in_flight_[out.rid] <= 0) peer_in_flight_.erase(out.rid);
+      in_flight_.erase(it);
+    }
+  }
+}
+
+void IoLoop::ReplyError(const std::string& rid, std::string_view msg_id,
+                        const absl::Status& status) {
+  absl::StatusOr<std::string> body = EncodeReply(Reply{
+      .failure = SerializeRemoteException(status), .ending = true, .msg_id = std::string(msg_id)});
+  if (!body.ok()) return;
+  SendOutbound(Outbound{rid, ControlHeader(FrameKind::kReply, msg_id), *std::move(body), ""});
+}
+
+void IoLoop::SendBeats() {
+  for (const auto& [msg_id, call] : in_flight_) {
+    SendOutbound(Outbound{call.rid, ControlHeader(FrameKind::kBeat, msg_id), "", ""});
+  }
+  next_beats_ = in_flight_.empty() ? absl::InfiniteFuture()
+                                   : absl::Now() + options_.call_heartbeat_interval;
+}
+
+void IoLoop::StartAsyncCall(AsyncCall call) {
+  auto it = async_sockets_.find(call.endpoint);
+  if (it == async_sockets_.end()) {
+    TransportOptions opts = options_;
+    absl::StatusOr<std::unique_ptr<zmq::socket_t>> s =
+        MakeSocket(ctx_, SocketRole::kAsyncDealer, opts);
+    if (s.ok()) {
+      try {
+        (*s)->connect(call.endpoint);
+      } catch (const zmq::error_t& e) {
+        s = ZmqError(absl::StrCat("cannot connect to ", call.endpoint), e);
+      }
+    }
+    if (!s.ok()) {
+      PendingCall p{std::move(call), absl::Now()};
+      return CompleteAsync(p, s.status());
+    }
+    it = async_sockets_.emplace(call.endpoint, *std::move(s)).first;
+  }
+  zmq::socket_t& socket = *it->second;
+  bool sent = false;
+  try {
+    sent = socket.send(zmq::buffer(call.header), zmq::send_flags::sndmore | zmq::send_flags::dontwait)
+               .has_value();
+    if (sent) socket.send(zmq::buffer(call.body), zmq::send_flags::none);
+  } catch (const zmq::error_t& e) {
+    PendingCall p{std::move(call), absl::Now()};
+    return CompleteAsync(p, ZmqError("send failed", e));
+  }
+  if (!sent) {
+    PendingCall p{std::move(call), absl::Now()};
+    return CompleteAsync(p, absl::ResourceExhaustedError(absl::StrCat(
+                                "send queue to ", p.call.endpoint, " is full")));
+  }
+  const absl::Time now = absl::Now();
+  const absl::Time check = std::min(call.deadline, now + 3 * options_.call_heartbeat_interval);
+  next_async_check_ = std::min(next_async_check_, check);
+  std::string msg_id = call.msg_id;
+  pending_.emplace(std::move(msg_id), PendingCall{std::move(call), now});
+}
+
+void IoLoop::HandleAsyncReplies(zmq::socket_t& socket, const std::string& endpoint) {
+  std::vector<zmq::message_t> frames;
+  for (int i = 0; i < 1000; ++i) {
+    try {
+      if (!RecvAll(socket, &frames)) return;
+    } catch (const zmq::error_t&) {
+      return;
+    }
+    if (frames.size() != 2) continue;
+    absl::StatusOr<Header> header = ParseHeader(View(frames[0]));
+    if (!header.ok()) continue;
+    auto it = pending_.find(ToAbsl(header->msg_id));
+    if (it == pending_.end()) continue;  // a late reply: its call is over
+    if (header->kind == FrameKind::kBeat) {
+      it->second.last_heard = absl::Now();
+      continue;
+    }
+    if (header->kind != FrameKind::kReply) continue;
+    absl::StatusOr<Reply> reply = DecodeReply(View(frames[1]));
+    if (!reply.ok()) {
+      CompleteAsync(it->second, RpcExceptionError(absl::StrCat("malformed reply: ", reply.status().message())));
+    } else if (reply->failure) {
+      CompleteAsync(it->second, DeserializeRemoteException(*reply->failure));
+    } else {
+      CompleteAsync(it->second, std::move(reply->result));
+    }
+    pending_.erase(it);
+  }
+}
+
+void IoLoop::CompleteAsync(PendingCall& pending, absl::StatusOr<Value> result) {
+  auto done = std::move(pending.call.done);
+  if (!done) return;
+  auto task = [done = std::move(done), result = std::move(result)]() mutable {
+    done(std::move(result));
+  };
+  std::function<void()> fn = task;
+  if (!workers_.Submit(fn)) fn();  // only while the whole transport is going away
+}
+
+void IoLoop::FailEndpoint(const std::string& endpoint, const absl::Status& status) {
+  std::vector<std::string> ids;
+  for (auto& [msg_id, p] : pending_) {
+    if (p.call.endpoint == endpoint) ids.push_back(msg_id);
+  }
+  for (const std::string& msg_id : ids) {
+    PendingCall& p = pending_[msg_id];
+    CompleteAsync(p, status.ok() ? PeerLostError(p.call.topic, p.call.host) : status);
+    pending_.erase(msg_id);
+  }
+  auto it = async_sockets_.find(endpoint);
+  if (it != async_sockets_.end()) {
+    it->second->set(zmq::sockopt::linger, 0);  // drop what is queued to the dead peer
+    async_sockets_.erase(it);
+  }
+}
+
+void IoLoop::CheckAsyncDeadlines() {
+  const absl::Time now = absl::Now();
+  const absl::Duration silence = 3 * options_.call_heartbeat_interval;
+  std::vector<std::string> expired;
+  absl::flat_hash_set<std::string> lost;
+  absl::Time next = absl::InfiniteFuture();
+  for (auto& [msg_id, p] : pending_) {
+    if (now >= p.call.deadline) {
+      expired.push_back(msg_id);
+    } else if (now - p.last_heard >= silence) {
+      lost.insert(p.call.endpoint);
+    } else {
+      next = std::min({next, p.call.deadline, p.last_heard + silence});
+    }
+  }
+  for (const std::string& msg_id : expired) {
+    PendingCall& p = pending_[msg_id];
+    CompleteAsync(p, TimeoutError(p.call.topic, p.call.method, "no reply before the deadline"));
+    pending_.erase(msg_id);
+  }
+  for (const std::string& endpoint : lost) FailEndpoint(endpoint, absl::OkStatus());
+  if (!lost.empty()) {
+    for (auto& [msg_id, p] : pending_) next = std::min({next, p.call.deadline, p.last_heard + silence});
+  }
+  next_async_check_ = next;
+}
+
+}  // namespace zrpc::internal

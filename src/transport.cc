@@ -1,0 +1,791 @@
+// Transport and Connection: glue between the public API, the client engine (client.h), the I/O
+// thread (io_loop.h), the worker pool and the matchmaker.
+#include "zrpc/transport.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <map>
+#include <thread>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "client.h"
+#include "io_loop.h"
+#include "json_internal.h"
+#include "log_internal.h"
+#include "wire.h"
+#include "worker_pool.h"
+#include "zmq_util.h"
+#include "zrpc/errors.h"
+
+namespace zrpc {
+namespace internal {
+namespace {
+
+std::atomic<uint64_t> next_connection_id{1};
+
+absl::Status ValidateOptions(TransportOptions& o) {
+  if (o.host.empty()) {
+    char name[256] = {0};
+    if (gethostname(name, sizeof(name) - 1) != 0 || name[0] == '\0') {
+      return absl::InvalidArgumentError("TransportOptions.host is empty and the host name is unknown");
+    }
+    o.host = name;
+  }
+  if (absl::Status s = ValidateName("host", o.host); !s.ok()) return s;
+  if (absl::Status s = ValidateName("exchange", o.exchange); !s.ok()) return s;
+  if (o.thread_pool_size < 1) return absl::InvalidArgumentError("thread_pool_size must be at least 1");
+  if (o.port < 0 || o.port > 65535 || o.pub_port < 0 || o.pub_port > 65535) {
+    return absl::InvalidArgumentError("port and pub_port must be 0..65535");
+  }
+  for (auto [name, d] : {std::pair{"response_timeout", o.response_timeout},
+                         std::pair{"cast_timeout", o.cast_timeout},
+                         std::pair{"connect_timeout", o.connect_timeout},
+                         std::pair{"call_heartbeat_interval", o.call_heartbeat_interval},
+                         std::pair{"matchmaker_heartbeat_interval", o.matchmaker_heartbeat_interval}}) {
+    if (d <= absl::ZeroDuration()) {
+      return absl::InvalidArgumentError(absl::StrCat(name, " must be positive"));
+    }
+  }
+  if (o.max_message_size < 1024) return absl::InvalidArgumentError("max_message_size must be >= 1024");
+  if (o.max_in_flight_per_peer < 1) return absl::InvalidArgumentError("max_in_flight_per_peer must be >= 1");
+  if (o.ipc_dir.size() > 64) {
+    return absl::InvalidArgumentError("ipc_dir is too long for Unix socket paths (at most 64 bytes)");
+  }
+  return absl::OkStatus();
+}
+
+// Consumers of a topic as the matchmaker lists them, grouped for routing.
+struct Candidates {
+  std::vector<Route> plain;               // rotated: the round-robin pick first
+  std::vector<std::vector<Route>> pools;  // one rotated list per pool
+};
+
+}  // namespace
+
+class TransportImpl;
+
+class ConnectionImpl : public Connection {
+ public:
+  explicit ConnectionImpl(TransportImpl* t);
+  ~ConnectionImpl() override;
+
+  absl::Status CreateConsumer(std::string_view topic, const Dispatcher& dispatcher,
+                              ConsumerOptions options) override;
+  absl::Status CreateWorker(std::string_view topic, const Dispatcher& dispatcher,
+                            std::string_view pool, ConsumerOptions options) override;
+  absl::Status JoinConsumerPool(std::function<void(const Message&)> callback,
+                                std::string_view pool, std::string_view topic,
+                                std::string_view exchange) override;
+  absl::Status ConsumeInThread() override;
+  void Close() override;
+  // The transport is going away: close, then never touch it again.
+  void Detach();
+
+ private:
+  absl::Status Add(std::shared_ptr<Consumer> consumer);
+  absl::Status Activate(const std::vector<std::shared_ptr<Consumer>>& consumers)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  absl::Mutex mu_;
+  TransportImpl* transport_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<ConnectionState> state_;
+  std::vector<std::shared_ptr<Consumer>> consumers_ ABSL_GUARDED_BY(mu_);
+  bool consuming_ ABSL_GUARDED_BY(mu_) = false;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+class TransportImpl : public Transport {
+ public:
+  explicit TransportImpl(TransportOptions options)
+      : options_(std::move(options)),
+        ctx_(1),
+        workers_(options_.thread_pool_size),
+        io_(ctx_, options_, workers_),
+        sockets_(ctx_, options_) {}
+  ~TransportImpl() override { Close(); }
+
+  absl::Status Init() {
+    if (options_.matchmaker_instance) {
+      matchmaker_ = options_.matchmaker_instance;
+    } else {
+      absl::StatusOr<std::unique_ptr<Matchmaker>> mm = CreateMatchmaker(options_.matchmaker);
+      if (!mm.ok()) return mm.status();
+      matchmaker_ = *std::move(mm);
+    }
+    return io_.Start();
+  }
+
+  absl::StatusOr<std::unique_ptr<Connection>> CreateConnection() override {
+    absl::MutexLock lock(&mu_);
+    if (closed_) return TransportClosedError();
+    auto conn = std::make_unique<ConnectionImpl>(this);
+    connections_.insert(conn.get());
+    return std::unique_ptr<Connection>(std::move(conn));
+  }
+
+  absl::StatusOr<Value> Call(const Context& context, std::string_view topic, Message message,
+                             CallOptions options) override;
+  absl::StatusOr<std::unique_ptr<ReplyStream>> MultiCall(const Context& context,
+                                                         std::string_view topic, Message message,
+                                                         CallOptions options) override;
+  void CallAsync(const Context& context, std::string_view topic, Message message,
+                 std::function<void(absl::StatusOr<Value>)> done, CallOptions options) override;
+  absl::Status Cast(const Context& context, std::string_view topic, Message message,
+                    CastOptions options) override;
+  absl::Status FanoutCast(const Context& context, std::string_view topic, Message message,
+                          CastOptions options) override;
+  absl::Status CastToServer(const Context& context, std::string_view endpoint,
+                            std::string_view topic, Message message, CastOptions options) override;
+  absl::Status FanoutCastToServer(const Context& context, std::string_view endpoint,
+                                  std::string_view topic, Message message,
+                                  CastOptions options) override;
+  void Close() override;
+
+  std::string endpoint() const override { return io_.endpoint(); }
+  std::string pub_endpoint() const override { return io_.pub_endpoint(); }
+  const TransportOptions& options() const override { return options_; }
+  Matchmaker& matchmaker() override { return *matchmaker_; }
+
+  // For connections.
+  IoLoop& io() { return io_; }
+  void Forget(ConnectionImpl* c) {
+    absl::MutexLock lock(&mu_);
+    connections_.erase(c);
+  }
+  void Registered(const Registration& r);
+  void Unregistered(const Registration& r);
+
+  // For streams.
+  ClientSockets& sockets() { return sockets_; }
+
+ private:
+  friend class ReplyStreamImpl;
+  struct Prepared {
+    std::string exchange;
+    std::string msg_id;
+    std::string body;
+    absl::Time deadline;
+    std::string method;
+  };
+  absl::Status CheckOpen();
+  absl::StatusOr<Prepared> Prepare(const Context& context, std::string_view topic,
+                                   Message& message, std::string_view exchange, bool is_call,
+                                   absl::Duration timeout);
+  absl::StatusOr<Candidates> Resolve(std::string_view exchange, std::string_view topic);
+  uint64_t NextRoundRobin(const std::string& key);
+  // Sends to the first candidate that accepts; the others are tried when one cannot be reached.
+  absl::StatusOr<std::pair<Route, std::unique_ptr<PeerSocket>>> SendToOneOf(
+      const std::vector<Route>& candidates, FrameKind kind, std::string_view exchange,
+      const std::string& msg_id, const std::string& body, absl::Time deadline,
+      std::string_view topic);
+  absl::Status CastTo(const std::vector<Route>& candidates, std::string_view exchange,
+                      const std::string& body, std::string_view topic);
+  absl::StatusOr<std::unique_ptr<class ReplyStreamImpl>> StartCall(
+      const Context& context, std::string_view topic, Message message, CallOptions options,
+      FrameKind kind);
+  void HeartbeatLoop();
+
+  TransportOptions options_;
+  zmq::context_t ctx_;
+  WorkerPool workers_;
+  IoLoop io_;
+  ClientSockets sockets_;
+  std::shared_ptr<Matchmaker> matchmaker_;
+
+  absl::Mutex mu_;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  absl::flat_hash_set<ConnectionImpl*> connections_ ABSL_GUARDED_BY(mu_);
+  int registrations_ ABSL_GUARDED_BY(mu_) = 0;
+  std::thread heartbeat_thread_;
+
+  absl::Mutex rr_mu_;
+  absl::flat_hash_map<std::string, uint64_t> round_robin_ ABSL_GUARDED_BY(rr_mu_);
+};
+
+// The replies of one call or multicall, read on the calling thread from the leased DEALER.
+class ReplyStreamImpl : public ReplyStream {
+ public:
+  ReplyStreamImpl(TransportImpl* t, std::unique_ptr<PeerSocket> socket, Route route,
+                  std::string topic, std::string method, std::string msg_id, absl::Time deadline)
+      : t_(t),
+        socket_(std::move(socket)),
+        route_(std::move(route)),
+        topic_(std::move(topic)),
+        method_(std::move(method)),
+        msg_id_(std::move(msg_id)),
+        deadline_(deadline),
+        last_heard_(absl::Now()) {}
+  ~ReplyStreamImpl() override { Cancel(); }
+
+  absl::StatusOr<std::optional<Value>> Next() override {
+    if (done_) {
+      if (!final_.ok()) return final_;
+      return std::optional<Value>();
+    }
+    absl::StatusOr<Reply> reply = NextReply();
+    if (!reply.ok()) {
+      Finish(reply.status());
+      return reply.status();
+    }
+    if (reply->failure) {
+      absl::Status remote = DeserializeRemoteException(*reply->failure);
+      Finish(remote);
+      return remote;
+    }
+    if (reply->ending) {
+      Finish(absl::OkStatus());
+      return std::optional<Value>();
+    }
+    return std::optional<Value>(std::move(reply->result));
+  }
+
+  void Cancel() override {
+    if (done_) return;
+    SendCancel();
+    Finish(absl::CancelledError("multicall cancelled by the caller"));
+  }
+
+  // For Call: the single reply's outcome.
+  absl::StatusOr<Value> Result() {
+    absl::StatusOr<Reply> reply = NextReply();
+    if (!reply.ok()) {
+      Finish(reply.status());
+      return reply.status();
+    }
+    Finish(absl::OkStatus());
+    if (reply->failure) return DeserializeRemoteException(*reply->failure);
+    return std::move(reply->result);
+  }
+
+ private:
+  absl::StatusOr<Reply> NextReply() {
+    const absl::Duration silence = 3 * t_->options_.call_heartbeat_interval;
+    std::vector<zmq::message_t> frames;
+    try {
+      while (true) {
+        const absl::Time now = absl::Now();
+        if (now >= deadline_) {
+          SendCancel();
+          return TimeoutError(topic_, method_,
+                              absl::StrCat("no reply from ", route_.host, " before the deadline"));
+        }
+        if (now >= last_heard_ + silence) {
+          healthy_ = false;
+          return PeerLostError(topic_, route_.host);
+        }
+        const absl::Time until = std::min(deadline_, last_heard_ + silence);
+        zmq::pollitem_t item{socket_->socket->handle(), 0, ZMQ_POLLIN, 0};
+        zmq::poll(&item, 1,
+                  std::chrono::milliseconds(std::max<int64_t>(
+                      1, absl::ToInt64Milliseconds(absl::Ceil(until - now, absl::Milliseconds(1))))));
+        if (!(item.revents & ZMQ_POLLIN)) continue;
+        while (RecvAll(*socket_->socket, &frames)) {
+          if (frames.size() != 2) continue;
+          absl::StatusOr<Header> header = ParseHeader(View(frames[0]));
+          if (!header.ok() || header->msg_id != msg_id_) continue;  // a late reply: dropped
+          last_heard_ = absl::Now();
+          if (header->kind == FrameKind::kBeat) continue;
+          if (header->kind != FrameKind::kReply) continue;
+          absl::StatusOr<Reply> reply = DecodeReply(View(frames[1]));
+          if (!reply.ok()) {
+            return RpcExceptionError(absl::StrCat("malformed reply from ", route_.host, ": ",
+                                                  reply.status().message()));
+          }
+          return reply;
+        }
+      }
+    } catch (const zmq::error_t& e) {
+      healthy_ = false;
+      if (e.num() == ETERM) return TransportClosedError();
+      return absl::UnavailableError(absl::StrCat("receive from ", route_.host, ": ", e.what()));
+    }
+  }
+
+  void SendCancel() {
+    if (!socket_) return;
+    const std::string header = ControlHeader(FrameKind::kCancel, msg_id_);
+    try {
+      if (socket_->socket->send(zmq::buffer(header), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+        socket_->socket->send(zmq::str_buffer(""), zmq::send_flags::none);
+      }
+    } catch (const zmq::error_t&) {
+      healthy_ = false;
+    }
+  }
+
+  void Finish(absl::Status status) {
+    done_ = true;
+    final_ = std::move(status);
+    if (socket_) t_->sockets().Release(std::move(socket_), healthy_);
+  }
+
+  TransportImpl* t_;
+  std::unique_ptr<PeerSocket> socket_;
+  Route route_;
+  std::string topic_, method_, msg_id_;
+  absl::Time deadline_, last_heard_;
+  bool done_ = false;
+  bool healthy_ = true;
+  absl::Status final_;
+};
+
+absl::Status TransportImpl::CheckOpen() {
+  absl::MutexLock lock(&mu_);
+  return closed_ ? TransportClosedError() : absl::OkStatus();
+}
+
+uint64_t TransportImpl::NextRoundRobin(const std::string& key) {
+  absl::MutexLock lock(&rr_mu_);
+  return round_robin_[key]++;
+}
+
+absl::StatusOr<Candidates> TransportImpl::Resolve(std::string_view exchange,
+                                                  std::string_view topic) {
+  absl::StatusOr<std::vector<Registration>> regs = matchmaker_->Resolve(exchange, topic);
+  if (!regs.ok()) return regs.status();
+  std::vector<Route> plain;
+  std::map<std::string, std::vector<Route>> pools;
+  const bool fanout = topic.substr(0, 7) == "fanout~";
+  for (const Registration& r : *regs) {
+    if (r.pool.empty()) {
+      plain.push_back(Route{r.endpoint, fanout ? r.Key() : r.topic, r.host});
+    } else {
+      pools[r.pool].push_back(Route{r.endpoint, PoolTarget(r.pool, r.topic), r.host});
+    }
+  }
+  auto rotate = [&](std::vector<Route>& routes, const std::string& key) {
+    if (routes.size() > 1) {
+      std::rotate(routes.begin(), routes.begin() + NextRoundRobin(key) % routes.size(), routes.end());
+    }
+  };
+  Candidates c;
+  const std::string base = absl::StrCat(ToAbsl(exchange), " ", ToAbsl(topic));
+  if (!fanout) rotate(plain, base);
+  c.plain = std::move(plain);
+  for (auto& [pool, routes] : pools) {
+    rotate(routes, base + " " + pool);
+    c.pools.push_back(std::move(routes));
+  }
+  if (c.plain.empty() && c.pools.empty()) return NoConsumerError(topic);
+  return c;
+}
+
+absl::StatusOr<TransportImpl::Prepared> TransportImpl::Prepare(const Context& context,
+                                                               std::string_view topic,
+                                                               Message& message,
+                                                               std::string_view exchange,
+                                                               bool is_call,
+                                                               absl::Duration timeout) {
+  if (absl::Status s = CheckOpen(); !s.ok()) return s;
+  if (absl::Status s = ValidateName("topic", topic); !s.ok()) return s;
+  Prepared p;
+  p.exchange = exchange.empty() ? options_.exchange : std::string(exchange);
+  if (absl::Status s = ValidateName("exchange", p.exchange); !s.ok()) return s;
+  if (message.method.empty()) return absl::InvalidArgumentError("message has no method");
+  p.method = message.method;
+  message.context = context;
+  message.unique_id = NewUniqueId();
+  message.msg_id.clear();
+  message.timeout_ms.reset();
+  if (is_call) {
+    if (timeout <= absl::ZeroDuration()) {
+      timeout = options_.response_timeout;
+      // A nested call inherits what is left of its caller's time.
+      if (const CallContext* current = CallContext::Current();
+          current != nullptr && current->deadline() != absl::InfiniteFuture()) {
+        timeout = std::min(timeout, std::max(absl::ZeroDuration(), current->remaining()));
+      }
+    }
+    p.deadline = absl::Now() + timeout;
+    p.msg_id = NewUniqueId();
+    message.msg_id = p.msg_id;
+    message.timeout_ms = std::max<int64_t>(1, absl::ToInt64Milliseconds(timeout));
+  }
+  absl::StatusOr<std::string> body = EncodeMessage(message);
+  if (!body.ok()) return body.status();
+  if (body->size() + 512 > options_.max_message_size) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("message of ", body->size(), " bytes exceeds the limit of ",
+                     options_.max_message_size, " bytes (max_message_size)"));
+  }
+  p.body = *std::move(body);
+  return p;
+}
+
+absl::StatusOr<std::pair<Route, std::unique_ptr<PeerSocket>>> TransportImpl::SendToOneOf(
+    const std::vector<Route>& candidates, FrameKind kind, std::string_view exchange,
+    const std::string& msg_id, const std::string& body, absl::Time deadline,
+    std::string_view topic) {
+  absl::Status last;
+  for (const Route& route : candidates) {
+    absl::StatusOr<std::unique_ptr<PeerSocket>> s = sockets_.Acquire(route.endpoint);
+    if (!s.ok()) return s.status();
+    const bool was_connected = (*s)->connected;
+    const absl::Time until =
+        was_connected ? deadline : std::min(deadline, absl::Now() + options_.connect_timeout);
+    absl::Status sent = ClientSockets::Send(**s, RequestHeader(kind, exchange, route.target, msg_id),
+                                            body, until);
+    if (sent.ok()) return std::make_pair(route, *std::move(s));
+    const bool unreachable = !(*s)->connected;
+    sockets_.Release(*std::move(s), /*healthy=*/!unreachable);
+    if (IsErrorKind(sent, ErrorKind::kTransportClosed)) return sent;
+    if (!unreachable) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "cannot queue message for ", route.host, " (", route.endpoint, "): ", sent.message()));
+    }
+    ZRPC_LOG(kWarning, "cannot reach %s at %s for %s; trying another instance", route.host,
+             route.endpoint, ToAbsl(topic));
+    last = PeerLostError(topic, route.host);
+  }
+  return last.ok() ? NoConsumerError(topic) : last;
+}
+
+absl::StatusOr<std::unique_ptr<ReplyStreamImpl>> TransportImpl::StartCall(
+    const Context& context, std::string_view topic, Message message, CallOptions options,
+    FrameKind kind) {
+  absl::StatusOr<Prepared> p = Prepare(context, topic, message, options.exchange, true, options.timeout);
+  if (!p.ok()) return p.status();
+  absl::StatusOr<Candidates> c = Resolve(p->exchange, topic);
+  if (!c.ok()) return c.status();
+  // Calls go to a plain consumer, or to a pool member when the topic has no plain consumer.
+  const std::vector<Route>& candidates = c->plain.empty() ? c->pools.front() : c->plain;
+  auto sent = SendToOneOf(candidates, kind, p->exchange, p->msg_id, p->body, p->deadline, topic);
+  if (!sent.ok()) return sent.status();
+  return std::make_unique<ReplyStreamImpl>(this, std::move(sent->second), std::move(sent->first),
+                                           std::string(topic), p->method, p->msg_id, p->deadline);
+}
+
+absl::StatusOr<Value> TransportImpl::Call(const Context& context, std::string_view topic,
+                                          Message message, CallOptions options) {
+  absl::StatusOr<std::unique_ptr<ReplyStreamImpl>> call =
+      StartCall(context, topic, std::move(message), std::move(options), FrameKind::kCall);
+  if (!call.ok()) return call.status();
+  return (*call)->Result();
+}
+
+absl::StatusOr<std::unique_ptr<ReplyStream>> TransportImpl::MultiCall(const Context& context,
+                                                                      std::string_view topic,
+                                                                      Message message,
+                                                                      CallOptions options) {
+  absl::StatusOr<std::unique_ptr<ReplyStreamImpl>> call =
+      StartCall(context, topic, std::move(message), std::move(options), FrameKind::kMultiCall);
+  if (!call.ok()) return call.status();
+  return std::unique_ptr<ReplyStream>(*std::move(call));
+}
+
+void TransportImpl::CallAsync(const Context& context, std::string_view topic, Message message,
+                              std::function<void(absl::StatusOr<Value>)> done,
+                              CallOptions options) {
+  auto fail = [&](absl::Status status) {
+    auto task = [done, status] { done(status); };
+    if (!workers_.Submit(task)) task();
+  };
+  absl::StatusOr<Prepared> p = Prepare(context, topic, message, options.exchange, true, options.timeout);
+  if (!p.ok()) return fail(p.status());
+  absl::StatusOr<Candidates> c = Resolve(p->exchange, topic);
+  if (!c.ok()) return fail(c.status());
+  const Route& route = c->plain.empty() ? c->pools.front().front() : c->plain.front();
+  IoLoop::AsyncCall call{route.endpoint,
+                         route.host,
+                         std::string(topic),
+                         p->method,
+                         p->msg_id,
+                         RequestHeader(FrameKind::kCall, p->exchange, route.target, p->msg_id),
+                         std::move(p->body),
+                         p->deadline,
+                         done};
+  if (!io_.RunAsync([this, call = std::move(call)]() mutable { io_.StartAsyncCall(std::move(call)); })) {
+    fail(TransportClosedError());
+  }
+}
+
+absl::Status TransportImpl::CastTo(const std::vector<Route>& candidates, std::string_view exchange,
+                                   const std::string& body, std::string_view topic) {
+  auto sent = SendToOneOf(candidates, FrameKind::kCast, exchange, "", body,
+                          absl::Now() + options_.cast_timeout, topic);
+  if (!sent.ok()) return sent.status();
+  sockets_.Release(std::move(sent->second), true);
+  return absl::OkStatus();
+}
+
+absl::Status TransportImpl::Cast(const Context& context, std::string_view topic, Message message,
+                                 CastOptions options) {
+  absl::StatusOr<Prepared> p = Prepare(context, topic, message, options.exchange, false, {});
+  if (!p.ok()) return p.status();
+  absl::StatusOr<Candidates> c = Resolve(p->exchange, topic);
+  if (!c.ok()) return c.status();
+  // One plain consumer, and one member of each pool.
+  if (!c->plain.empty()) {
+    if (absl::Status s = CastTo(c->plain, p->exchange, p->body, topic); !s.ok()) return s;
+  }
+  for (const std::vector<Route>& pool : c->pools) {
+    if (absl::Status s = CastTo(pool, p->exchange, p->body, topic); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TransportImpl::FanoutCast(const Context& context, std::string_view topic,
+                                       Message message, CastOptions options) {
+  absl::StatusOr<Prepared> p = Prepare(context, topic, message, options.exchange, false, {});
+  if (!p.ok()) return p.status();
+  const std::string key = absl::StrCat("fanout~", ToAbsl(topic));
+  absl::StatusOr<Candidates> c = Resolve(p->exchange, key);
+  if (!c.ok()) {
+    return IsErrorKind(c.status(), ErrorKind::kNoConsumer) ? NoConsumerError(topic) : c.status();
+  }
+  std::vector<std::string> failed;
+  for (const Route& route : c->plain) {
+    if (absl::Status s = CastTo({route}, p->exchange, p->body, topic); !s.ok()) {
+      if (IsErrorKind(s, ErrorKind::kTransportClosed)) return s;
+      failed.push_back(absl::StrCat(route.host, " (", s.message(), ")"));
+    }
+  }
+  if (!failed.empty()) {
+    return absl::UnavailableError(absl::StrCat("fanout to \"", ToAbsl(topic), "\" did not reach ",
+                                               absl::StrJoin(failed, ", ")));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TransportImpl::CastToServer(const Context& context, std::string_view endpoint,
+                                         std::string_view topic, Message message,
+                                         CastOptions options) {
+  absl::StatusOr<Prepared> p = Prepare(context, topic, message, options.exchange, false, {});
+  if (!p.ok()) return p.status();
+  return CastTo({Route{std::string(endpoint), std::string(topic), std::string(endpoint)}},
+                p->exchange, p->body, topic);
+}
+
+absl::Status TransportImpl::FanoutCastToServer(const Context& context, std::string_view endpoint,
+                                               std::string_view topic, Message message,
+                                               CastOptions options) {
+  absl::StatusOr<Prepared> p = Prepare(context, topic, message, options.exchange, false, {});
+  if (!p.ok()) return p.status();
+  return CastTo({Route{std::string(endpoint), absl::StrCat("fanout~", ToAbsl(topic)),
+                       std::string(endpoint)}},
+                p->exchange, p->body, topic);
+}
+
+void TransportImpl::Registered(const Registration& r) {
+  absl::MutexLock lock(&mu_);
+  if (registrations_++ == 0 && !heartbeat_thread_.joinable() && !closed_) {
+    heartbeat_thread_ = std::thread([this] { HeartbeatLoop(); });
+  }
+}
+
+void TransportImpl::Unregistered(const Registration& r) {
+  absl::MutexLock lock(&mu_);
+  --registrations_;
+}
+
+void TransportImpl::HeartbeatLoop() {
+  absl::MutexLock lock(&mu_);
+  while (!closed_) {
+    mu_.AwaitWithTimeout(absl::Condition(&closed_), options_.matchmaker_heartbeat_interval);
+    if (closed_) return;
+    mu_.Unlock();
+    absl::Status s = matchmaker_->Heartbeat();
+    if (!s.ok()) ZRPC_LOG(kWarning, "matchmaker heartbeat failed: %s", s.message());
+    mu_.Lock();
+  }
+}
+
+void TransportImpl::Close() {
+  std::vector<ConnectionImpl*> connections;
+  {
+    absl::MutexLock lock(&mu_);
+    if (closed_) return;
+    closed_ = true;
+    connections.assign(connections_.begin(), connections_.end());
+  }
+  for (ConnectionImpl* c : connections) c->Detach();
+  if (heartbeat_thread_.joinable()) heartbeat_thread_.join();
+  io_.Stop();
+  ctx_.shutdown();  // callers blocked in ZeroMQ return TransportClosed now
+  sockets_.Shutdown();
+  workers_.Stop();
+  ctx_.close();
+}
+
+ConnectionImpl::ConnectionImpl(TransportImpl* t)
+    : transport_(t), state_(std::make_shared<ConnectionState>()) {
+  state_->id = next_connection_id.fetch_add(1);
+}
+
+ConnectionImpl::~ConnectionImpl() {
+  Close();
+  absl::MutexLock lock(&mu_);
+  if (transport_ != nullptr) transport_->Forget(this);
+}
+
+absl::Status ConnectionImpl::Add(std::shared_ptr<Consumer> consumer) {
+  absl::MutexLock lock(&mu_);
+  if (closed_ || transport_ == nullptr) return InvalidRpcConnectionReuseError();
+  for (const auto& existing : consumers_) {
+    if (existing->key == consumer->key) {
+      return absl::AlreadyExistsError(absl::StrCat("this connection already consumes ", consumer->key));
+    }
+  }
+  consumers_.push_back(consumer);
+  if (!consuming_) return absl::OkStatus();
+  absl::Status s = Activate({consumer});
+  if (!s.ok()) consumers_.pop_back();
+  return s;
+}
+
+absl::Status ConnectionImpl::CreateConsumer(std::string_view topic, const Dispatcher& dispatcher,
+                                            ConsumerOptions options) {
+  if (absl::Status s = ValidateName("topic", topic); !s.ok()) return s;
+  absl::MutexLock lock(&mu_);
+  if (transport_ == nullptr) return InvalidRpcConnectionReuseError();
+  const TransportOptions& to = transport_->options();
+  auto c = std::make_shared<Consumer>(to.duplicate_window);
+  c->connection = state_;
+  c->dispatcher = &dispatcher;
+  c->registration.exchange = options.exchange.empty() ? to.exchange : options.exchange;
+  c->registration.topic = std::string(topic);
+  c->registration.host = to.host;
+  c->registration.fanout = options.fanout;
+  if (absl::Status s = ValidateName("exchange", c->registration.exchange); !s.ok()) return s;
+  c->key = absl::StrCat(c->registration.exchange, " ", c->registration.Key());
+  mu_.Unlock();
+  absl::Status s = Add(std::move(c));
+  mu_.Lock();
+  return s;
+}
+
+absl::Status ConnectionImpl::CreateWorker(std::string_view topic, const Dispatcher& dispatcher,
+                                          std::string_view pool, ConsumerOptions options) {
+  if (absl::Status s = ValidateName("topic", topic); !s.ok()) return s;
+  if (absl::Status s = ValidateName("pool", pool); !s.ok()) return s;
+  if (pool.find('~') != std::string_view::npos) {
+    return absl::InvalidArgumentError("pool names may not contain '~'");
+  }
+  if (options.fanout) return absl::InvalidArgumentError("a worker pool cannot be a fanout consumer");
+  absl::MutexLock lock(&mu_);
+  if (transport_ == nullptr) return InvalidRpcConnectionReuseError();
+  const TransportOptions& to = transport_->options();
+  auto c = std::make_shared<Consumer>(to.duplicate_window);
+  c->connection = state_;
+  c->dispatcher = &dispatcher;
+  c->registration.exchange = options.exchange.empty() ? to.exchange : options.exchange;
+  c->registration.topic = std::string(topic);
+  c->registration.host = to.host;
+  c->registration.pool = std::string(pool);
+  if (absl::Status s = ValidateName("exchange", c->registration.exchange); !s.ok()) return s;
+  c->key = absl::StrCat(c->registration.exchange, " ", PoolTarget(pool, topic));
+  mu_.Unlock();
+  absl::Status s = Add(std::move(c));
+  mu_.Lock();
+  return s;
+}
+
+absl::Status ConnectionImpl::JoinConsumerPool(std::function<void(const Message&)> callback,
+                                              std::string_view pool, std::string_view topic,
+                                              std::string_view exchange) {
+  if (!callback) return absl::InvalidArgumentError("JoinConsumerPool needs a callback");
+  if (absl::Status s = ValidateName("topic", topic); !s.ok()) return s;
+  if (absl::Status s = ValidateName("pool", pool); !s.ok()) return s;
+  if (pool.find('~') != std::string_view::npos) {
+    return absl::InvalidArgumentError("pool names may not contain '~'");
+  }
+  absl::MutexLock lock(&mu_);
+  if (transport_ == nullptr) return InvalidRpcConnectionReuseError();
+  const TransportOptions& to = transport_->options();
+  auto c = std::make_shared<Consumer>(to.duplicate_window);
+  c->connection = state_;
+  c->callback = std::move(callback);
+  c->registration.exchange = exchange.empty() ? to.exchange : std::string(exchange);
+  c->registration.topic = std::string(topic);
+  c->registration.host = to.host;
+  c->registration.pool = std::string(pool);
+  if (absl::Status s = ValidateName("exchange", c->registration.exchange); !s.ok()) return s;
+  c->key = absl::StrCat(c->registration.exchange, " ", PoolTarget(pool, topic));
+  mu_.Unlock();
+  absl::Status s = Add(std::move(c));
+  mu_.Lock();
+  return s;
+}
+
+absl::Status ConnectionImpl::ConsumeInThread() {
+  absl::MutexLock lock(&mu_);
+  if (closed_ || transport_ == nullptr) return InvalidRpcConnectionReuseError();
+  if (consuming_) return absl::OkStatus();
+  absl::Status s = Activate(consumers_);
+  if (s.ok()) consuming_ = true;
+  return s;
+}
+
+absl::Status ConnectionImpl::Activate(const std::vector<std::shared_ptr<Consumer>>& consumers) {
+  IoLoop& io = transport_->io();
+  absl::Status bound = io.RunSync([&]() -> absl::Status {
+    if (absl::Status s = io.EnsureBound(); !s.ok()) return s;
+    for (const auto& c : consumers) {
+      c->registration.endpoint = io.endpoint();
+      c->registration.pub_endpoint = io.pub_endpoint();
+      io.AddConsumer(c);
+    }
+    return absl::OkStatus();
+  });
+  if (!bound.ok()) return bound;
+  for (const auto& c : consumers) {
+    absl::Status s = transport_->matchmaker().Register(c->registration);
+    if (!s.ok()) {
+      return absl::UnavailableError(absl::StrCat("cannot register ", c->key, " with the matchmaker: ",
+                                                 s.message()));
+    }
+    transport_->Registered(c->registration);
+  }
+  return absl::OkStatus();
+}
+
+void ConnectionImpl::Close() {
+  absl::MutexLock lock(&mu_);
+  if (closed_) return;
+  closed_ = true;
+  if (transport_ == nullptr) return;
+  TransportImpl* t = transport_;
+  const absl::Duration bound = t->options().close_timeout;
+  (void)t->io().RunSync([&] {
+    t->io().RemoveConsumers(state_->id);
+    return absl::OkStatus();
+  });
+  if (consuming_) {
+    for (const auto& c : consumers_) {
+      absl::Status s = t->matchmaker().Unregister(c->registration);
+      if (!s.ok()) ZRPC_LOG(kWarning, "cannot unregister %s: %s", c->key, s.message());
+      t->Unregistered(c->registration);
+    }
+  }
+  // Let running handlers finish, within the bound.
+  const absl::Time until = absl::Now() + bound;
+  while (state_->running.load() > 0 && absl::Now() < until) absl::SleepFor(absl::Milliseconds(2));
+  if (state_->running.load() > 0) {
+    ZRPC_LOG(kWarning, "closing with %d handlers still running: failing their calls",
+             state_->running.load());
+    (void)t->io().RunSync([&] {
+      t->io().AbandonCalls(state_->id);
+      return absl::OkStatus();
+    });
+  }
+}
+
+void ConnectionImpl::Detach() {
+  Close();
+  absl::MutexLock lock(&mu_);
+  transport_ = nullptr;
+}
+
+}  // namespace internal
+
+absl::StatusOr<std::unique_ptr<Transport>> Transport::Create(TransportOptions options) {
+  if (absl::Status s = internal::ValidateOptions(options); !s.ok()) return s;
+  auto t = std::make_unique<internal::TransportImpl>(std::move(options));
+  if (absl::Status s = t->Init(); !s.ok()) return s;
+  return std::unique_ptr<Transport>(std::move(t));
+}
+
+}  // namespace zrpc

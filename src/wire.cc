@@ -1,0 +1,89 @@
+#include "wire.h"
+
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "json_internal.h"
+
+namespace zrpc::internal {
+
+std::string_view FrameKindName(FrameKind kind) {
+  switch (kind) {
+    case FrameKind::kCast: return "cast";
+    case FrameKind::kCall: return "call";
+    case FrameKind::kMultiCall: return "multicall";
+    case FrameKind::kReply: return "reply";
+    case FrameKind::kBeat: return "beat";
+    case FrameKind::kCancel: return "cancel";
+  }
+  return "?";
+}
+
+std::string RequestHeader(FrameKind kind, std::string_view exchange, std::string_view target,
+                          std::string_view msg_id) {
+  return absl::StrCat(ToAbsl(kProtocol), " ", ToAbsl(FrameKindName(kind)), " ", ToAbsl(exchange),
+                      " ", ToAbsl(target), " ", msg_id.empty() ? "-" : ToAbsl(msg_id));
+}
+
+std::string ControlHeader(FrameKind kind, std::string_view msg_id) {
+  return absl::StrCat(ToAbsl(kProtocol), " ", ToAbsl(FrameKindName(kind)), " ", ToAbsl(msg_id));
+}
+
+std::string PoolTarget(std::string_view pool, std::string_view topic) {
+  return absl::StrCat("pool~", ToAbsl(pool), "~", ToAbsl(topic));
+}
+
+absl::StatusOr<Header> ParseHeader(std::string_view frame) {
+  if (frame.size() > 1024) return absl::InvalidArgumentError("header frame longer than 1024 bytes");
+  std::vector<std::string_view> words;
+  size_t start = 0;
+  while (start <= frame.size()) {
+    size_t end = frame.find(' ', start);
+    if (end == std::string_view::npos) end = frame.size();
+    words.push_back(frame.substr(start, end - start));
+    start = end + 1;
+  }
+  if (words.empty() || words[0] != kProtocol) {
+    if (!words.empty() && words[0].substr(0, 4) == "zrpc") {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "unsupported zrpc protocol \"", ToAbsl(words[0]), "\"; this endpoint speaks zrpc1"));
+    }
+    return absl::InvalidArgumentError("header frame does not start with \"zrpc1\"");
+  }
+  if (words.size() < 3) return absl::InvalidArgumentError("header frame has no kind");
+  Header h;
+  const std::string_view kind = words[1];
+  if (kind == "cast" || kind == "call" || kind == "multicall") {
+    h.kind = kind == "cast" ? FrameKind::kCast
+                            : kind == "call" ? FrameKind::kCall : FrameKind::kMultiCall;
+    if (words.size() != 5) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "request header needs 5 words (zrpc1 ", ToAbsl(kind), " EXCHANGE TARGET MSG_ID), got ",
+          words.size()));
+    }
+    h.exchange = words[2];
+    h.target = words[3];
+    h.msg_id = words[4] == "-" ? std::string_view() : words[4];
+    if (h.exchange.empty() || h.target.empty()) {
+      return absl::InvalidArgumentError("request header has an empty exchange or target");
+    }
+    if (h.kind != FrameKind::kCast && h.msg_id.empty()) {
+      return absl::InvalidArgumentError("call header needs a msg_id");
+    }
+    return h;
+  }
+  if (kind == "reply" || kind == "beat" || kind == "cancel") {
+    h.kind = kind == "reply" ? FrameKind::kReply
+                             : kind == "beat" ? FrameKind::kBeat : FrameKind::kCancel;
+    if (words.size() != 3 || words[2].empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(ToAbsl(kind), " header needs 3 words (zrpc1 ", ToAbsl(kind), " MSG_ID)"));
+    }
+    h.msg_id = words[2];
+    return h;
+  }
+  return absl::InvalidArgumentError(absl::StrCat("unknown frame kind \"", ToAbsl(kind), "\""));
+}
+
+}  // namespace zrpc::internal

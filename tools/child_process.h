@@ -1,0 +1,139 @@
+// Starting, reading and stopping child processes (the demo and the integration tests start
+// zrpc-service this way). Header-only; Linux.
+#ifndef ZRPC_TOOLS_CHILD_PROCESS_H_
+#define ZRPC_TOOLS_CHILD_PROCESS_H_
+
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+extern char** environ;
+
+namespace zrpc::tools {
+
+// The directory of the running executable (where zrpc's binaries sit side by side).
+inline std::string SelfDir() {
+  char buf[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  if (n <= 0) return ".";
+  std::string path(buf, n);
+  return path.substr(0, path.rfind('/'));
+}
+
+// A child process with its stdout on a pipe. Stops (SIGTERM, then SIGKILL) when destroyed.
+class ChildProcess {
+ public:
+  ChildProcess() = default;
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+  ~ChildProcess() { Stop(); }
+
+  // Starts `argv[0]` with `argv`; stderr is inherited. False when it cannot be started.
+  bool Start(const std::vector<std::string>& argv) {
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) return false;
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
+    std::vector<char*> args;
+    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    const int rc = posix_spawn(&pid_, args[0], &actions, nullptr, args.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    close(fds[1]);
+    if (rc != 0) {
+      close(fds[0]);
+      pid_ = -1;
+      return false;
+    }
+    out_ = fds[0];
+    return true;
+  }
+
+  // Reads stdout until a line starting with `prefix` arrives (returned whole) or `timeout_ms`
+  // passes (returns "").
+  std::string WaitForLine(const std::string& prefix, int timeout_ms) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (true) {
+      for (size_t nl; (nl = buffer_.find('\n')) != std::string::npos;) {
+        std::string line = buffer_.substr(0, nl);
+        buffer_.erase(0, nl + 1);
+        if (line.rfind(prefix, 0) == 0) return line;
+      }
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          until - std::chrono::steady_clock::now());
+      if (left.count() <= 0 || out_ < 0) return "";
+      pollfd p{out_, POLLIN, 0};
+      if (poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+      char chunk[4096];
+      ssize_t n = read(out_, chunk, sizeof(chunk));
+      if (n <= 0) return "";  // the child closed stdout (exited)
+      buffer_.append(chunk, n);
+    }
+  }
+
+  pid_t pid() const { return pid_; }
+  bool running() const { return pid_ > 0; }
+
+  void Signal(int sig) {
+    if (pid_ > 0) kill(pid_, sig);
+  }
+
+  // Sends SIGKILL and reaps the child.
+  void Kill() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGKILL);
+    Reap(-1);
+  }
+
+  // Waits up to `timeout_ms` (-1 = forever) for the child to exit; returns its exit status
+  // (as waitpid's), or -1 when it is still running.
+  int Reap(int timeout_ms) {
+    if (pid_ <= 0) return status_;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (true) {
+      int status = 0;
+      pid_t r = waitpid(pid_, &status, WNOHANG);
+      if (r == pid_) {
+        pid_ = -1;
+        status_ = status;
+        if (out_ >= 0) close(out_);
+        out_ = -1;
+        return status;
+      }
+      if (timeout_ms >= 0 && std::chrono::steady_clock::now() >= until) return -1;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
+
+  // SIGTERM, up to `grace_ms` to exit, then SIGKILL. Returns the exit status.
+  int Stop(int grace_ms = 3000) {
+    if (pid_ <= 0) return status_;
+    Signal(SIGTERM);
+    int status = Reap(grace_ms);
+    if (status == -1) {
+      Kill();
+      status = status_;
+    }
+    return status;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int out_ = -1;
+  int status_ = -1;
+  std::string buffer_;
+};
+
+}  // namespace zrpc::tools
+
+#endif  // ZRPC_TOOLS_CHILD_PROCESS_H_

@@ -1,0 +1,88 @@
+// A tiny command-line parser for zrpc's tools: --name=value or --name value, and --flag.
+#ifndef ZRPC_TOOLS_FLAGS_H_
+#define ZRPC_TOOLS_FLAGS_H_
+
+#include <cstdlib>
+#include <iostream>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace zrpc::tools {
+
+class Flags {
+ public:
+  // `known` maps each flag to its help text; flags ending in '!' take no value.
+  Flags(std::string usage, std::map<std::string, std::string> known)
+      : usage_(std::move(usage)), known_(std::move(known)) {}
+
+  // Parses argv; on --help prints usage and exits 0; on a bad flag prints why and exits 2.
+  void Parse(int argc, char** argv) {
+    for (int i = 1; i < argc; ++i) {
+      std::string arg = argv[i];
+      if (arg == "--help" || arg == "-h") {
+        PrintUsage(std::cout);
+        std::exit(0);
+      }
+      if (arg.rfind("--", 0) != 0) {
+        positional_.push_back(arg);
+        continue;
+      }
+      std::string name = arg.substr(2), value;
+      const size_t eq = name.find('=');
+      if (eq != std::string::npos) {
+        value = name.substr(eq + 1);
+        name = name.substr(0, eq);
+      }
+      if (known_.count(name + "!")) {
+        values_[name] = "true";
+        continue;
+      }
+      if (!known_.count(name)) Fail("unknown flag --" + name);
+      if (eq == std::string::npos) {
+        if (i + 1 >= argc) Fail("--" + name + " needs a value");
+        value = argv[++i];
+      }
+      values_[name] = value;
+    }
+  }
+
+  std::string Get(const std::string& name, const std::string& fallback = "") const {
+    auto it = values_.find(name);
+    return it == values_.end() ? fallback : it->second;
+  }
+  bool Has(const std::string& name) const { return values_.count(name) > 0; }
+  long GetInt(const std::string& name, long fallback) const {
+    auto it = values_.find(name);
+    if (it == values_.end()) return fallback;
+    char* end = nullptr;
+    long v = std::strtol(it->second.c_str(), &end, 10);
+    if (end == it->second.c_str() || *end != '\0') Fail("--" + name + " needs a number");
+    return v;
+  }
+  const std::vector<std::string>& positional() const { return positional_; }
+
+  [[noreturn]] void Fail(const std::string& why) const {
+    std::cerr << "error: " << why << "\n";
+    PrintUsage(std::cerr);
+    std::exit(2);
+  }
+
+ private:
+  void PrintUsage(std::ostream& out) const {
+    out << usage_ << "\n\nFlags:\n";
+    for (const auto& [name, help] : known_) {
+      std::string shown = name.back() == '!' ? name.substr(0, name.size() - 1) : name + " VALUE";
+      out << "  --" << shown << "\n      " << help << "\n";
+    }
+  }
+
+  std::string usage_;
+  std::map<std::string, std::string> known_;
+  std::map<std::string, std::string> values_;
+  std::vector<std::string> positional_;
+};
+
+}  // namespace zrpc::tools
+
+#endif  // ZRPC_TOOLS_FLAGS_H_

@@ -1,0 +1,146 @@
+// zrpc-service: the reference service. The demo starts three of it; tests and benchmarks use it;
+// users can start it by hand to try zrpc:
+//
+//   zrpc-service --host node1 --matchmaker local:// --topic compute
+//
+// It consumes TOPIC, TOPIC.HOST and fanout TOPIC at API version 1.3 with the methods:
+//   echo(any args)        → the args object
+//   add(a, b)             → a + b (integers)
+//   count(n, delay_ms)    → streams 0..n-1, one value every delay_ms (for multicall)
+//   fail(message)         → fails with a std::runtime_error(message) (a RemoteError for callers)
+//   sleep(ms)             → sleeps, then returns the host (a slow handler)
+//   whoami()              → this instance's host name
+//   note(kind)            → counts a cast or fanout of that kind ("cast", "fanout", ...)
+//   stats()               → {"notes": {kind: count}} and the host
+// It prints "READY <endpoint>" on stdout once registered, and exits cleanly on SIGTERM/SIGINT.
+#include <signal.h>
+
+#include <iostream>
+#include <map>
+#include <stdexcept>
+#include <thread>
+
+#include "absl/synchronization/mutex.h"
+#include "flags.h"
+#include "zrpc/zrpc.h"
+#include "zrpc/transport.h"
+
+namespace {
+
+struct Notes {
+  absl::Mutex mu;
+  std::map<std::string, int64_t> counts ABSL_GUARDED_BY(mu);
+};
+
+zrpc::Endpoint ReferenceEndpoint(const std::string& host, Notes* notes, bool inline_handlers) {
+  zrpc::Endpoint ep{.version = "1.3", .inline_handlers = inline_handlers};
+  ep.Method("echo",
+            [](zrpc::CallContext&, const zrpc::Object& args) -> absl::StatusOr<zrpc::Value> {
+              return zrpc::Value(args);
+            })
+      .Method("add", {"a", "b"}, [](int64_t a, int64_t b) { return a + b; })
+      .Stream("count",
+              [](zrpc::CallContext& ctx, const zrpc::Object& args,
+                 zrpc::StreamWriter& out) -> absl::Status {
+                const zrpc::Value* n = args.Find("n");
+                const zrpc::Value* delay = args.Find("delay_ms");
+                if (n == nullptr || !n->is_int()) {
+                  return absl::InvalidArgumentError("count needs an integer \"n\"");
+                }
+                for (int64_t i = 0; i < n->AsInt(); ++i) {
+                  if (i > 0 && delay && delay->is_int()) {
+                    absl::SleepFor(absl::Milliseconds(delay->AsInt()));
+                  }
+                  if (!out.Write(i)) return absl::OkStatus();  // the caller has gone
+                }
+                return absl::OkStatus();
+              })
+      .Method("fail", {"message"},
+              [](std::optional<std::string> message) -> int {
+                throw std::runtime_error(message.value_or("the reference service failed"));
+              })
+      .Method("sleep", {"ms"},
+              [host](zrpc::CallContext& ctx, int64_t ms) {
+                const absl::Time until = absl::Now() + absl::Milliseconds(ms);
+                while (absl::Now() < until && !ctx.cancelled()) absl::SleepFor(absl::Milliseconds(5));
+                return host;
+              })
+      .Method("whoami", {}, [host] { return host; })
+      .Method("note", {"kind"},
+              [notes](std::string kind) {
+                absl::MutexLock lock(&notes->mu);
+                return ++notes->counts[kind];
+              })
+      .Method("stats", {}, [notes, host] {
+        zrpc::Object counts;
+        absl::MutexLock lock(&notes->mu);
+        for (const auto& [kind, n] : notes->counts) counts.Set(kind, n);
+        return zrpc::Value(zrpc::Object{{"host", host}, {"notes", std::move(counts)}});
+      });
+  return ep;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  zrpc::tools::Flags flags(
+      "usage: zrpc-service [flags]\n"
+      "The zrpc reference service: echo, add, count (stream), fail, sleep, whoami, note, stats.",
+      {{"host", "this instance's host name (default: the machine's)"},
+       {"matchmaker", "matchmaker URL (default local://)"},
+       {"topic", "topic to consume (default compute)"},
+       {"bind", "address to listen on (default 127.0.0.1)"},
+       {"port", "ROUTER port (default ephemeral)"},
+       {"ipc-dir", "listen on ipc:// sockets in this directory instead of TCP"},
+       {"threads", "handler threads (default 8)"},
+       {"heartbeat-ms", "call heartbeat interval in ms (default 1000)"},
+       {"inline!", "run handlers on the I/O thread (lowest latency; handlers must not block)"}});
+  flags.Parse(argc, argv);
+
+  // Block the signals we wait for before any thread starts, so they all inherit the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  zrpc::TransportOptions options;
+  options.host = flags.Get("host");
+  options.matchmaker = flags.Get("matchmaker", "local://");
+  options.bind_address = flags.Get("bind", "127.0.0.1");
+  options.port = static_cast<int>(flags.GetInt("port", 0));
+  options.ipc_dir = flags.Get("ipc-dir");
+  options.thread_pool_size = static_cast<int>(flags.GetInt("threads", 8));
+  options.call_heartbeat_interval = absl::Milliseconds(flags.GetInt("heartbeat-ms", 1000));
+  absl::StatusOr<std::unique_ptr<zrpc::Transport>> transport = zrpc::Transport::Create(options);
+  if (!transport.ok()) {
+    std::cerr << "zrpc-service: " << transport.status().message() << "\n";
+    return 1;
+  }
+  const std::string host = (*transport)->options().host;
+  const std::string topic = flags.Get("topic", "compute");
+
+  Notes notes;
+  zrpc::Dispatcher dispatcher;
+  if (absl::Status s = dispatcher.Add(ReferenceEndpoint(host, &notes, flags.Has("inline"))); !s.ok()) {
+    std::cerr << "zrpc-service: " << s.message() << "\n";
+    return 1;
+  }
+  absl::StatusOr<std::unique_ptr<zrpc::Connection>> conn = (*transport)->CreateConnection();
+  absl::Status s = conn.status();
+  if (s.ok()) s = (*conn)->CreateConsumer(topic, dispatcher);
+  if (s.ok()) s = (*conn)->CreateConsumer(zrpc::QueueGetFor(topic, host), dispatcher);
+  if (s.ok()) s = (*conn)->CreateConsumer(topic, dispatcher, {.fanout = true});
+  if (s.ok()) s = (*conn)->ConsumeInThread();
+  if (!s.ok()) {
+    std::cerr << "zrpc-service: " << s.message() << "\n";
+    return 1;
+  }
+  std::cout << "READY " << (*transport)->endpoint() << std::endl;
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  (*conn)->Close();
+  (*transport)->Close();
+  return 0;
+}
