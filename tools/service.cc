@@ -10,6 +10,7 @@
 //   fail(message)         → fails with a std::runtime_error(message) (a RemoteError for callers)
 //   sleep(ms)             → sleeps, then returns the host (a slow handler)
 //   whoami()              → this instance's host name
+//   deadline()            → milliseconds left before the caller's deadline (-1: none)
 //   note(kind)            → counts a cast or fanout of that kind ("cast", "fanout", ...)
 //   stats()               → {"notes": {kind: count}} and the host
 // It prints "READY <endpoint>" on stdout once registered, and exits cleanly on SIGTERM/SIGINT.
@@ -66,6 +67,11 @@ zrpc::Endpoint ReferenceEndpoint(const std::string& host, Notes* notes, bool inl
                 return host;
               })
       .Method("whoami", {}, [host] { return host; })
+      .Method("deadline", {},
+              [](zrpc::CallContext& ctx) -> int64_t {
+                if (ctx.deadline() == absl::InfiniteFuture()) return -1;
+                return absl::ToInt64Milliseconds(ctx.remaining());
+              })
       .Method("note", {"kind"},
               [notes](std::string kind) {
                 absl::MutexLock lock(&notes->mu);

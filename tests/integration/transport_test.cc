@@ -1,0 +1,398 @@
+// Services in child processes (zrpc-service), clients in the test process, real sockets.
+#include <signal.h>
+
+#include <atomic>
+#include <set>
+#include <thread>
+
+#include "absl/synchronization/notification.h"
+
+#include "harness.h"
+#include "unit/test_util.h"
+
+namespace zrpc::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+class TransportTest : public IntegrationTest {};
+
+std::string Host(const absl::StatusOr<Value>& v) {
+  return v.ok() && v->is_string() ? v->AsString() : v.status().ToString();
+}
+
+// The notes a service counted, as {kind: count}.
+Object Notes(Transport& t, const std::string& host) {
+  absl::StatusOr<Value> s = t.Call(Context(), "compute." + host, IntegrationTest::Msg("stats"));
+  if (!s.ok() || !s->Find("notes")) return Object{};
+  return s->Find("notes")->AsObject();
+}
+
+int64_t NoteCount(Transport& t, const std::string& host, const std::string& kind) {
+  Object notes = Notes(t, host);
+  const Value* v = notes.Find(kind);
+  return v && v->is_int() ? v->AsInt() : 0;
+}
+
+TEST_F(TransportTest, CallsToATopicGoRoundRobin) {
+  for (const char* h : {"node1", "node2", "node3"}) StartService(h);
+  auto client = Client();
+  std::map<std::string, int> seen;
+  std::vector<std::string> order;
+  for (int i = 0; i < 9; ++i) {
+    absl::StatusOr<Value> who = client->Call(Context(), "compute", Msg("whoami"));
+    ZRPC_ASSERT_OK(who);
+    seen[who->AsString()]++;
+    order.push_back(who->AsString());
+  }
+  EXPECT_EQ(seen, (std::map<std::string, int>{{"node1", 3}, {"node2", 3}, {"node3", 3}}));
+  // Round-robin: each window of three consecutive calls hits all three instances.
+  for (int i = 0; i + 3 <= 9; i += 3) {
+    std::set<std::string> window(order.begin() + i, order.begin() + i + 3);
+    EXPECT_EQ(window.size(), 3u);
+  }
+}
+
+TEST_F(TransportTest, DirectTopicReachesThatInstanceOnly) {
+  for (const char* h : {"node1", "node2", "node3"}) StartService(h);
+  auto client = Client();
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(Host(client->Call(Context(), "compute.node2", Msg("whoami"))), "node2");
+  }
+  absl::StatusOr<Value> sum = client->Call(Context(), "compute.node3", Msg("add", {{"a", 2}, {"b", 40}}));
+  ZRPC_ASSERT_OK(sum);
+  EXPECT_EQ(sum->AsInt(), 42);
+}
+
+TEST_F(TransportTest, FanoutReachesEveryInstanceOnce) {
+  for (const char* h : {"node1", "node2", "node3"}) StartService(h);
+  auto client = Client();
+  ZRPC_ASSERT_OK(client->FanoutCast(Context(), "compute", Msg("note", {{"kind", "fanout"}})));
+  for (const char* h : {"node1", "node2", "node3"}) {
+    EXPECT_TRUE(Eventually([&] { return NoteCount(*client, h, "fanout") == 1; })) << h;
+  }
+  absl::SleepFor(absl::Milliseconds(200));  // a second copy would have arrived by now
+  for (const char* h : {"node1", "node2", "node3"}) EXPECT_EQ(NoteCount(*client, h, "fanout"), 1);
+}
+
+TEST_F(TransportTest, CastsGoToExactlyOneInstanceRoundRobin) {
+  for (const char* h : {"node1", "node2", "node3"}) StartService(h);
+  auto client = Client();
+  for (int i = 0; i < 6; ++i) {
+    ZRPC_ASSERT_OK(client->Cast(Context(), "compute", Msg("note", {{"kind", "cast"}})));
+  }
+  EXPECT_TRUE(Eventually([&] {
+    return NoteCount(*client, "node1", "cast") + NoteCount(*client, "node2", "cast") +
+               NoteCount(*client, "node3", "cast") ==
+           6;
+  }));
+  for (const char* h : {"node1", "node2", "node3"}) EXPECT_EQ(NoteCount(*client, h, "cast"), 2) << h;
+}
+
+TEST_F(TransportTest, MultiCallDeliversEachValueAsItIsYielded) {
+  StartService("node1");
+  auto client = Client();
+  const absl::Time start = absl::Now();
+  absl::StatusOr<std::unique_ptr<ReplyStream>> stream =
+      client->MultiCall(Context(), "compute", Msg("count", {{"n", 3}, {"delay_ms", 400}}));
+  ZRPC_ASSERT_OK(stream);
+  std::vector<absl::Duration> arrivals;
+  std::vector<int64_t> values;
+  while (true) {
+    absl::StatusOr<std::optional<Value>> v = (*stream)->Next();
+    ZRPC_ASSERT_OK(v);
+    if (!v->has_value()) break;
+    values.push_back((*v)->AsInt());
+    arrivals.push_back(absl::Now() - start);
+  }
+  EXPECT_EQ(values, (std::vector<int64_t>{0, 1, 2}));
+  ASSERT_EQ(arrivals.size(), 3u);
+  // The first value arrives long before the handler finishes (~800 ms): it was streamed.
+  EXPECT_LT(arrivals[0], absl::Milliseconds(350));
+  EXPECT_GE(arrivals[2], absl::Milliseconds(700));
+  // After the end, Next keeps saying so.
+  absl::StatusOr<std::optional<Value>> after = (*stream)->Next();
+  ZRPC_ASSERT_OK(after);
+  EXPECT_FALSE(after->has_value());
+}
+
+TEST_F(TransportTest, HandlerFailureArrivesAsRemoteErrorWithTypeAndMessage) {
+  StartService("node1");
+  auto client = Client();
+  absl::StatusOr<Value> r = client->Call(Context(), "compute", Msg("fail", {{"message", "disk on fire"}}));
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(IsErrorKind(r.status(), ErrorKind::kRemoteError)) << r.status();
+  EXPECT_TRUE(IsRemote(r.status()));
+  EXPECT_EQ(GetErrorField(r.status(), "exc_type"), "runtime_error");
+  EXPECT_EQ(GetErrorField(r.status(), "value"), "disk on fire");
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("Remote error: runtime_error disk on fire"));
+  // Typed-argument errors keep their code.
+  absl::StatusOr<Value> bad = client->Call(Context(), "compute", Msg("add", {{"a", "x"}, {"b", 1}}));
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("argument \"a\" of method \"add\""));
+}
+
+TEST_F(TransportTest, VersionAndMethodErrorsComeBackAsTheirKinds) {
+  StartService("node1");
+  auto client = Client();
+  ZRPC_EXPECT_OK(client->Call(Context(), "compute", Msg("whoami", {}, "1.2")));
+  absl::Status v = client->Call(Context(), "compute", Msg("whoami", {}, "2.0")).status();
+  EXPECT_TRUE(IsErrorKind(v, ErrorKind::kUnsupportedRpcVersion)) << v;
+  EXPECT_TRUE(IsRemote(v));
+  EXPECT_EQ(GetErrorField(v, "version"), "2.0");
+  absl::Status m = client->Call(Context(), "compute", Msg("frobnicate", {}, "1.0")).status();
+  EXPECT_TRUE(IsErrorKind(m, ErrorKind::kNoSuchMethod)) << m;
+  // A proxy's version cap stops the call before it is sent.
+  RpcProxy capped(*client, "compute", "1.0", {.version_cap = "1.1"});
+  EXPECT_TRUE(IsErrorKind(capped.Call(Context(), capped.MakeMsg("whoami"), {.version = "1.3"}).status(),
+                          ErrorKind::kRpcVersionCapError));
+}
+
+TEST_F(TransportTest, NoConsumerIsAnImmediateDistinctError) {
+  StartService("node1");
+  auto client = Client();
+  const absl::Time start = absl::Now();
+  absl::Status call = client->Call(Context(), "storage", Msg("whoami")).status();
+  absl::Status cast = client->Cast(Context(), "storage", Msg("whoami"));
+  absl::Status fanout = client->FanoutCast(Context(), "storage", Msg("whoami"));
+  absl::Status direct = client->Call(Context(), "compute.node9", Msg("whoami")).status();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+  for (const absl::Status& s : {call, cast, fanout, direct}) {
+    EXPECT_TRUE(IsErrorKind(s, ErrorKind::kNoConsumer)) << s;
+    EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
+  }
+  EXPECT_EQ(call.message(), "No consumer registered for topic \"storage\"");
+}
+
+TEST_F(TransportTest, ServerKilledMidCallGivesPeerLostWellBeforeTheDeadline) {
+  tools::ChildProcess& service = StartService("node1");
+  auto client = Client();
+  std::thread killer([&] {
+    absl::SleepFor(absl::Milliseconds(300));
+    service.Kill();
+  });
+  const absl::Time start = absl::Now();
+  absl::Status s = client->Call(Context(), "compute", Msg("sleep", {{"ms", 20000}}),
+                                {.timeout = absl::Seconds(30)})
+                       .status();
+  const absl::Duration took = absl::Now() - start;
+  killer.join();
+  EXPECT_TRUE(IsErrorKind(s, ErrorKind::kPeerLost)) << s;
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(GetErrorField(s, "host"), "node1");
+  EXPECT_LT(took, absl::Seconds(5));  // 3 silent heartbeat intervals (0.6 s) after the kill
+}
+
+TEST_F(TransportTest, SlowHandlerLongerThanTheHeartbeatStillCompletes) {
+  StartService("node1");
+  auto client = Client();
+  absl::StatusOr<Value> r = client->Call(Context(), "compute", Msg("sleep", {{"ms", 1500}}));
+  ZRPC_ASSERT_OK(r);
+  EXPECT_EQ(r->AsString(), "node1");
+}
+
+TEST_F(TransportTest, TheCallersRemainingTimeReachesTheHandler) {
+  StartService("node1");
+  auto client = Client();
+  absl::StatusOr<Value> left =
+      client->Call(Context(), "compute", Msg("deadline"), {.timeout = absl::Seconds(5)});
+  ZRPC_ASSERT_OK(left);
+  EXPECT_GT(left->AsInt(), 4000);
+  EXPECT_LE(left->AsInt(), 5000);
+}
+
+TEST_F(TransportTest, TimeoutThenLateReplyIsNeverMatchedToTheNextCall) {
+  StartService("node1");
+  auto client = Client();
+  absl::Status s = client->Call(Context(), "compute.node1", Msg("sleep", {{"ms", 600}}),
+                                {.timeout = absl::Milliseconds(200)})
+                       .status();
+  EXPECT_TRUE(IsErrorKind(s, ErrorKind::kTimeout)) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr("RPC method: \"sleep\""));
+  // The late "sleep" reply (the host name) arrives during these calls and must be dropped.
+  for (int i = 0; i < 8; ++i) {
+    absl::StatusOr<Value> sum =
+        client->Call(Context(), "compute.node1", Msg("add", {{"a", i}, {"b", 1}}));
+    ZRPC_ASSERT_OK(sum);
+    EXPECT_EQ(sum->AsInt(), i + 1);
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+}
+
+TEST_F(TransportTest, OversizedMessagesAreRefusedBeforeSending) {
+  StartService("node1");
+  auto client = Client();
+  const std::string big(5 << 20, 'x');
+  absl::Status s = client->Call(Context(), "compute", Msg("echo", {{"blob", big}})).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr("exceeds the limit"));
+  EXPECT_EQ(client->Cast(Context(), "compute", Msg("echo", {{"blob", big}})).code(),
+            absl::StatusCode::kResourceExhausted);
+  // Just under the limit still works.
+  const std::string fits(3 << 20, 'y');
+  absl::StatusOr<Value> echoed = client->Call(Context(), "compute", Msg("echo", {{"blob", fits}}));
+  ZRPC_ASSERT_OK(echoed);
+  EXPECT_EQ(echoed->Find("blob")->AsString().size(), fits.size());
+}
+
+TEST_F(TransportTest, BadTopicNamesAreRefused) {
+  auto client = Client();
+  for (const std::string& topic : {std::string("a/b"), std::string("..\\x"), std::string("a\nb"),
+                                   std::string("a b"), std::string(300, 'a'), std::string("")}) {
+    absl::Status s = client->Call(Context(), topic, Msg("whoami")).status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << topic;
+    EXPECT_EQ(client->Cast(Context(), topic, Msg("whoami")).code(), absl::StatusCode::kInvalidArgument);
+  }
+  TransportOptions bad_host = ClientOptions("bad/host");
+  EXPECT_EQ(Transport::Create(bad_host).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(TransportTest, AServerRestartedOnTheSameEndpointServesNewCalls) {
+  StartService("node1");
+  const std::string endpoint = endpoints_["node1"];
+  const std::string port = endpoint.substr(endpoint.rfind(':') + 1);
+  auto client = Client();
+  EXPECT_EQ(Host(client->Call(Context(), "compute", Msg("whoami"))), "node1");
+  services_.back()->Kill();
+  services_.clear();
+  StartService("node1", {"--port", port});
+  EXPECT_EQ(endpoints_["node1"], endpoint);
+  EXPECT_TRUE(Eventually([&] { return Host(client->Call(Context(), "compute", Msg("whoami"))) == "node1"; }));
+}
+
+TEST_F(TransportTest, EightThreadsOfAThousandCallsEachGetExactlyTheirReplies) {
+  StartService("node1");
+  StartService("node2");
+  auto client = Client();
+  std::atomic<int> ok{0}, wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 1000; ++i) {
+        absl::StatusOr<Value> r =
+            client->Call(Context(), "compute", Msg("add", {{"a", t * 100000}, {"b", i}}));
+        if (r.ok() && r->AsInt() == t * 100000 + i) {
+          ok++;
+        } else {
+          wrong++;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(ok.load(), 8000);
+  EXPECT_EQ(wrong.load(), 0);
+}
+
+TEST_F(TransportTest, CloseWithCallsInFlightReturnsPromptly) {
+  StartService("node1");
+  auto client = Client();
+  absl::Status in_flight;
+  std::thread caller([&] {
+    in_flight = client->Call(Context(), "compute", Msg("sleep", {{"ms", 10000}})).status();
+  });
+  absl::SleepFor(absl::Milliseconds(300));
+  const absl::Time start = absl::Now();
+  client->Close();
+  caller.join();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(3));
+  EXPECT_TRUE(IsErrorKind(in_flight, ErrorKind::kTransportClosed)) << in_flight;
+  EXPECT_TRUE(IsErrorKind(client->Call(Context(), "compute", Msg("whoami")).status(),
+                          ErrorKind::kTransportClosed));
+  client->Close();  // idempotent
+}
+
+TEST_F(TransportTest, DestroyingATransportWithUnsentMessagesDoesNotHang) {
+  tools::ChildProcess& service = StartService("node1");
+  TransportOptions o = ClientOptions();
+  o.cast_timeout = absl::Milliseconds(300);
+  auto client = Client(o);
+  ZRPC_ASSERT_OK(client->Call(Context(), "compute", Msg("whoami")));
+  service.Signal(SIGSTOP);  // alive but not reading: queues fill up
+  const std::string blob(256 << 10, 'z');
+  int queued = 0;
+  for (int i = 0; i < 200; ++i) {
+    if (client->Cast(Context(), "compute", Msg("echo", {{"blob", blob}})).ok()) ++queued;
+  }
+  EXPECT_GT(queued, 0);
+  const absl::Time start = absl::Now();
+  client.reset();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(3));
+  service.Signal(SIGCONT);
+}
+
+TEST_F(TransportTest, CastToServerAndFanoutCastToServerUseTheGivenEndpoint) {
+  StartService("node1");
+  StartService("node2");
+  auto client = Client();
+  ZRPC_ASSERT_OK(client->CastToServer(Context(), endpoints_["node2"], "compute",
+                                      Msg("note", {{"kind", "direct"}})));
+  ZRPC_ASSERT_OK(client->FanoutCastToServer(Context(), endpoints_["node2"], "compute",
+                                            Msg("note", {{"kind", "fan"}})));
+  EXPECT_TRUE(Eventually([&] {
+    return NoteCount(*client, "node2", "direct") == 1 && NoteCount(*client, "node2", "fan") == 1;
+  }));
+  EXPECT_EQ(NoteCount(*client, "node1", "direct"), 0);
+}
+
+TEST_F(TransportTest, RpcProxySendsThroughTheTransport) {
+  StartService("node1");
+  auto client = Client();
+  RpcProxy compute(*client, "compute", "1.1");
+  absl::StatusOr<Value> sum = compute.Call(Context(), compute.MakeMsg("add", {{"a", 1}, {"b", 2}}));
+  ZRPC_ASSERT_OK(sum);
+  EXPECT_EQ(sum->AsInt(), 3);
+  ZRPC_EXPECT_OK(compute.Cast(Context(), compute.MakeMsg("note", {{"kind", "proxy"}})));
+  ZRPC_EXPECT_OK(compute.FanoutCast(Context(), compute.MakeMsg("note", {{"kind", "proxyfan"}})));
+  EXPECT_TRUE(Eventually([&] {
+    return NoteCount(*client, "node1", "proxy") == 1 && NoteCount(*client, "node1", "proxyfan") == 1;
+  }));
+  absl::StatusOr<std::unique_ptr<ReplyStream>> s =
+      compute.MultiCall(Context(), compute.MakeMsg("count", {{"n", 2}}));
+  ZRPC_ASSERT_OK(s);
+  absl::StatusOr<std::optional<Value>> first = (*s)->Next();
+  ZRPC_ASSERT_OK(first);
+  ASSERT_TRUE(first->has_value());
+  EXPECT_EQ((*first)->AsInt(), 0);
+}
+
+TEST_F(TransportTest, AsyncCallsCompleteOnceEach) {
+  StartService("node1");
+  auto client = Client();
+  constexpr int kCalls = 500;
+  absl::Mutex mu;
+  int done = 0, correct = 0;
+  for (int i = 0; i < kCalls; ++i) {
+    client->CallAsync(Context(), "compute", Msg("add", {{"a", i}, {"b", i}}),
+                      [&, i](absl::StatusOr<Value> r) {
+                        absl::MutexLock lock(&mu);
+                        ++done;
+                        if (r.ok() && r->AsInt() == 2 * i) ++correct;
+                      });
+  }
+  absl::MutexLock lock(&mu);
+  EXPECT_TRUE(mu.AwaitWithTimeout(absl::Condition(+[](int* d) { return *d == kCalls; }, &done),
+                                  absl::Seconds(20)));
+  EXPECT_EQ(correct, kCalls);
+  EXPECT_EQ(done, kCalls);
+}
+
+TEST_F(TransportTest, AsyncCallToAKilledServerFailsWithPeerLost) {
+  tools::ChildProcess& service = StartService("node1");
+  auto client = Client();
+  absl::Notification finished;
+  absl::Status result;
+  client->CallAsync(Context(), "compute", Msg("sleep", {{"ms", 20000}}),
+                    [&](absl::StatusOr<Value> r) {
+                      result = r.status();
+                      finished.Notify();
+                    },
+                    {.timeout = absl::Seconds(30)});
+  absl::SleepFor(absl::Milliseconds(300));
+  service.Kill();
+  EXPECT_TRUE(finished.WaitForNotificationWithTimeout(absl::Seconds(5)));
+  EXPECT_TRUE(IsErrorKind(result, ErrorKind::kPeerLost)) << result;
+}
+
+}  // namespace
+}  // namespace zrpc::testing
