@@ -1,0 +1,205 @@
+#!/usr/bin/python3
+"""A zrpc client in Python, written from docs/PROTOCOL.md alone, against the C++ reference service.
+
+Run by CTest as: /usr/bin/python3 protocol_test.py PATH/TO/zrpc-service
+Needs Debian's python3-zmq. Prints 'N passed, N failed' and exits non-zero on any failure.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+import zmq
+
+RESULTS = {"passed": 0, "failed": 0}
+
+
+def check(name, condition, detail=""):
+    if condition:
+        RESULTS["passed"] += 1
+        print(f"[ OK ] {name}")
+    else:
+        RESULTS["failed"] += 1
+        print(f"[FAIL] {name} {detail}")
+
+
+def envelope(message):
+    return json.dumps({"oslo.version": "2.0", "oslo.message": json.dumps(message)}).encode()
+
+
+class Client:
+    def __init__(self, endpoint):
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.connect(endpoint)
+        self.beats = {}
+
+    def send(self, kind, target, message, msg_id=None, exchange="openstack"):
+        header = f"zrpc1 {kind} {exchange} {target} {msg_id or '-'}"
+        self.sock.send_multipart([header.encode(), envelope(message) if isinstance(message, dict) else message])
+
+    def request(self, kind, target, method, args=None, version="1.3", extra=None):
+        msg_id = uuid.uuid4().hex
+        message = {"method": method, "args": args or {}, "version": version,
+                   "_msg_id": msg_id, "_unique_id": uuid.uuid4().hex, "_timeout": 10000}
+        message.update(extra or {})
+        self.send(kind, target, message, msg_id)
+        return msg_id
+
+    def replies(self, msg_id, timeout_s=10):
+        """Yields the reply objects of one call until the one with ending."""
+        deadline = time.time() + timeout_s
+        while time.time() < deadline:
+            if not self.sock.poll(int((deadline - time.time()) * 1000) + 1):
+                break
+            frames = self.sock.recv_multipart()
+            assert len(frames) == 2, frames
+            words = frames[0].decode().split(" ")
+            assert words[0] == "zrpc1", words
+            if words[2] != msg_id:
+                continue  # another (late) call's reply
+            if words[1] == "beat":
+                self.beats[msg_id] = self.beats.get(msg_id, 0) + 1
+                continue
+            assert words[1] == "reply", words
+            outer = json.loads(frames[1])
+            reply = json.loads(outer["oslo.message"])
+            yield reply
+            if reply["ending"]:
+                return
+        raise TimeoutError(f"no reply for {msg_id}")
+
+    def call(self, target, method, args=None, **kw):
+        replies = list(self.replies(self.request("call", target, method, args, **kw)))
+        assert len(replies) == 1 and replies[0]["ending"], replies
+        return replies[0]
+
+
+def failure(reply):
+    return json.loads(reply["failure"]) if reply["failure"] is not None else None
+
+
+def main():
+    service = sys.argv[1]
+    registry = tempfile.mkdtemp(prefix="zrpc-py-")
+    proc = subprocess.Popen([service, "--host", "pyhost", "--matchmaker", "local://" + registry,
+                             "--heartbeat-ms", "200"], stdout=subprocess.PIPE, text=True)
+    try:
+        ready = proc.stdout.readline().strip()
+        check("service starts and prints READY", ready.startswith("READY "), ready)
+        endpoint = ready.split(" ", 1)[1]
+        c = Client(endpoint)
+
+        # Section 7.1: the local:// registry lists the service.
+        entries = []
+        for name in os.listdir(registry):
+            if name.endswith(".json"):
+                with open(os.path.join(registry, name)) as f:
+                    entries += json.load(f)["registrations"]
+        keys = sorted((e["topic"], e["fanout"]) for e in entries)
+        check("registry lists topic, topic.host and fanout",
+              keys == [("compute", False), ("compute", True), ("compute.pyhost", False)], keys)
+        check("registry endpoint is the ROUTER", all(e["endpoint"] == endpoint for e in entries))
+
+        # Section 4: a call gets exactly one reply with ending.
+        r = c.call("compute", "add", {"a": 2, "b": 40})
+        check("call returns its result", r["result"] == 42 and r["failure"] is None, r)
+        r = c.call("compute.pyhost", "echo", {"x": [1, "two", None], "y": {"z": 1.5}})
+        check("direct topic echoes args", r["result"] == {"x": [1, "two", None], "y": {"z": 1.5}}, r)
+
+        # Envelope 1.0 (a bare message object) is accepted too.
+        msg_id = uuid.uuid4().hex
+        c.send("call", "compute", json.dumps({"method": "whoami", "_msg_id": msg_id}).encode(), msg_id)
+        r = list(c.replies(msg_id))[-1]
+        check("bare 1.0 message is accepted", r["result"] == "pyhost", r)
+
+        # Multicall: one reply per value, then an ending reply with null result.
+        replies = list(c.replies(c.request("multicall", "compute", "count", {"n": 3})))
+        check("multicall streams values then ending",
+              [x["result"] for x in replies] == [0, 1, 2, None]
+              and [x["ending"] for x in replies] == [False, False, False, True], replies)
+
+        # Beats arrive for a slow call (heartbeat 200 ms, handler 700 ms).
+        msg_id = c.request("call", "compute", "sleep", {"ms": 700})
+        replies = list(c.replies(msg_id))
+        check("slow call completes", replies[-1]["result"] == "pyhost", replies)
+        check("beats arrive while the call runs", c.beats.get(msg_id, 0) >= 2, c.beats)
+
+        # _timeout reaches the handler.
+        r = c.call("compute", "deadline", extra={"_timeout": 3000})
+        check("handler sees the caller's deadline", 2000 < r["result"] <= 3000, r)
+
+        # Failures (section 5).
+        f = failure(c.call("compute", "nosuch"))
+        check("unknown method is NoSuchMethod",
+              f and f["class"] == "NoSuchMethod" and f["module"] == "zrpc" and f["kwargs"]["method"] == "nosuch", f)
+        f = failure(c.call("compute", "add", {"a": 1, "b": 2}, version="2.0"))
+        check("wrong version is UnsupportedRpcVersion",
+              f and f["class"] == "UnsupportedRpcVersion" and f["kwargs"]["version"] == "2.0"
+              and f["message"] == "Specified RPC version, 2.0, not supported by this endpoint.", f)
+        f = failure(c.call("compute", "fail", {"message": "boom"}))
+        check("handler exception keeps its type",
+              f and f["class"] == "runtime_error" and f["module"] == "std" and f["message"] == "boom", f)
+        f = failure(c.call("compute", "add", {"a": "x", "b": 2}))
+        check("bad argument is INVALID_ARGUMENT naming it",
+              f and f["kwargs"].get("code") == 3 and '"a"' in f["message"], f)
+        f = failure(c.call("storage", "add"))
+        check("unknown target is NoConsumer", f and f["class"] == "NoConsumer" and f["kwargs"]["code"] == 5, f)
+
+        msg_id = uuid.uuid4().hex
+        c.send("call", "compute", b"{not json", msg_id)
+        f = failure(list(c.replies(msg_id))[-1])
+        check("malformed JSON gets an INVALID_ARGUMENT failure", f and f["kwargs"].get("code") == 3, f)
+        msg_id = uuid.uuid4().hex
+        c.send("call", "compute", json.dumps({"oslo.version": "8675309.0", "oslo.message": "{}"}).encode(), msg_id)
+        f = failure(list(c.replies(msg_id))[-1])
+        check("unknown envelope version is refused",
+              f and f["class"] == "UnsupportedRpcEnvelopeVersion" and f["kwargs"]["version"] == "8675309.0", f)
+
+        # Casts and fanout: no reply; their effect shows in stats.
+        c.send("cast", "compute", {"method": "note", "args": {"kind": "py"}, "_unique_id": "dup-1"})
+        c.send("cast", "compute", {"method": "note", "args": {"kind": "py"}, "_unique_id": "dup-1"})
+        c.send("cast", "fanout~compute", {"method": "note", "args": {"kind": "pyfan"}, "_unique_id": uuid.uuid4().hex})
+        notes = {}
+        for _ in range(100):
+            notes = c.call("compute", "stats")["result"]["notes"]
+            if notes.get("py") and notes.get("pyfan"):
+                break
+            time.sleep(0.02)
+        check("cast and fanout are handled, the duplicate is dropped",
+              notes.get("py") == 1 and notes.get("pyfan") == 1, notes)
+
+        # Cancel stops a multicall: no more values after the ending (or silence).
+        msg_id = c.request("multicall", "compute", "count", {"n": 1000, "delay_ms": 20})
+        got = []
+        for reply in c.replies(msg_id):
+            got.append(reply)
+            if len(got) == 2:
+                c.sock.send_multipart([f"zrpc1 cancel {msg_id}".encode(), b""])
+        check("cancel ends a multicall early", len(got) < 50 and got[-1]["ending"], len(got))
+
+        # A request whose _timeout is 0 is dropped unstarted; the next one is answered.
+        dropped = c.request("call", "compute", "whoami", extra={"_timeout": 0})
+        r = c.call("compute", "whoami")
+        check("expired request is dropped, service keeps serving", r["result"] == "pyhost", r)
+        check("no reply to the expired request", c.sock.poll(300) == 0 or
+              c.sock.recv_multipart()[0].decode().split(" ")[2] != dropped)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(registry, ignore_errors=True)
+    print(f"{RESULTS['passed']} passed, {RESULTS['failed']} failed")
+    return 1 if RESULTS["failed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
