@@ -1,0 +1,394 @@
+// zrpc-e2e-bench: zrpc against raw libzmq, client and server in separate processes, in one run.
+//
+//   build/bench/zrpc-e2e-bench [--quick]
+//
+// The client (this process) runs on CPU 0 and every server on CPU 1 (taskset), as DESIGN §9
+// measures. For tcp and ipc on loopback it reports:
+//   - call latency p50/p99, one call outstanding, synchronous Call, inline echo handler (and a
+//     pool handler), 100 B and 1 KiB payloads, beside a raw DEALER→ROUTER echo;
+//   - call throughput with 64 calls in flight (CallAsync), inline handler, beside a raw DEALER
+//     keeping 64 requests in flight;
+//   - cast throughput: casts handled by the server per second, 100 B payload, beside raw
+//     DEALER→ROUTER sending the same frames zrpc sends, and raw PUSH→PULL with 100 B.
+#include <sched.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <string>
+#include <vector>
+#include <zmq.hpp>
+
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
+#include "src/wire.h"
+#include "tools/child_process.h"
+#include "tools/flags.h"
+#include "zrpc/zrpc.h"
+
+namespace {
+
+using zrpc::tools::ChildProcess;
+
+void PinTo(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  sched_setaffinity(0, sizeof(set), &set);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Servers (run in child processes).
+
+int ServeZrpc(const std::string& matchmaker, const std::string& ipc_dir) {
+  std::atomic<int64_t> sunk{0};
+  zrpc::Dispatcher inline_d, pool_d;
+  auto methods = [&](zrpc::Endpoint ep) {
+    return std::move(ep)
+        .Method("echo",
+                [](zrpc::CallContext&, const zrpc::Object& args) -> absl::StatusOr<zrpc::Value> {
+                  const zrpc::Value* p = args.Find("p");
+                  return p ? *p : zrpc::Value();
+                })
+        .Method("sink",
+                [&sunk](zrpc::CallContext&, const zrpc::Object&) -> absl::StatusOr<zrpc::Value> {
+                  sunk.fetch_add(1, std::memory_order_relaxed);
+                  return zrpc::Value();
+                })
+        .Method("sunk", [&sunk](zrpc::CallContext&, const zrpc::Object&) -> absl::StatusOr<zrpc::Value> {
+          return zrpc::Value(sunk.load());
+        });
+  };
+  if (!inline_d.Add(methods(zrpc::Endpoint{.inline_handlers = true})).ok()) return 1;
+  if (!pool_d.Add(methods(zrpc::Endpoint{})).ok()) return 1;
+  auto t = zrpc::Transport::Create({.host = "bench-server", .ipc_dir = ipc_dir, .matchmaker = matchmaker});
+  if (!t.ok()) return 1;
+  auto conn = (*t)->CreateConnection();
+  if (!conn.ok() || !(*conn)->CreateConsumer("bench", inline_d).ok() ||
+      !(*conn)->CreateConsumer("benchpool", pool_d).ok() || !(*conn)->ConsumeInThread().ok()) {
+    return 1;
+  }
+  std::cout << "READY " << (*t)->endpoint() << std::endl;
+  char c;
+  while (read(STDIN_FILENO, &c, 1) > 0) {
+  }
+  pause();
+  return 0;
+}
+
+// ROUTER: echoes single-frame requests; counts 2-frame casts and answers a 1-frame "?" with the
+// count. PULL (second endpoint): counts, and the ROUTER's "?p" answers with that count.
+int ServeRaw(const std::string& router_ep, const std::string& pull_ep) {
+  zmq::context_t ctx;
+  zmq::socket_t router(ctx, zmq::socket_type::router), pull(ctx, zmq::socket_type::pull);
+  router.set(zmq::sockopt::rcvhwm, 100000);
+  router.set(zmq::sockopt::sndhwm, 100000);
+  pull.set(zmq::sockopt::rcvhwm, 100000);
+  router.bind(router_ep);
+  pull.bind(pull_ep);
+  std::cout << "READY " << router.get(zmq::sockopt::last_endpoint) << " "
+            << pull.get(zmq::sockopt::last_endpoint) << std::endl;
+  int64_t casts = 0, pushed = 0;
+  std::vector<zmq::pollitem_t> items = {{router.handle(), 0, ZMQ_POLLIN, 0},
+                                        {pull.handle(), 0, ZMQ_POLLIN, 0}};
+  std::vector<zmq::message_t> frames;
+  while (true) {
+    zmq::poll(items, std::chrono::milliseconds(-1));
+    if (items[1].revents & ZMQ_POLLIN) {
+      zmq::message_t m;
+      while (pull.recv(m, zmq::recv_flags::dontwait)) ++pushed;
+    }
+    if (items[0].revents & ZMQ_POLLIN) {
+      while (true) {
+        frames.clear();
+        zmq::message_t m;
+        if (!router.recv(m, zmq::recv_flags::dontwait)) break;
+        frames.push_back(std::move(m));
+        while (frames.back().more()) {
+          zmq::message_t part;
+          (void)router.recv(part);
+          frames.push_back(std::move(part));
+        }
+        if (frames.size() == 3) {  // rid + header + body: a cast to count
+          ++casts;
+          continue;
+        }
+        std::string_view body(static_cast<const char*>(frames[1].data()), frames[1].size());
+        router.send(frames[0], zmq::send_flags::sndmore);
+        if (body == "?") {
+          router.send(zmq::buffer(std::to_string(casts)));
+        } else if (body == "?p") {
+          router.send(zmq::buffer(std::to_string(pushed)));
+        } else {
+          router.send(frames[1], zmq::send_flags::none);
+        }
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client side.
+
+struct Latency {
+  double p50_us = 0, p99_us = 0;
+};
+
+Latency Summarize(std::vector<double>& us) {
+  std::sort(us.begin(), us.end());
+  return {us[us.size() / 2], us[us.size() * 99 / 100]};
+}
+
+Latency RawLatency(zmq::context_t& ctx, const std::string& endpoint, size_t size, int n) {
+  zmq::socket_t s(ctx, zmq::socket_type::dealer);
+  s.set(zmq::sockopt::linger, 0);
+  s.connect(endpoint);
+  const std::string payload(size, 'x');
+  std::vector<double> us;
+  for (int i = 0; i < n + n / 10; ++i) {
+    const absl::Time t0 = absl::Now();
+    s.send(zmq::buffer(payload));
+    zmq::message_t m;
+    (void)s.recv(m);
+    if (i >= n / 10) us.push_back(absl::ToDoubleMicroseconds(absl::Now() - t0));
+  }
+  return Summarize(us);
+}
+
+Latency ZrpcLatency(zrpc::Transport& t, const std::string& topic, size_t size, int n) {
+  const zrpc::Object args{{"p", std::string(size, 'x')}};
+  std::vector<double> us;
+  for (int i = 0; i < n + n / 10; ++i) {
+    zrpc::Message m{.method = "echo", .args = args};
+    const absl::Time t0 = absl::Now();
+    absl::StatusOr<zrpc::Value> r = t.Call(zrpc::Context(), topic, std::move(m));
+    if (!r.ok()) {
+      std::cerr << "call failed: " << r.status() << "\n";
+      std::exit(1);
+    }
+    if (i >= n / 10) us.push_back(absl::ToDoubleMicroseconds(absl::Now() - t0));
+  }
+  return Summarize(us);
+}
+
+double RawThroughput(zmq::context_t& ctx, const std::string& endpoint, size_t size, int n,
+                     int window) {
+  zmq::socket_t s(ctx, zmq::socket_type::dealer);
+  s.set(zmq::sockopt::linger, 0);
+  s.connect(endpoint);
+  const std::string payload(size, 'x');
+  // Warm up the connection.
+  s.send(zmq::buffer(payload));
+  zmq::message_t m;
+  (void)s.recv(m);
+  const absl::Time t0 = absl::Now();
+  int sent = 0, got = 0;
+  for (; sent < window; ++sent) s.send(zmq::buffer(payload));
+  while (got < n) {
+    (void)s.recv(m);
+    ++got;
+    if (sent < n) {
+      s.send(zmq::buffer(payload));
+      ++sent;
+    }
+  }
+  return n / absl::ToDoubleSeconds(absl::Now() - t0);
+}
+
+double ZrpcThroughput(zrpc::Transport& t, const std::string& topic, size_t size, int n, int window) {
+  const zrpc::Object args{{"p", std::string(size, 'x')}};
+  absl::Mutex mu;
+  int done = 0, failed = 0;
+  std::atomic<int> issued{0};
+  std::function<void(absl::StatusOr<zrpc::Value>)> on_done;
+  auto issue = [&] {
+    t.CallAsync(zrpc::Context(), topic, zrpc::Message{.method = "echo", .args = args}, on_done);
+  };
+  on_done = [&](absl::StatusOr<zrpc::Value> r) {
+    {
+      absl::MutexLock lock(&mu);
+      ++done;
+      if (!r.ok()) ++failed;
+    }
+    if (issued.fetch_add(1) < n) issue();
+  };
+  (void)t.Call(zrpc::Context(), topic, zrpc::Message{.method = "echo", .args = args});  // warm up
+  const absl::Time t0 = absl::Now();
+  issued = window;
+  for (int i = 0; i < window; ++i) issue();
+  // Exactly n calls are issued: the first `window`, then one per completion.
+  std::pair<int*, int> target(&done, n);
+  absl::MutexLock lock(&mu);
+  mu.Await(absl::Condition(+[](std::pair<int*, int>* p) { return *p->first >= p->second; }, &target));
+  if (failed) std::cerr << failed << " async calls failed\n";
+  return n / absl::ToDoubleSeconds(absl::Now() - t0);
+}
+
+double RawCastThroughput(zmq::context_t& ctx, const std::string& endpoint,
+                         const std::string& header, const std::string& body, int n) {
+  zmq::socket_t s(ctx, zmq::socket_type::dealer);
+  s.set(zmq::sockopt::linger, 0);
+  s.set(zmq::sockopt::sndhwm, 100000);
+  s.connect(endpoint);
+  auto count = [&] {
+    s.send(zmq::str_buffer("?"));
+    zmq::message_t m;
+    (void)s.recv(m);
+    return std::stoll(m.to_string());
+  };
+  const int64_t before = count();
+  const absl::Time t0 = absl::Now();
+  for (int i = 0; i < n; ++i) {
+    s.send(zmq::buffer(header), zmq::send_flags::sndmore);
+    s.send(zmq::buffer(body));
+  }
+  while (count() < before + n) {
+  }
+  return n / absl::ToDoubleSeconds(absl::Now() - t0);
+}
+
+double RawPushThroughput(zmq::context_t& ctx, const std::string& router_ep,
+                         const std::string& pull_ep, size_t size, int n) {
+  zmq::socket_t push(ctx, zmq::socket_type::push), q(ctx, zmq::socket_type::dealer);
+  push.set(zmq::sockopt::linger, 0);
+  push.set(zmq::sockopt::sndhwm, 100000);
+  q.set(zmq::sockopt::linger, 0);
+  push.connect(pull_ep);
+  q.connect(router_ep);
+  auto count = [&] {
+    q.send(zmq::str_buffer("?p"));
+    zmq::message_t m;
+    (void)q.recv(m);
+    return std::stoll(m.to_string());
+  };
+  const std::string payload(size, 'x');
+  const int64_t before = count();
+  const absl::Time t0 = absl::Now();
+  for (int i = 0; i < n; ++i) push.send(zmq::buffer(payload));
+  while (count() < before + n) {
+  }
+  return n / absl::ToDoubleSeconds(absl::Now() - t0);
+}
+
+double ZrpcCastThroughput(zrpc::Transport& t, const std::string& topic, size_t size, int n) {
+  const zrpc::Object args{{"p", std::string(size, 'x')}};
+  auto sunk = [&] {
+    return t.Call(zrpc::Context(), topic, zrpc::Message{.method = "sunk"})->AsInt();
+  };
+  const int64_t before = sunk();
+  const absl::Time t0 = absl::Now();
+  for (int i = 0; i < n; ++i) {
+    absl::Status s = t.Cast(zrpc::Context(), topic, zrpc::Message{.method = "sink", .args = args});
+    if (!s.ok()) {
+      std::cerr << "cast failed: " << s << "\n";
+      std::exit(1);
+    }
+  }
+  while (sunk() < before + n) {
+  }
+  return n / absl::ToDoubleSeconds(absl::Now() - t0);
+}
+
+void Row(const std::string& what, const std::string& transport, const std::string& size,
+         double zrpc, double raw, const std::string& unit, const std::string& target) {
+  const double ratio = raw > 0 ? zrpc / raw : 0;
+  std::cout << std::flush << absl::StrFormat("| %-34s | %-4s | %-6s | %10.1f %-6s | %10.1f %-6s | %5.2fx | %-12s |\n",
+                               what, transport, size, zrpc, unit, raw, unit, ratio, target)
+            << std::flush;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  zrpc::tools::Flags flags("usage: zrpc-e2e-bench [--quick]",
+                           {{"quick!", "fewer iterations (a smoke run)"},
+                            {"serve", "internal: run a server (zrpc or raw)"},
+                            {"matchmaker", "internal"},
+                            {"ipc-dir", "internal"},
+                            {"router", "internal"},
+                            {"pull", "internal"}});
+  flags.Parse(argc, argv);
+  zrpc::SetLogLevel(zrpc::LogLevel::kError);
+  if (flags.Get("serve") == "zrpc") return ServeZrpc(flags.Get("matchmaker"), flags.Get("ipc-dir"));
+  if (flags.Get("serve") == "raw") return ServeRaw(flags.Get("router"), flags.Get("pull"));
+
+  const bool quick = flags.Has("quick");
+  const int lat_n = quick ? 500 : 5000;
+  const int tput_n = quick ? 2000 : 30000;
+  const int cast_n = quick ? 5000 : 100000;
+  PinTo(0);
+  char tmpl[] = "/tmp/zrpc-bench-XXXXXX";
+  if (mkdtemp(tmpl) == nullptr) return 1;
+  const std::string dir = tmpl;
+  const std::string self = zrpc::tools::SelfDir() + "/zrpc-e2e-bench";
+  const bool have_taskset = access("/usr/bin/taskset", X_OK) == 0;
+  auto server_argv = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv = {self};
+    argv.insert(argv.end(), args.begin(), args.end());
+    if (have_taskset) argv.insert(argv.begin(), {"/usr/bin/taskset", "-c", "1"});
+    return argv;
+  };
+
+  std::cout << "zrpc end-to-end benchmark: client on CPU 0, servers on CPU 1"
+            << (have_taskset ? "" : " (taskset missing: not pinned)") << "\n\n";
+  std::cout << "| measure                            | via  | size   | zrpc              | raw libzmq        | ratio | target       |\n";
+  std::cout << "|------------------------------------|------|--------|-------------------|-------------------|-------|--------------|\n";
+  zmq::context_t ctx;
+  for (const std::string transport : {"tcp", "ipc"}) {
+    const std::string mm = "local://" + dir + "/" + transport;
+    ChildProcess zserver, rserver;
+    std::vector<std::string> zargs = {"--serve", "zrpc", "--matchmaker", mm};
+    if (transport == "ipc") zargs.insert(zargs.end(), {"--ipc-dir", dir});
+    if (!zserver.Start(server_argv(zargs)) || zserver.WaitForLine("READY", 10000).empty()) {
+      std::cerr << "zrpc server did not start\n";
+      return 1;
+    }
+    const std::string rrouter = transport == "tcp" ? "tcp://127.0.0.1:*" : "ipc://" + dir + "/raw.r";
+    const std::string rpull = transport == "tcp" ? "tcp://127.0.0.1:*" : "ipc://" + dir + "/raw.p";
+    if (!rserver.Start(server_argv({"--serve", "raw", "--router", rrouter, "--pull", rpull}))) return 1;
+    std::string ready = rserver.WaitForLine("READY", 10000);
+    if (ready.empty()) return 1;
+    const std::string raw_router = ready.substr(6, ready.find(' ', 6) - 6);
+    const std::string raw_pull = ready.substr(ready.find(' ', 6) + 1);
+
+    auto client = zrpc::Transport::Create({.host = "bench-client", .matchmaker = mm});
+    if (!client.ok()) return 1;
+    zrpc::Transport& t = **client;
+
+    for (size_t size : {size_t{100}, size_t{1024}}) {
+      const std::string sz = size == 100 ? "100 B" : "1 KiB";
+      Latency raw = RawLatency(ctx, raw_router, size, lat_n);
+      Latency z = ZrpcLatency(t, "bench", size, lat_n);
+      Latency zp = ZrpcLatency(t, "benchpool", size, lat_n);
+      Row("call latency p50 (inline handler)", transport, sz, z.p50_us, raw.p50_us, "us", "<= 1.25x");
+      Row("call latency p99 (inline handler)", transport, sz, z.p99_us, raw.p99_us, "us", "");
+      Row("call latency p50 (pool handler)", transport, sz, zp.p50_us, raw.p50_us, "us", "<= 1.6x");
+    }
+    for (size_t size : {size_t{100}, size_t{1024}}) {
+      const std::string sz = size == 100 ? "100 B" : "1 KiB";
+      const double raw = RawThroughput(ctx, raw_router, size, tput_n, 64);
+      const double z = ZrpcThroughput(t, "bench", size, tput_n, 64);
+      Row("call throughput, 64 in flight", transport, sz, z, raw, "/s", ">= 0.50x");
+    }
+    {
+      // The raw DEALER sends exactly the frames zrpc puts on the wire for such a cast.
+      zrpc::Message m{.method = "sink", .args = {{"p", std::string(100, 'x')}}};
+      m.unique_id = zrpc::NewUniqueId();
+      const std::string body = *zrpc::EncodeMessage(m);
+      const std::string header =
+          zrpc::internal::RequestHeader(zrpc::internal::FrameKind::kCast, "openstack", "bench", "");
+      const double raw = RawCastThroughput(ctx, raw_router, header, body, cast_n);
+      const double push = RawPushThroughput(ctx, raw_router, raw_pull, 100, cast_n);
+      const double z = ZrpcCastThroughput(t, "bench", 100, cast_n);
+      Row("cast throughput (same bytes)", transport, "100 B", z, raw, "/s", ">= 0.70x");
+      Row("cast throughput vs PUSH/PULL 100 B", transport, "100 B", z, push, "/s", "(reported)");
+    }
+    t.Close();
+  }
+  std::filesystem::remove_all(dir);
+  return 0;
+}
