@@ -306,6 +306,8 @@ void Row(const std::string& what, const std::string& transport, const std::strin
 int main(int argc, char** argv) {
   zrpc::tools::Flags flags("usage: zrpc-e2e-bench [--quick]",
                            {{"quick!", "fewer iterations (a smoke run)"},
+                            {"only", "run one measurement: latency, throughput or cast"},
+                            {"via", "run one transport: tcp or ipc"},
                             {"serve", "internal: run a server (zrpc or raw)"},
                             {"matchmaker", "internal"},
                             {"ipc-dir", "internal"},
@@ -338,7 +340,9 @@ int main(int argc, char** argv) {
   std::cout << "| measure                            | via  | size   | zrpc              | raw libzmq        | ratio | target       |\n";
   std::cout << "|------------------------------------|------|--------|-------------------|-------------------|-------|--------------|\n";
   zmq::context_t ctx;
+  const std::string only = flags.Get("only");
   for (const std::string transport : {"tcp", "ipc"}) {
+    if (flags.Has("via") && flags.Get("via") != transport) continue;
     const std::string mm = "local://" + dir + "/" + transport;
     ChildProcess zserver, rserver;
     std::vector<std::string> zargs = {"--serve", "zrpc", "--matchmaker", mm};
@@ -360,6 +364,7 @@ int main(int argc, char** argv) {
     zrpc::Transport& t = **client;
 
     for (size_t size : {size_t{100}, size_t{1024}}) {
+      if (!only.empty() && only != "latency") break;
       const std::string sz = size == 100 ? "100 B" : "1 KiB";
       Latency raw = RawLatency(ctx, raw_router, size, lat_n);
       Latency z = ZrpcLatency(t, "bench", size, lat_n);
@@ -369,12 +374,13 @@ int main(int argc, char** argv) {
       Row("call latency p50 (pool handler)", transport, sz, zp.p50_us, raw.p50_us, "us", "<= 1.6x");
     }
     for (size_t size : {size_t{100}, size_t{1024}}) {
+      if (!only.empty() && only != "throughput") break;
       const std::string sz = size == 100 ? "100 B" : "1 KiB";
       const double raw = RawThroughput(ctx, raw_router, size, tput_n, 64);
       const double z = ZrpcThroughput(t, "bench", size, tput_n, 64);
       Row("call throughput, 64 in flight", transport, sz, z, raw, "/s", ">= 0.50x");
     }
-    {
+    if (only.empty() || only == "cast") {
       // The raw DEALER sends exactly the frames zrpc puts on the wire for such a cast.
       zrpc::Message m{.method = "sink", .args = {{"p", std::string(100, 'x')}}};
       m.unique_id = zrpc::NewUniqueId();

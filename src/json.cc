@@ -1,5 +1,6 @@
 // JSON for zrpc::Value: simdjson's DOM parser for reading (it rejects trailing content and bad
 // UTF-8 itself; we add the depth limit and duplicate-key checks) and our own writer.
+#include <array>
 #include <charconv>
 #include <cmath>
 #include <string>
@@ -21,12 +22,23 @@ constexpr size_t kLinearDuplicateCheck = 16;
 
 }  // namespace
 
+// True for the bytes JSON strings must escape: control characters, '"' and '\\'.
+constexpr std::array<bool, 256> kNeedsEscape = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0; c < 0x20; ++c) t[c] = true;
+  t['"'] = true;
+  t['\\'] = true;
+  return t;
+}();
+
 void AppendQuoted(std::string_view s, std::string* out) {
+  out->reserve(out->size() + s.size() + s.size() / 8 + 2);
   out->push_back('"');
   size_t run = 0;  // start of the pending run of bytes that need no escaping
+  const unsigned char* p = reinterpret_cast<const unsigned char*>(s.data());
   for (size_t i = 0; i < s.size(); ++i) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    const unsigned char c = p[i];
+    if (!kNeedsEscape[c]) continue;
     out->append(s.data() + run, i - run);
     run = i + 1;
     switch (c) {

@@ -2,7 +2,10 @@
 // decoding parses into a Value and moves the fields out, so there is one validation path.
 #include "zrpc/message.h"
 
+#include <pthread.h>
 #include <unistd.h>
+
+#include <atomic>
 
 #include <random>
 
@@ -261,14 +264,23 @@ absl::StatusOr<Reply> DecodeReply(std::string_view wire, const JsonLimits& limit
   return UnpackReply(Value(*std::move(dict)));
 }
 
+namespace {
+
+// Bumped in every child after fork(), so that each thread's generator reseeds there and a child
+// never repeats its parent's ids; costs no system call per id.
+std::atomic<uint64_t> fork_generation{1};
+[[maybe_unused]] const int fork_hook_installed =
+    pthread_atfork(nullptr, nullptr, [] { fork_generation.fetch_add(1); });
+
+}  // namespace
+
 std::string NewUniqueId() {
-  // Reseeded when the process changes, so a forked child never repeats its parent's ids.
   thread_local std::mt19937_64 rng;
-  thread_local pid_t seeded_for = 0;
-  if (const pid_t pid = getpid(); pid != seeded_for) {
+  thread_local uint64_t seeded_generation = 0;
+  if (const uint64_t g = fork_generation.load(std::memory_order_relaxed); g != seeded_generation) {
     std::random_device rd;
-    rng.seed((static_cast<uint64_t>(rd()) << 32) ^ rd());
-    seeded_for = pid;
+    rng.seed((static_cast<uint64_t>(rd()) << 32) ^ rd() ^ (static_cast<uint64_t>(getpid()) << 17));
+    seeded_generation = g;
   }
   static constexpr char kHexDigits[] = "0123456789abcdef";
   std::string id(32, '0');

@@ -57,11 +57,35 @@ absl::Status ValidateOptions(TransportOptions& o) {
   return absl::OkStatus();
 }
 
+// Routes to one group of consumers, with the round-robin counter of that group.
+struct RouteList {
+  std::vector<Route> routes;
+  std::atomic<uint64_t>* next = nullptr;  // owned by the transport; outlives every cache entry
+  // The routes in the order to try them: the round-robin pick first.
+  std::vector<const Route*> Order() const {
+    std::vector<const Route*> out;
+    out.reserve(routes.size());
+    const size_t start = routes.empty() ? 0 : next->fetch_add(1, std::memory_order_relaxed) % routes.size();
+    for (size_t i = 0; i < routes.size(); ++i) out.push_back(&routes[(start + i) % routes.size()]);
+    return out;
+  }
+};
+
 // Consumers of a topic as the matchmaker lists them, grouped for routing.
 struct Candidates {
-  std::vector<Route> plain;               // rotated: the round-robin pick first
-  std::vector<std::vector<Route>> pools;  // one rotated list per pool
+  RouteList plain;
+  std::vector<RouteList> pools;  // one list per pool
 };
+
+// A list of one route (a counter is needed but never advances anything).
+RouteList Single(Route route) {
+  static std::atomic<uint64_t> unused{0};
+  return RouteList{{std::move(route)}, &unused};
+}
+
+// How long resolved routes are reused before the matchmaker is asked again (its watch and any
+// failed send clear them sooner).
+constexpr absl::Duration kRouteCacheTtl = absl::Milliseconds(250);
 
 }  // namespace
 
@@ -114,6 +138,16 @@ class TransportImpl : public Transport {
       absl::StatusOr<std::unique_ptr<Matchmaker>> mm = CreateMatchmaker(options_.matchmaker);
       if (!mm.ok()) return mm.status();
       matchmaker_ = *std::move(mm);
+    }
+    absl::StatusOr<std::unique_ptr<WatchHandle>> watch = matchmaker_->Watch([this] {
+      absl::MutexLock lock(&cache_mu_);
+      route_cache_.clear();
+    });
+    if (watch.ok()) {
+      watch_ = *std::move(watch);
+    } else {
+      ZRPC_LOG(kWarning, "matchmaker watch unavailable (%s); routes refresh every %s",
+               watch.status().message(), absl::FormatDuration(kRouteCacheTtl));
     }
     return io_.Start();
   }
@@ -174,14 +208,16 @@ class TransportImpl : public Transport {
   absl::StatusOr<Prepared> Prepare(const Context& context, std::string_view topic,
                                    Message& message, std::string_view exchange, bool is_call,
                                    absl::Duration timeout);
-  absl::StatusOr<Candidates> Resolve(std::string_view exchange, std::string_view topic);
-  uint64_t NextRoundRobin(const std::string& key);
+  absl::StatusOr<std::shared_ptr<const Candidates>> Resolve(std::string_view exchange,
+                                                            std::string_view topic);
+  std::atomic<uint64_t>* RoundRobinCounter(const std::string& key);
+  void ForgetRoutes(std::string_view exchange, std::string_view topic);
   // Sends to the first candidate that accepts; the others are tried when one cannot be reached.
   absl::StatusOr<std::pair<Route, std::unique_ptr<PeerSocket>>> SendToOneOf(
-      const std::vector<Route>& candidates, FrameKind kind, std::string_view exchange,
+      const RouteList& candidates, FrameKind kind, std::string_view exchange,
       const std::string& msg_id, const std::string& body, absl::Time deadline,
       std::string_view topic);
-  absl::Status CastTo(const std::vector<Route>& candidates, std::string_view exchange,
+  absl::Status CastTo(const RouteList& candidates, std::string_view exchange,
                       const std::string& body, std::string_view topic);
   absl::StatusOr<std::unique_ptr<class ReplyStreamImpl>> StartCall(
       const Context& context, std::string_view topic, Message message, CallOptions options,
@@ -202,7 +238,16 @@ class TransportImpl : public Transport {
   std::thread heartbeat_thread_;
 
   absl::Mutex rr_mu_;
-  absl::flat_hash_map<std::string, uint64_t> round_robin_ ABSL_GUARDED_BY(rr_mu_);
+  absl::flat_hash_map<std::string, std::unique_ptr<std::atomic<uint64_t>>> round_robin_
+      ABSL_GUARDED_BY(rr_mu_);
+
+  struct CachedRoutes {
+    std::shared_ptr<const Candidates> candidates;
+    absl::Time fetched;
+  };
+  absl::Mutex cache_mu_;
+  absl::flat_hash_map<std::string, CachedRoutes> route_cache_ ABSL_GUARDED_BY(cache_mu_);
+  std::unique_ptr<WatchHandle> watch_;
 };
 
 // The replies of one call or multicall, read on the calling thread from the leased DEALER.
@@ -337,15 +382,37 @@ absl::Status TransportImpl::CheckOpen() {
   return closed_ ? TransportClosedError() : absl::OkStatus();
 }
 
-uint64_t TransportImpl::NextRoundRobin(const std::string& key) {
+std::atomic<uint64_t>* TransportImpl::RoundRobinCounter(const std::string& key) {
   absl::MutexLock lock(&rr_mu_);
-  return round_robin_[key]++;
+  std::unique_ptr<std::atomic<uint64_t>>& counter = round_robin_[key];
+  if (!counter) counter = std::make_unique<std::atomic<uint64_t>>(0);
+  return counter.get();
 }
 
-absl::StatusOr<Candidates> TransportImpl::Resolve(std::string_view exchange,
-                                                  std::string_view topic) {
+void TransportImpl::ForgetRoutes(std::string_view exchange, std::string_view topic) {
+  absl::MutexLock lock(&cache_mu_);
+  route_cache_.erase(absl::StrCat(ToAbsl(exchange), " ", ToAbsl(topic)));
+}
+
+absl::StatusOr<std::shared_ptr<const Candidates>> TransportImpl::Resolve(std::string_view exchange,
+                                                                         std::string_view topic) {
+  const std::string key = absl::StrCat(ToAbsl(exchange), " ", ToAbsl(topic));
+  const absl::Time now = absl::Now();
+  {
+    absl::MutexLock lock(&cache_mu_);
+    auto it = route_cache_.find(key);
+    if (it != route_cache_.end() && now - it->second.fetched < kRouteCacheTtl) {
+      return it->second.candidates;
+    }
+  }
   absl::StatusOr<std::vector<Registration>> regs = matchmaker_->Resolve(exchange, topic);
-  if (!regs.ok()) return regs.status();
+  if (!regs.ok()) {
+    // Keep serving from what we knew while the matchmaker cannot be asked.
+    absl::MutexLock lock(&cache_mu_);
+    auto it = route_cache_.find(key);
+    if (it != route_cache_.end()) return it->second.candidates;
+    return regs.status();
+  }
   std::vector<Route> plain;
   std::map<std::string, std::vector<Route>> pools;
   const bool fanout = topic.substr(0, 7) == "fanout~";
@@ -356,21 +423,16 @@ absl::StatusOr<Candidates> TransportImpl::Resolve(std::string_view exchange,
       pools[r.pool].push_back(Route{r.endpoint, PoolTarget(r.pool, r.topic), r.host});
     }
   }
-  auto rotate = [&](std::vector<Route>& routes, const std::string& key) {
-    if (routes.size() > 1) {
-      std::rotate(routes.begin(), routes.begin() + NextRoundRobin(key) % routes.size(), routes.end());
-    }
-  };
-  Candidates c;
-  const std::string base = absl::StrCat(ToAbsl(exchange), " ", ToAbsl(topic));
-  if (!fanout) rotate(plain, base);
-  c.plain = std::move(plain);
+  auto c = std::make_shared<Candidates>();
+  c->plain.routes = std::move(plain);
+  c->plain.next = RoundRobinCounter(key);
   for (auto& [pool, routes] : pools) {
-    rotate(routes, base + " " + pool);
-    c.pools.push_back(std::move(routes));
+    c->pools.push_back(RouteList{std::move(routes), RoundRobinCounter(key + " " + pool)});
   }
-  if (c.plain.empty() && c.pools.empty()) return NoConsumerError(topic);
-  return c;
+  if (c->plain.routes.empty() && c->pools.empty()) return NoConsumerError(topic);
+  absl::MutexLock lock(&cache_mu_);
+  route_cache_[key] = CachedRoutes{c, now};
+  return std::shared_ptr<const Candidates>(std::move(c));
 }
 
 absl::StatusOr<TransportImpl::Prepared> TransportImpl::Prepare(const Context& context,
@@ -416,11 +478,12 @@ absl::StatusOr<TransportImpl::Prepared> TransportImpl::Prepare(const Context& co
 }
 
 absl::StatusOr<std::pair<Route, std::unique_ptr<PeerSocket>>> TransportImpl::SendToOneOf(
-    const std::vector<Route>& candidates, FrameKind kind, std::string_view exchange,
+    const RouteList& candidates, FrameKind kind, std::string_view exchange,
     const std::string& msg_id, const std::string& body, absl::Time deadline,
     std::string_view topic) {
   absl::Status last;
-  for (const Route& route : candidates) {
+  for (const Route* r : candidates.Order()) {
+    const Route& route = *r;
     absl::StatusOr<std::unique_ptr<PeerSocket>> s = sockets_.Acquire(route.endpoint);
     if (!s.ok()) return s.status();
     const bool was_connected = (*s)->connected;
@@ -438,6 +501,7 @@ absl::StatusOr<std::pair<Route, std::unique_ptr<PeerSocket>>> TransportImpl::Sen
     }
     ZRPC_LOG(kWarning, "cannot reach %s at %s for %s; trying another instance", route.host,
              route.endpoint, ToAbsl(topic));
+    ForgetRoutes(exchange, topic);  // the matchmaker may know better by now
     last = PeerLostError(topic, route.host);
   }
   return last.ok() ? NoConsumerError(topic) : last;
@@ -448,10 +512,10 @@ absl::StatusOr<std::unique_ptr<ReplyStreamImpl>> TransportImpl::StartCall(
     FrameKind kind) {
   absl::StatusOr<Prepared> p = Prepare(context, topic, message, options.exchange, true, options.timeout);
   if (!p.ok()) return p.status();
-  absl::StatusOr<Candidates> c = Resolve(p->exchange, topic);
+  absl::StatusOr<std::shared_ptr<const Candidates>> c = Resolve(p->exchange, topic);
   if (!c.ok()) return c.status();
   // Calls go to a plain consumer, or to a pool member when the topic has no plain consumer.
-  const std::vector<Route>& candidates = c->plain.empty() ? c->pools.front() : c->plain;
+  const RouteList& candidates = (*c)->plain.routes.empty() ? (*c)->pools.front() : (*c)->plain;
   auto sent = SendToOneOf(candidates, kind, p->exchange, p->msg_id, p->body, p->deadline, topic);
   if (!sent.ok()) return sent.status();
   return std::make_unique<ReplyStreamImpl>(this, std::move(sent->second), std::move(sent->first),
@@ -485,9 +549,10 @@ void TransportImpl::CallAsync(const Context& context, std::string_view topic, Me
   };
   absl::StatusOr<Prepared> p = Prepare(context, topic, message, options.exchange, true, options.timeout);
   if (!p.ok()) return fail(p.status());
-  absl::StatusOr<Candidates> c = Resolve(p->exchange, topic);
+  absl::StatusOr<std::shared_ptr<const Candidates>> c = Resolve(p->exchange, topic);
   if (!c.ok()) return fail(c.status());
-  const Route& route = c->plain.empty() ? c->pools.front().front() : c->plain.front();
+  const RouteList& list = (*c)->plain.routes.empty() ? (*c)->pools.front() : (*c)->plain;
+  const Route& route = *list.Order().front();
   IoLoop::AsyncCall call{route.endpoint,
                          route.host,
                          std::string(topic),
@@ -502,7 +567,7 @@ void TransportImpl::CallAsync(const Context& context, std::string_view topic, Me
   }
 }
 
-absl::Status TransportImpl::CastTo(const std::vector<Route>& candidates, std::string_view exchange,
+absl::Status TransportImpl::CastTo(const RouteList& candidates, std::string_view exchange,
                                    const std::string& body, std::string_view topic) {
   auto sent = SendToOneOf(candidates, FrameKind::kCast, exchange, "", body,
                           absl::Now() + options_.cast_timeout, topic);
@@ -515,13 +580,13 @@ absl::Status TransportImpl::Cast(const Context& context, std::string_view topic,
                                  CastOptions options) {
   absl::StatusOr<Prepared> p = Prepare(context, topic, message, options.exchange, false, {});
   if (!p.ok()) return p.status();
-  absl::StatusOr<Candidates> c = Resolve(p->exchange, topic);
+  absl::StatusOr<std::shared_ptr<const Candidates>> c = Resolve(p->exchange, topic);
   if (!c.ok()) return c.status();
   // One plain consumer, and one member of each pool.
-  if (!c->plain.empty()) {
-    if (absl::Status s = CastTo(c->plain, p->exchange, p->body, topic); !s.ok()) return s;
+  if (!(*c)->plain.routes.empty()) {
+    if (absl::Status s = CastTo((*c)->plain, p->exchange, p->body, topic); !s.ok()) return s;
   }
-  for (const std::vector<Route>& pool : c->pools) {
+  for (const RouteList& pool : (*c)->pools) {
     if (absl::Status s = CastTo(pool, p->exchange, p->body, topic); !s.ok()) return s;
   }
   return absl::OkStatus();
@@ -532,13 +597,13 @@ absl::Status TransportImpl::FanoutCast(const Context& context, std::string_view 
   absl::StatusOr<Prepared> p = Prepare(context, topic, message, options.exchange, false, {});
   if (!p.ok()) return p.status();
   const std::string key = absl::StrCat("fanout~", ToAbsl(topic));
-  absl::StatusOr<Candidates> c = Resolve(p->exchange, key);
+  absl::StatusOr<std::shared_ptr<const Candidates>> c = Resolve(p->exchange, key);
   if (!c.ok()) {
     return IsErrorKind(c.status(), ErrorKind::kNoConsumer) ? NoConsumerError(topic) : c.status();
   }
   std::vector<std::string> failed;
-  for (const Route& route : c->plain) {
-    if (absl::Status s = CastTo({route}, p->exchange, p->body, topic); !s.ok()) {
+  for (const Route& route : (*c)->plain.routes) {
+    if (absl::Status s = CastTo(Single(route), p->exchange, p->body, topic); !s.ok()) {
       if (IsErrorKind(s, ErrorKind::kTransportClosed)) return s;
       failed.push_back(absl::StrCat(route.host, " (", s.message(), ")"));
     }
@@ -555,7 +620,7 @@ absl::Status TransportImpl::CastToServer(const Context& context, std::string_vie
                                          CastOptions options) {
   absl::StatusOr<Prepared> p = Prepare(context, topic, message, options.exchange, false, {});
   if (!p.ok()) return p.status();
-  return CastTo({Route{std::string(endpoint), std::string(topic), std::string(endpoint)}},
+  return CastTo(Single(Route{std::string(endpoint), std::string(topic), std::string(endpoint)}),
                 p->exchange, p->body, topic);
 }
 
@@ -564,8 +629,8 @@ absl::Status TransportImpl::FanoutCastToServer(const Context& context, std::stri
                                                CastOptions options) {
   absl::StatusOr<Prepared> p = Prepare(context, topic, message, options.exchange, false, {});
   if (!p.ok()) return p.status();
-  return CastTo({Route{std::string(endpoint), absl::StrCat("fanout~", ToAbsl(topic)),
-                       std::string(endpoint)}},
+  return CastTo(Single(Route{std::string(endpoint), absl::StrCat("fanout~", ToAbsl(topic)),
+                              std::string(endpoint)}),
                 p->exchange, p->body, topic);
 }
 
@@ -603,6 +668,7 @@ void TransportImpl::Close() {
   }
   for (ConnectionImpl* c : connections) c->Detach();
   if (heartbeat_thread_.joinable()) heartbeat_thread_.join();
+  watch_.reset();
   io_.Stop();
   ctx_.shutdown();  // callers blocked in ZeroMQ return TransportClosed now
   sockets_.Shutdown();
