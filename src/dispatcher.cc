@@ -87,7 +87,8 @@ Endpoint& Endpoint::Stream(std::string name, StreamHandler handler) & {
 }
 
 Dispatcher::Dispatcher(std::shared_ptr<Serializer> serializer)
-    : serializer_(serializer ? std::move(serializer) : std::make_shared<Serializer>()) {}
+    : serializer_(serializer ? std::move(serializer) : std::make_shared<Serializer>()),
+      serializer_is_noop_(typeid(*serializer_) == typeid(Serializer)) {}
 
 absl::Status Dispatcher::Add(Endpoint endpoint) {
   if (endpoint.ns.compare(0, kReservedNamespace.size(), kReservedNamespace) == 0) {
@@ -99,9 +100,10 @@ absl::Status Dispatcher::Add(Endpoint endpoint) {
 }
 
 absl::Status Dispatcher::AddUnchecked(Endpoint endpoint) {
-  if (absl::StatusOr<Version> v = ParseVersion(endpoint.version); !v.ok()) {
+  absl::StatusOr<Version> version = ParseVersion(endpoint.version);
+  if (!version.ok()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("endpoint of namespace \"", endpoint.ns, "\": ", v.status().message()));
+        absl::StrCat("endpoint of namespace \"", endpoint.ns, "\": ", version.status().message()));
   }
   if (!endpoint.error.empty()) {
     return absl::InvalidArgumentError(
@@ -111,6 +113,7 @@ absl::Status Dispatcher::AddUnchecked(Endpoint endpoint) {
     return absl::InvalidArgumentError("method names must not be empty");
   }
   endpoints_.push_back(std::make_unique<Endpoint>(std::move(endpoint)));
+  versions_.push_back(*version);
   return absl::OkStatus();
 }
 
@@ -118,17 +121,23 @@ absl::StatusOr<Dispatcher::Target> Dispatcher::Resolve(std::string_view ns,
                                                        std::string_view version,
                                                        std::string_view method) const {
   if (version.empty()) version = "1.0";
-  if (absl::StatusOr<Version> v = ParseVersion(version); !v.ok()) return v.status();
+  absl::StatusOr<Version> requested = ParseVersion(version);
+  if (!requested.ok()) return requested.status();
   bool had_compatible = false;
-  for (const auto& ep : endpoints_) {
-    if (ep->ns != ns) continue;
-    // Both versions were validated, so this cannot fail.
-    const bool compatible = VersionIsCompatible(ep->version, version).value_or(false);
+  for (size_t i = 0; i < endpoints_.size(); ++i) {
+    const Endpoint& ep = *endpoints_[i];
+    if (ep.ns != ns) continue;
+    // The seed's version_is_compatible, on parsed versions.
+    const Version& imp = versions_[i];
+    const bool compatible =
+        imp.major == requested->major &&
+        (requested->minor < imp.minor ||
+         (requested->minor == imp.minor && requested->revision <= imp.revision));
     had_compatible |= compatible;
     if (!compatible) continue;
-    auto it = ep->methods.find(ToAbsl(method));
-    if (it == ep->methods.end()) continue;
-    return Target{ep.get(), &it->second};
+    auto it = ep.methods.find(ToAbsl(method));
+    if (it == ep.methods.end()) continue;
+    return Target{&ep, &it->second};
   }
   if (had_compatible) return NoSuchMethodError(method);
   return UnsupportedRpcVersionError(version);
@@ -141,30 +150,43 @@ absl::Status Dispatcher::Dispatch(CallContext& ctx, Message& message,
       Resolve(message.ns ? std::string_view(*message.ns) : std::string_view(), message.version,
               message.method);
   if (!target.ok()) return target.status();
-  ctx.context_ = serializer_->DeserializeContext(message.context.ToDict());
-  // Deserialize each argument.
-  Object args;
-  args.reserve(message.args.size());
-  for (auto& [key, value] : message.args) {
-    absl::StatusOr<Value> v = serializer_->DeserializeEntity(ctx.context_, std::move(value));
-    if (!v.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("argument \"", key, "\": ", v.status().message()));
+  return Run(*target, ctx, message, emit);
+}
+
+absl::Status Dispatcher::Run(const Target& target, CallContext& ctx, Message& message,
+                             const std::function<bool(Value)>& emit) const {
+  if (ctx.method_.empty()) ctx.method_ = message.method;
+  ctx.context_ = serializer_->DeserializeContext(message.context.TakeDict());
+  // Deserialize each argument (nothing to do for the no-op serializer).
+  Object deserialized;
+  if (!serializer_is_noop_) {
+    deserialized.reserve(message.args.size());
+    for (auto& [key, value] : message.args) {
+      absl::StatusOr<Value> v = serializer_->DeserializeEntity(ctx.context_, std::move(value));
+      if (!v.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("argument \"", key, "\": ", v.status().message()));
+      }
+      deserialized.AppendUnchecked(key, *std::move(v));
     }
-    args.AppendUnchecked(key, *std::move(v));
   }
+  const Object& args = serializer_is_noop_ ? message.args : deserialized;
   CurrentCallScope scope(&ctx);
   try {
-    if (const UnaryHandler& unary = target->method->unary) {
+    if (const UnaryHandler& unary = target.method->unary) {
       absl::StatusOr<Value> result = unary(ctx, args);
       if (!result.ok()) return result.status();
+      if (serializer_is_noop_) {
+        emit(*std::move(result));
+        return absl::OkStatus();
+      }
       absl::StatusOr<Value> out = serializer_->SerializeEntity(ctx.context_, *std::move(result));
       if (!out.ok()) return out.status();
       emit(*std::move(out));
       return absl::OkStatus();
     }
     SerializingWriter writer(ctx, *serializer_, emit);
-    absl::Status status = target->method->stream(ctx, args, writer);
+    absl::Status status = target.method->stream(ctx, args, writer);
     if (!writer.status().ok()) return writer.status();
     return status;
   } catch (const std::exception& e) {

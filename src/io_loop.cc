@@ -9,6 +9,7 @@
 #include <cstring>
 #include <future>
 
+#include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
 #include "json_internal.h"
 #include "log_internal.h"
@@ -37,8 +38,9 @@ std::string PortOf(const std::string& endpoint) { return endpoint.substr(endpoin
 }  // namespace
 
 bool DuplicateWindow::Seen(std::string_view id) {
-  if (!ids_.insert(std::string(id)).second) return true;
-  order_.emplace_back(id);
+  const uint64_t h = absl::HashOf(ToAbsl(id));
+  if (!ids_.insert(h).second) return true;
+  order_.push_back(h);
   if (order_.size() > size_) {
     ids_.erase(order_.front());
     order_.pop_front();
@@ -53,6 +55,7 @@ struct IoLoop::Job {
   std::string msg_id;
   Message message;
   std::shared_ptr<CallContext> ctx;
+  Dispatcher::Target target;  // resolved on the I/O thread (dispatching consumers)
 };
 
 IoLoop::IoLoop(zmq::context_t& ctx, const TransportOptions& options, WorkerPool& workers)
@@ -319,7 +322,10 @@ void IoLoop::HandleRequest(std::string rid, const Header& header, std::string_vi
       ReplyError(rid, header.msg_id, status);
     }
   };
-  auto it = consumers_.find(absl::StrCat(ToAbsl(header.exchange), " ", ToAbsl(header.target)));
+  key_buffer_.assign(header.exchange);
+  key_buffer_.push_back(' ');
+  key_buffer_.append(header.target);
+  auto it = consumers_.find(key_buffer_);
   if (it == consumers_.end()) return fail(NoConsumerError(header.target));
   std::shared_ptr<Consumer> consumer = it->second;
   absl::StatusOr<Message> message = DecodeMessage(body);
@@ -337,16 +343,18 @@ void IoLoop::HandleRequest(std::string rid, const Header& header, std::string_vi
     }
     deadline = absl::Now() + absl::Milliseconds(*message->timeout_ms);
   }
-  bool run_inline = false;
+  Dispatcher::Target target{nullptr, nullptr};
   if (consumer->dispatcher != nullptr) {
-    absl::StatusOr<Dispatcher::Target> target = consumer->dispatcher->Resolve(
+    absl::StatusOr<Dispatcher::Target> resolved = consumer->dispatcher->Resolve(
         message->ns ? std::string_view(*message->ns) : std::string_view(), message->version,
         message->method);
-    if (!target.ok()) return fail(target.status());
-    run_inline = target->endpoint->inline_handlers;
+    if (!resolved.ok()) return fail(resolved.status());
+    target = *resolved;
   }
+  const bool run_inline = target.endpoint != nullptr && target.endpoint->inline_handlers;
   Job job{consumer, header.kind, std::move(rid), std::string(header.msg_id), *std::move(message),
-          std::make_shared<CallContext>(Context(), deadline, consumer->registration.topic)};
+          std::make_shared<CallContext>(Context(), deadline, consumer->registration.topic),
+          target};
   if (run_inline) return Execute(job, /*on_loop=*/true);
   if (!is_cast) {
     int& running = peer_in_flight_[job.rid];
@@ -408,7 +416,7 @@ void IoLoop::Execute(Job& job, bool on_loop) {
       status = StatusFromException(e);
     }
   } else {
-    status = job.consumer->dispatcher->Dispatch(*job.ctx, job.message, [&](Value v) {
+    status = job.consumer->dispatcher->Run(job.target, *job.ctx, job.message, [&](Value v) {
       if (is_cast) return true;
       if (is_stream) {
         send(Reply{.result = std::move(v)}, false);

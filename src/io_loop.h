@@ -25,16 +25,17 @@
 
 namespace zrpc::internal {
 
-// Remembers the last `size` unique ids; Seen() is true for a repeat. Loop thread only.
+// Remembers the last `size` unique ids (by a 64-bit hash: a false repeat needs a collision among
+// the window's ids, about size^2 / 2^64); Seen() is true for a repeat. Loop thread only.
 class DuplicateWindow {
  public:
-  explicit DuplicateWindow(int size) : size_(size < 16 ? 16 : size) {}
+  explicit DuplicateWindow(int size) : size_(size < 16 ? 16 : size) { ids_.reserve(size_); }
   bool Seen(std::string_view id);
 
  private:
   size_t size_;
-  std::deque<std::string> order_;
-  absl::flat_hash_set<std::string> ids_;
+  std::deque<uint64_t> order_;
+  absl::flat_hash_set<uint64_t> ids_;
 };
 
 // What a Connection shares with the loop.
@@ -145,6 +146,7 @@ class IoLoop {
   std::unique_ptr<zmq::socket_t> router_;
   std::unique_ptr<zmq::socket_t> pub_;
   absl::flat_hash_map<std::string, std::shared_ptr<Consumer>> consumers_;
+  std::string key_buffer_;  // reused to look consumers up without allocating
   absl::flat_hash_map<std::string, InFlight> in_flight_;   // by msg_id
   absl::flat_hash_map<std::string, int> peer_in_flight_;    // by rid
   absl::Time next_beats_ = absl::InfiniteFuture();

@@ -3,6 +3,7 @@
 #include <array>
 #include <charconv>
 #include <cmath>
+#include <cstring>
 #include <string>
 
 #include "absl/container/flat_hash_set.h"
@@ -31,12 +32,26 @@ constexpr std::array<bool, 256> kNeedsEscape = [] {
   return t;
 }();
 
+// True when any of the 8 bytes at `p` needs escaping (exact, branch-free "has byte" tests).
+inline bool WordNeedsEscape(const unsigned char* p) {
+  uint64_t w;
+  std::memcpy(&w, p, 8);
+  constexpr uint64_t kOnes = 0x0101010101010101ULL, kHigh = 0x8080808080808080ULL;
+  const uint64_t below_space = (w - kOnes * 0x20) & ~w & kHigh;
+  const uint64_t q = w ^ (kOnes * '"');
+  const uint64_t b = w ^ (kOnes * '\\');
+  return (below_space | ((q - kOnes) & ~q & kHigh) | ((b - kOnes) & ~b & kHigh)) != 0;
+}
+
 void AppendQuoted(std::string_view s, std::string* out) {
-  out->reserve(out->size() + s.size() + s.size() / 8 + 2);
   out->push_back('"');
   size_t run = 0;  // start of the pending run of bytes that need no escaping
   const unsigned char* p = reinterpret_cast<const unsigned char*>(s.data());
-  for (size_t i = 0; i < s.size(); ++i) {
+  const size_t n = s.size();
+  for (size_t i = 0; i < n; ++i) {
+    // Skip 8 plain bytes at a time (the usual case: long runs with nothing to escape).
+    while (i + 8 <= n && !WordNeedsEscape(p + i)) i += 8;
+    if (i >= n) break;
     const unsigned char c = p[i];
     if (!kNeedsEscape[c]) continue;
     out->append(s.data() + run, i - run);
@@ -138,18 +153,18 @@ absl::Status FromDom(simdjson::dom::element element, int depth, const JsonLimits
   }
   if (element.type() == element_type::ARRAY) {
     simdjson::dom::array in = element.get_array().value_unsafe();
-    Array array;
+    *out = Value(Array{});
+    Array& array = out->MutableArray();
     array.reserve(in.size());
     for (simdjson::dom::element item : in) {
-      array.emplace_back();
-      if (absl::Status s = FromDom(item, depth + 1, limits, &array.back()); !s.ok()) return s;
+      if (absl::Status s = FromDom(item, depth + 1, limits, &array.emplace_back()); !s.ok()) return s;
     }
-    *out = Value(std::move(array));
     return absl::OkStatus();
   }
   simdjson::dom::object in = element.get_object().value_unsafe();
   const size_t n = in.size();
-  Object object;
+  *out = Value(Object{});
+  Object& object = out->MutableObject();
   object.reserve(n);
   absl::flat_hash_set<std::string_view> seen;
   if (n > kLinearDuplicateCheck) seen.reserve(n);
@@ -160,11 +175,9 @@ absl::Status FromDom(simdjson::dom::element element, int depth, const JsonLimits
       return absl::InvalidArgumentError(
           absl::StrCat("invalid JSON: duplicate key \"", ToAbsl(field.key), "\""));
     }
-    Value v;
-    if (absl::Status s = FromDom(field.value, depth + 1, limits, &v); !s.ok()) return s;
-    object.AppendUnchecked(std::string(field.key), std::move(v));
+    Value& slot = object.EmplaceUnchecked(field.key);
+    if (absl::Status s = FromDom(field.value, depth + 1, limits, &slot); !s.ok()) return s;
   }
-  *out = Value(std::move(object));
   return absl::OkStatus();
 }
 

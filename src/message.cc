@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <optional>
+#include <vector>
 
 #include <random>
 
@@ -21,19 +23,223 @@ using internal::AppendQuoted;
 using internal::AppendQuotedChecked;
 using internal::ToAbsl;
 
-absl::Status BadField(std::string_view field, std::string_view want, const Value& got) {
+absl::Status BadField(std::string_view field, std::string_view want, std::string_view got) {
   return absl::InvalidArgumentError(absl::StrCat("message field \"", ToAbsl(field),
                                                  "\" must be ", ToAbsl(want), ", got ",
-                                                 ToAbsl(TypeName(got.type()))));
+                                                 ToAbsl(got)));
 }
 
-// Moves an optional string field out of `dict` into `*out`; absent or null leaves it unchanged.
-absl::Status TakeString(Object& dict, std::string_view field, std::string* out) {
-  Value* v = dict.Find(field);
-  if (v == nullptr || v->is_null()) return absl::OkStatus();
-  if (!v->is_string()) return BadField(field, "a string", *v);
-  *out = std::move(v->MutableString());
+// The two sources a message is unpacked from, behind one interface: a parsed Value (whose parts
+// are moved out) and a simdjson DOM element (converted straight from the parser).
+class ValueField {
+ public:
+  explicit ValueField(Value& v) : v_(v) {}
+  bool is_null() const { return v_.is_null(); }
+  bool is_string() const { return v_.is_string(); }
+  bool is_object() const { return v_.is_object(); }
+  bool is_bool() const { return v_.is_bool(); }
+  bool is_int() const { return v_.is_int(); }
+  int64_t int_value() const { return v_.AsInt(); }
+  bool bool_value() const { return v_.AsBool(); }
+  std::string take_string() { return std::move(v_.MutableString()); }
+  absl::Status take_object(Object* out) {
+    *out = std::move(v_.MutableObject());
+    return absl::OkStatus();
+  }
+  absl::Status take_value(Value* out) {
+    *out = std::move(v_);
+    return absl::OkStatus();
+  }
+  std::string_view type_name() const { return TypeName(v_.type()); }
+
+ private:
+  Value& v_;
+};
+
+class DomField {
+ public:
+  DomField(simdjson::dom::element e, const JsonLimits& limits) : e_(e), limits_(limits) {}
+  bool is_null() const { return e_.is_null(); }
+  bool is_string() const { return e_.is_string(); }
+  bool is_object() const { return e_.is_object(); }
+  bool is_bool() const { return e_.is_bool(); }
+  bool is_int() const { return e_.type() == simdjson::dom::element_type::INT64; }
+  int64_t int_value() const { return e_.get_int64().value_unsafe(); }
+  bool bool_value() const { return e_.get_bool().value_unsafe(); }
+  std::string take_string() { return std::string(e_.get_string().value_unsafe()); }
+  absl::Status take_object(Object* out) {
+    Value v;
+    if (absl::Status s = internal::FromDom(e_, 2, limits_, &v); !s.ok()) return s;
+    *out = std::move(v.MutableObject());
+    return absl::OkStatus();
+  }
+  absl::Status take_value(Value* out) { return internal::FromDom(e_, 2, limits_, out); }
+  std::string_view type_name() const {
+    using T = simdjson::dom::element_type;
+    switch (e_.type()) {
+      case T::NULL_VALUE: return "null";
+      case T::BOOL: return "bool";
+      case T::INT64:
+      case T::UINT64: return "integer";
+      case T::DOUBLE: return "double";
+      case T::STRING: return "string";
+      case T::ARRAY: return "array";
+      case T::OBJECT: return "object";
+    }
+    return "unknown";
+  }
+
+ private:
+  simdjson::dom::element e_;
+  const JsonLimits& limits_;
+};
+
+bool IsContextKey(std::string_view key) {
+  return key.size() > kContextPrefix.size() && key.substr(0, kContextPrefix.size()) == kContextPrefix;
+}
+
+// Takes one member of a message object into `m` (the context members into `context`).
+template <typename Field>
+absl::Status UnpackMessageField(std::string_view key, Field f, Message& m, Object& context) {
+  auto optional_string = [&](std::string* out) -> absl::Status {
+    if (f.is_null()) return absl::OkStatus();
+    if (!f.is_string()) return BadField(key, "a string", f.type_name());
+    *out = f.take_string();
+    return absl::OkStatus();
+  };
+  if (key == "method") {
+    if (f.is_null()) return absl::OkStatus();
+    if (!f.is_string()) return BadField(key, "a string", f.type_name());
+    m.method = f.take_string();
+    if (m.method.empty()) return absl::InvalidArgumentError("message \"method\" is empty");
+  } else if (key == "args") {
+    if (f.is_null()) return absl::OkStatus();
+    if (!f.is_object()) return BadField(key, "an object", f.type_name());
+    return f.take_object(&m.args);
+  } else if (key == "version") {
+    return optional_string(&m.version);
+  } else if (key == "namespace") {
+    if (f.is_null()) return absl::OkStatus();
+    if (!f.is_string()) return BadField(key, "a string or null", f.type_name());
+    m.ns = f.take_string();
+  } else if (key == "_msg_id") {
+    return optional_string(&m.msg_id);
+  } else if (key == "_unique_id") {
+    return optional_string(&m.unique_id);
+  } else if (key == "_timeout") {
+    if (f.is_null()) return absl::OkStatus();
+    if (!f.is_int() || f.int_value() < 0) {
+      return absl::InvalidArgumentError(
+          "message field \"_timeout\" must be a non-negative integer (milliseconds)");
+    }
+    m.timeout_ms = f.int_value();
+  } else if (IsContextKey(key)) {
+    Value v;
+    if (absl::Status s = f.take_value(&v); !s.ok()) return s;
+    context.AppendUnchecked(std::string(key.substr(kContextPrefix.size())), std::move(v));
+  }
   return absl::OkStatus();
+}
+
+absl::Status FinishMessage(Message& m, Object context) {
+  if (m.method.empty()) return absl::InvalidArgumentError("message has no \"method\"");
+  m.context = Context(std::move(context));
+  return absl::OkStatus();
+}
+
+template <typename Field>
+absl::Status UnpackReplyField(std::string_view key, Field f, Reply& r) {
+  if (key == "result") return f.take_value(&r.result);
+  if (key == "failure") {
+    if (f.is_null()) return absl::OkStatus();
+    if (f.is_string()) {
+      r.failure = f.take_string();
+      return absl::OkStatus();
+    }
+    if (f.is_object()) {  // tolerate peers that embed the object itself
+      Value v;
+      if (absl::Status s = f.take_value(&v); !s.ok()) return s;
+      absl::StatusOr<std::string> text = ToJson(v);
+      if (!text.ok()) return text.status();
+      r.failure = *std::move(text);
+      return absl::OkStatus();
+    }
+    return BadField(key, "null or a string of JSON text", f.type_name());
+  }
+  if (key == "ending") {
+    if (f.is_null()) return absl::OkStatus();
+    if (!f.is_bool()) return BadField(key, "a bool", f.type_name());
+    r.ending = f.bool_value();
+    return absl::OkStatus();
+  }
+  if (key == "_msg_id") {
+    if (f.is_null()) return absl::OkStatus();
+    if (!f.is_string()) return BadField(key, "a string", f.type_name());
+    r.msg_id = f.take_string();
+  }
+  return absl::OkStatus();
+}
+
+// Unpacks the members of a DOM object with `unpack(key, DomField)`, refusing duplicate keys.
+template <typename F>
+absl::Status ForEachDomMember(simdjson::dom::object object, const JsonLimits& limits, F unpack) {
+  std::vector<std::string_view> seen;
+  seen.reserve(16);
+  for (simdjson::dom::key_value_pair field : object) {
+    for (std::string_view k : seen) {
+      if (k == field.key) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("invalid JSON: duplicate key \"", ToAbsl(field.key), "\""));
+      }
+    }
+    seen.push_back(field.key);
+    if (absl::Status s = unpack(field.key, DomField(field.value, limits)); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+// Parses wire text and finds the message object: inside a 2.0 envelope, or the text itself (1.0).
+// The element lives in this thread's parser slot 1 (envelope) or 0 (bare).
+absl::StatusOr<simdjson::dom::object> OpenWireDom(std::string_view wire, const JsonLimits& limits,
+                                                  std::string_view what) {
+  auto not_object = [&](std::string_view got) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(ToAbsl(what), " must be a JSON object, got ", ToAbsl(got)));
+  };
+  absl::StatusOr<simdjson::dom::element> outer = internal::ParseDom(wire, limits, 0);
+  if (!outer.ok()) return outer.status();
+  if (!outer->is_object()) return not_object(DomField(*outer, limits).type_name());
+  simdjson::dom::object object = outer->get_object().value_unsafe();
+  std::optional<simdjson::dom::element> version, inner;
+  for (simdjson::dom::key_value_pair field : object) {
+    if (field.key == kEnvelopeVersionKey || field.key == kEnvelopeMessageKey) {
+      auto& slot = field.key == kEnvelopeVersionKey ? version : inner;
+      if (slot) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("invalid JSON: duplicate key \"", ToAbsl(field.key), "\""));
+      }
+      slot = field.value;
+    }
+  }
+  if (!version || !inner) return object;  // a 1.0 message
+  if (!version->is_string()) {
+    Value v;
+    (void)internal::FromDom(*version, 2, limits, &v);
+    return UnsupportedRpcEnvelopeVersionError(ToJson(v).value_or("?"));
+  }
+  const std::string_view v = version->get_string().value_unsafe();
+  absl::StatusOr<bool> compatible = VersionIsCompatible(kEnvelopeVersion, v);
+  if (!compatible.ok() || !*compatible) return UnsupportedRpcEnvelopeVersionError(v);
+  if (!inner->is_string()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "envelope field \"oslo.message\" must be a string of JSON text, got ",
+        ToAbsl(DomField(*inner, limits).type_name())));
+  }
+  absl::StatusOr<simdjson::dom::element> message =
+      internal::ParseDom(inner->get_string().value_unsafe(), limits, 1);
+  if (!message.ok()) return message.status();
+  if (!message->is_object()) return not_object(DomField(*message, limits).type_name());
+  return message->get_object().value_unsafe();
 }
 
 // Wraps the JSON text `inner` in the 2.0 envelope.
@@ -116,20 +322,6 @@ absl::StatusOr<std::string> ReplyText(const Reply& r) {
   return out;
 }
 
-// Parses wire text and opens the envelope; the result must be an object.
-absl::StatusOr<Object> OpenWire(std::string_view wire, const JsonLimits& limits,
-                                std::string_view what) {
-  absl::StatusOr<Value> outer = ParseJson(wire, limits);
-  if (!outer.ok()) return outer.status();
-  absl::StatusOr<Value> msg = DeserializeMsg(*std::move(outer), limits);
-  if (!msg.ok()) return msg.status();
-  if (!msg->is_object()) {
-    return absl::InvalidArgumentError(absl::StrCat(ToAbsl(what), " must be a JSON object, got ",
-                                                   ToAbsl(TypeName(msg->type()))));
-  }
-  return std::move(msg->MutableObject());
-}
-
 }  // namespace
 
 absl::StatusOr<std::string> SerializeMsg(const Value& raw_msg) {
@@ -176,40 +368,12 @@ absl::StatusOr<Message> UnpackMessage(Value value) {
     return absl::InvalidArgumentError(
         absl::StrCat("message must be a JSON object, got ", ToAbsl(TypeName(value.type()))));
   }
-  Object& dict = value.MutableObject();
   Message m;
-  Value* method = dict.Find("method");
-  if (method == nullptr || method->is_null()) {
-    return absl::InvalidArgumentError("message has no \"method\"");
-  }
-  if (!method->is_string()) return BadField("method", "a string", *method);
-  if (method->AsString().empty()) return absl::InvalidArgumentError("message \"method\" is empty");
-  m.method = std::move(method->MutableString());
-  if (Value* args = dict.Find("args"); args != nullptr && !args->is_null()) {
-    if (!args->is_object()) return BadField("args", "an object", *args);
-    m.args = std::move(args->MutableObject());
-  }
-  if (absl::Status s = TakeString(dict, "version", &m.version); !s.ok()) return s;
-  if (Value* ns = dict.Find("namespace"); ns != nullptr && !ns->is_null()) {
-    if (!ns->is_string()) return BadField("namespace", "a string or null", *ns);
-    m.ns = std::move(ns->MutableString());
-  }
-  if (absl::Status s = TakeString(dict, "_msg_id", &m.msg_id); !s.ok()) return s;
-  if (absl::Status s = TakeString(dict, "_unique_id", &m.unique_id); !s.ok()) return s;
-  if (Value* t = dict.Find("_timeout"); t != nullptr && !t->is_null()) {
-    if (!t->is_int() || t->AsInt() < 0) {
-      return absl::InvalidArgumentError(
-          "message field \"_timeout\" must be a non-negative integer (milliseconds)");
-    }
-    m.timeout_ms = t->AsInt();
-  }
   Object context;
-  for (auto& [key, v] : dict) {
-    if (key.size() > kContextPrefix.size() && key.compare(0, kContextPrefix.size(), kContextPrefix) == 0) {
-      context.AppendUnchecked(key.substr(kContextPrefix.size()), std::move(v));
-    }
+  for (auto& [key, v] : value.MutableObject()) {
+    if (absl::Status s = UnpackMessageField(key, ValueField(v), m, context); !s.ok()) return s;
   }
-  m.context = Context(std::move(context));
+  if (absl::Status s = FinishMessage(m, std::move(context)); !s.ok()) return s;
   return m;
 }
 
@@ -218,25 +382,10 @@ absl::StatusOr<Reply> UnpackReply(Value value) {
     return absl::InvalidArgumentError(
         absl::StrCat("reply must be a JSON object, got ", ToAbsl(TypeName(value.type()))));
   }
-  Object& dict = value.MutableObject();
   Reply r;
-  if (Value* result = dict.Find("result")) r.result = std::move(*result);
-  if (Value* failure = dict.Find("failure"); failure != nullptr && !failure->is_null()) {
-    if (failure->is_string()) {
-      r.failure = std::move(failure->MutableString());
-    } else if (failure->is_object()) {  // tolerate peers that embed the object itself
-      absl::StatusOr<std::string> text = ToJson(*failure);
-      if (!text.ok()) return text.status();
-      r.failure = *std::move(text);
-    } else {
-      return BadField("failure", "null or a string of JSON text", *failure);
-    }
+  for (auto& [key, v] : value.MutableObject()) {
+    if (absl::Status s = UnpackReplyField(key, ValueField(v), r); !s.ok()) return s;
   }
-  if (Value* ending = dict.Find("ending"); ending != nullptr && !ending->is_null()) {
-    if (!ending->is_bool()) return BadField("ending", "a bool", *ending);
-    r.ending = ending->AsBool();
-  }
-  if (absl::Status s = TakeString(dict, "_msg_id", &r.msg_id); !s.ok()) return s;
   return r;
 }
 
@@ -253,15 +402,27 @@ absl::StatusOr<std::string> EncodeReply(const Reply& reply) {
 }
 
 absl::StatusOr<Message> DecodeMessage(std::string_view wire, const JsonLimits& limits) {
-  absl::StatusOr<Object> dict = OpenWire(wire, limits, "message");
-  if (!dict.ok()) return dict.status();
-  return UnpackMessage(Value(*std::move(dict)));
+  absl::StatusOr<simdjson::dom::object> object = OpenWireDom(wire, limits, "message");
+  if (!object.ok()) return object.status();
+  Message m;
+  Object context;
+  absl::Status s = ForEachDomMember(*object, limits, [&](std::string_view key, DomField f) {
+    return UnpackMessageField(key, f, m, context);
+  });
+  if (!s.ok()) return s;
+  if (s = FinishMessage(m, std::move(context)); !s.ok()) return s;
+  return m;
 }
 
 absl::StatusOr<Reply> DecodeReply(std::string_view wire, const JsonLimits& limits) {
-  absl::StatusOr<Object> dict = OpenWire(wire, limits, "reply");
-  if (!dict.ok()) return dict.status();
-  return UnpackReply(Value(*std::move(dict)));
+  absl::StatusOr<simdjson::dom::object> object = OpenWireDom(wire, limits, "reply");
+  if (!object.ok()) return object.status();
+  Reply r;
+  absl::Status s = ForEachDomMember(*object, limits, [&](std::string_view key, DomField f) {
+    return UnpackReplyField(key, f, r);
+  });
+  if (!s.ok()) return s;
+  return r;
 }
 
 namespace {

@@ -167,6 +167,9 @@ class TransportImpl : public Transport {
                                                          CallOptions options) override;
   void CallAsync(const Context& context, std::string_view topic, Message message,
                  std::function<void(absl::StatusOr<Value>)> done, CallOptions options) override;
+  std::vector<absl::StatusOr<Value>> CallMany(const Context& context, std::string_view topic,
+                                              std::vector<Message> messages,
+                                              CallManyOptions options) override;
   absl::Status Cast(const Context& context, std::string_view topic, Message message,
                     CastOptions options) override;
   absl::Status FanoutCast(const Context& context, std::string_view topic, Message message,
@@ -565,6 +568,167 @@ void TransportImpl::CallAsync(const Context& context, std::string_view topic, Me
   if (!io_.RunAsync([this, call = std::move(call)]() mutable { io_.StartAsyncCall(std::move(call)); })) {
     fail(TransportClosedError());
   }
+}
+
+std::vector<absl::StatusOr<Value>> TransportImpl::CallMany(const Context& context,
+                                                          std::string_view topic,
+                                                          std::vector<Message> messages,
+                                                          CallManyOptions options) {
+  const size_t n = messages.size();
+  std::vector<absl::StatusOr<Value>> results(n, absl::UnknownError("not sent"));
+  const absl::Duration timeout =
+      options.timeout > absl::ZeroDuration() ? options.timeout : options_.response_timeout;
+  const absl::Duration silence = 3 * options_.call_heartbeat_interval;
+  const size_t window = static_cast<size_t>(std::max(1, options.window));
+
+  struct Leased {
+    std::unique_ptr<PeerSocket> socket;
+    bool healthy = true;
+  };
+  struct InFlight {
+    size_t index;
+    std::string endpoint;
+    std::string host;
+    absl::Time deadline;
+    absl::Time last_heard;
+  };
+  absl::flat_hash_map<std::string, Leased> leases;  // by endpoint
+  absl::flat_hash_map<std::string, InFlight> in_flight;  // by msg_id
+  std::shared_ptr<const Candidates> candidates;
+  std::string exchange;
+  size_t next = 0;
+
+  auto finish = [&](const std::string& msg_id, absl::StatusOr<Value> outcome) {
+    auto it = in_flight.find(msg_id);
+    results[it->second.index] = std::move(outcome);
+    in_flight.erase(it);
+  };
+  auto send_next = [&]() {
+    const size_t index = next++;
+    Message& message = messages[index];
+    absl::StatusOr<Prepared> p = Prepare(context, topic, message, options.exchange, true, timeout);
+    if (!p.ok()) {
+      results[index] = p.status();
+      return;
+    }
+    if (!candidates) {
+      absl::StatusOr<std::shared_ptr<const Candidates>> c = Resolve(p->exchange, topic);
+      if (!c.ok()) {
+        results[index] = c.status();
+        return;
+      }
+      candidates = *std::move(c);
+      exchange = p->exchange;
+    }
+    const RouteList& list = candidates->plain.routes.empty() ? candidates->pools.front() : candidates->plain;
+    const Route& route = *list.Order().front();
+    Leased& lease = leases[route.endpoint];
+    if (!lease.socket) {
+      absl::StatusOr<std::unique_ptr<PeerSocket>> s = sockets_.Acquire(route.endpoint);
+      if (!s.ok()) {
+        leases.erase(route.endpoint);
+        results[index] = s.status();
+        return;
+      }
+      lease.socket = *std::move(s);
+    }
+    const absl::Time until = lease.socket->connected
+                                 ? p->deadline
+                                 : std::min(p->deadline, absl::Now() + options_.connect_timeout);
+    absl::Status sent = ClientSockets::Send(
+        *lease.socket, RequestHeader(FrameKind::kCall, exchange, route.target, p->msg_id), p->body,
+        until);
+    if (!sent.ok()) {
+      if (!lease.socket->connected) {
+        lease.healthy = false;
+        ForgetRoutes(exchange, topic);
+        results[index] = PeerLostError(topic, route.host);
+      } else {
+        results[index] = sent;
+      }
+      return;
+    }
+    const absl::Time now = absl::Now();
+    in_flight[p->msg_id] = InFlight{index, route.endpoint, route.host, p->deadline, now};
+  };
+
+  std::vector<zmq::pollitem_t> items;
+  std::vector<std::string> item_endpoints;
+  std::vector<zmq::message_t> frames;
+  while (next < n || !in_flight.empty()) {
+    while (next < n && in_flight.size() < window) send_next();
+    if (in_flight.empty()) continue;
+    // Wait for replies on every leased socket until the nearest deadline or silence limit.
+    absl::Time wake = absl::InfiniteFuture();
+    for (const auto& [id, call] : in_flight) {
+      wake = std::min({wake, call.deadline, call.last_heard + silence});
+    }
+    items.clear();
+    item_endpoints.clear();
+    for (auto& [endpoint, lease] : leases) {
+      if (!lease.socket || !lease.healthy) continue;
+      items.push_back({lease.socket->socket->handle(), 0, ZMQ_POLLIN, 0});
+      item_endpoints.push_back(endpoint);
+    }
+    const absl::Time now = absl::Now();
+    try {
+      if (wake > now && !items.empty()) {
+        zmq::poll(items.data(), items.size(),
+                  std::chrono::milliseconds(std::max<int64_t>(
+                      1, absl::ToInt64Milliseconds(absl::Ceil(wake - now, absl::Milliseconds(1))))));
+      }
+      for (size_t i = 0; i < items.size(); ++i) {
+        if (!(items[i].revents & ZMQ_POLLIN)) continue;
+        zmq::socket_t& socket = *leases[item_endpoints[i]].socket->socket;
+        while (RecvAll(socket, &frames)) {
+          if (frames.size() != 2) continue;
+          absl::StatusOr<Header> header = ParseHeader(View(frames[0]));
+          if (!header.ok()) continue;
+          auto it = in_flight.find(ToAbsl(header->msg_id));
+          if (it == in_flight.end()) continue;  // a late reply of an earlier call
+          it->second.last_heard = absl::Now();
+          if (header->kind != FrameKind::kReply) continue;
+          absl::StatusOr<Reply> reply = DecodeReply(View(frames[1]));
+          const std::string msg_id(header->msg_id);
+          if (!reply.ok()) {
+            finish(msg_id, RpcExceptionError(absl::StrCat("malformed reply: ", reply.status().message())));
+          } else if (reply->failure) {
+            finish(msg_id, DeserializeRemoteException(*reply->failure));
+          } else {
+            finish(msg_id, std::move(reply->result));
+          }
+        }
+      }
+    } catch (const zmq::error_t& e) {
+      const absl::Status closed =
+          e.num() == ETERM ? TransportClosedError() : absl::UnavailableError(e.what());
+      for (auto& [id, call] : in_flight) results[call.index] = closed;
+      in_flight.clear();
+      for (size_t i = next; i < n; ++i) results[i] = closed;
+      next = n;
+      for (auto& [endpoint, lease] : leases) lease.healthy = false;
+      break;
+    }
+    // Deadlines and silent peers.
+    const absl::Time after = absl::Now();
+    std::vector<std::string> done;
+    for (auto& [id, call] : in_flight) {
+      if (after >= call.deadline) {
+        results[call.index] = TimeoutError(topic, messages[call.index].method,
+                                           absl::StrCat("no reply from ", call.host, " before the deadline"));
+        done.push_back(id);
+      } else if (after >= call.last_heard + silence) {
+        results[call.index] = PeerLostError(topic, call.host);
+        leases[call.endpoint].healthy = false;
+        done.push_back(id);
+      }
+    }
+    for (const std::string& id : done) in_flight.erase(id);
+  }
+  for (auto& [endpoint, lease] : leases) {
+    if (lease.socket) sockets_.Release(std::move(lease.socket), lease.healthy);
+  }
+  return results;
 }
 
 absl::Status TransportImpl::CastTo(const RouteList& candidates, std::string_view exchange,

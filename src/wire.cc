@@ -1,6 +1,5 @@
 #include "wire.h"
 
-#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -36,31 +35,32 @@ std::string PoolTarget(std::string_view pool, std::string_view topic) {
 
 absl::StatusOr<Header> ParseHeader(std::string_view frame) {
   if (frame.size() > 1024) return absl::InvalidArgumentError("header frame longer than 1024 bytes");
-  std::vector<std::string_view> words;
-  size_t start = 0;
-  while (start <= frame.size()) {
+  // At most 5 words; a sixth means too many.
+  std::string_view words[6];
+  size_t count = 0, start = 0;
+  while (start <= frame.size() && count < 6) {
     size_t end = frame.find(' ', start);
     if (end == std::string_view::npos) end = frame.size();
-    words.push_back(frame.substr(start, end - start));
+    words[count++] = frame.substr(start, end - start);
     start = end + 1;
   }
-  if (words.empty() || words[0] != kProtocol) {
-    if (!words.empty() && words[0].substr(0, 4) == "zrpc") {
+  if (start <= frame.size()) count = 6;  // more words than any kind has
+  if (count == 0 || words[0] != kProtocol) {
+    if (count > 0 && words[0].substr(0, 4) == "zrpc") {
       return absl::FailedPreconditionError(absl::StrCat(
           "unsupported zrpc protocol \"", ToAbsl(words[0]), "\"; this endpoint speaks zrpc1"));
     }
     return absl::InvalidArgumentError("header frame does not start with \"zrpc1\"");
   }
-  if (words.size() < 3) return absl::InvalidArgumentError("header frame has no kind");
+  if (count < 3) return absl::InvalidArgumentError("header frame has no kind");
   Header h;
   const std::string_view kind = words[1];
   if (kind == "cast" || kind == "call" || kind == "multicall") {
     h.kind = kind == "cast" ? FrameKind::kCast
                             : kind == "call" ? FrameKind::kCall : FrameKind::kMultiCall;
-    if (words.size() != 5) {
+    if (count != 5) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "request header needs 5 words (zrpc1 ", ToAbsl(kind), " EXCHANGE TARGET MSG_ID), got ",
-          words.size()));
+          "request header needs 5 words (zrpc1 ", ToAbsl(kind), " EXCHANGE TARGET MSG_ID)"));
     }
     h.exchange = words[2];
     h.target = words[3];
@@ -76,7 +76,7 @@ absl::StatusOr<Header> ParseHeader(std::string_view frame) {
   if (kind == "reply" || kind == "beat" || kind == "cancel") {
     h.kind = kind == "reply" ? FrameKind::kReply
                              : kind == "beat" ? FrameKind::kBeat : FrameKind::kCancel;
-    if (words.size() != 3 || words[2].empty()) {
+    if (count != 3 || words[2].empty()) {
       return absl::InvalidArgumentError(
           absl::StrCat(ToAbsl(kind), " header needs 3 words (zrpc1 ", ToAbsl(kind), " MSG_ID)"));
     }

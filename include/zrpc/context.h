@@ -32,6 +32,8 @@ class Context {
   static Context FromDict(Object values) { return Context(std::move(values)); }
   // The seed's to_dict: a (deep) copy of the values.
   Object ToDict() const { return values_; }
+  // Moves the values out, leaving this context empty.
+  Object TakeDict() { return std::move(values_); }
   // The seed's deepcopy.
   Context DeepCopy() const { return *this; }
   // A copy with "is_admin" true and "admin" in "roles" (added once; "roles" is created when

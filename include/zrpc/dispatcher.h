@@ -39,6 +39,7 @@
 #include "zrpc/message.h"
 #include "zrpc/serializer.h"
 #include "zrpc/value.h"
+#include "zrpc/version.h"
 
 namespace zrpc {
 
@@ -180,6 +181,9 @@ class Dispatcher {
   // Returns the final status. Sets ctx's context and method. Never throws.
   absl::Status Dispatch(CallContext& ctx, Message& message,
                         const std::function<bool(Value)>& emit) const;
+  // Dispatch for a request already resolved to `target` (by Resolve on this dispatcher).
+  absl::Status Run(const Target& target, CallContext& ctx, Message& message,
+                   const std::function<bool(Value)>& emit) const;
 
   const std::vector<std::unique_ptr<Endpoint>>& endpoints() const { return endpoints_; }
   Serializer& serializer() const { return *serializer_; }
@@ -189,7 +193,9 @@ class Dispatcher {
   absl::Status AddUnchecked(Endpoint endpoint);
 
   std::shared_ptr<Serializer> serializer_;
+  bool serializer_is_noop_;
   std::vector<std::unique_ptr<Endpoint>> endpoints_;
+  std::vector<Version> versions_;  // parsed endpoint versions, parallel to endpoints_
 };
 
 }  // namespace zrpc

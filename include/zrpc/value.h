@@ -18,6 +18,7 @@
 #include <initializer_list>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 #include <variant>
@@ -54,6 +55,9 @@ class Object {
   void Set(std::string key, Value value);
   // Appends without checking for an existing key: the caller guarantees `key` is new.
   void AppendUnchecked(std::string key, Value value);
+  // Appends `key` with a null value and returns that value to fill in place; the caller
+  // guarantees `key` is new.
+  Value& EmplaceUnchecked(std::string_view key);
   // Removes `key`; returns whether it was there.
   bool Erase(std::string_view key);
 
@@ -137,6 +141,11 @@ class Value {
 
 // Object's inline members need Value complete (clang instantiates std::pair eagerly).
 inline bool Object::Contains(std::string_view key) const { return Find(key) != nullptr; }
+inline Value& Object::EmplaceUnchecked(std::string_view key) {
+  return entries_.emplace_back(std::piecewise_construct, std::forward_as_tuple(key),
+                               std::forward_as_tuple())
+      .second;
+}
 inline size_t Object::size() const { return entries_.size(); }
 inline bool Object::empty() const { return entries_.empty(); }
 inline void Object::reserve(size_t n) { entries_.reserve(n); }

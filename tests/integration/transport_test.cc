@@ -377,6 +377,44 @@ TEST_F(TransportTest, AsyncCallsCompleteOnceEach) {
   EXPECT_EQ(done, kCalls);
 }
 
+TEST_F(TransportTest, CallManyReturnsEveryOutcomeInOrder) {
+  StartService("node1");
+  StartService("node2");
+  auto client = Client();
+  std::vector<Message> messages;
+  for (int i = 0; i < 300; ++i) messages.push_back(Msg("add", {{"a", i}, {"b", 1}}));
+  messages[7] = Msg("fail", {{"message", "seven"}});
+  messages[8] = Msg("nosuch");
+  std::vector<absl::StatusOr<Value>> results =
+      client->CallMany(Context(), "compute", std::move(messages), {.window = 16});
+  ASSERT_EQ(results.size(), 300u);
+  for (int i = 0; i < 300; ++i) {
+    if (i == 7) {
+      EXPECT_EQ(GetErrorField(results[i].status(), "value"), "seven");
+    } else if (i == 8) {
+      EXPECT_TRUE(IsErrorKind(results[i].status(), ErrorKind::kNoSuchMethod)) << results[i].status();
+    } else {
+      ASSERT_TRUE(results[i].ok()) << i << results[i].status();
+      EXPECT_EQ(results[i]->AsInt(), i + 1);
+    }
+  }
+}
+
+TEST_F(TransportTest, CallManyTimesOutSlowCallsAndKeepsTheRest) {
+  StartService("node1");
+  auto client = Client();
+  std::vector<Message> messages = {Msg("sleep", {{"ms", 2000}}), Msg("add", {{"a", 1}, {"b", 2}})};
+  const absl::Time start = absl::Now();
+  std::vector<absl::StatusOr<Value>> results =
+      client->CallMany(Context(), "compute", std::move(messages), {.timeout = absl::Milliseconds(300)});
+  EXPECT_LT(absl::Now() - start, absl::Seconds(2));
+  EXPECT_TRUE(IsErrorKind(results[0].status(), ErrorKind::kTimeout)) << results[0].status();
+  ZRPC_ASSERT_OK(results[1]);
+  EXPECT_EQ(results[1]->AsInt(), 3);
+  EXPECT_TRUE(IsErrorKind(client->CallMany(Context(), "nobody", {Msg("x")})[0].status(),
+                          ErrorKind::kNoConsumer));
+}
+
 TEST_F(TransportTest, AsyncCallToAKilledServerFailsWithPeerLost) {
   tools::ChildProcess& service = StartService("node1");
   auto client = Client();
