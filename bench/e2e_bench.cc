@@ -15,6 +15,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <fstream>
+#include <sstream>
+#include <array>
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
@@ -143,26 +146,20 @@ Latency Summarize(std::vector<double>& us) {
   return {us[us.size() / 2], us[us.size() * 99 / 100]};
 }
 
-Latency RawLatency(zmq::context_t& ctx, const std::string& endpoint, size_t size, int n) {
-  zmq::socket_t s(ctx, zmq::socket_type::dealer);
-  s.set(zmq::sockopt::linger, 0);
-  s.connect(endpoint);
-  const std::string payload(size, 'x');
-  std::vector<double> us;
-  for (int i = 0; i < n + n / 10; ++i) {
+// One round of `n` synchronous raw round trips; appends microseconds to `us`.
+void RawLatencyRound(zmq::socket_t& s, const std::string& payload, int n, std::vector<double>* us) {
+  for (int i = 0; i < n; ++i) {
     const absl::Time t0 = absl::Now();
     s.send(zmq::buffer(payload));
     zmq::message_t m;
     (void)s.recv(m);
-    if (i >= n / 10) us.push_back(absl::ToDoubleMicroseconds(absl::Now() - t0));
+    us->push_back(absl::ToDoubleMicroseconds(absl::Now() - t0));
   }
-  return Summarize(us);
 }
 
-Latency ZrpcLatency(zrpc::Transport& t, const std::string& topic, size_t size, int n) {
-  const zrpc::Object args{{"p", std::string(size, 'x')}};
-  std::vector<double> us;
-  for (int i = 0; i < n + n / 10; ++i) {
+void ZrpcLatencyRound(zrpc::Transport& t, const std::string& topic, const zrpc::Object& args,
+                      int n, std::vector<double>* us) {
+  for (int i = 0; i < n; ++i) {
     zrpc::Message m{.method = "echo", .args = args};
     const absl::Time t0 = absl::Now();
     absl::StatusOr<zrpc::Value> r = t.Call(zrpc::Context(), topic, std::move(m));
@@ -170,9 +167,45 @@ Latency ZrpcLatency(zrpc::Transport& t, const std::string& topic, size_t size, i
       std::cerr << "call failed: " << r.status() << "\n";
       std::exit(1);
     }
-    if (i >= n / 10) us.push_back(absl::ToDoubleMicroseconds(absl::Now() - t0));
+    us->push_back(absl::ToDoubleMicroseconds(absl::Now() - t0));
   }
-  return Summarize(us);
+}
+
+// Raw, zrpc inline and zrpc pool latencies, measured in interleaved rounds so that drift of the
+// machine affects all three alike.
+// CPU seconds used so far by process `pid` (all threads).
+double CpuSeconds(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(in, line);
+  std::istringstream fields(line.substr(line.rfind(')') + 2));
+  std::string f;
+  unsigned long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && fields >> f; ++i) {
+    if (i == 14) utime = std::stoul(f);
+    if (i == 15) stime = std::stoul(f);
+  }
+  return static_cast<double>(utime + stime) / sysconf(_SC_CLK_TCK);
+}
+
+std::array<Latency, 3> Latencies(zmq::context_t& ctx, zrpc::Transport& t,
+                                 const std::string& raw_endpoint, size_t size, int n) {
+  zmq::socket_t s(ctx, zmq::socket_type::dealer);
+  s.set(zmq::sockopt::linger, 0);
+  s.connect(raw_endpoint);
+  const std::string payload(size, 'x');
+  const zrpc::Object args{{"p", payload}};
+  std::vector<double> raw, inline_us, pool_us, ignored;
+  RawLatencyRound(s, payload, n / 10, &ignored);  // warm up
+  ZrpcLatencyRound(t, "bench", args, n / 10, &ignored);
+  ZrpcLatencyRound(t, "benchpool", args, n / 10, &ignored);
+  constexpr int kRounds = 10;
+  for (int round = 0; round < kRounds; ++round) {
+    RawLatencyRound(s, payload, n / kRounds, &raw);
+    ZrpcLatencyRound(t, "bench", args, n / kRounds, &inline_us);
+    ZrpcLatencyRound(t, "benchpool", args, n / kRounds, &pool_us);
+  }
+  return {Summarize(raw), Summarize(inline_us), Summarize(pool_us)};
 }
 
 double RawThroughput(zmq::context_t& ctx, const std::string& endpoint, size_t size, int n,
@@ -323,6 +356,7 @@ int main(int argc, char** argv) {
                            {{"quick!", "fewer iterations (a smoke run)"},
                             {"only", "run one measurement: latency, throughput or cast"},
                             {"via", "run one transport: tcp or ipc"},
+                            {"cpu!", "also report CPU time per call (client and server)"},
                             {"serve", "internal: run a server (zrpc or raw)"},
                             {"matchmaker", "internal"},
                             {"ipc-dir", "internal"},
@@ -381,9 +415,31 @@ int main(int argc, char** argv) {
     for (size_t size : {size_t{100}, size_t{1024}}) {
       if (!only.empty() && only != "latency") break;
       const std::string sz = size == 100 ? "100 B" : "1 KiB";
-      Latency raw = RawLatency(ctx, raw_router, size, lat_n);
-      Latency z = ZrpcLatency(t, "bench", size, lat_n);
-      Latency zp = ZrpcLatency(t, "benchpool", size, lat_n);
+      if (flags.Has("cpu")) {
+        // CPU per round trip, client and server, for raw and for zrpc inline calls.
+        zmq::socket_t s(ctx, zmq::socket_type::dealer);
+        s.set(zmq::sockopt::linger, 0);
+        s.connect(raw_router);
+        std::vector<double> ignored;
+        const std::string payload(size, 'x');
+        double c0 = CpuSeconds(getpid()), s0 = CpuSeconds(rserver.pid());
+        const absl::Time t0 = absl::Now();
+        RawLatencyRound(s, payload, lat_n, &ignored);
+        const double raw_wall = absl::ToDoubleMicroseconds(absl::Now() - t0) / lat_n;
+        double c1 = CpuSeconds(getpid()), s1 = CpuSeconds(rserver.pid());
+        std::cout << absl::StrFormat("raw  %s: client %.1f us, server %.1f us CPU per call, wall %.1f us\n", sz,
+                                     (c1 - c0) * 1e6 / lat_n, (s1 - s0) * 1e6 / lat_n, raw_wall);
+        c0 = CpuSeconds(getpid());
+        s0 = CpuSeconds(zserver.pid());
+        const absl::Time t1 = absl::Now();
+        ZrpcLatencyRound(t, "bench", zrpc::Object{{"p", payload}}, lat_n, &ignored);
+        const double z_wall = absl::ToDoubleMicroseconds(absl::Now() - t1) / lat_n;
+        c1 = CpuSeconds(getpid());
+        s1 = CpuSeconds(zserver.pid());
+        std::cout << absl::StrFormat("zrpc %s: client %.1f us, server %.1f us CPU per call, wall %.1f us\n", sz,
+                                     (c1 - c0) * 1e6 / lat_n, (s1 - s0) * 1e6 / lat_n, z_wall);
+      }
+      auto [raw, z, zp] = Latencies(ctx, t, raw_router, size, lat_n);
       Row("call latency p50 (inline handler)", transport, sz, z.p50_us, raw.p50_us, "us", "<= 1.25x");
       Row("call latency p99 (inline handler)", transport, sz, z.p99_us, raw.p99_us, "us", "");
       Row("call latency p50 (pool handler)", transport, sz, zp.p50_us, raw.p50_us, "us", "<= 1.6x");

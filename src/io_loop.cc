@@ -1,5 +1,6 @@
 #include "io_loop.h"
 
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -202,40 +203,56 @@ void IoLoop::AbandonCalls(uint64_t connection_id) {
 }
 
 void IoLoop::Run() {
-  std::vector<zmq::pollitem_t> items;
+  // ZMQ_FD is edge-triggered: ask ZMQ_EVENTS first and only sleep in poll() when no socket has
+  // anything. This is zmq_poll's logic with two of its three pre-sleep system calls removed.
+  std::vector<pollfd> fds;
   std::vector<std::string> async_endpoints;
+  auto readable = [](zmq::socket_t& socket) {
+    return (socket.get(zmq::sockopt::events) & ZMQ_POLLIN) != 0;
+  };
   while (!stop_requested_) {
-    items.clear();
-    async_endpoints.clear();
-    items.push_back({nullptr, wake_fd_, ZMQ_POLLIN, 0});
-    if (router_) items.push_back({router_->handle(), 0, ZMQ_POLLIN, 0});
-    for (auto& [endpoint, socket] : async_sockets_) {
-      items.push_back({socket->handle(), 0, ZMQ_POLLIN, 0});
-      async_endpoints.push_back(endpoint);
-    }
-    const absl::Time next = std::min(next_beats_, next_async_check_);
-    long timeout_ms = -1;
-    if (next != absl::InfiniteFuture()) {
-      timeout_ms = std::max<long>(0, absl::ToInt64Milliseconds(absl::Ceil(next - absl::Now(), absl::Milliseconds(1))));
-    }
     try {
-      zmq::poll(items, std::chrono::milliseconds(timeout_ms));
+      // Timers first: they send, and any operation on a socket after its ZMQ_EVENTS check could
+      // consume the edge poll() would wait for.
+      const absl::Time now = absl::Now();
+      if (now >= next_beats_) SendBeats();
+      if (now >= next_async_check_) CheckAsyncDeadlines();
+      bool worked = false;
+      if (router_ && readable(*router_)) {
+        HandleRouter();
+        worked = true;
+      }
+      async_endpoints.clear();
+      for (auto& [endpoint, socket] : async_sockets_) async_endpoints.push_back(endpoint);
+      for (const std::string& endpoint : async_endpoints) {
+        auto it = async_sockets_.find(endpoint);
+        if (it != async_sockets_.end() && readable(*it->second)) {
+          HandleAsyncReplies(*it->second, endpoint);
+          worked = true;
+        }
+      }
+      fds.clear();
+      fds.push_back({wake_fd_, POLLIN, 0});
+      if (router_) fds.push_back({router_->get(zmq::sockopt::fd), POLLIN, 0});
+      for (auto& [endpoint, socket] : async_sockets_) {
+        fds.push_back({socket->get(zmq::sockopt::fd), POLLIN, 0});
+      }
+      int timeout_ms = -1;
+      if (worked) {
+        timeout_ms = 0;  // there may be more: look again before sleeping
+      } else if (const absl::Time next = std::min(next_beats_, next_async_check_);
+                 next != absl::InfiniteFuture()) {
+        timeout_ms = static_cast<int>(std::max<int64_t>(
+            0, absl::ToInt64Milliseconds(absl::Ceil(next - absl::Now(), absl::Milliseconds(1)))));
+      }
+      if (poll(fds.data(), fds.size(), timeout_ms) < 0 && errno != EINTR) {
+        ZRPC_LOG(kError, "I/O thread poll failed: %s", std::strerror(errno));
+      }
+      if (fds[0].revents & POLLIN) DrainQueues();
     } catch (const zmq::error_t& e) {
       if (e.num() == ETERM) break;
-      if (e.num() != EINTR) ZRPC_LOG(kError, "I/O thread poll failed: %s", e.what());
-      continue;
+      ZRPC_LOG(kError, "I/O thread: %s", e.what());
     }
-    DrainQueues();
-    if (router_ && items[1].revents & ZMQ_POLLIN) HandleRouter();
-    const size_t first_async = router_ ? 2 : 1;
-    for (size_t i = 0; i < async_endpoints.size(); ++i) {
-      if (!(items[first_async + i].revents & ZMQ_POLLIN)) continue;
-      auto it = async_sockets_.find(async_endpoints[i]);
-      if (it != async_sockets_.end()) HandleAsyncReplies(*it->second, async_endpoints[i]);
-    }
-    const absl::Time now = absl::Now();
-    if (now >= next_beats_) SendBeats();
-    if (now >= next_async_check_) CheckAsyncDeadlines();
   }
   // Shutting down: nothing may wait on us any more.
   DrainQueues();
