@@ -266,6 +266,11 @@ void IoLoop::Run() {
 }
 
 void IoLoop::DrainQueues() {
+  // Clear the eventfd before taking the queues: a post that lands after the read either sees
+  // woken_ still set (its item is taken below) or writes the eventfd again (seen by the next
+  // poll). Reading after the swap could swallow that second write and strand its item.
+  uint64_t count;
+  (void)!read(wake_fd_, &count, sizeof(count));
   std::deque<std::function<void()>> tasks;
   std::deque<Outbound> outbound;
   {
@@ -275,8 +280,6 @@ void IoLoop::DrainQueues() {
     outbound.swap(outbound_);
     if (stopped_) stop_requested_ = true;
   }
-  uint64_t count;
-  (void)!read(wake_fd_, &count, sizeof(count));
   for (auto& task : tasks) task();
   for (const Outbound& out : outbound) SendOutbound(out);
 }
