@@ -64,15 +64,21 @@ absl::Status NoTransport() {
 
 }  // namespace
 
-absl::StatusOr<Value> RpcProxy::Call(const Context& context, Message message,
-                                     ProxyCallOptions options) const {
+absl::StatusOr<RpcProxy::Ready> RpcProxy::PrepareSend(const Context& context, Message message,
+                                                      const ProxyCallOptions& options) const {
   if (transport_ == nullptr) return NoTransport();
   absl::StatusOr<Message> ready = Prepare(context, std::move(message), options.version);
   if (!ready.ok()) return ready.status();
   Context sent = ready->context;
+  return Ready{std::move(sent), *std::move(ready), options.topic.empty() ? topic_ : options.topic};
+}
+
+absl::StatusOr<Value> RpcProxy::Call(const Context& context, Message message,
+                                     ProxyCallOptions options) const {
+  absl::StatusOr<Ready> r = PrepareSend(context, std::move(message), options);
+  if (!r.ok()) return r.status();
   absl::StatusOr<Value> result =
-      transport_->Call(sent, options.topic.empty() ? topic_ : options.topic, *std::move(ready),
-                       {.timeout = options.timeout});
+      transport_->Call(r->context, r->topic, std::move(r->message), {.timeout = options.timeout});
   if (!result.ok()) return result;
   return serializer_->DeserializeEntity(context, *std::move(result));
 }
@@ -80,31 +86,24 @@ absl::StatusOr<Value> RpcProxy::Call(const Context& context, Message message,
 absl::StatusOr<std::unique_ptr<ReplyStream>> RpcProxy::MultiCall(const Context& context,
                                                                  Message message,
                                                                  ProxyCallOptions options) const {
-  if (transport_ == nullptr) return NoTransport();
-  absl::StatusOr<Message> ready = Prepare(context, std::move(message), options.version);
-  if (!ready.ok()) return ready.status();
-  Context sent = ready->context;
-  return transport_->MultiCall(sent, options.topic.empty() ? topic_ : options.topic,
-                               *std::move(ready), {.timeout = options.timeout});
+  absl::StatusOr<Ready> r = PrepareSend(context, std::move(message), options);
+  if (!r.ok()) return r.status();
+  return transport_->MultiCall(r->context, r->topic, std::move(r->message),
+                               {.timeout = options.timeout});
 }
 
 absl::Status RpcProxy::Cast(const Context& context, Message message,
                             ProxyCallOptions options) const {
-  if (transport_ == nullptr) return NoTransport();
-  absl::StatusOr<Message> ready = Prepare(context, std::move(message), options.version);
-  if (!ready.ok()) return ready.status();
-  Context sent = ready->context;
-  return transport_->Cast(sent, options.topic.empty() ? topic_ : options.topic, *std::move(ready));
+  absl::StatusOr<Ready> r = PrepareSend(context, std::move(message), options);
+  if (!r.ok()) return r.status();
+  return transport_->Cast(r->context, r->topic, std::move(r->message));
 }
 
 absl::Status RpcProxy::FanoutCast(const Context& context, Message message,
                                   ProxyCallOptions options) const {
-  if (transport_ == nullptr) return NoTransport();
-  absl::StatusOr<Message> ready = Prepare(context, std::move(message), options.version);
-  if (!ready.ok()) return ready.status();
-  Context sent = ready->context;
-  return transport_->FanoutCast(sent, options.topic.empty() ? topic_ : options.topic,
-                                *std::move(ready));
+  absl::StatusOr<Ready> r = PrepareSend(context, std::move(message), options);
+  if (!r.ok()) return r.status();
+  return transport_->FanoutCast(r->context, r->topic, std::move(r->message));
 }
 
 std::string QueueGetFor(std::string_view topic, std::optional<std::string_view> host) {

@@ -109,6 +109,11 @@ class ConnectionImpl : public Connection {
   void Detach();
 
  private:
+  // A consumer of `topic` ("" exchange = the transport's; `pool` "" = not a pool member), its
+  // names checked; the caller sets its dispatcher or callback.
+  absl::StatusOr<std::shared_ptr<Consumer>> NewConsumer(std::string_view topic,
+                                                        std::string_view exchange,
+                                                        std::string_view pool, bool fanout);
   absl::Status Add(std::shared_ptr<Consumer> consumer);
   absl::Status Activate(const std::vector<std::shared_ptr<Consumer>>& consumers)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -864,78 +869,59 @@ absl::Status ConnectionImpl::Add(std::shared_ptr<Consumer> consumer) {
   return s;
 }
 
-absl::Status ConnectionImpl::CreateConsumer(std::string_view topic, const Dispatcher& dispatcher,
-                                            ConsumerOptions options) {
+absl::StatusOr<std::shared_ptr<Consumer>> ConnectionImpl::NewConsumer(
+    std::string_view topic, std::string_view exchange, std::string_view pool, bool fanout) {
   if (absl::Status s = ValidateName("topic", topic); !s.ok()) return s;
+  if (!pool.empty()) {
+    if (absl::Status s = ValidateName("pool", pool); !s.ok()) return s;
+    if (pool.find('~') != std::string_view::npos) {
+      return absl::InvalidArgumentError("pool names may not contain '~'");
+    }
+    if (fanout) return absl::InvalidArgumentError("a worker pool cannot be a fanout consumer");
+  }
   absl::MutexLock lock(&mu_);
   if (transport_ == nullptr) return InvalidRpcConnectionReuseError();
   const TransportOptions& to = transport_->options();
   auto c = std::make_shared<Consumer>(to.duplicate_window);
   c->connection = state_;
-  c->dispatcher = &dispatcher;
-  c->registration.exchange = options.exchange.empty() ? to.exchange : options.exchange;
-  c->registration.topic = std::string(topic);
-  c->registration.host = to.host;
-  c->registration.fanout = options.fanout;
-  if (absl::Status s = ValidateName("exchange", c->registration.exchange); !s.ok()) return s;
-  c->key = absl::StrCat(c->registration.exchange, " ", c->registration.Key());
-  mu_.Unlock();
-  absl::Status s = Add(std::move(c));
-  mu_.Lock();
-  return s;
+  Registration& r = c->registration;
+  r.exchange = exchange.empty() ? to.exchange : std::string(exchange);
+  if (absl::Status s = ValidateName("exchange", r.exchange); !s.ok()) return s;
+  r.topic = std::string(topic);
+  r.host = to.host;
+  r.pool = std::string(pool);
+  r.fanout = fanout;
+  c->key = absl::StrCat(r.exchange, " ", pool.empty() ? r.Key() : PoolTarget(pool, topic));
+  return c;
+}
+
+absl::Status ConnectionImpl::CreateConsumer(std::string_view topic, const Dispatcher& dispatcher,
+                                            ConsumerOptions options) {
+  absl::StatusOr<std::shared_ptr<Consumer>> c =
+      NewConsumer(topic, options.exchange, /*pool=*/"", options.fanout);
+  if (!c.ok()) return c.status();
+  (*c)->dispatcher = &dispatcher;
+  return Add(*std::move(c));
 }
 
 absl::Status ConnectionImpl::CreateWorker(std::string_view topic, const Dispatcher& dispatcher,
                                           std::string_view pool, ConsumerOptions options) {
-  if (absl::Status s = ValidateName("topic", topic); !s.ok()) return s;
-  if (absl::Status s = ValidateName("pool", pool); !s.ok()) return s;
-  if (pool.find('~') != std::string_view::npos) {
-    return absl::InvalidArgumentError("pool names may not contain '~'");
-  }
-  if (options.fanout) return absl::InvalidArgumentError("a worker pool cannot be a fanout consumer");
-  absl::MutexLock lock(&mu_);
-  if (transport_ == nullptr) return InvalidRpcConnectionReuseError();
-  const TransportOptions& to = transport_->options();
-  auto c = std::make_shared<Consumer>(to.duplicate_window);
-  c->connection = state_;
-  c->dispatcher = &dispatcher;
-  c->registration.exchange = options.exchange.empty() ? to.exchange : options.exchange;
-  c->registration.topic = std::string(topic);
-  c->registration.host = to.host;
-  c->registration.pool = std::string(pool);
-  if (absl::Status s = ValidateName("exchange", c->registration.exchange); !s.ok()) return s;
-  c->key = absl::StrCat(c->registration.exchange, " ", PoolTarget(pool, topic));
-  mu_.Unlock();
-  absl::Status s = Add(std::move(c));
-  mu_.Lock();
-  return s;
+  if (pool.empty()) return absl::InvalidArgumentError("pool must not be empty");
+  absl::StatusOr<std::shared_ptr<Consumer>> c = NewConsumer(topic, options.exchange, pool, options.fanout);
+  if (!c.ok()) return c.status();
+  (*c)->dispatcher = &dispatcher;
+  return Add(*std::move(c));
 }
 
 absl::Status ConnectionImpl::JoinConsumerPool(std::function<void(const Message&)> callback,
                                               std::string_view pool, std::string_view topic,
                                               std::string_view exchange) {
   if (!callback) return absl::InvalidArgumentError("JoinConsumerPool needs a callback");
-  if (absl::Status s = ValidateName("topic", topic); !s.ok()) return s;
-  if (absl::Status s = ValidateName("pool", pool); !s.ok()) return s;
-  if (pool.find('~') != std::string_view::npos) {
-    return absl::InvalidArgumentError("pool names may not contain '~'");
-  }
-  absl::MutexLock lock(&mu_);
-  if (transport_ == nullptr) return InvalidRpcConnectionReuseError();
-  const TransportOptions& to = transport_->options();
-  auto c = std::make_shared<Consumer>(to.duplicate_window);
-  c->connection = state_;
-  c->callback = std::move(callback);
-  c->registration.exchange = exchange.empty() ? to.exchange : std::string(exchange);
-  c->registration.topic = std::string(topic);
-  c->registration.host = to.host;
-  c->registration.pool = std::string(pool);
-  if (absl::Status s = ValidateName("exchange", c->registration.exchange); !s.ok()) return s;
-  c->key = absl::StrCat(c->registration.exchange, " ", PoolTarget(pool, topic));
-  mu_.Unlock();
-  absl::Status s = Add(std::move(c));
-  mu_.Lock();
-  return s;
+  if (pool.empty()) return absl::InvalidArgumentError("pool must not be empty");
+  absl::StatusOr<std::shared_ptr<Consumer>> c = NewConsumer(topic, exchange, pool, false);
+  if (!c.ok()) return c.status();
+  (*c)->callback = std::move(callback);
+  return Add(*std::move(c));
 }
 
 absl::Status ConnectionImpl::ConsumeInThread() {

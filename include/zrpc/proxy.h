@@ -84,6 +84,15 @@ class RpcProxy {
   Serializer& serializer() const { return *serializer_; }
 
  private:
+  // A message ready to send, its (serialized) context and its topic.
+  struct Ready {
+    Context context;
+    Message message;
+    std::string topic;
+  };
+  absl::StatusOr<Ready> PrepareSend(const Context& context, Message message,
+                                    const ProxyCallOptions& options) const;
+
   Transport* transport_ = nullptr;
   std::string topic_;
   std::string default_version_;
