@@ -23,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "matchmaker/registration_json.h"
+#include "matchmaker/watch.h"
 #include "src/log_internal.h"
 #include "zrpc/value.h"
 
@@ -90,55 +91,6 @@ int64_t DirMtimeNs(const std::string& dir) {
   if (stat(dir.c_str(), &st) != 0) return -1;
   return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
 }
-
-class InotifyWatch : public WatchHandle {
- public:
-  static absl::StatusOr<std::unique_ptr<WatchHandle>> Start(const std::string& dir,
-                                                            std::function<void()> on_change) {
-    int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    if (fd < 0) return Errno("inotify_init1 for", dir);
-    if (inotify_add_watch(fd, dir.c_str(), IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_CLOSE_WRITE) < 0) {
-      close(fd);
-      return Errno("inotify_add_watch", dir);
-    }
-    int stop = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (stop < 0) {
-      close(fd);
-      return Errno("eventfd for", dir);
-    }
-    return std::unique_ptr<WatchHandle>(new InotifyWatch(fd, stop, std::move(on_change)));
-  }
-  ~InotifyWatch() override {
-    uint64_t one = 1;
-    (void)!write(stop_, &one, sizeof(one));
-    thread_.join();
-    close(fd_);
-    close(stop_);
-  }
-
- private:
-  InotifyWatch(int fd, int stop, std::function<void()> on_change)
-      : fd_(fd), stop_(stop), on_change_(std::move(on_change)), thread_([this] { Run(); }) {}
-
-  void Run() {
-    char buf[4096];
-    while (true) {
-      pollfd fds[2] = {{fd_, POLLIN, 0}, {stop_, POLLIN, 0}};
-      if (poll(fds, 2, -1) < 0 && errno != EINTR) return;
-      if (fds[1].revents) return;
-      if (fds[0].revents) {
-        while (read(fd_, buf, sizeof(buf)) > 0) {
-        }
-        on_change_();
-      }
-    }
-  }
-
-  int fd_;
-  int stop_;
-  std::function<void()> on_change_;
-  std::thread thread_;
-};
 
 }  // namespace
 
@@ -277,7 +229,7 @@ absl::StatusOr<std::vector<Registration>> LocalMatchmaker::List(std::string_view
 }
 
 absl::StatusOr<std::unique_ptr<WatchHandle>> LocalMatchmaker::Watch(std::function<void()> on_change) {
-  return InotifyWatch::Start(dir_, std::move(on_change));
+  return WatchDirectory(dir_, std::move(on_change));
 }
 
 }  // namespace zrpc::internal

@@ -6,6 +6,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "matchmaker/local.h"
+#include "matchmaker/redis.h"
+#include "matchmaker/ring.h"
 #include "matchmaker/registration_json.h"
 #include "zrpc/matchmaker.h"
 
@@ -42,19 +44,28 @@ absl::Status ValidateName(std::string_view what, std::string_view name) {
 
 absl::StatusOr<std::unique_ptr<Matchmaker>> CreateMatchmaker(std::string_view url) {
   absl::string_view u(url.data(), url.size());
-  if (u == "local://" || u.empty()) return internal::LocalMatchmaker::Create("");
+  auto bad = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(absl::StrCat("matchmaker URL \"", u, "\": ", why));
+  };
+  // One switch on the scheme: every backend is chosen here.
+  if (u.empty() || u == "local://") return internal::LocalMatchmaker::Create("");
   if (absl::StartsWith(u, "local://")) {
     absl::string_view path = u.substr(8);
     if (!absl::StartsWith(path, "/")) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("matchmaker URL \"", u, "\": local:// takes an absolute directory, e.g. "
-                       "local:///run/zrpc"));
+      return bad("local:// takes an absolute directory, e.g. local:///run/zrpc");
     }
     return internal::LocalMatchmaker::Create(std::string(path));
   }
+  if (absl::StartsWith(u, "ring://")) {
+    absl::string_view path = u.substr(7);
+    if (!absl::StartsWith(path, "/")) return bad("ring:// takes an absolute path, e.g. ring:///etc/zrpc/ring.json");
+    return internal::RingMatchmaker::Create(std::string(path));
+  }
+  if (absl::StartsWith(u, "redis://")) return internal::RedisMatchmaker::Create(url);
   return absl::InvalidArgumentError(absl::StrCat(
       "unsupported matchmaker URL \"", u,
-      "\"; supported schemes: local:// (or local:///dir)"));
+      "\"; supported: local:// (or local:///dir), ring:///path/ring.json, "
+      "redis://[:password@]host[:port][/db]"));
 }
 
 namespace internal {

@@ -144,10 +144,10 @@ absl::Status TimeoutError(std::string_view topic, std::string_view method, std::
               {{"topic", topic}, {"method", method}, {"info", info}});
 }
 
-absl::Status NoConsumerError(std::string_view topic) {
-  return Make(ErrorKind::kNoConsumer,
-              absl::StrCat("No consumer registered for topic \"", ToAbsl(topic), "\""),
-              {{"topic", topic}});
+absl::Status NoConsumerError(std::string_view topic, std::string_view detail) {
+  std::string text = absl::StrCat("No consumer registered for topic \"", ToAbsl(topic), "\"");
+  if (!detail.empty()) absl::StrAppend(&text, " (", ToAbsl(detail), ")");
+  return Make(ErrorKind::kNoConsumer, text, {{"topic", topic}});
 }
 
 absl::Status PeerLostError(std::string_view topic, std::string_view host) {

@@ -814,9 +814,11 @@ void TransportImpl::Unregistered(const Registration& r) {
 }
 
 void TransportImpl::HeartbeatLoop() {
+  const absl::Duration interval =
+      std::min(options_.matchmaker_heartbeat_interval, matchmaker_->HeartbeatInterval());
   absl::MutexLock lock(&mu_);
   while (!closed_) {
-    mu_.AwaitWithTimeout(absl::Condition(&closed_), options_.matchmaker_heartbeat_interval);
+    mu_.AwaitWithTimeout(absl::Condition(&closed_), interval);
     if (closed_) return;
     mu_.Unlock();
     absl::Status s = matchmaker_->Heartbeat();

@@ -55,7 +55,8 @@ absl::Status RemoteError(std::string_view exc_type, std::string_view value,
                          absl::StatusCode code = absl::StatusCode::kUnknown);
 // Empty fields print as "<unknown>", as in the seed.
 absl::Status TimeoutError(std::string_view topic, std::string_view method, std::string_view info);
-absl::Status NoConsumerError(std::string_view topic);
+// `detail`, when given, is appended in parentheses (e.g. which ring file was asked).
+absl::Status NoConsumerError(std::string_view topic, std::string_view detail = {});
 absl::Status PeerLostError(std::string_view topic, std::string_view host);
 absl::Status NoSuchMethodError(std::string_view method);
 absl::Status UnsupportedRpcVersionError(std::string_view version);

@@ -10,9 +10,10 @@
 //   (*mm)->Register({.topic = "compute", .host = "node1", .endpoint = "tcp://127.0.0.1:5555"});
 //   absl::StatusOr<std::vector<zrpc::Registration>> who = (*mm)->Resolve("openstack", "compute");
 //
-// Backends are chosen by URL in CreateMatchmaker: "local://" or "local:///dir" (no server: files
-// in a directory shared by the processes of one machine). Later backends (ring, redis, the
-// sidecar) implement the same interface.
+// Backends are chosen by URL in CreateMatchmaker:
+//   local:// or local:///dir   no server: files in a directory shared by one machine's processes
+//   ring:///path/ring.json     the seed's static ring file, re-read when it changes
+//   redis://[:pw@]host[:port][/db][?ttl=S&heartbeat=S]   Redis: many machines, TTL liveness
 #ifndef ZRPC_MATCHMAKER_H_
 #define ZRPC_MATCHMAKER_H_
 
@@ -88,11 +89,14 @@ class Matchmaker {
   virtual absl::StatusOr<std::unique_ptr<WatchHandle>> Watch(std::function<void()> on_change) = 0;
   // The URL this matchmaker was created from.
   virtual std::string url() const = 0;
+  // How often Heartbeat() must be called to keep registrations alive; InfiniteDuration when
+  // liveness needs no heartbeats (local://, ring://). Does not block.
+  virtual absl::Duration HeartbeatInterval() const { return absl::InfiniteDuration(); }
 };
 
-// Creates the backend `url` names: "local://" (the default directory: $XDG_RUNTIME_DIR/zrpc,
-// else /tmp/zrpc-<uid>) or "local:///some/dir". INVALID_ARGUMENT naming the supported schemes
-// for anything else.
+// Creates the backend `url` names (see the header comment). INVALID_ARGUMENT naming the supported
+// schemes for anything else; a ring file that is missing or invalid is an error here. A Redis that
+// is down is not: it is retried.
 absl::StatusOr<std::unique_ptr<Matchmaker>> CreateMatchmaker(std::string_view url);
 
 }  // namespace zrpc

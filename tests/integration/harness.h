@@ -41,7 +41,7 @@ class IntegrationTest : public ::testing::Test {
     std::filesystem::remove_all(registry_, ec);
   }
 
-  // Starts zrpc-service with `host` on this test's registry; waits until it is registered.
+  // Starts zrpc-service with `host` on this test's matchmaker; waits until it is registered.
   tools::ChildProcess& StartService(const std::string& host, std::vector<std::string> extra = {}) {
     auto child = std::make_unique<tools::ChildProcess>();
     std::vector<std::string> argv = {ZRPC_SERVICE_BINARY, "--host", host, "--matchmaker",

@@ -1,0 +1,272 @@
+// Every matchmaker backend behind real services (zrpc-service processes) and real servers
+// (redis-server), including faults.
+#include <fstream>
+#include <set>
+
+#include "harness.h"
+#include "redis_server.h"
+#include "unit/test_util.h"
+
+namespace zrpc::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string Who(Transport& t, const std::string& topic) {
+  absl::StatusOr<Value> v = t.Call(Context(), topic, IntegrationTest::Msg("whoami"));
+  return v.ok() && v->is_string() ? v->AsString() : std::string(v.status().message());
+}
+
+int64_t Notes(Transport& t, const std::string& host, const std::string& kind) {
+  absl::StatusOr<Value> s = t.Call(Context(), "compute." + host, IntegrationTest::Msg("stats"));
+  if (!s.ok()) return -1;
+  const Value* n = s->Find("notes")->Find(kind);
+  return n && n->is_int() ? n->AsInt() : 0;
+}
+
+void WriteFile(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  std::ofstream(tmp) << text;
+  std::rename(tmp.c_str(), path.c_str());
+}
+
+// The same behaviour through every backend: round-robin, direct, fanout, unknown topic.
+class BackendTest : public IntegrationTest, public ::testing::WithParamInterface<std::string> {
+ protected:
+  void SetUp() override {
+    IntegrationTest::SetUp();
+    const std::string backend = GetParam();
+    std::map<std::string, std::vector<std::string>> extra;
+    if (backend == "redis") {
+      ASSERT_TRUE(redis_.Start());
+      matchmaker_ = redis_.Url();
+    } else if (backend == "ring") {
+      // The ring lists each host with the port it will listen on.
+      std::string endpoints;
+      for (const char* h : {"node1", "node2", "node3"}) {
+        const int port = FreePort();
+        extra[h] = {"--port", std::to_string(port)};
+        if (!endpoints.empty()) endpoints += ",";
+        endpoints += "\"" + std::string(h) + "\": \"tcp://127.0.0.1:" + std::to_string(port) + "\"";
+      }
+      ring_ = registry_ + "/ring.json";
+      WriteFile(ring_, "{\"compute\": [\"node1\", \"node2\", \"node3\"], \"_endpoints\": {" +
+                           endpoints + "}}");
+      matchmaker_ = "ring://" + ring_;
+    }
+    for (const char* h : {"node1", "node2", "node3"}) StartService(h, extra[h]);
+    client_ = Client();
+    // Registrations through a server can take a heartbeat to show everywhere.
+    ASSERT_TRUE(Eventually([&] {
+      absl::StatusOr<std::vector<Registration>> r = client_->matchmaker().Resolve("openstack", "compute");
+      return r.ok() && r->size() == 3;
+    }));
+  }
+
+  RedisServer redis_;
+  std::string ring_;
+  std::unique_ptr<Transport> client_;
+};
+
+TEST_P(BackendTest, BareTopicGoesRoundRobin) {
+  std::map<std::string, int> seen;
+  for (int i = 0; i < 6; ++i) seen[Who(*client_, "compute")]++;
+  EXPECT_EQ(seen, (std::map<std::string, int>{{"node1", 2}, {"node2", 2}, {"node3", 2}}));
+}
+
+TEST_P(BackendTest, DirectTopicGoesToThatHost) {
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(Who(*client_, "compute.node3"), "node3");
+}
+
+TEST_P(BackendTest, FanoutReachesEveryHost) {
+  ZRPC_ASSERT_OK(client_->FanoutCast(Context(), "compute", Msg("note", {{"kind", "f"}})));
+  for (const char* h : {"node1", "node2", "node3"}) {
+    EXPECT_TRUE(Eventually([&] { return Notes(*client_, h, "f") == 1; })) << h;
+  }
+}
+
+TEST_P(BackendTest, UnknownTopicIsAClearError) {
+  absl::Status s = client_->Call(Context(), "storage", Msg("whoami")).status();
+  EXPECT_TRUE(IsErrorKind(s, ErrorKind::kNoConsumer)) << s;
+  if (GetParam() == "ring") {
+    EXPECT_THAT(std::string(s.message()), HasSubstr(ring_));
+  }
+  EXPECT_TRUE(IsErrorKind(client_->Call(Context(), "compute.node9", Msg("whoami")).status(),
+                          ErrorKind::kNoConsumer));
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, BackendTest, ::testing::Values("local", "ring", "redis"),
+                         [](const auto& info) { return info.param; });
+
+class RedisFaultTest : public IntegrationTest {
+ protected:
+  void SetUp() override {
+    IntegrationTest::SetUp();
+    ASSERT_TRUE(redis_.Start());
+    matchmaker_ = redis_.Url();
+  }
+  RedisServer redis_;
+};
+
+TEST_F(RedisFaultTest, AKilledServiceLeavesRotationWithinTheTtl) {
+  StartService("node1");
+  tools::ChildProcess& doomed = StartService("node2");
+  auto client = Client();
+  auto hosts = [&] {
+    std::set<std::string> out;
+    absl::StatusOr<std::vector<Registration>> r = client->matchmaker().Resolve("openstack", "compute");
+    if (r.ok()) {
+      for (const Registration& reg : *r) out.insert(reg.host);
+    }
+    return out;
+  };
+  ASSERT_TRUE(Eventually([&] { return hosts().size() == 2; }));
+  doomed.Kill();
+  const absl::Time killed = absl::Now();
+  EXPECT_TRUE(Eventually([&] { return hosts() == std::set<std::string>{"node1"}; }, absl::Seconds(10)));
+  EXPECT_LT(absl::Now() - killed, absl::Seconds(4));  // ttl 2 s, plus the client's cache
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(Who(*client, "compute"), "node1");
+}
+
+TEST_F(RedisFaultTest, RedisKilledAndRestartedServicesComeBack) {
+  StartService("node1");
+  StartService("node2");
+  auto client = Client();
+  ASSERT_TRUE(Eventually([&] { return Who(*client, "compute.node2") == "node2"; }));
+  EXPECT_EQ(Who(*client, "compute"), Who(*client, "compute") == "node1" ? "node2" : "node1");
+  redis_.Kill();
+  // The client keeps serving from what it knew.
+  for (int i = 0; i < 4; ++i) {
+    const std::string who = Who(*client, "compute");
+    EXPECT_TRUE(who == "node1" || who == "node2") << who;
+  }
+  // A new client cannot resolve anything yet, and says why.
+  auto newcomer = Client();
+  absl::Status s = newcomer->Call(Context(), "compute", Msg("whoami")).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr("redis"));
+  // Redis comes back empty; the services re-register with their next heartbeats.
+  ASSERT_TRUE(redis_.Start());
+  EXPECT_TRUE(Eventually([&] {
+    absl::StatusOr<std::vector<Registration>> r = newcomer->matchmaker().Resolve("openstack", "compute");
+    return r.ok() && r->size() == 2;
+  }, absl::Seconds(15)));
+  EXPECT_TRUE(Eventually([&] { return Who(*newcomer, "compute.node1") == "node1"; }));
+}
+
+TEST_F(RedisFaultTest, PasswordAndDatabaseComeFromTheUrl) {
+  RedisServer secured;
+  ASSERT_TRUE(secured.Start("s3cret"));
+  matchmaker_ = secured.Url("ttl=2&heartbeat=0.3", /*db=*/3);
+  StartService("node1");
+  auto client = Client();
+  EXPECT_EQ(Who(*client, "compute"), "node1");
+  // Database 0 of the same server holds nothing of it.
+  absl::StatusOr<std::unique_ptr<Matchmaker>> db0 = CreateMatchmaker(secured.Url("", 0));
+  ZRPC_ASSERT_OK(db0);
+  absl::StatusOr<std::vector<Registration>> none = (*db0)->Resolve("openstack", "compute");
+  ZRPC_ASSERT_OK(none);
+  EXPECT_TRUE(none->empty());
+  // A wrong password is a clear error.
+  absl::StatusOr<std::unique_ptr<Matchmaker>> wrong = CreateMatchmaker(
+      "redis://:nope@127.0.0.1:" + std::to_string(secured.port()) + "/3");
+  ZRPC_ASSERT_OK(wrong);
+  absl::Status s = (*wrong)->Resolve("openstack", "compute").status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("AUTH"));
+}
+
+TEST_F(RedisFaultTest, TopicAndDirectTopicKeysNeverClash) {
+  // The seed's WRONGTYPE bug: "compute" and "compute.host" as different key types.
+  absl::StatusOr<std::unique_ptr<Matchmaker>> mm = CreateMatchmaker(redis_.Url());
+  ZRPC_ASSERT_OK(mm);
+  for (const Registration& r :
+       {Registration{.topic = "compute", .host = "h", .endpoint = "tcp://127.0.0.1:1"},
+        Registration{.topic = "compute.h", .host = "h", .endpoint = "tcp://127.0.0.1:1"},
+        Registration{.topic = "compute", .host = "h", .endpoint = "tcp://127.0.0.1:1", .fanout = true}}) {
+    ZRPC_ASSERT_OK((*mm)->Register(r));
+  }
+  for (const char* key : {"compute", "compute.h", "fanout~compute"}) {
+    absl::StatusOr<std::vector<Registration>> got = (*mm)->Resolve("openstack", key);
+    ZRPC_ASSERT_OK(got);
+    EXPECT_EQ(got->size(), 1u) << key;
+  }
+  ZRPC_ASSERT_OK((*mm)->Unregister(Registration{.topic = "compute", .host = "h", .endpoint = "tcp://127.0.0.1:1"}));
+  EXPECT_TRUE((*mm)->Resolve("openstack", "compute")->empty());
+  EXPECT_EQ((*mm)->List("openstack")->size(), 2u);
+}
+
+TEST_F(RedisFaultTest, RedisDownAtStartIsRetriedNotFatal) {
+  redis_.Kill();
+  absl::StatusOr<std::unique_ptr<Matchmaker>> mm = CreateMatchmaker(redis_.Url());
+  ZRPC_ASSERT_OK(mm);  // not fatal
+  EXPECT_EQ((*mm)->Register(Registration{.topic = "t", .host = "h", .endpoint = "tcp://127.0.0.1:1"}).code(),
+            absl::StatusCode::kUnavailable);
+  ASSERT_TRUE(redis_.Start());
+  EXPECT_TRUE(Eventually([&] { return (*mm)->Heartbeat().ok(); }));
+  EXPECT_EQ((*mm)->Resolve("openstack", "t")->size(), 1u);  // re-registered by the heartbeat
+}
+
+class RingTest : public IntegrationTest {};
+
+TEST_F(RingTest, EditsToTheRingFileTakeEffectWhileRunning) {
+  const int p1 = FreePort(), p2 = FreePort();
+  const std::string ring = registry_ + "/ring.json";
+  const std::string endpoints = "\"_endpoints\": {\"node1\": \"tcp://127.0.0.1:" + std::to_string(p1) +
+                                "\", \"node2\": \"tcp://127.0.0.1:" + std::to_string(p2) + "\"}";
+  WriteFile(ring, "{\"compute\": [\"node1\"], " + endpoints + "}");
+  matchmaker_ = "ring://" + ring;
+  StartService("node1", {"--port", std::to_string(p1)});
+  StartService("node2", {"--port", std::to_string(p2)});
+  auto client = Client();
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(Who(*client, "compute"), "node1");
+  WriteFile(ring, "{\"compute\": [\"node1\", \"node2\"], " + endpoints + "}");
+  EXPECT_TRUE(Eventually([&] { return Who(*client, "compute.node2") == "node2"; }));
+  std::set<std::string> seen;
+  for (int i = 0; i < 4; ++i) seen.insert(Who(*client, "compute"));
+  EXPECT_EQ(seen, (std::set<std::string>{"node1", "node2"}));
+  // A broken edit keeps the last good ring.
+  WriteFile(ring, "{broken");
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_EQ(Who(*client, "compute.node2"), "node2");
+}
+
+TEST_F(RingTest, BadRingFilesAreClearErrorsAtStart) {
+  const std::string dir = registry_;
+  struct Case {
+    std::string name, text, expect;
+  } cases[] = {
+      {"empty.json", "", "is empty"},
+      {"invalid.json", "{\"compute\": [", "invalid JSON"},
+      {"array.json", "[\"compute\"]", "must be a JSON object"},
+      {"dup.json", "{\"compute\": [\"a\", \"b\", \"a\"]}", "listed twice"},
+      {"nohosts.json", "{\"compute\": []}", "non-empty list"},
+      {"badhost.json", "{\"compute\": [\"a/b\"]}", "not allowed"},
+      {"dotted.json", "{\"compute.x\": [\"a\"]}", "bare topic"},
+      {"badep.json", "{\"compute\": [\"a\"], \"_endpoints\": {\"a\": 5}}", "endpoint of \"a\""},
+      {"notopics.json", "{\"_port\": 9000}", "lists no topics"},
+  };
+  for (const Case& c : cases) {
+    WriteFile(dir + "/" + c.name, c.text);
+    absl::Status s = CreateMatchmaker("ring://" + dir + "/" + c.name).status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.name << ": " << s;
+    EXPECT_THAT(std::string(s.message()), HasSubstr(c.expect)) << c.name;
+    EXPECT_THAT(std::string(s.message()), HasSubstr(dir + "/" + c.name));
+  }
+  absl::Status missing = CreateMatchmaker("ring://" + dir + "/missing.json").status();
+  EXPECT_EQ(missing.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(missing.message()), HasSubstr("missing.json"));
+}
+
+TEST(MatchmakerFactoryTest, BadUrlsNameTheSchemes) {
+  for (const char* url : {"http://x", "redis:/nope", "ring://relative.json", "local://relative",
+                          "redis://127.0.0.1:99999", "redis://h?ttl=1&heartbeat=2", "zk://x"}) {
+    absl::Status s = CreateMatchmaker(url).status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << url << s;
+  }
+  EXPECT_THAT(std::string(CreateMatchmaker("zk://x").status().message()),
+              HasSubstr("local://"));
+}
+
+}  // namespace
+}  // namespace zrpc::testing
