@@ -22,6 +22,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "matchmaker/memory.h"
 #include "matchmaker/registration_json.h"
 #include "matchmaker/watch.h"
 #include "src/log_internal.h"
@@ -209,13 +210,7 @@ absl::StatusOr<std::vector<Registration>> LocalMatchmaker::Resolve(std::string_v
                                                                    std::string_view key) {
   absl::StatusOr<std::shared_ptr<const std::vector<Registration>>> all = Snapshot();
   if (!all.ok()) return all.status();
-  const bool fanout = key.substr(0, 7) == "fanout~";
-  const std::string_view topic = fanout ? key.substr(7) : key;
-  std::vector<Registration> out;
-  for (const Registration& r : **all) {
-    if (r.exchange == exchange && r.fanout == fanout && r.topic == topic) out.push_back(r);
-  }
-  return out;
+  return Select(**all, exchange, key);
 }
 
 absl::StatusOr<std::vector<Registration>> LocalMatchmaker::List(std::string_view exchange) {

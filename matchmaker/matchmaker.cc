@@ -8,6 +8,7 @@
 #include "matchmaker/local.h"
 #include "matchmaker/redis.h"
 #include "matchmaker/ring.h"
+#include "matchmaker/sidecar.h"
 #include "matchmaker/registration_json.h"
 #include "zrpc/matchmaker.h"
 
@@ -62,10 +63,13 @@ absl::StatusOr<std::unique_ptr<Matchmaker>> CreateMatchmaker(std::string_view ur
     return internal::RingMatchmaker::Create(std::string(path));
   }
   if (absl::StartsWith(u, "redis://")) return internal::RedisMatchmaker::Create(url);
+  if (absl::StartsWith(u, "ipc://") || absl::StartsWith(u, "tcp://")) {
+    return internal::SidecarMatchmaker::Create(std::string(u));  // a zrpc-matchmaker sidecar
+  }
   return absl::InvalidArgumentError(absl::StrCat(
       "unsupported matchmaker URL \"", u,
       "\"; supported: local:// (or local:///dir), ring:///path/ring.json, "
-      "redis://[:password@]host[:port][/db]"));
+      "redis://[:password@]host[:port][/db], ipc://... or tcp://... (a zrpc-matchmaker sidecar)"));
 }
 
 namespace internal {

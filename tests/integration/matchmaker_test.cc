@@ -30,6 +30,17 @@ void WriteFile(const std::string& path, const std::string& text) {
   std::rename(tmp.c_str(), path.c_str());
 }
 
+// Starts a zrpc-matchmaker sidecar; READY once it prints its endpoints.
+std::unique_ptr<tools::ChildProcess> StartSidecar(const std::string& endpoint,
+                                                  std::vector<std::string> extra = {}) {
+  auto p = std::make_unique<tools::ChildProcess>();
+  std::vector<std::string> argv = {ZRPC_MATCHMAKER_BINARY, "--endpoint", endpoint};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  EXPECT_TRUE(p->Start(argv));
+  EXPECT_FALSE(p->WaitForLine("READY ", 10000).empty()) << "sidecar did not start";
+  return p;
+}
+
 // The same behaviour through every backend: round-robin, direct, fanout, unknown topic.
 class BackendTest : public IntegrationTest, public ::testing::WithParamInterface<std::string> {
  protected:
@@ -53,6 +64,9 @@ class BackendTest : public IntegrationTest, public ::testing::WithParamInterface
       WriteFile(ring_, "{\"compute\": [\"node1\", \"node2\", \"node3\"], \"_endpoints\": {" +
                            endpoints + "}}");
       matchmaker_ = "ring://" + ring_;
+    } else if (backend == "sidecar") {
+      matchmaker_ = "ipc://" + registry_ + "/mm.sock";
+      sidecar_ = StartSidecar(matchmaker_);
     }
     for (const char* h : {"node1", "node2", "node3"}) StartService(h, extra[h]);
     client_ = Client();
@@ -64,6 +78,7 @@ class BackendTest : public IntegrationTest, public ::testing::WithParamInterface
   }
 
   RedisServer redis_;
+  std::unique_ptr<tools::ChildProcess> sidecar_;
   std::string ring_;
   std::unique_ptr<Transport> client_;
 };
@@ -95,7 +110,8 @@ TEST_P(BackendTest, UnknownTopicIsAClearError) {
                           ErrorKind::kNoConsumer));
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, BackendTest, ::testing::Values("local", "ring", "redis"),
+INSTANTIATE_TEST_SUITE_P(Backends, BackendTest,
+                         ::testing::Values("local", "ring", "redis", "sidecar"),
                          [](const auto& info) { return info.param; });
 
 class RedisFaultTest : public IntegrationTest {
@@ -205,6 +221,87 @@ TEST_F(RedisFaultTest, RedisDownAtStartIsRetriedNotFatal) {
   ASSERT_TRUE(redis_.Start());
   EXPECT_TRUE(Eventually([&] { return (*mm)->Heartbeat().ok(); }));
   EXPECT_EQ((*mm)->Resolve("openstack", "t")->size(), 1u);  // re-registered by the heartbeat
+}
+
+class SidecarTest : public IntegrationTest {
+ protected:
+  // Members outlive TearDown, which stops the services first.
+  RedisServer redis_;
+  std::unique_ptr<tools::ChildProcess> sidecar_, sidecar_b_;
+  std::set<std::string> Hosts(Transport& t) {
+    std::set<std::string> out;
+    absl::StatusOr<std::vector<Registration>> r = t.matchmaker().Resolve("openstack", "compute");
+    if (r.ok()) {
+      for (const Registration& reg : *r) out.insert(reg.host);
+    }
+    return out;
+  }
+};
+
+TEST_F(SidecarTest, KilledAndRestartedSidecarGetsEveryServiceBack) {
+  matchmaker_ = "ipc://" + registry_ + "/mm.sock";
+  sidecar_ = StartSidecar(matchmaker_);
+  StartService("node1");
+  StartService("node2");
+  auto client = Client();
+  ASSERT_TRUE(Eventually([&] { return Hosts(*client).size() == 2; }));
+  sidecar_->Kill();
+  // Clients keep serving from their cache while the sidecar is away.
+  for (int i = 0; i < 4; ++i) {
+    const std::string who = Who(*client, "compute");
+    EXPECT_TRUE(who == "node1" || who == "node2") << who;
+  }
+  sidecar_ = StartSidecar(matchmaker_);  // empty: it knows nobody
+  // The services' heartbeats re-register them; a new client sees both.
+  auto newcomer = Client();
+  EXPECT_TRUE(Eventually([&] { return Hosts(*newcomer).size() == 2; }, absl::Seconds(10)));
+  EXPECT_EQ(Who(*newcomer, "compute.node2"), "node2");
+}
+
+TEST_F(SidecarTest, AServiceThatStopsHeartbeatingExpires) {
+  matchmaker_ = "ipc://" + registry_ + "/mm.sock";
+  sidecar_ = StartSidecar(matchmaker_, {"--ttl", "1"});
+  StartService("node1");
+  tools::ChildProcess& doomed = StartService("node2");
+  auto client = Client();
+  ASSERT_TRUE(Eventually([&] { return Hosts(*client).size() == 2; }));
+  doomed.Kill();
+  const absl::Time killed = absl::Now();
+  EXPECT_TRUE(Eventually([&] { return Hosts(*client) == std::set<std::string>{"node1"}; }));
+  EXPECT_LT(absl::Now() - killed, absl::Seconds(4));  // ttl 1 s, checked every 100 ms
+}
+
+TEST_F(SidecarTest, ClientsHearOfNewServicesWithoutPolling) {
+  matchmaker_ = "ipc://" + registry_ + "/mm.sock";
+  sidecar_ = StartSidecar(matchmaker_);
+  StartService("node1");
+  auto client = Client();
+  ASSERT_EQ(Hosts(*client), std::set<std::string>{"node1"});  // now cached for 5 s
+  StartService("node2");
+  const absl::Time started = absl::Now();
+  EXPECT_TRUE(Eventually([&] { return Hosts(*client).size() == 2; }));
+  EXPECT_LT(absl::Now() - started, absl::Seconds(2));  // the change notice, not the 5 s cache expiry
+}
+
+TEST_F(SidecarTest, TwoSidecarsSharingOneRedisResolveEachOthersServices) {
+  RedisServer& redis = redis_;
+  ASSERT_TRUE(redis.Start());
+  const std::string a = "ipc://" + registry_ + "/a.sock", b = "ipc://" + registry_ + "/b.sock";
+  sidecar_ = StartSidecar(a, {"--backend", redis.Url()});
+  sidecar_b_ = StartSidecar(b, {"--backend", redis.Url()});
+  matchmaker_ = a;
+  StartService("a");
+  matchmaker_ = b;
+  StartService("b");
+  auto client_a = Client();  // uses sidecar b (matchmaker_), and a second one uses a
+  TransportOptions on_a = ClientOptions("client-a");
+  on_a.matchmaker = a;
+  auto client_b = Client(on_a);
+  for (Transport* t : {client_a.get(), client_b.get()}) {
+    EXPECT_TRUE(Eventually([&] { return Hosts(*t) == std::set<std::string>{"a", "b"}; }));
+    EXPECT_EQ(Who(*t, "compute.a"), "a");
+    EXPECT_EQ(Who(*t, "compute.b"), "b");
+  }
 }
 
 class RingTest : public IntegrationTest {};
