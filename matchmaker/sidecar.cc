@@ -218,8 +218,9 @@ absl::StatusOr<std::unique_ptr<WatchHandle>> SidecarMatchmaker::Watch(std::funct
 void SidecarMatchmaker::Changed() {
   std::vector<std::shared_ptr<std::function<void()>>> watchers;
   {
+    // Stale, not gone: refetched on the next lookup, still served while the sidecar is away.
     absl::MutexLock lock(&cache_mu_);
-    cache_.clear();
+    for (auto& [key, entry] : cache_) entry.second = absl::InfinitePast();
     watchers = watchers_;
   }
   for (auto& w : watchers) (*w)();

@@ -145,8 +145,9 @@ class TransportImpl : public Transport {
       matchmaker_ = *std::move(mm);
     }
     absl::StatusOr<std::unique_ptr<WatchHandle>> watch = matchmaker_->Watch([this] {
+      // Stale, not gone: refetched on the next send, still used while the matchmaker is away.
       absl::MutexLock lock(&cache_mu_);
-      route_cache_.clear();
+      for (auto& [key, cached] : route_cache_) cached.fetched = absl::InfinitePast();
     });
     if (watch.ok()) {
       watch_ = *std::move(watch);
@@ -397,7 +398,8 @@ std::atomic<uint64_t>* TransportImpl::RoundRobinCounter(const std::string& key) 
 
 void TransportImpl::ForgetRoutes(std::string_view exchange, std::string_view topic) {
   absl::MutexLock lock(&cache_mu_);
-  route_cache_.erase(absl::StrCat(ToAbsl(exchange), " ", ToAbsl(topic)));
+  auto it = route_cache_.find(absl::StrCat(ToAbsl(exchange), " ", ToAbsl(topic)));
+  if (it != route_cache_.end()) it->second.fetched = absl::InfinitePast();
 }
 
 absl::StatusOr<std::shared_ptr<const Candidates>> TransportImpl::Resolve(std::string_view exchange,
