@@ -95,7 +95,8 @@ int main(int argc, char** argv) {
       {{"host", "this instance's host name (default: the machine's)"},
        {"matchmaker", "matchmaker URL (default local://)"},
        {"topic", "topic to consume (default compute)"},
-       {"bind", "address to listen on (default 127.0.0.1)"},
+       {"bind", "address to listen on (default 127.0.0.1; 0.0.0.0 or * for every interface)"},
+       {"advertise", "address peers connect to (default: the bind address, or the host name for *)"},
        {"port", "ROUTER port (default ephemeral)"},
        {"ipc-dir", "listen on ipc:// sockets in this directory instead of TCP"},
        {"threads", "handler threads (default 8)"},
@@ -114,6 +115,7 @@ int main(int argc, char** argv) {
   options.host = flags.Get("host");
   options.matchmaker = flags.Get("matchmaker", "local://");
   options.bind_address = flags.Get("bind", "127.0.0.1");
+  options.advertise_address = flags.Get("advertise");
   options.port = static_cast<int>(flags.GetInt("port", 0));
   options.ipc_dir = flags.Get("ipc-dir");
   options.thread_pool_size = static_cast<int>(flags.GetInt("threads", 8));

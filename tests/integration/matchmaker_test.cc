@@ -304,6 +304,22 @@ TEST_F(SidecarTest, TwoSidecarsSharingOneRedisResolveEachOthersServices) {
   }
 }
 
+TEST_F(SidecarTest, StopsCleanlyOnSigtermAndExplainsItsFlags) {
+  sidecar_ = StartSidecar("ipc://" + registry_ + "/mm.sock");
+  sidecar_->Signal(SIGTERM);
+  const int status = sidecar_->Reap(5000);
+  ASSERT_NE(status, -1) << "still running 5 s after SIGTERM";
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  tools::ChildProcess help;
+  ASSERT_TRUE(help.Start({ZRPC_MATCHMAKER_BINARY, "--help"}));
+  EXPECT_FALSE(help.WaitForLine("usage: zrpc-matchmaker", 5000).empty());
+  EXPECT_EQ(WEXITSTATUS(help.Reap(5000)), 0);
+  tools::ChildProcess bad;
+  ASSERT_TRUE(bad.Start({ZRPC_MATCHMAKER_BINARY, "--backend", "zk://nowhere",
+                         "--endpoint", "ipc://" + registry_ + "/bad.sock"}));
+  EXPECT_EQ(WEXITSTATUS(bad.Reap(5000)), 1);
+}
+
 class RingTest : public IntegrationTest {};
 
 TEST_F(RingTest, EditsToTheRingFileTakeEffectWhileRunning) {
