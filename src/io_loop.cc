@@ -354,6 +354,21 @@ void IoLoop::HandleRequest(std::string rid, const Header& header, std::string_vi
     ZRPC_LOG(kWarning, "%s", DuplicateMessageError(message->unique_id).message());
     return;
   }
+  if (message->ns && *message->ns == kReservedNamespace) {
+    if (is_cast) return;
+    absl::StatusOr<Value> answer = Introspect(*consumer, message->method);
+    if (!answer.ok()) return fail(answer.status());
+    absl::StatusOr<std::string> body = EncodeReply(
+        Reply{.result = *std::move(answer), .ending = true, .msg_id = std::string(header.msg_id)});
+    if (body.ok()) {
+      SendOutbound(Outbound{rid, ControlHeader(FrameKind::kReply, header.msg_id), *std::move(body), ""});
+    }
+    return;
+  }
+  if (consumer->connection->draining.load()) {
+    return fail(absl::UnavailableError(absl::StrCat(
+        "service ", options_.host, " is shutting down and takes no new requests; try another instance")));
+  }
   absl::Time deadline = absl::InfiniteFuture();
   if (message->timeout_ms) {
     if (*message->timeout_ms == 0) {
@@ -501,6 +516,45 @@ void IoLoop::ReplyError(const std::string& rid, std::string_view msg_id,
       .failure = SerializeRemoteException(status), .ending = true, .msg_id = std::string(msg_id)});
   if (!body.ok()) return;
   SendOutbound(Outbound{rid, ControlHeader(FrameKind::kReply, msg_id), *std::move(body), ""});
+}
+
+absl::StatusOr<Value> IoLoop::Introspect(const Consumer& consumer, const std::string& method) {
+  if (method == "ping") {
+    return Value(Object{{"pong", true}, {"host", options_.host}, {"pid", static_cast<int64_t>(getpid())}});
+  }
+  if (method == "health") {
+    return Value(Object{{"status", consumer.connection->draining.load() ? "not_serving" : "serving"},
+                        {"host", options_.host}});
+  }
+  if (method == "describe") {
+    Array topics;
+    for (const auto& [key, c] : consumers_) {
+      const Registration& r = c->registration;
+      Object t{{"exchange", r.exchange}, {"topic", r.topic}, {"fanout", r.fanout}};
+      if (!r.pool.empty()) t.Set("pool", r.pool);
+      topics.push_back(Value(std::move(t)));
+    }
+    Array endpoints;
+    if (consumer.dispatcher != nullptr) {
+      for (const auto& ep : consumer.dispatcher->endpoints()) {
+        std::vector<std::string> names;
+        for (const auto& [name, entry] : ep->methods) {
+          names.push_back(entry.stream ? name + " (stream)" : name);
+        }
+        std::sort(names.begin(), names.end());
+        Array methods(names.begin(), names.end());
+        endpoints.push_back(Value(Object{{"namespace", ep->ns},
+                                         {"version", ep->version},
+                                         {"inline", ep->inline_handlers},
+                                         {"methods", std::move(methods)}}));
+      }
+    }
+    return Value(Object{{"host", options_.host},
+                        {"endpoint", endpoint()},
+                        {"topics", std::move(topics)},
+                        {"endpoints", std::move(endpoints)}});
+  }
+  return NoSuchMethodError(method);
 }
 
 void IoLoop::SendBeats() {

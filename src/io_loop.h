@@ -41,7 +41,8 @@ class DuplicateWindow {
 // What a Connection shares with the loop.
 struct ConnectionState {
   uint64_t id = 0;
-  std::atomic<int> running{0};  // jobs queued or running on the worker pool
+  std::atomic<int> running{0};        // jobs queued or running on the worker pool
+  std::atomic<bool> draining{false};  // Close() has begun: refuse new work, report not serving
 };
 
 // One consumer as the loop routes to it.
@@ -120,6 +121,8 @@ class IoLoop {
   void Execute(Job& job, bool on_loop);
   void SendOutbound(const Outbound& out);
   void ReplyError(const std::string& rid, std::string_view msg_id, const absl::Status& status);
+  // The reserved namespace's methods (ping, health, describe), answered on the I/O thread.
+  absl::StatusOr<Value> Introspect(const Consumer& consumer, const std::string& method);
   void SendBeats();
   void HandleAsyncReplies(zmq::socket_t& socket, const std::string& endpoint);
   void CheckAsyncDeadlines();

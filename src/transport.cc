@@ -967,10 +967,9 @@ void ConnectionImpl::Close() {
   if (transport_ == nullptr) return;
   TransportImpl* t = transport_;
   const absl::Duration bound = t->options().close_timeout;
-  (void)t->io().RunSync([&] {
-    t->io().RemoveConsumers(state_->id);
-    return absl::OkStatus();
-  });
+  // Drain: health says not serving and new requests are refused (clients try another instance)
+  // while registrations are withdrawn and running handlers finish.
+  state_->draining.store(true);
   if (consuming_) {
     for (const auto& c : consumers_) {
       absl::Status s = t->matchmaker().Unregister(c->registration);
@@ -981,6 +980,10 @@ void ConnectionImpl::Close() {
   // Let running handlers finish, within the bound.
   const absl::Time until = absl::Now() + bound;
   while (state_->running.load() > 0 && absl::Now() < until) absl::SleepFor(absl::Milliseconds(2));
+  (void)t->io().RunSync([&] {
+    t->io().RemoveConsumers(state_->id);
+    return absl::OkStatus();
+  });
   if (state_->running.load() > 0) {
     ZRPC_LOG(kWarning, "closing with %d handlers still running: failing their calls",
              state_->running.load());

@@ -319,6 +319,62 @@ TEST_F(ServiceTest, OversizedFramesAreDroppedSafely) {
   ZRPC_EXPECT_OK(client->Call(Context(), "big", Msg("hit")));
 }
 
+Message Introspection(std::string method) {
+  Message m;
+  m.method = std::move(method);
+  m.ns = std::string(kReservedNamespace);
+  return m;
+}
+
+TEST_F(ServiceTest, ReservedNamespaceAnswersPingHealthAndDescribe) {
+  auto inst = MakeInstance("intro");
+  ZRPC_ASSERT_OK(inst->connection->CreateConsumer("svc", inst->dispatcher));
+  ZRPC_ASSERT_OK(inst->connection->CreateConsumer("svc", inst->dispatcher, {.fanout = true}));
+  ZRPC_ASSERT_OK(inst->connection->ConsumeInThread());
+  auto client = Client();
+  absl::StatusOr<Value> ping = client->Call(Context(), "svc", Introspection("ping"));
+  ZRPC_ASSERT_OK(ping);
+  EXPECT_TRUE(ping->Find("pong")->AsBool());
+  EXPECT_EQ(ping->Find("host")->AsString(), "intro");
+  absl::StatusOr<Value> health = client->Call(Context(), "svc", Introspection("health"));
+  ZRPC_ASSERT_OK(health);
+  EXPECT_EQ(health->Find("status")->AsString(), "serving");
+  absl::StatusOr<Value> d = client->Call(Context(), "svc", Introspection("describe"));
+  ZRPC_ASSERT_OK(d);
+  EXPECT_EQ(d->Find("topics")->AsArray().size(), 2u);
+  const Value& ep = d->Find("endpoints")->AsArray().at(0);
+  EXPECT_EQ(ep.Find("version")->AsString(), "1.0");
+  EXPECT_EQ(*ep.Find("methods"), Value(Array{"block", "forever (stream)", "hit"}));
+  EXPECT_TRUE(IsErrorKind(client->Call(Context(), "svc", Introspection("nosuch")).status(),
+                          ErrorKind::kNoSuchMethod));
+}
+
+TEST_F(ServiceTest, HealthIsNotServingWhileClosingDrains) {
+  auto inst = MakeInstance("draining");
+  ZRPC_ASSERT_OK(inst->connection->CreateConsumer("drain", inst->dispatcher));
+  ZRPC_ASSERT_OK(inst->connection->ConsumeInThread());
+  auto client = Client();
+  std::thread slow([&] { (void)client->Call(Context(), "drain", Msg("block", {{"ms", 800}})); });
+  absl::SleepFor(absl::Milliseconds(150));
+  std::thread closer([&] { inst->connection->Close(); });
+  absl::SleepFor(absl::Milliseconds(150));
+  // Still reachable (the client's cached route), but draining.
+  RawDealer raw(inst->transport->endpoint());
+  raw.Send("zrpc1 call openstack drain h1",
+           *SerializeMsg(Value(Object{{"method", "health"}, {"namespace", "_zrpc"}, {"_msg_id", "h1"}})));
+  absl::StatusOr<Reply> health = DecodeReply(raw.Receive());
+  ZRPC_ASSERT_OK(health);
+  EXPECT_EQ(health->result.Find("status")->AsString(), "not_serving");
+  raw.Send("zrpc1 call openstack drain h2",
+           *SerializeMsg(Value(Object{{"method", "hit"}, {"_msg_id", "h2"}})));
+  absl::StatusOr<Reply> refused = DecodeReply(raw.Receive());
+  ZRPC_ASSERT_OK(refused);
+  ASSERT_TRUE(refused->failure.has_value());
+  EXPECT_EQ(DeserializeRemoteException(*refused->failure).code(), absl::StatusCode::kUnavailable);
+  slow.join();
+  closer.join();
+}
+
 TEST_F(ServiceTest, LocalMatchmakerIgnoresProcessesThatDied) {
   tools::ChildProcess& service = StartService("doomed");
   auto client = Client();
