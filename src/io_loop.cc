@@ -218,6 +218,12 @@ void IoLoop::Run() {
       if (now >= next_beats_) SendBeats();
       if (now >= next_async_check_) CheckAsyncDeadlines();
       bool worked = false;
+      if (pub_ && readable(*pub_)) {
+        // Subscription messages of the XPUB: libzmq keeps the filters itself; just drain them.
+        zmq::message_t sub;
+        while (pub_->recv(sub, zmq::recv_flags::dontwait)) {
+        }
+      }
       if (router_ && readable(*router_)) {
         HandleRouter();
         worked = true;
@@ -234,6 +240,7 @@ void IoLoop::Run() {
       fds.clear();
       fds.push_back({wake_fd_, POLLIN, 0});
       if (router_) fds.push_back({router_->get(zmq::sockopt::fd), POLLIN, 0});
+      if (pub_) fds.push_back({pub_->get(zmq::sockopt::fd), POLLIN, 0});
       for (auto& [endpoint, socket] : async_sockets_) {
         fds.push_back({socket->get(zmq::sockopt::fd), POLLIN, 0});
       }
@@ -555,6 +562,20 @@ absl::StatusOr<Value> IoLoop::Introspect(const Consumer& consumer, const std::st
                         {"endpoints", std::move(endpoints)}});
   }
   return NoSuchMethodError(method);
+}
+
+void IoLoop::Publish(const std::string& subscription, const std::string& body) {
+  if (!pub_) return;
+  try {
+    if (!pub_->send(zmq::buffer(subscription), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+      published_drops_.fetch_add(1);
+      return;
+    }
+    pub_->send(zmq::buffer(body), zmq::send_flags::none);
+  } catch (const zmq::error_t& e) {
+    published_drops_.fetch_add(1);
+    ZRPC_LOG(kWarning, "publishing %s failed: %s", subscription, e.what());
+  }
 }
 
 void IoLoop::SendBeats() {

@@ -97,7 +97,12 @@ class IoLoop {
   };
   void StartAsyncCall(AsyncCall call);  // loop thread
 
+  // Loop thread: publishes one event frame pair on the PUB; a full subscriber queue drops it
+  // (counted).
+  void Publish(const std::string& subscription, const std::string& body);
+
   // Thread-safe.
+  uint64_t published_drops() const { return published_drops_.load(); }
   std::string endpoint() const;
   std::string pub_endpoint() const;
 
@@ -156,6 +161,7 @@ class IoLoop {
   absl::flat_hash_map<std::string, std::unique_ptr<zmq::socket_t>> async_sockets_;
   absl::flat_hash_map<std::string, PendingCall> pending_;  // by msg_id
   absl::Time next_async_check_ = absl::InfiniteFuture();
+  std::atomic<uint64_t> published_drops_{0};
 };
 
 }  // namespace zrpc::internal

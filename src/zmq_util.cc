@@ -16,12 +16,18 @@ absl::StatusOr<std::unique_ptr<zmq::socket_t>> MakeSocket(zmq::context_t& ctx, S
                                                           const TransportOptions& options) {
   try {
     const zmq::socket_type type = role == SocketRole::kServiceRouter ? zmq::socket_type::router
-                                  : role == SocketRole::kServicePub  ? zmq::socket_type::pub
+                                  : role == SocketRole::kServicePub  ? zmq::socket_type::xpub
                                                                      : zmq::socket_type::dealer;
     auto s = std::make_unique<zmq::socket_t>(ctx, type);
     s->set(zmq::sockopt::linger, static_cast<int>(absl::ToInt64Milliseconds(options.linger)));
     s->set(zmq::sockopt::ipv6, 1);
-    if (role == SocketRole::kServicePub) return s;
+    if (role == SocketRole::kServicePub) {
+      // XPUB with NODROP: a subscriber with a full queue makes the send fail (EAGAIN) instead of
+      // dropping silently, so zrpc can count what it drops.
+      s->set(zmq::sockopt::xpub_nodrop, 1);
+      s->set(zmq::sockopt::sndhwm, 10000);
+      return s;
+    }
     // ZMTP heartbeats keep connections honest; the call monitor (per-call beats) is what tells
     // the application that a peer died.
     s->set(zmq::sockopt::heartbeat_ivl, 1000);

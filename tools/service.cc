@@ -13,6 +13,7 @@
 //   deadline()            → milliseconds left before the caller's deadline (-1: none)
 //   note(kind)            → counts a cast or fanout of that kind ("cast", "fanout", ...)
 //   stats()               → {"notes": {kind: count}} and the host
+//   emit(event_type, priority, payload) → publishes a notification (publisher TOPIC.HOST)
 // It prints "READY <endpoint>" on stdout once registered, and exits cleanly on SIGTERM/SIGINT.
 #include <signal.h>
 
@@ -33,7 +34,8 @@ struct Notes {
   std::map<std::string, int64_t> counts ABSL_GUARDED_BY(mu);
 };
 
-zrpc::Endpoint ReferenceEndpoint(const std::string& host, Notes* notes, bool inline_handlers) {
+zrpc::Endpoint ReferenceEndpoint(const std::string& host, Notes* notes, bool inline_handlers,
+                                 zrpc::Notifier* notifier) {
   zrpc::Endpoint ep{.version = "1.3", .inline_handlers = inline_handlers};
   ep.Method("echo",
             [](zrpc::CallContext&, const zrpc::Object& args) -> absl::StatusOr<zrpc::Value> {
@@ -76,6 +78,12 @@ zrpc::Endpoint ReferenceEndpoint(const std::string& host, Notes* notes, bool inl
               [notes](std::string kind) {
                 absl::MutexLock lock(&notes->mu);
                 return ++notes->counts[kind];
+              })
+      .Method("emit", {"event_type", "priority", "payload"},
+              [notifier](zrpc::CallContext& ctx, std::string event_type, std::string priority,
+                         std::optional<zrpc::Value> payload) -> absl::Status {
+                return notifier->Notify(ctx.context(), event_type, priority,
+                                        payload.value_or(zrpc::Value()));
               })
       .Method("stats", {}, [notes, host] {
         zrpc::Object counts;
@@ -129,8 +137,15 @@ int main(int argc, char** argv) {
   const std::string topic = flags.Get("topic", "compute");
 
   Notes notes;
+  absl::StatusOr<std::unique_ptr<zrpc::Notifier>> notifier =
+      zrpc::Notifier::Create(**transport, zrpc::QueueGetFor(topic, host));
+  if (!notifier.ok()) {
+    std::cerr << "zrpc-service: " << notifier.status().message() << "\n";
+    return 1;
+  }
   zrpc::Dispatcher dispatcher;
-  if (absl::Status s = dispatcher.Add(ReferenceEndpoint(host, &notes, flags.Has("inline"))); !s.ok()) {
+  if (absl::Status s = dispatcher.Add(ReferenceEndpoint(host, &notes, flags.Has("inline"), notifier->get()));
+      !s.ok()) {
     std::cerr << "zrpc-service: " << s.message() << "\n";
     return 1;
   }
@@ -149,6 +164,7 @@ int main(int argc, char** argv) {
   int sig = 0;
   sigwait(&signals, &sig);
   (*conn)->Close();
+  notifier->reset();
   (*transport)->Close();
   return 0;
 }

@@ -8,6 +8,7 @@
 #include "zrpc/log.h"         // IWYU pragma: export
 #include "zrpc/matchmaker.h"  // IWYU pragma: export
 #include "zrpc/message.h"     // IWYU pragma: export
+#include "zrpc/notifier.h"    // IWYU pragma: export
 #include "zrpc/proxy.h"       // IWYU pragma: export
 #include "zrpc/serializer.h"  // IWYU pragma: export
 #include "zrpc/transport.h"   // IWYU pragma: export

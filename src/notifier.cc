@@ -1,0 +1,329 @@
+// Notifications: events on the transport's PUB (plain listeners) and, for listener pools, casts
+// to pool members of "notify~<topic>~<priority>". Publishers register as "publisher~<topic>".
+#include "zrpc/notifier.h"
+
+#include <atomic>
+#include <set>
+#include <thread>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "json_internal.h"
+#include "log_internal.h"
+#include "transport_impl.h"
+#include "zmq_util.h"
+#include "zrpc/errors.h"
+
+namespace zrpc {
+namespace {
+
+using internal::ToAbsl;
+
+constexpr Priority kPriorities[] = {Priority::kDebug, Priority::kInfo,  Priority::kWarn,
+                                    Priority::kError, Priority::kCritical, Priority::kAudit,
+                                    Priority::kSample};
+constexpr absl::Duration kRediscovery = absl::Milliseconds(500);
+
+std::string PublisherKey(std::string_view topic) { return absl::StrCat("publisher~", ToAbsl(topic)); }
+std::string PoolKey(std::string_view topic, Priority p) {
+  return absl::StrCat("notify~", ToAbsl(topic), "~", ToAbsl(PriorityName(p)));
+}
+
+std::string UtcNow() {
+  return absl::FormatTime("%Y-%m-%d %H:%M:%E6S", absl::Now(), absl::UTCTimeZone());
+}
+
+// The event as a message dict (context flattened) — what travels on PUB and in pool casts.
+Message EventMessage(const Context& ctx, std::string_view publisher_id, std::string_view event_type,
+                     Priority priority, Value payload) {
+  Message m;
+  m.method = "notify";
+  m.args = Object{{"message_id", NewUniqueId()},
+                  {"publisher_id", std::string(publisher_id)},
+                  {"event_type", std::string(event_type)},
+                  {"priority", absl::AsciiStrToUpper(ToAbsl(PriorityName(priority)))},
+                  {"payload", std::move(payload)},
+                  {"timestamp", UtcNow()}};
+  m.context = ctx;
+  return m;
+}
+
+absl::StatusOr<Notification> FromMessage(const Message& m, std::string topic) {
+  Notification n;
+  auto str = [&](const char* key) {
+    const Value* v = m.args.Find(key);
+    return v && v->is_string() ? v->AsString() : std::string();
+  };
+  n.message_id = str("message_id");
+  n.publisher_id = str("publisher_id");
+  n.event_type = str("event_type");
+  n.timestamp = str("timestamp");
+  absl::StatusOr<Priority> p = ParsePriority(str("priority"));
+  if (!p.ok()) return p.status();
+  n.priority = *p;
+  if (const Value* payload = m.args.Find("payload")) n.payload = *payload;
+  n.topic = std::move(topic);
+  n.context = m.context;
+  return n;
+}
+
+// "topic" → every priority; "topic.priority" → that one.
+absl::StatusOr<std::vector<std::pair<std::string, std::vector<Priority>>>> ParseTargets(
+    const std::vector<std::string>& targets) {
+  std::vector<std::pair<std::string, std::vector<Priority>>> out;
+  if (targets.empty()) return absl::InvalidArgumentError("a listener needs at least one target");
+  for (const std::string& t : targets) {
+    const size_t dot = t.rfind('.');
+    std::string topic = t;
+    std::vector<Priority> priorities(std::begin(kPriorities), std::end(kPriorities));
+    if (dot != std::string::npos) {
+      absl::StatusOr<Priority> p = ParsePriority(std::string_view(t).substr(dot + 1));
+      if (!p.ok()) return p.status();
+      topic = t.substr(0, dot);
+      priorities = {*p};
+    }
+    if (absl::Status s = ValidateName("notification topic", topic); !s.ok()) return s;
+    out.emplace_back(std::move(topic), std::move(priorities));
+  }
+  return out;
+}
+
+class NotifierImpl : public Notifier {
+ public:
+  NotifierImpl(internal::TransportImpl& t, std::string publisher_id, NotifierOptions options,
+               std::vector<Registration> registrations)
+      : t_(t),
+        publisher_id_(std::move(publisher_id)),
+        options_(std::move(options)),
+        registrations_(std::move(registrations)) {}
+  ~NotifierImpl() override {
+    for (const Registration& r : registrations_) {
+      (void)t_.matchmaker().Unregister(r);
+      t_.Unregistered(r);
+    }
+  }
+
+  absl::Status Notify(const Context& ctx, std::string_view event_type, Priority priority,
+                      Value payload) override {
+    if (event_type.empty()) return absl::InvalidArgumentError("event_type must not be empty");
+    Message m = EventMessage(ctx, publisher_id_, event_type, priority, std::move(payload));
+    absl::StatusOr<std::string> body = EncodeMessage(m);
+    if (!body.ok()) return body.status();
+    if (body->size() > t_.options().max_message_size) {
+      return absl::ResourceExhaustedError(absl::StrCat("event of ", body->size(),
+                                                       " bytes exceeds the limit"));
+    }
+    for (const std::string& topic : options_.topics) {
+      std::string subscription = absl::StrCat(topic, ".", ToAbsl(PriorityName(priority)));
+      internal::IoLoop& io = t_.io();
+      if (!io.RunAsync([&io, subscription, body = *body] { io.Publish(subscription, body); })) {
+        return TransportClosedError();
+      }
+      // Listener pools: one copy per pool, like a cast to a worker pool.
+      absl::Status cast = t_.Cast(ctx, PoolKey(topic, priority), m, {.exchange = options_.exchange});
+      if (!cast.ok() && !IsErrorKind(cast, ErrorKind::kNoConsumer)) {
+        ZRPC_LOG(kWarning, "notification to listener pools of %s: %s", subscription, cast.message());
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  uint64_t dropped() const override { return t_.io().published_drops(); }
+
+ private:
+  internal::TransportImpl& t_;
+  const std::string publisher_id_;
+  const NotifierOptions options_;
+  const std::vector<Registration> registrations_;
+};
+
+// Plain listener: a SUB socket on a thread of its own, connected to every publisher the
+// matchmaker lists, re-asked every 500 ms so that new publishers are picked up.
+class SubListener : public NotificationListener {
+ public:
+  SubListener(Transport& t, std::vector<std::pair<std::string, std::vector<Priority>>> targets,
+              std::function<void(const Notification&)> handler, std::string exchange)
+      : t_(t), targets_(std::move(targets)), handler_(std::move(handler)), exchange_(std::move(exchange)) {
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~SubListener() override {
+    stop_ = true;
+    thread_.join();
+  }
+  size_t publishers() const override { return connected_count_.load(); }
+
+ private:
+  void Run() {
+    zmq::context_t ctx(1);
+    zmq::socket_t sub(ctx, zmq::socket_type::sub);
+    sub.set(zmq::sockopt::linger, 0);
+    std::set<std::string> wanted;  // exact subscriptions "topic.priority"
+    for (const auto& [topic, priorities] : targets_) {
+      for (Priority p : priorities) {
+        const std::string s = absl::StrCat(topic, ".", ToAbsl(PriorityName(p)));
+        wanted.insert(s);
+        sub.set(zmq::sockopt::subscribe, s);
+      }
+    }
+    std::set<std::string> connected;
+    absl::Time next_discovery = absl::InfinitePast();
+    while (!stop_) {
+      try {
+        if (absl::Now() >= next_discovery) {
+          for (const auto& [topic, priorities] : targets_) {
+            absl::StatusOr<std::vector<Registration>> pubs =
+                t_.matchmaker().Resolve(exchange_, PublisherKey(topic));
+            if (!pubs.ok()) continue;
+            for (const Registration& r : *pubs) {
+              if (r.pub_endpoint.empty() || !connected.insert(r.pub_endpoint).second) continue;
+              sub.connect(r.pub_endpoint);
+              ZRPC_LOG(kDebug, "listening to %s at %s", r.host, r.pub_endpoint);
+            }
+          }
+          connected_count_ = connected.size();
+          next_discovery = absl::Now() + kRediscovery;
+        }
+        zmq::pollitem_t item{sub.handle(), 0, ZMQ_POLLIN, 0};
+        zmq::poll(&item, 1, std::chrono::milliseconds(100));
+        std::vector<zmq::message_t> frames;
+        while (internal::RecvAll(sub, &frames)) {
+          if (frames.size() != 2) continue;
+          const std::string subscription(internal::View(frames[0]));
+          if (!wanted.count(subscription)) continue;  // a prefix match of another priority
+          absl::StatusOr<Message> m = DecodeMessage(internal::View(frames[1]));
+          if (!m.ok()) {
+            ZRPC_LOG(kWarning, "dropping a malformed event on %s: %s", subscription, m.status().message());
+            continue;
+          }
+          absl::StatusOr<Notification> n = FromMessage(*m, subscription.substr(0, subscription.rfind('.')));
+          if (!n.ok()) continue;
+          try {
+            handler_(*n);
+          } catch (const std::exception& e) {
+            ZRPC_LOG(kWarning, "notification handler threw: %s", e.what());
+          }
+        }
+      } catch (const zmq::error_t& e) {
+        ZRPC_LOG(kWarning, "notification listener: %s", e.what());
+        absl::SleepFor(absl::Milliseconds(100));
+      }
+    }
+  }
+
+  Transport& t_;
+  const std::vector<std::pair<std::string, std::vector<Priority>>> targets_;
+  std::function<void(const Notification&)> handler_;
+  const std::string exchange_;
+  std::atomic<bool> stop_{false};
+  std::atomic<size_t> connected_count_{0};
+  std::thread thread_;
+};
+
+// Pool listener: pool members of "notify~<topic>~<priority>" on a connection of its own.
+class PoolListener : public NotificationListener {
+ public:
+  explicit PoolListener(std::unique_ptr<Connection> conn) : conn_(std::move(conn)) {}
+  ~PoolListener() override { conn_->Close(); }
+  size_t publishers() const override { return 0; }
+
+ private:
+  std::unique_ptr<Connection> conn_;
+};
+
+}  // namespace
+
+std::string_view PriorityName(Priority priority) {
+  switch (priority) {
+    case Priority::kDebug: return "debug";
+    case Priority::kInfo: return "info";
+    case Priority::kWarn: return "warn";
+    case Priority::kError: return "error";
+    case Priority::kCritical: return "critical";
+    case Priority::kAudit: return "audit";
+    case Priority::kSample: return "sample";
+  }
+  return "info";
+}
+
+absl::StatusOr<Priority> ParsePriority(std::string_view name) {
+  const std::string lower = absl::AsciiStrToLower(ToAbsl(name));
+  if (lower == "warning") return Priority::kWarn;
+  for (Priority p : kPriorities) {
+    if (lower == PriorityName(p)) return p;
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown notification priority \"", ToAbsl(name),
+      "\"; use one of debug, info, warn, error, critical, audit, sample"));
+}
+
+absl::Status Notifier::Notify(const Context& context, std::string_view event_type,
+                              std::string_view priority, Value payload) {
+  absl::StatusOr<Priority> p = ParsePriority(priority);
+  if (!p.ok()) return p.status();
+  return Notify(context, event_type, *p, std::move(payload));
+}
+
+absl::StatusOr<std::unique_ptr<Notifier>> Notifier::Create(Transport& transport,
+                                                           std::string publisher_id,
+                                                           NotifierOptions options) {
+  auto* t = dynamic_cast<internal::TransportImpl*>(&transport);
+  if (t == nullptr) return absl::InvalidArgumentError("Notifier needs a transport made by Transport::Create");
+  if (publisher_id.empty()) return absl::InvalidArgumentError("publisher_id must not be empty");
+  if (options.topics.empty()) return absl::InvalidArgumentError("a notifier needs at least one topic");
+  const std::string exchange = options.exchange.empty() ? t->options().exchange : options.exchange;
+  for (const std::string& topic : options.topics) {
+    if (absl::Status s = ValidateName("notification topic", topic); !s.ok()) return s;
+    if (topic.find('.') != std::string::npos) {
+      return absl::InvalidArgumentError(absl::StrCat("notification topic \"", topic,
+                                                     "\" must not contain '.' (it separates the priority)"));
+    }
+  }
+  if (absl::Status s = t->io().RunSync([t] { return t->io().EnsureBound(); }); !s.ok()) return s;
+  std::vector<Registration> regs;
+  for (const std::string& topic : options.topics) {
+    Registration r;
+    r.exchange = exchange;
+    r.topic = PublisherKey(topic);
+    r.host = t->options().host;
+    r.endpoint = t->endpoint();
+    r.pub_endpoint = t->pub_endpoint();
+    if (absl::Status s = t->matchmaker().Register(r); !s.ok()) return s;
+    t->Registered(r);
+    regs.push_back(std::move(r));
+  }
+  return std::unique_ptr<Notifier>(
+      new NotifierImpl(*t, std::move(publisher_id), std::move(options), std::move(regs)));
+}
+
+absl::StatusOr<std::unique_ptr<NotificationListener>> NotificationListener::Create(
+    Transport& transport, std::vector<std::string> targets,
+    std::function<void(const Notification&)> handler, ListenerOptions options) {
+  if (!handler) return absl::InvalidArgumentError("a listener needs a handler");
+  absl::StatusOr<std::vector<std::pair<std::string, std::vector<Priority>>>> parsed = ParseTargets(targets);
+  if (!parsed.ok()) return parsed.status();
+  const std::string exchange =
+      options.exchange.empty() ? transport.options().exchange : options.exchange;
+  if (options.pool.empty()) {
+    return std::unique_ptr<NotificationListener>(
+        new SubListener(transport, *std::move(parsed), std::move(handler), exchange));
+  }
+  absl::StatusOr<std::unique_ptr<Connection>> conn = transport.CreateConnection();
+  if (!conn.ok()) return conn.status();
+  auto shared = std::make_shared<std::function<void(const Notification&)>>(std::move(handler));
+  for (const auto& [topic, priorities] : *parsed) {
+    for (Priority p : priorities) {
+      absl::Status s = (*conn)->JoinConsumerPool(
+          [shared, topic = topic](const Message& m) {
+            absl::StatusOr<Notification> n = FromMessage(m, topic);
+            if (n.ok()) (*shared)(*n);
+          },
+          options.pool, PoolKey(topic, p), exchange);
+      if (!s.ok()) return s;
+    }
+  }
+  if (absl::Status s = (*conn)->ConsumeInThread(); !s.ok()) return s;
+  return std::unique_ptr<NotificationListener>(new PoolListener(*std::move(conn)));
+}
+
+}  // namespace zrpc
