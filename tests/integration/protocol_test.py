@@ -102,8 +102,9 @@ def main():
                 with open(os.path.join(registry, name)) as f:
                     entries += json.load(f)["registrations"]
         keys = sorted((e["topic"], e["fanout"]) for e in entries)
-        check("registry lists topic, topic.host and fanout",
-              keys == [("compute", False), ("compute", True), ("compute.pyhost", False)], keys)
+        check("registry lists topic, topic.host, fanout and the notification publisher",
+              keys == [("compute", False), ("compute", True), ("compute.pyhost", False),
+                       ("publisher~notifications", False)], keys)
         check("registry endpoint is the ROUTER", all(e["endpoint"] == endpoint for e in entries))
 
         # Section 4: a call gets exactly one reply with ending.
@@ -182,6 +183,25 @@ def main():
             if len(got) == 2:
                 c.sock.send_multipart([f"zrpc1 cancel {msg_id}".encode(), b""])
         check("cancel ends a multicall early", len(got) < 50 and got[-1]["ending"], len(got))
+
+        # Notifications (section 9): SUB to the publisher's pub_endpoint, subscribe topic.priority.
+        pub = [e["pub_endpoint"] for e in entries if e["topic"] == "publisher~notifications"][0]
+        sub = c.ctx.socket(zmq.SUB)
+        sub.setsockopt(zmq.LINGER, 0)
+        sub.setsockopt(zmq.SUBSCRIBE, b"notifications.info")
+        sub.connect(pub)
+        time.sleep(0.3)  # PUB/SUB: the subscription must arrive first
+        c.call("compute", "emit", {"event_type": "py.event", "priority": "info", "payload": {"k": 1}})
+        event = None
+        if sub.poll(3000):
+            topic, body = sub.recv_multipart()
+            event = (topic.decode(), json.loads(json.loads(body)["oslo.message"]))
+        ok = (event is not None and event[0] == "notifications.info"
+              and event[1]["method"] == "notify" and event[1]["args"]["event_type"] == "py.event"
+              and event[1]["args"]["priority"] == "INFO" and event[1]["args"]["payload"] == {"k": 1}
+              and event[1]["args"]["publisher_id"] == "compute.pyhost")
+        check("notification arrives on the publisher's PUB", ok, event)
+        sub.close()
 
         # A request whose _timeout is 0 is dropped unstarted; the next one is answered.
         dropped = c.request("call", "compute", "whoami", extra={"_timeout": 0})
