@@ -37,13 +37,15 @@ class ChildProcess {
   ChildProcess& operator=(const ChildProcess&) = delete;
   ~ChildProcess() { Stop(); }
 
-  // Starts `argv[0]` with `argv`; stderr is inherited. False when it cannot be started.
-  bool Start(const std::vector<std::string>& argv) {
+  // Starts `argv[0]` with `argv`; stderr is inherited, or read along with stdout when
+  // `capture_stderr`. False when it cannot be started.
+  bool Start(const std::vector<std::string>& argv, bool capture_stderr = false) {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0) return false;
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
+    if (capture_stderr) posix_spawn_file_actions_adddup2(&actions, fds[1], STDERR_FILENO);
     std::vector<char*> args;
     for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
@@ -79,6 +81,25 @@ class ChildProcess {
       if (n <= 0) return "";  // the child closed stdout (exited)
       buffer_.append(chunk, n);
     }
+  }
+
+  // Everything the child writes until it closes its output (exits) or `timeout_ms` passes.
+  std::string ReadAll(int timeout_ms) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    std::string out = std::move(buffer_);
+    buffer_.clear();
+    while (out_ >= 0) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          until - std::chrono::steady_clock::now());
+      if (left.count() <= 0) break;
+      pollfd p{out_, POLLIN, 0};
+      if (poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+      char chunk[4096];
+      ssize_t n = read(out_, chunk, sizeof(chunk));
+      if (n <= 0) break;
+      out.append(chunk, n);
+    }
+    return out;
   }
 
   pid_t pid() const { return pid_; }

@@ -1,0 +1,143 @@
+// The zrpc command line against a real service: output and exit codes.
+#include <sys/wait.h>
+
+#include "harness.h"
+#include "unit/test_util.h"
+
+namespace zrpc::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+struct CliRun {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr
+};
+
+class CliTest : public IntegrationTest {
+ protected:
+  CliRun Cli(std::vector<std::string> args, int timeout_ms = 20000) {
+    std::vector<std::string> argv = {ZRPC_CLI_BINARY};
+    argv.insert(argv.end(), args.begin(), args.end());
+    argv.push_back("--matchmaker");
+    argv.push_back(matchmaker_);
+    tools::ChildProcess p;
+    EXPECT_TRUE(p.Start(argv, /*capture_stderr=*/true));
+    CliRun r;
+    r.output = p.ReadAll(timeout_ms);
+    const int status = p.Reap(timeout_ms);
+    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return r;
+  }
+};
+
+TEST_F(CliTest, CallPrintsTheResultAndExitCodesTellWhatWentWrong) {
+  StartService("node1");
+  CliRun ok = Cli({"call", "compute", "add", R"({"a": 2, "b": 40})"});
+  EXPECT_EQ(ok.exit_code, 0);
+  EXPECT_EQ(ok.output, "42\n");
+  CliRun remote = Cli({"call", "compute", "fail", R"({"message": "boom"})"});
+  EXPECT_EQ(remote.exit_code, 1);
+  EXPECT_THAT(remote.output, HasSubstr("RemoteError: Remote error: runtime_error boom"));
+  EXPECT_EQ(std::count(remote.output.begin(), remote.output.end(), '\n'), 1);  // one line
+  CliRun version = Cli({"call", "compute", "whoami", "--version", "2.0"});
+  EXPECT_EQ(version.exit_code, 1);
+  EXPECT_THAT(version.output, HasSubstr("UnsupportedRpcVersion"));
+  CliRun timeout = Cli({"call", "compute", "sleep", R"({"ms": 3000})", "--timeout", "0.5"});
+  EXPECT_EQ(timeout.exit_code, 3);
+  EXPECT_THAT(timeout.output, HasSubstr("Timeout while waiting on RPC response"));
+  CliRun nobody = Cli({"call", "storage", "whoami"});
+  EXPECT_EQ(nobody.exit_code, 4);
+  EXPECT_THAT(nobody.output, HasSubstr("No consumer registered for topic \"storage\""));
+  CliRun usage = Cli({"call", "compute"});
+  EXPECT_EQ(usage.exit_code, 2);
+  EXPECT_THAT(usage.output, HasSubstr("expected TOPIC METHOD"));
+  EXPECT_EQ(Cli({"call", "compute", "add", "{bad"}).exit_code, 2);
+  EXPECT_EQ(Cli({"frobnicate"}).exit_code, 2);
+  CliRun direct = Cli({"call", "compute", "whoami", "--host", "node1", "--context", R"({"user": "cli"})"});
+  EXPECT_EQ(direct.output, "\"node1\"\n");
+}
+
+TEST_F(CliTest, PeerLostHasItsOwnExitCode) {
+  tools::ChildProcess& service = StartService("node1");
+  std::thread killer([&] {
+    absl::SleepFor(absl::Milliseconds(500));
+    service.Kill();
+  });
+  CliRun lost = Cli({"call", "compute", "sleep", R"({"ms": 20000})", "--timeout", "30"});
+  killer.join();
+  EXPECT_EQ(lost.exit_code, 5) << lost.output;
+  EXPECT_THAT(lost.output, HasSubstr("Lost contact"));
+}
+
+TEST_F(CliTest, CastFanoutAndMulticall) {
+  StartService("node1");
+  StartService("node2");
+  EXPECT_EQ(Cli({"cast", "compute", "note", R"({"kind": "c"})"}).exit_code, 0);
+  EXPECT_EQ(Cli({"fanout", "compute", "note", R"({"kind": "f"})"}).exit_code, 0);
+  auto client = Client();
+  auto count = [&](const std::string& host, const std::string& kind) -> int64_t {
+    absl::StatusOr<Value> s = client->Call(Context(), "compute." + host, Msg("stats"));
+    const Value* v = s.ok() ? s->Find("notes")->Find(kind) : nullptr;
+    return v ? v->AsInt() : 0;
+  };
+  EXPECT_TRUE(Eventually([&] {
+    return count("node1", "f") == 1 && count("node2", "f") == 1 &&
+           count("node1", "c") + count("node2", "c") == 1;
+  }));
+  CliRun stream = Cli({"multicall", "compute", "count", R"({"n": 3})"});
+  EXPECT_EQ(stream.exit_code, 0);
+  EXPECT_EQ(stream.output, "0\n1\n2\n");
+  EXPECT_EQ(Cli({"cast", "nobody", "x"}).exit_code, 4);
+}
+
+TEST_F(CliTest, TopicsPingAndDescribe) {
+  StartService("node1");
+  CliRun topics = Cli({"topics"});
+  EXPECT_EQ(topics.exit_code, 0);
+  EXPECT_THAT(topics.output, HasSubstr("compute.node1"));
+  EXPECT_THAT(topics.output, HasSubstr("fanout~compute"));
+  CliRun json = Cli({"topics", "--json"});
+  EXPECT_THAT(json.output, HasSubstr("\"key\":\"compute\""));
+  CliRun ping = Cli({"ping", "compute"});
+  EXPECT_EQ(ping.exit_code, 0);
+  EXPECT_THAT(ping.output, HasSubstr("pong from node1"));
+  CliRun describe = Cli({"describe", "compute", "--json"});
+  EXPECT_EQ(describe.exit_code, 0);
+  absl::StatusOr<Value> d = ParseJson(describe.output);
+  ZRPC_ASSERT_OK(d);
+  EXPECT_EQ(d->Find("endpoints")->AsArray()[0].Find("version")->AsString(), "1.3");
+  EXPECT_EQ(Cli({"ping", "storage"}).exit_code, 4);
+}
+
+TEST_F(CliTest, NotifyAndListen) {
+  StartService("node1");
+  auto listener = std::make_unique<tools::ChildProcess>();
+  ASSERT_TRUE(listener->Start({ZRPC_CLI_BINARY, "listen", "notifications.info", "--count", "2",
+                               "--for", "15", "--matchmaker", matchmaker_}));
+  absl::SleepFor(absl::Milliseconds(1200));  // discover the service's publisher and subscribe
+  EXPECT_EQ(Cli({"notify", "cli.event", "info", R"({"x": 1})"}).exit_code, 0);
+  auto client = Client();
+  ZRPC_ASSERT_OK(client->Call(Context(), "compute", Msg("emit", {{"event_type", "svc.event"}, {"priority", "info"}})));
+  const std::string out = listener->ReadAll(15000);
+  EXPECT_EQ(WEXITSTATUS(listener->Reap(5000)), 0);
+  EXPECT_THAT(out, HasSubstr("\"event_type\":\"cli.event\""));
+  EXPECT_THAT(out, HasSubstr("\"event_type\":\"svc.event\""));
+  EXPECT_THAT(out, HasSubstr("\"payload\":{\"x\":1}"));
+  EXPECT_EQ(Cli({"notify", "x", "loud"}).exit_code, 2);
+}
+
+TEST_F(CliTest, EveryCommandHasHelp) {
+  CliRun overview = Cli({"--help"});
+  EXPECT_EQ(overview.exit_code, 0);
+  EXPECT_THAT(overview.output, HasSubstr("Exit codes"));
+  for (const char* cmd : {"call", "cast", "fanout", "multicall", "notify", "listen", "topics",
+                          "ping", "describe"}) {
+    CliRun help = Cli({cmd, "--help"});
+    EXPECT_EQ(help.exit_code, 0) << cmd;
+    EXPECT_THAT(help.output, HasSubstr(std::string("usage: zrpc ") + cmd)) << cmd;
+  }
+}
+
+}  // namespace
+}  // namespace zrpc::testing
