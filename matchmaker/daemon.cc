@@ -245,11 +245,7 @@ int main(int argc, char** argv) {
        {"ttl", "seconds without a heartbeat before a registration expires (default 5)"}});
   flags.Parse(argc, argv);
 
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  sigset_t signals = zrpc::tools::BlockTerminationSignals();
   const int signal_fd = signalfd(-1, &signals, SFD_CLOEXEC);
 
   const std::string endpoint =

@@ -134,11 +134,7 @@ absl::Status LocalMatchmaker::WriteOwnFile() {
 }
 
 absl::Status LocalMatchmaker::Register(const Registration& r) {
-  for (auto [what, name] : {std::pair{"topic", &r.topic}, std::pair{"host", &r.host},
-                            std::pair{"exchange", &r.exchange}}) {
-    if (absl::Status s = ValidateName(what, *name); !s.ok()) return s;
-  }
-  if (r.endpoint.empty()) return absl::InvalidArgumentError("registration needs an endpoint");
+  if (absl::Status s = ValidateRegistration(r); !s.ok()) return s;
   absl::MutexLock lock(&mu_);
   if (std::find(own_.begin(), own_.end(), r) == own_.end()) own_.push_back(r);
   return WriteOwnFile();

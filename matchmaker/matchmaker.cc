@@ -74,6 +74,15 @@ absl::StatusOr<std::unique_ptr<Matchmaker>> CreateMatchmaker(std::string_view ur
 
 namespace internal {
 
+absl::Status ValidateRegistration(const Registration& r) {
+  for (auto [what, name] : {std::pair{"topic", &r.topic}, std::pair{"host", &r.host},
+                            std::pair{"exchange", &r.exchange}}) {
+    if (absl::Status s = ValidateName(what, *name); !s.ok()) return s;
+  }
+  if (r.endpoint.empty()) return absl::InvalidArgumentError("registration needs an endpoint");
+  return absl::OkStatus();
+}
+
 Value RegistrationToValue(const Registration& r) {
   return Value(Object{{"exchange", r.exchange},
                       {"topic", r.topic},

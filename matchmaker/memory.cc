@@ -19,32 +19,13 @@ std::vector<Registration> Select(const std::vector<Registration>& all, std::stri
   return out;
 }
 
-struct MemoryMatchmaker::Watcher : WatchHandle {
-  MemoryMatchmaker* owner;
-  std::shared_ptr<std::function<void()>> fn;
-  ~Watcher() override {
-    absl::MutexLock lock(&owner->mu_);
-    auto& w = owner->watchers_;
-    w.erase(std::remove(w.begin(), w.end(), fn), w.end());
-  }
-};
-
-void MemoryMatchmaker::Notify() {
-  std::vector<std::shared_ptr<std::function<void()>>> watchers;
-  {
-    absl::MutexLock lock(&mu_);
-    watchers = watchers_;
-  }
-  for (auto& w : watchers) (*w)();
-}
-
 absl::Status MemoryMatchmaker::Register(const Registration& r) {
   {
     absl::MutexLock lock(&mu_);
     if (std::find(all_.begin(), all_.end(), r) != all_.end()) return absl::OkStatus();
     all_.push_back(r);
   }
-  Notify();
+  watchers_.Notify();
   return absl::OkStatus();
 }
 
@@ -55,7 +36,7 @@ absl::Status MemoryMatchmaker::Unregister(const Registration& r) {
     if (it == all_.end()) return absl::OkStatus();
     all_.erase(it);
   }
-  Notify();
+  watchers_.Notify();
   return absl::OkStatus();
 }
 
@@ -75,12 +56,7 @@ absl::StatusOr<std::vector<Registration>> MemoryMatchmaker::List(std::string_vie
 }
 
 absl::StatusOr<std::unique_ptr<WatchHandle>> MemoryMatchmaker::Watch(std::function<void()> on_change) {
-  auto w = std::make_unique<Watcher>();
-  w->owner = this;
-  w->fn = std::make_shared<std::function<void()>>(std::move(on_change));
-  absl::MutexLock lock(&mu_);
-  watchers_.push_back(w->fn);
-  return std::unique_ptr<WatchHandle>(std::move(w));
+  return watchers_.Add(std::move(on_change));
 }
 
 }  // namespace zrpc::internal

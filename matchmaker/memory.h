@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "matchmaker/watchers.h"
 #include "zrpc/matchmaker.h"
 
 namespace zrpc::internal {
@@ -24,12 +25,9 @@ class MemoryMatchmaker : public Matchmaker {
   std::string url() const override { return "memory"; }
 
  private:
-  struct Watcher;
-  void Notify();
-
   absl::Mutex mu_;
   std::vector<Registration> all_ ABSL_GUARDED_BY(mu_);
-  std::vector<std::shared_ptr<std::function<void()>>> watchers_ ABSL_GUARDED_BY(mu_);
+  WatcherList watchers_;
 };
 
 // Keeps only the registrations of `all` that `key` resolves to in `exchange` (shared by the

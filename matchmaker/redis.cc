@@ -230,10 +230,7 @@ std::vector<std::vector<std::string>> RedisMatchmaker::RegisterCommands(const Re
 }
 
 absl::Status RedisMatchmaker::Register(const Registration& r) {
-  for (auto [what, name] : {std::pair{"topic", &r.topic}, std::pair{"host", &r.host},
-                            std::pair{"exchange", &r.exchange}}) {
-    if (absl::Status s = ValidateName(what, *name); !s.ok()) return s;
-  }
+  if (absl::Status s = ValidateRegistration(r); !s.ok()) return s;
   absl::MutexLock lock(&mu_);
   if (std::find(own_.begin(), own_.end(), r) == own_.end()) own_.push_back(r);
   std::vector<std::vector<std::string>> cmds = RegisterCommands(r);

@@ -40,16 +40,6 @@ absl::StatusOr<std::vector<Registration>> Registrations(const Value& result) {
 
 }  // namespace
 
-struct SidecarMatchmaker::Watcher : WatchHandle {
-  SidecarMatchmaker* owner;
-  std::shared_ptr<std::function<void()>> fn;
-  ~Watcher() override {
-    absl::MutexLock lock(&owner->cache_mu_);
-    auto& w = owner->watchers_;
-    w.erase(std::remove(w.begin(), w.end(), fn), w.end());
-  }
-};
-
 absl::StatusOr<std::unique_ptr<Matchmaker>> SidecarMatchmaker::Create(std::string url) {
   auto mm = std::unique_ptr<SidecarMatchmaker>(new SidecarMatchmaker(std::move(url)));
   {
@@ -141,10 +131,7 @@ absl::Status SidecarMatchmaker::EnsureHello() {
 }
 
 absl::Status SidecarMatchmaker::Register(const Registration& r) {
-  for (auto [what, name] : {std::pair{"topic", &r.topic}, std::pair{"host", &r.host},
-                            std::pair{"exchange", &r.exchange}}) {
-    if (absl::Status s = ValidateName(what, *name); !s.ok()) return s;
-  }
+  if (absl::Status s = ValidateRegistration(r); !s.ok()) return s;
   absl::MutexLock lock(&mu_);
   if (std::find(own_.begin(), own_.end(), r) == own_.end()) own_.push_back(r);
   (void)EnsureHello();
@@ -207,23 +194,16 @@ absl::StatusOr<std::vector<Registration>> SidecarMatchmaker::List(std::string_vi
 }
 
 absl::StatusOr<std::unique_ptr<WatchHandle>> SidecarMatchmaker::Watch(std::function<void()> on_change) {
-  auto w = std::make_unique<Watcher>();
-  w->owner = this;
-  w->fn = std::make_shared<std::function<void()>>(std::move(on_change));
-  absl::MutexLock lock(&cache_mu_);
-  watchers_.push_back(w->fn);
-  return std::unique_ptr<WatchHandle>(std::move(w));
+  return watchers_.Add(std::move(on_change));
 }
 
 void SidecarMatchmaker::Changed() {
-  std::vector<std::shared_ptr<std::function<void()>>> watchers;
   {
     // Stale, not gone: refetched on the next lookup, still served while the sidecar is away.
     absl::MutexLock lock(&cache_mu_);
     for (auto& [key, entry] : cache_) entry.second = absl::InfinitePast();
-    watchers = watchers_;
   }
-  for (auto& w : watchers) (*w)();
+  watchers_.Notify();
 }
 
 void SidecarMatchmaker::ListenForChanges() {

@@ -26,6 +26,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
+#include "matchmaker/watchers.h"
 #include "zrpc/matchmaker.h"
 #include "zrpc/value.h"
 
@@ -50,7 +51,6 @@ class SidecarMatchmaker : public Matchmaker {
   absl::Duration HeartbeatInterval() const override { return absl::Seconds(1); }
 
  private:
-  struct Watcher;
   explicit SidecarMatchmaker(std::string url);
   // One request; UNAVAILABLE naming the sidecar when it does not answer within a second.
   absl::StatusOr<Value> Request(std::string_view op, Value body) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -74,7 +74,7 @@ class SidecarMatchmaker : public Matchmaker {
   absl::Mutex cache_mu_;
   absl::flat_hash_map<std::string, std::pair<std::vector<Registration>, absl::Time>> cache_
       ABSL_GUARDED_BY(cache_mu_);
-  std::vector<std::shared_ptr<std::function<void()>>> watchers_ ABSL_GUARDED_BY(cache_mu_);
+  WatcherList watchers_;
 
   std::atomic<bool> stop_{false};
   std::thread listener_;

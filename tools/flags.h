@@ -2,6 +2,8 @@
 #ifndef ZRPC_TOOLS_FLAGS_H_
 #define ZRPC_TOOLS_FLAGS_H_
 
+#include <signal.h>
+
 #include <cstdlib>
 #include <iostream>
 #include <map>
@@ -82,6 +84,17 @@ class Flags {
   std::map<std::string, std::string> values_;
   std::vector<std::string> positional_;
 };
+
+// Blocks SIGTERM and SIGINT in this thread (and the threads it starts later), and returns the set,
+// for sigwait or signalfd: daemons then stop cleanly on either.
+inline sigset_t BlockTerminationSignals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  return signals;
+}
 
 }  // namespace zrpc::tools
 

@@ -113,11 +113,7 @@ int main(int argc, char** argv) {
   flags.Parse(argc, argv);
 
   // Block the signals we wait for before any thread starts, so they all inherit the mask.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  sigset_t signals = zrpc::tools::BlockTerminationSignals();
 
   zrpc::TransportOptions options;
   options.host = flags.Get("host");
