@@ -32,30 +32,42 @@ constexpr std::array<bool, 256> kNeedsEscape = [] {
   return t;
 }();
 
-// True when any of the 8 bytes at `p` needs escaping (exact, branch-free "has byte" tests).
-inline bool WordNeedsEscape(const unsigned char* p) {
+// For the 8 bytes at `p`: a mask whose lowest set bit lies in the first byte that needs
+// escaping (control characters, '"', '\\'), or 0. The "has byte" tests can also flag bytes
+// after the first true one (borrows), but never one before it, so the lowest flag is exact.
+inline uint64_t EscapeMask(const unsigned char* p) {
   uint64_t w;
   std::memcpy(&w, p, 8);
   constexpr uint64_t kOnes = 0x0101010101010101ULL, kHigh = 0x8080808080808080ULL;
   const uint64_t below_space = (w - kOnes * 0x20) & ~w & kHigh;
   const uint64_t q = w ^ (kOnes * '"');
   const uint64_t b = w ^ (kOnes * '\\');
-  return (below_space | ((q - kOnes) & ~q & kHigh) | ((b - kOnes) & ~b & kHigh)) != 0;
+  return below_space | ((q - kOnes) & ~q & kHigh) | ((b - kOnes) & ~b & kHigh);
 }
 
 void AppendQuoted(std::string_view s, std::string* out) {
   out->push_back('"');
-  size_t run = 0;  // start of the pending run of bytes that need no escaping
   const unsigned char* p = reinterpret_cast<const unsigned char*>(s.data());
   const size_t n = s.size();
-  for (size_t i = 0; i < n; ++i) {
-    // Skip 8 plain bytes at a time (the usual case: long runs with nothing to escape).
-    while (i + 8 <= n && !WordNeedsEscape(p + i)) i += 8;
-    if (i >= n) break;
+  size_t run = 0;  // start of the pending run of bytes that need no escaping
+  size_t i = 0;
+  while (true) {
+    // Find the next byte to escape: 8 bytes at a time, then the tail one by one.
+    bool found = false;
+    while (i + 8 <= n) {
+      if (const uint64_t m = EscapeMask(p + i); m != 0) {
+        i += static_cast<size_t>(__builtin_ctzll(m)) >> 3;
+        found = true;
+        break;
+      }
+      i += 8;
+    }
+    if (!found) {
+      while (i < n && !kNeedsEscape[p[i]]) ++i;
+      if (i >= n) break;
+    }
     const unsigned char c = p[i];
-    if (!kNeedsEscape[c]) continue;
     out->append(s.data() + run, i - run);
-    run = i + 1;
     switch (c) {
       case '"': out->append("\\\""); break;
       case '\\': out->append("\\\\"); break;
@@ -69,8 +81,9 @@ void AppendQuoted(std::string_view s, std::string* out) {
         out->append(esc, sizeof(esc));
       }
     }
+    run = ++i;
   }
-  out->append(s.data() + run, s.size() - run);
+  out->append(s.data() + run, n - run);
   out->push_back('"');
 }
 

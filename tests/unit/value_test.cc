@@ -93,6 +93,33 @@ TEST(JsonTest, EscapesEveryControlCharacter) {
   EXPECT_EQ(ParseJson(*text)->AsString(), s);
 }
 
+TEST(JsonTest, EscapesSpecialBytesAtEveryOffset) {
+  // The escaper scans 8 bytes at a time: put each special byte at every offset around the
+  // word boundaries, next to plain and multi-byte UTF-8 text, and check the round trip.
+  for (char special : {'"', '\\', '\n', '\x01', '\x1f', '\t'}) {
+    for (size_t before = 0; before < 20; ++before) {
+      for (const std::string& filler : {std::string("a"), std::string("\xc3\xa9")}) {
+        std::string text;
+        for (size_t i = 0; i < before; ++i) text += filler;
+        text += special;
+        text += std::string(before % 9, 'b');
+        text += special;
+        absl::StatusOr<std::string> json = ToJson(Value(text));
+        ZRPC_ASSERT_OK(json);
+        for (char c : *json) EXPECT_GE(static_cast<unsigned char>(c), 0x20);
+        absl::StatusOr<Value> back = ParseJson(*json);
+        ZRPC_ASSERT_OK(back);
+        EXPECT_EQ(back->AsString(), text) << *json;
+      }
+    }
+  }
+  // Dense quoting, as in an envelope's inner JSON.
+  const std::string inner = R"({"a":"b","c":["d","e"],"f":"\"g\""})";
+  absl::StatusOr<Value> wrapped = ParseJson(*ToJson(Value(inner)));
+  ZRPC_ASSERT_OK(wrapped);
+  EXPECT_EQ(wrapped->AsString(), inner);
+}
+
 TEST(JsonTest, WriterRefusesWhatJsonCannotHold) {
   ZRPC_EXPECT_ERROR(ToJson(Value(std::nan(""))), kInvalid, "NaN");
   ZRPC_EXPECT_ERROR(ToJson(Value(std::numeric_limits<double>::infinity())), kInvalid, "Infinity");
