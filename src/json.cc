@@ -45,10 +45,11 @@ inline uint64_t EscapeMask(const unsigned char* p) {
   return below_space | ((q - kOnes) & ~q & kHigh) | ((b - kOnes) & ~b & kHigh);
 }
 
-void AppendQuoted(std::string_view s, std::string* out) {
-  out->push_back('"');
+void AppendEscaped(std::string_view s, bool nested, std::string* out) {
   const unsigned char* p = reinterpret_cast<const unsigned char*>(s.data());
   const size_t n = s.size();
+  // In nested text each escape's backslash is itself escaped: \" becomes \\\", \n becomes \\n.
+  const std::string_view bs = nested ? "\\\\" : "\\";
   size_t run = 0;  // start of the pending run of bytes that need no escaping
   size_t i = 0;
   while (true) {
@@ -68,32 +69,88 @@ void AppendQuoted(std::string_view s, std::string* out) {
     }
     const unsigned char c = p[i];
     out->append(s.data() + run, i - run);
+    out->append(bs);
     switch (c) {
-      case '"': out->append("\\\""); break;
-      case '\\': out->append("\\\\"); break;
-      case '\n': out->append("\\n"); break;
-      case '\r': out->append("\\r"); break;
-      case '\t': out->append("\\t"); break;
-      case '\b': out->append("\\b"); break;
-      case '\f': out->append("\\f"); break;
+      case '"':
+        if (nested) out->append("\\");  // the quote itself is escaped in the outer string too
+        out->push_back('"');
+        break;
+      case '\\': out->append(bs); break;
+      case '\n': out->push_back('n'); break;
+      case '\r': out->push_back('r'); break;
+      case '\t': out->push_back('t'); break;
+      case '\b': out->push_back('b'); break;
+      case '\f': out->push_back('f'); break;
       default: {
-        const char esc[] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xf]};
+        const char esc[] = {'u', '0', '0', kHex[c >> 4], kHex[c & 0xf]};
         out->append(esc, sizeof(esc));
       }
     }
     run = ++i;
   }
   out->append(s.data() + run, n - run);
+}
+
+void AppendQuoted(std::string_view s, std::string* out) {
+  out->push_back('"');
+  AppendEscaped(s, /*nested=*/false, out);
   out->push_back('"');
 }
 
-absl::Status AppendQuotedChecked(std::string_view s, std::string_view what, std::string* out) {
+absl::Status JsonSink::String(std::string_view prefix, std::string_view s, std::string_view what) {
   if (!simdjson::validate_utf8(s.data(), s.size())) {
     return absl::InvalidArgumentError(absl::StrCat(ToAbsl(what), " is not valid UTF-8"));
   }
-  AppendQuoted(s, out);
+  Quote();
+  Raw(prefix);
+  AppendEscaped(s, nested_, out_);
+  Quote();
   return absl::OkStatus();
 }
+
+void JsonSink::Int(int64_t i) { AppendInt(i, out_); }
+
+absl::Status JsonSink::Value(const zrpc::Value& value) {
+  switch (value.type()) {
+    case zrpc::Value::Type::kNull: Raw("null"); return absl::OkStatus();
+    case zrpc::Value::Type::kBool: Raw(value.AsBool() ? "true" : "false"); return absl::OkStatus();
+    case zrpc::Value::Type::kInt: Int(value.AsInt()); return absl::OkStatus();
+    case zrpc::Value::Type::kUint: {
+      char buf[24];
+      auto r = std::to_chars(buf, buf + sizeof(buf), value.AsUint());
+      out_->append(buf, r.ptr);
+      return absl::OkStatus();
+    }
+    case zrpc::Value::Type::kDouble: return AppendDouble(value.AsDouble(), out_);
+    case zrpc::Value::Type::kString: return String(value.AsString(), "string");
+    case zrpc::Value::Type::kArray: {
+      Raw('[');
+      bool first = true;
+      for (const zrpc::Value& item : value.AsArray()) {
+        if (!first) Raw(',');
+        first = false;
+        if (absl::Status s = Value(item); !s.ok()) return s;
+      }
+      Raw(']');
+      return absl::OkStatus();
+    }
+    case zrpc::Value::Type::kObject: {
+      Raw('{');
+      bool first = true;
+      for (const auto& [key, item] : value.AsObject()) {
+        if (!first) Raw(',');
+        first = false;
+        if (absl::Status s = String(key, "object key"); !s.ok()) return s;
+        Raw(':');
+        if (absl::Status s = Value(item); !s.ok()) return s;
+      }
+      Raw('}');
+      return absl::OkStatus();
+    }
+  }
+  return absl::InternalError("unknown value type");
+}
+
 
 void AppendInt(int64_t i, std::string* out) {
   char buf[24];
@@ -204,61 +261,18 @@ absl::StatusOr<Value> ParseJson(std::string_view text, const JsonLimits& limits)
   return v;
 }
 
-namespace {
-
-absl::Status Append(const Value& value, std::string* out) {
-  switch (value.type()) {
-    case Value::Type::kNull: out->append("null"); return absl::OkStatus();
-    case Value::Type::kBool: out->append(value.AsBool() ? "true" : "false"); return absl::OkStatus();
-    case Value::Type::kInt: internal::AppendInt(value.AsInt(), out); return absl::OkStatus();
-    case Value::Type::kUint: {
-      char buf[24];
-      auto r = std::to_chars(buf, buf + sizeof(buf), value.AsUint());
-      out->append(buf, r.ptr);
-      return absl::OkStatus();
-    }
-    case Value::Type::kDouble: return internal::AppendDouble(value.AsDouble(), out);
-    case Value::Type::kString: return internal::AppendQuotedChecked(value.AsString(), "string", out);
-    case Value::Type::kArray: {
-      out->push_back('[');
-      bool first = true;
-      for (const Value& item : value.AsArray()) {
-        if (!first) out->push_back(',');
-        first = false;
-        if (absl::Status s = Append(item, out); !s.ok()) return s;
-      }
-      out->push_back(']');
-      return absl::OkStatus();
-    }
-    case Value::Type::kObject: {
-      out->push_back('{');
-      bool first = true;
-      for (const auto& [key, item] : value.AsObject()) {
-        if (!first) out->push_back(',');
-        first = false;
-        if (absl::Status s = internal::AppendQuotedChecked(key, "object key", out); !s.ok()) return s;
-        out->push_back(':');
-        if (absl::Status s = Append(item, out); !s.ok()) return s;
-      }
-      out->push_back('}');
-      return absl::OkStatus();
-    }
-  }
-  return absl::InternalError("unknown value type");
-}
-
-}  // namespace
-
 absl::Status AppendJson(const Value& value, std::string* out) {
   const size_t mark = out->size();
-  absl::Status s = Append(value, out);
+  internal::JsonSink sink(out, /*nested=*/false);
+  absl::Status s = sink.Value(value);
   if (!s.ok()) out->resize(mark);
   return s;
 }
 
 absl::StatusOr<std::string> ToJson(const Value& value) {
   std::string out;
-  if (absl::Status s = Append(value, &out); !s.ok()) return s;
+  internal::JsonSink sink(&out, /*nested=*/false);
+  if (absl::Status s = sink.Value(value); !s.ok()) return s;
   return out;
 }
 

@@ -14,8 +14,43 @@ namespace zrpc::internal {
 
 // Appends `s` as a quoted JSON string. `s` must already be valid UTF-8.
 void AppendQuoted(std::string_view s, std::string* out);
-// Validates `s` as UTF-8 and appends it quoted; INVALID_ARGUMENT naming `what` otherwise.
-absl::Status AppendQuotedChecked(std::string_view s, std::string_view what, std::string* out);
+// Appends the JSON-escaped body of `s` (no quotes). `nested`: escaped once more, for JSON text
+// that is itself inside a JSON string (the envelope's "oslo.message").
+void AppendEscaped(std::string_view s, bool nested, std::string* out);
+
+// Writes JSON text, either plain or already escaped as the body of an enclosing JSON string, so
+// that the envelope is written in one pass instead of writing the message and escaping it again.
+class JsonSink {
+ public:
+  JsonSink(std::string* out, bool nested) : out_(out), nested_(nested) {}
+  void Raw(std::string_view s) { out_->append(s); }  // structural text: never needs escaping
+  void Raw(char c) { out_->push_back(c); }
+  void Quote() {
+    if (nested_) {
+      out_->append("\\\"");
+    } else {
+      out_->push_back('"');
+    }
+  }
+  // "key": for keys known to be plain ASCII.
+  void Key(std::string_view key) {
+    Quote();
+    Raw(key);
+    Quote();
+    Raw(':');
+  }
+  // A string value; INVALID_ARGUMENT naming `what` when it is not UTF-8.
+  absl::Status String(std::string_view s, std::string_view what) { return String({}, s, what); }
+  // A string value made of an ASCII `prefix` and `s` (only `s` is checked).
+  absl::Status String(std::string_view prefix, std::string_view s, std::string_view what);
+  void Int(int64_t i);
+  absl::Status Value(const zrpc::Value& v);
+  std::string* out() { return out_; }
+
+ private:
+  std::string* out_;
+  bool nested_;
+};
 void AppendInt(int64_t i, std::string* out);
 // Shortest round-trip form; always reads back as a double. INVALID_ARGUMENT if not finite.
 absl::Status AppendDouble(double d, std::string* out);

@@ -19,8 +19,6 @@
 namespace zrpc {
 namespace {
 
-using internal::AppendQuoted;
-using internal::AppendQuotedChecked;
 using internal::ToAbsl;
 
 absl::Status BadField(std::string_view field, std::string_view want, std::string_view got) {
@@ -242,92 +240,101 @@ absl::StatusOr<simdjson::dom::object> OpenWireDom(std::string_view wire, const J
   return message->get_object().value_unsafe();
 }
 
-// Wraps the JSON text `inner` in the 2.0 envelope.
-std::string Envelope(std::string_view inner) {
-  std::string out;
-  out.reserve(inner.size() + inner.size() / 8 + 48);
-  out.append(R"({"oslo.version":"2.0","oslo.message":)");
-  AppendQuoted(inner, &out);  // `inner` came from our writer: valid UTF-8
-  out.push_back('}');
-  return out;
-}
-
-// The inner JSON text of a message.
-absl::StatusOr<std::string> MessageText(const Message& m) {
-  std::string out;
-  out.reserve(128 + m.args.size() * 24 + m.context.values().size() * 32);
-  out.append(R"({"method":)");
-  if (absl::Status s = AppendQuotedChecked(m.method, "method", &out); !s.ok()) return s;
-  out.append(R"(,"args":)");
-  // Object is not a Value; write it through a Value view without copying the entries.
-  out.push_back('{');
+// Writes `message` (through `w`, which may be nested in the envelope).
+absl::Status WriteMessage(const Message& m, internal::JsonSink& w) {
+  w.Raw('{');
+  w.Key("method");
+  if (absl::Status s = w.String(m.method, "method"); !s.ok()) return s;
+  w.Raw(',');
+  w.Key("args");
+  w.Raw('{');
   bool first = true;
   for (const auto& [key, value] : m.args) {
-    if (!first) out.push_back(',');
+    if (!first) w.Raw(',');
     first = false;
-    if (absl::Status s = AppendQuotedChecked(key, "argument name", &out); !s.ok()) return s;
-    out.push_back(':');
-    if (absl::Status s = AppendJson(value, &out); !s.ok()) return s;
+    if (absl::Status s = w.String(key, "argument name"); !s.ok()) return s;
+    w.Raw(':');
+    if (absl::Status s = w.Value(value); !s.ok()) return s;
   }
-  out.push_back('}');
-  if (!m.version.empty()) {
-    out.append(R"(,"version":)");
-    if (absl::Status s = AppendQuotedChecked(m.version, "version", &out); !s.ok()) return s;
-  }
+  w.Raw('}');
+  auto optional_string = [&](std::string_view key, const std::string& v) -> absl::Status {
+    if (v.empty()) return absl::OkStatus();
+    w.Raw(',');
+    w.Key(key);
+    return w.String(v, key);
+  };
+  if (absl::Status s = optional_string("version", m.version); !s.ok()) return s;
   if (m.ns) {
-    out.append(R"(,"namespace":)");
-    if (absl::Status s = AppendQuotedChecked(*m.ns, "namespace", &out); !s.ok()) return s;
+    w.Raw(',');
+    w.Key("namespace");
+    if (absl::Status s = w.String(*m.ns, "namespace"); !s.ok()) return s;
   }
-  if (!m.msg_id.empty()) {
-    out.append(R"(,"_msg_id":)");
-    if (absl::Status s = AppendQuotedChecked(m.msg_id, "_msg_id", &out); !s.ok()) return s;
-  }
-  if (!m.unique_id.empty()) {
-    out.append(R"(,"_unique_id":)");
-    if (absl::Status s = AppendQuotedChecked(m.unique_id, "_unique_id", &out); !s.ok()) return s;
-  }
+  if (absl::Status s = optional_string("_msg_id", m.msg_id); !s.ok()) return s;
+  if (absl::Status s = optional_string("_unique_id", m.unique_id); !s.ok()) return s;
   if (m.timeout_ms) {
-    out.append(R"(,"_timeout":)");
-    internal::AppendInt(*m.timeout_ms, &out);
+    w.Raw(',');
+    w.Key("_timeout");
+    w.Int(*m.timeout_ms);
   }
   for (const auto& [key, value] : m.context.values()) {
-    out.append(",\"_context_");
-    // The prefix is ASCII, so checking the key alone suffices.
-    std::string quoted;
-    if (absl::Status s = AppendQuotedChecked(key, "context key", &quoted); !s.ok()) return s;
-    out.append(quoted, 1, std::string::npos);  // drop the opening quote: it is already written
-    out.push_back(':');
-    if (absl::Status s = AppendJson(value, &out); !s.ok()) return s;
+    w.Raw(',');
+    if (absl::Status s = w.String(kContextPrefix, key, "context key"); !s.ok()) return s;
+    w.Raw(':');
+    if (absl::Status s = w.Value(value); !s.ok()) return s;
   }
-  out.push_back('}');
+  w.Raw('}');
+  return absl::OkStatus();
+}
+
+absl::Status WriteReply(const Reply& r, internal::JsonSink& w) {
+  w.Raw('{');
+  w.Key("result");
+  if (absl::Status s = w.Value(r.result); !s.ok()) return s;
+  w.Raw(',');
+  w.Key("failure");
+  if (r.failure) {
+    if (absl::Status s = w.String(*r.failure, "failure"); !s.ok()) return s;
+  } else {
+    w.Raw("null");
+  }
+  w.Raw(',');
+  w.Key("ending");
+  w.Raw(r.ending ? "true" : "false");
+  if (!r.msg_id.empty()) {
+    w.Raw(',');
+    w.Key("_msg_id");
+    if (absl::Status s = w.String(r.msg_id, "_msg_id"); !s.ok()) return s;
+  }
+  w.Raw('}');
+  return absl::OkStatus();
+}
+
+// The 2.0 envelope around what `write` writes, in one pass: the message is written already
+// escaped as the body of "oslo.message".
+template <typename F>
+absl::StatusOr<std::string> InEnvelope(size_t size_hint, F write) {
+  std::string out;
+  out.reserve(size_hint + size_hint / 4 + 48);
+  out.append(R"({"oslo.version":"2.0","oslo.message":")");
+  internal::JsonSink w(&out, /*nested=*/true);
+  if (absl::Status s = write(w); !s.ok()) return s;
+  out.append("\"}");
   return out;
 }
 
-absl::StatusOr<std::string> ReplyText(const Reply& r) {
+// Plain JSON text of what `write` writes.
+template <typename F>
+absl::StatusOr<std::string> Plain(F write) {
   std::string out;
-  out.append(R"({"result":)");
-  if (absl::Status s = AppendJson(r.result, &out); !s.ok()) return s;
-  out.append(R"(,"failure":)");
-  if (r.failure) {
-    if (absl::Status s = AppendQuotedChecked(*r.failure, "failure", &out); !s.ok()) return s;
-  } else {
-    out.append("null");
-  }
-  out.append(r.ending ? R"(,"ending":true)" : R"(,"ending":false)");
-  if (!r.msg_id.empty()) {
-    out.append(R"(,"_msg_id":)");
-    if (absl::Status s = AppendQuotedChecked(r.msg_id, "_msg_id", &out); !s.ok()) return s;
-  }
-  out.push_back('}');
+  internal::JsonSink w(&out, /*nested=*/false);
+  if (absl::Status s = write(w); !s.ok()) return s;
   return out;
 }
 
 }  // namespace
 
 absl::StatusOr<std::string> SerializeMsg(const Value& raw_msg) {
-  absl::StatusOr<std::string> inner = ToJson(raw_msg);
-  if (!inner.ok()) return inner.status();
-  return Envelope(*inner);
+  return InEnvelope(256, [&](internal::JsonSink& w) { return w.Value(raw_msg); });
 }
 
 absl::StatusOr<Value> DeserializeMsg(Value msg, const JsonLimits& limits) {
@@ -352,13 +359,13 @@ absl::StatusOr<Value> DeserializeMsg(Value msg, const JsonLimits& limits) {
 }
 
 absl::StatusOr<Value> PackMessage(const Message& message) {
-  absl::StatusOr<std::string> text = MessageText(message);
+  absl::StatusOr<std::string> text = Plain([&](internal::JsonSink& w) { return WriteMessage(message, w); });
   if (!text.ok()) return text.status();
   return ParseJson(*text, JsonLimits{.max_depth = 1 << 20});
 }
 
 absl::StatusOr<Value> PackReply(const Reply& reply) {
-  absl::StatusOr<std::string> text = ReplyText(reply);
+  absl::StatusOr<std::string> text = Plain([&](internal::JsonSink& w) { return WriteReply(reply, w); });
   if (!text.ok()) return text.status();
   return ParseJson(*text, JsonLimits{.max_depth = 1 << 20});
 }
@@ -390,15 +397,12 @@ absl::StatusOr<Reply> UnpackReply(Value value) {
 }
 
 absl::StatusOr<std::string> EncodeMessage(const Message& message) {
-  absl::StatusOr<std::string> inner = MessageText(message);
-  if (!inner.ok()) return inner.status();
-  return Envelope(*inner);
+  return InEnvelope(128 + message.args.size() * 32 + message.context.values().size() * 32,
+                    [&](internal::JsonSink& w) { return WriteMessage(message, w); });
 }
 
 absl::StatusOr<std::string> EncodeReply(const Reply& reply) {
-  absl::StatusOr<std::string> inner = ReplyText(reply);
-  if (!inner.ok()) return inner.status();
-  return Envelope(*inner);
+  return InEnvelope(96, [&](internal::JsonSink& w) { return WriteReply(reply, w); });
 }
 
 absl::StatusOr<Message> DecodeMessage(std::string_view wire, const JsonLimits& limits) {
