@@ -364,6 +364,7 @@ int main(int argc, char** argv) {
                             {"pull", "internal"}});
   flags.Parse(argc, argv);
   zrpc::SetLogLevel(zrpc::LogLevel::kError);
+  zrpc::tools::UseReleaseMutexes();  // as zrpc's own programs run (see docs/PERFORMANCE.md)
   if (flags.Get("serve") == "zrpc") return ServeZrpc(flags.Get("matchmaker"), flags.Get("ipc-dir"));
   if (flags.Get("serve") == "raw") return ServeRaw(flags.Get("router"), flags.Get("pull"));
 

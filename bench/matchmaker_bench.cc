@@ -66,6 +66,7 @@ int main(int argc, char** argv) {
   zrpc::tools::Flags flags("usage: zrpc-matchmaker-bench [--quick]", {{"quick!", "fewer iterations"}});
   flags.Parse(argc, argv);
   zrpc::SetLogLevel(zrpc::LogLevel::kError);
+  zrpc::tools::UseReleaseMutexes();
   const int n = flags.Has("quick") ? 300 : 3000;
   const int rounds = flags.Has("quick") ? 5 : 20;
   char tmpl[] = "/tmp/zrpc-mmbench-XXXXXX";

@@ -244,6 +244,7 @@ int main(int argc, char** argv) {
        {"backend", "memory (default), ring:///path/ring.json or redis://[:pw@]host[:port][/db]"},
        {"ttl", "seconds without a heartbeat before a registration expires (default 5)"}});
   flags.Parse(argc, argv);
+  zrpc::tools::UseReleaseMutexes();
 
   sigset_t signals = zrpc::tools::BlockTerminationSignals();
   const int signal_fd = signalfd(-1, &signals, SFD_CLOEXEC);

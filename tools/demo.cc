@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_format.h"
 #include "child_process.h"
+#include "flags.h"
 #include "zrpc/zrpc.h"
 
 namespace {
@@ -42,6 +43,7 @@ int Fail(const std::string& why) {
 int main() {
   // Keep the demo's output readable: only problems from zrpc itself and from the services.
   zrpc::SetLogLevel(zrpc::LogLevel::kError);
+  zrpc::tools::UseReleaseMutexes();
   setenv("ZRPC_LOG_LEVEL", "error", /*overwrite=*/0);
   char dir_template[] = "/tmp/zrpc-demo-XXXXXX";
   if (mkdtemp(dir_template) == nullptr) return Fail("cannot create a registry directory");

@@ -5,6 +5,8 @@
 #include <signal.h>
 
 #include <cstdlib>
+
+#include "absl/synchronization/mutex.h"
 #include <iostream>
 #include <map>
 #include <string>
@@ -84,6 +86,12 @@ class Flags {
   std::map<std::string, std::string> values_;
   std::vector<std::string> positional_;
 };
+
+// zrpc's programs run with Abseil's mutex deadlock detection off: Debian's Abseil keeps it on in
+// release builds, where it makes every lock about four times as expensive (30 ns vs 8 ns here).
+inline void UseReleaseMutexes() {
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+}
 
 // Blocks SIGTERM and SIGINT in this thread (and the threads it starts later), and returns the set,
 // for sigwait or signalfd: daemons then stop cleanly on either.

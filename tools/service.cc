@@ -111,6 +111,7 @@ int main(int argc, char** argv) {
        {"heartbeat-ms", "call heartbeat interval in ms (default 1000)"},
        {"inline!", "run handlers on the I/O thread (lowest latency; handlers must not block)"}});
   flags.Parse(argc, argv);
+  zrpc::tools::UseReleaseMutexes();
 
   // Block the signals we wait for before any thread starts, so they all inherit the mask.
   sigset_t signals = zrpc::tools::BlockTerminationSignals();

@@ -299,6 +299,7 @@ int Listen(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   zrpc::SetLogLevel(zrpc::LogLevel::kError);  // stderr is for the one-line error
+  zrpc::tools::UseReleaseMutexes();
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h" ||
       std::string(argv[1]) == "help") {
     std::cout << kOverview << std::endl;
