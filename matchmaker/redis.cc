@@ -113,11 +113,11 @@ RedisConnection::~RedisConnection() {
 }
 
 void RedisConnection::Drop(std::string_view why) {
+  last_error_ = std::string(why);  // first: `why` may point into the context (its errstr)
   if (ctx_ != nullptr) {
     redisFree(ctx_);
     ctx_ = nullptr;
   }
-  last_error_ = std::string(why);
   next_attempt_ = absl::Now() + backoff_;
   backoff_ = std::min(backoff_ * 2, kMaxBackoff);
 }

@@ -87,8 +87,10 @@ Endpoint& Endpoint::Stream(std::string name, StreamHandler handler) & {
 }
 
 Dispatcher::Dispatcher(std::shared_ptr<Serializer> serializer)
-    : serializer_(serializer ? std::move(serializer) : std::make_shared<Serializer>()),
-      serializer_is_noop_(typeid(*serializer_) == typeid(Serializer)) {}
+    : serializer_(serializer ? std::move(serializer) : std::make_shared<Serializer>()) {
+  const Serializer& s = *serializer_;
+  serializer_is_noop_ = typeid(s) == typeid(Serializer);
+}
 
 absl::Status Dispatcher::Add(Endpoint endpoint) {
   if (endpoint.ns.compare(0, kReservedNamespace.size(), kReservedNamespace) == 0) {

@@ -119,7 +119,7 @@ class IoLoop {
   struct Job;
 
   void Run();
-  void Wake();
+  void Wake() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DrainQueues();
   void HandleRouter();
   void HandleRequest(std::string rid, const Header& header, std::string_view body);
