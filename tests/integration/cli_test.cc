@@ -116,7 +116,8 @@ TEST_F(CliTest, NotifyAndListen) {
   ASSERT_TRUE(listener->Start({ZRPC_CLI_BINARY, "listen", "notifications.info", "--count", "2",
                                "--for", "15", "--matchmaker", matchmaker_}));
   absl::SleepFor(absl::Milliseconds(1200));  // discover the service's publisher and subscribe
-  EXPECT_EQ(Cli({"notify", "cli.event", "info", R"({"x": 1})"}).exit_code, 0);
+  // --wait: the notify process is a new publisher the listener has to discover first.
+  EXPECT_EQ(Cli({"notify", "cli.event", "info", R"({"x": 1})", "--wait", "2"}).exit_code, 0);
   auto client = Client();
   ZRPC_ASSERT_OK(client->Call(Context(), "compute", Msg("emit", {{"event_type", "svc.event"}, {"priority", "info"}})));
   const std::string out = listener->ReadAll(15000);

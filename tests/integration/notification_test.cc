@@ -22,6 +22,16 @@ struct Inbox {
     absl::MutexLock lock(&mu);
     return got.size();
   }
+  size_t Count(const std::string& type) {
+    absl::MutexLock lock(&mu);
+    size_t n = 0;
+    for (const Notification& e : got) n += e.event_type == type;
+    return n;
+  }
+  void Clear() {
+    absl::MutexLock lock(&mu);
+    got.clear();
+  }
   std::multiset<std::string> Types() {
     absl::MutexLock lock(&mu);
     std::multiset<std::string> out;
@@ -32,6 +42,18 @@ struct Inbox {
 
 class NotificationTest : public IntegrationTest {
  protected:
+  // PUB/SUB: a subscription takes a moment to reach a publisher. Emits "warmup" from `host`
+  // until one arrives (bounded), so that the test's own events are not lost to that moment.
+  void WarmUp(Transport& t, const std::string& host, Inbox& inbox, const std::string& priority = "info") {
+    const absl::Time until = absl::Now() + absl::Seconds(10);
+    while (absl::Now() < until && inbox.Count("warmup") == 0) {
+      ASSERT_TRUE(Emit(t, host, "warmup", priority).ok());
+      Eventually([&] { return inbox.Count("warmup") > 0; }, absl::Milliseconds(200));
+    }
+    ASSERT_GT(inbox.Count("warmup"), 0u) << "no event from " << host << " reached the listener";
+    absl::SleepFor(absl::Milliseconds(50));  // stragglers of the warm-up
+    inbox.Clear();
+  }
   absl::Status Emit(Transport& t, const std::string& host, const std::string& type,
                     const std::string& priority = "info") {
     return t.Call(Context(Object{{"request_id", "r-" + type}}), "compute." + host,
@@ -48,7 +70,8 @@ TEST_F(NotificationTest, AListenerHearsTwoPublishersAndALateOne) {
   auto listener = NotificationListener::Create(*client, {"notifications.info"}, inbox.Handler());
   ZRPC_ASSERT_OK(listener);
   ASSERT_TRUE(Eventually([&] { return (*listener)->publishers() == 2; }));
-  absl::SleepFor(absl::Milliseconds(200));  // PUB/SUB: let the subscriptions arrive
+  WarmUp(*client, "node1", inbox);
+  WarmUp(*client, "node2", inbox);
   ZRPC_ASSERT_OK(Emit(*client, "node1", "a.created"));
   ZRPC_ASSERT_OK(Emit(*client, "node2", "b.created"));
   ZRPC_ASSERT_OK(Emit(*client, "node2", "b.failed", "error"));  // another priority: not for us
@@ -70,7 +93,7 @@ TEST_F(NotificationTest, AListenerHearsTwoPublishersAndALateOne) {
   // A publisher that appears later is picked up.
   StartService("node3");
   ASSERT_TRUE(Eventually([&] { return (*listener)->publishers() == 3; }));
-  absl::SleepFor(absl::Milliseconds(200));
+  WarmUp(*client, "node3", inbox);
   ZRPC_ASSERT_OK(Emit(*client, "node3", "c.created"));
   EXPECT_TRUE(Eventually([&] { return inbox.Types().count("c.created") == 1; }));
   absl::SleepFor(absl::Milliseconds(100));
@@ -85,10 +108,10 @@ TEST_F(NotificationTest, ALateListenerMissesEarlierEvents) {
   auto listener = NotificationListener::Create(*client, {"notifications"}, inbox.Handler());
   ZRPC_ASSERT_OK(listener);
   ASSERT_TRUE(Eventually([&] { return (*listener)->publishers() == 1; }));
-  absl::SleepFor(absl::Milliseconds(200));
+  WarmUp(*client, "node1", inbox, "warn");
   ZRPC_ASSERT_OK(Emit(*client, "node1", "after", "warn"));
   ASSERT_TRUE(Eventually([&] { return inbox.size() == 1; }));
-  EXPECT_EQ(inbox.Types(), std::multiset<std::string>{"after"});
+  EXPECT_EQ(inbox.Types(), std::multiset<std::string>{"after"});  // not "before"
 }
 
 TEST_F(NotificationTest, EachListenerPoolGetsEachEventOnce) {
