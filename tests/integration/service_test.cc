@@ -375,6 +375,32 @@ TEST_F(ServiceTest, HealthIsNotServingWhileClosingDrains) {
   closer.join();
 }
 
+TEST_F(ServiceTest, ExpectedErrorsReachTheCallerWithoutServerErrorLogs) {
+  LogCapture logs;
+  Dispatcher d;
+  ZRPC_ASSERT_OK(d.Add(Endpoint{}
+                           .Method("expected",
+                                   [](CallContext&, const Object&) -> absl::StatusOr<Value> {
+                                     return MarkExpected(absl::NotFoundError("no such instance"));
+                                   })
+                           .Method("unexpected",
+                                   [](CallContext&, const Object&) -> absl::StatusOr<Value> {
+                                     return absl::InternalError("disk on fire");
+                                   })));
+  auto server = Client(ClientOptions("expecting"));
+  auto conn = *server->CreateConnection();
+  ZRPC_ASSERT_OK(conn->CreateConsumer("exp", d));
+  ZRPC_ASSERT_OK(conn->ConsumeInThread());
+  auto client = Client();
+  absl::Status e = client->Call(Context(), "exp", Msg("expected")).status();
+  EXPECT_EQ(e.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(e.message()), HasSubstr("no such instance"));
+  absl::Status u = client->Call(Context(), "exp", Msg("unexpected")).status();
+  EXPECT_EQ(u.code(), absl::StatusCode::kInternal);
+  EXPECT_TRUE(Eventually([&] { return logs.Contains("disk on fire"); }));
+  EXPECT_FALSE(logs.Contains("no such instance"));  // the expected one was not logged
+}
+
 TEST_F(ServiceTest, LocalMatchmakerIgnoresProcessesThatDied) {
   tools::ChildProcess& service = StartService("doomed");
   auto client = Client();
