@@ -98,10 +98,6 @@ absl::Status Dispatcher::Add(Endpoint endpoint) {
         "namespace \"", endpoint.ns, "\" is reserved for zrpc (names starting with \"",
         ToAbsl(kReservedNamespace), "\")"));
   }
-  return AddUnchecked(std::move(endpoint));
-}
-
-absl::Status Dispatcher::AddUnchecked(Endpoint endpoint) {
   absl::StatusOr<Version> version = ParseVersion(endpoint.version);
   if (!version.ok()) {
     return absl::InvalidArgumentError(

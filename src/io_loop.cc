@@ -365,12 +365,7 @@ void IoLoop::HandleRequest(std::string rid, const Header& header, std::string_vi
     if (is_cast) return;
     absl::StatusOr<Value> answer = Introspect(*consumer, message->method);
     if (!answer.ok()) return fail(answer.status());
-    absl::StatusOr<std::string> body = EncodeReply(
-        Reply{.result = *std::move(answer), .ending = true, .msg_id = std::string(header.msg_id)});
-    if (body.ok()) {
-      SendOutbound(Outbound{rid, ControlHeader(FrameKind::kReply, header.msg_id), *std::move(body), ""});
-    }
-    return;
+    return SendFinalReply(rid, header.msg_id, Reply{.result = *std::move(answer)});
   }
   if (consumer->connection->draining.load()) {
     return fail(absl::UnavailableError(absl::StrCat(
@@ -519,8 +514,13 @@ void IoLoop::SendOutbound(const Outbound& out) {
 
 void IoLoop::ReplyError(const std::string& rid, std::string_view msg_id,
                         const absl::Status& status) {
-  absl::StatusOr<std::string> body = EncodeReply(Reply{
-      .failure = SerializeRemoteException(status), .ending = true, .msg_id = std::string(msg_id)});
+  SendFinalReply(rid, msg_id, Reply{.failure = SerializeRemoteException(status)});
+}
+
+void IoLoop::SendFinalReply(const std::string& rid, std::string_view msg_id, Reply reply) {
+  reply.ending = true;
+  reply.msg_id = std::string(msg_id);
+  absl::StatusOr<std::string> body = EncodeReply(reply);
   if (!body.ok()) return;
   SendOutbound(Outbound{rid, ControlHeader(FrameKind::kReply, msg_id), *std::move(body), ""});
 }

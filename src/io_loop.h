@@ -126,6 +126,8 @@ class IoLoop {
   void Execute(Job& job, bool on_loop);
   void SendOutbound(const Outbound& out);
   void ReplyError(const std::string& rid, std::string_view msg_id, const absl::Status& status);
+  // Encodes `reply` as the last reply of call `msg_id` and sends it (loop thread).
+  void SendFinalReply(const std::string& rid, std::string_view msg_id, Reply reply);
   // The reserved namespace's methods (ping, health, describe), answered on the I/O thread.
   absl::StatusOr<Value> Introspect(const Consumer& consumer, const std::string& method);
   void SendBeats();

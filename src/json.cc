@@ -91,12 +91,6 @@ void AppendEscaped(std::string_view s, bool nested, std::string* out) {
   out->append(s.data() + run, n - run);
 }
 
-void AppendQuoted(std::string_view s, std::string* out) {
-  out->push_back('"');
-  AppendEscaped(s, /*nested=*/false, out);
-  out->push_back('"');
-}
-
 absl::Status JsonSink::String(std::string_view prefix, std::string_view s, std::string_view what) {
   if (!simdjson::validate_utf8(s.data(), s.size())) {
     return absl::InvalidArgumentError(absl::StrCat(ToAbsl(what), " is not valid UTF-8"));

@@ -12,8 +12,6 @@
 
 namespace zrpc::internal {
 
-// Appends `s` as a quoted JSON string. `s` must already be valid UTF-8.
-void AppendQuoted(std::string_view s, std::string* out);
 // Appends the JSON-escaped body of `s` (no quotes). `nested`: escaped once more, for JSON text
 // that is itself inside a JSON string (the envelope's "oslo.message").
 void AppendEscaped(std::string_view s, bool nested, std::string* out);

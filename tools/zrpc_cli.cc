@@ -110,6 +110,13 @@ absl::StatusOr<Common> Setup(const Flags& f, const std::string& topic_arg) {
   return c;
 }
 
+// Fails with exit code 2 (bad usage) unless `name` is a notification priority.
+void CheckPriority(const Flags& f, std::string_view name) {
+  if (absl::StatusOr<zrpc::Priority> p = zrpc::ParsePriority(name); !p.ok()) {
+    f.Fail(std::string(p.status().message()));
+  }
+}
+
 zrpc::Message MakeMessage(const Flags& f, const std::string& method, const std::vector<std::string>& pos,
                           size_t args_index) {
   zrpc::Message m;
@@ -233,7 +240,7 @@ int Notify(int argc, char** argv) {
   f.Parse(argc, argv);
   const auto& pos = f.positional();
   if (pos.size() < 2 || pos.size() > 3) f.Fail("expected EVENT_TYPE PRIORITY [PAYLOAD_JSON]");
-  if (!zrpc::ParsePriority(pos[1]).ok()) f.Fail(std::string(zrpc::ParsePriority(pos[1]).status().message()));
+  CheckPriority(f, pos[1]);
   zrpc::Value payload = pos.size() == 3 ? ParseArg(f, "PAYLOAD_JSON", pos[2], false) : zrpc::Value();
   absl::StatusOr<Common> c = Setup(f, "notify");
   if (!c.ok()) return Fail(c.status());
@@ -262,9 +269,7 @@ int Listen(int argc, char** argv) {
   if (f.positional().empty()) f.Fail("expected TOPIC[.PRIORITY]");
   for (const std::string& target : f.positional()) {
     const size_t dot = target.rfind('.');
-    if (dot != std::string::npos && !zrpc::ParsePriority(target.substr(dot + 1)).ok()) {
-      f.Fail(std::string(zrpc::ParsePriority(target.substr(dot + 1)).status().message()));
-    }
+    if (dot != std::string::npos) CheckPriority(f, std::string_view(target).substr(dot + 1));
   }
   absl::StatusOr<Common> c = Setup(f, "listen");
   if (!c.ok()) return Fail(c.status());

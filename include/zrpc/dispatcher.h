@@ -189,9 +189,6 @@ class Dispatcher {
   Serializer& serializer() const { return *serializer_; }
 
  private:
-  friend class DispatcherAccess;  // lets zrpc add its reserved endpoint
-  absl::Status AddUnchecked(Endpoint endpoint);
-
   std::shared_ptr<Serializer> serializer_;
   bool serializer_is_noop_;
   std::vector<std::unique_ptr<Endpoint>> endpoints_;
