@@ -90,7 +90,8 @@ Value RegistrationToValue(const Registration& r) {
                       {"endpoint", r.endpoint},
                       {"pub_endpoint", r.pub_endpoint},
                       {"pool", r.pool},
-                      {"fanout", r.fanout}});
+                      {"fanout", r.fanout},
+                      {"heartbeat_ms", r.heartbeat_ms}});
 }
 
 absl::StatusOr<Registration> RegistrationFromValue(const Value& v) {
@@ -119,6 +120,12 @@ absl::StatusOr<Registration> RegistrationFromValue(const Value& v) {
   if (const Value* f = v.Find("fanout"); f != nullptr) {
     if (!f->is_bool()) return absl::InvalidArgumentError("registration \"fanout\" must be a bool");
     r.fanout = f->AsBool();
+  }
+  if (const Value* f = v.Find("heartbeat_ms"); f != nullptr) {
+    if (!f->is_int() || f->AsInt() < 0 || f->AsInt() > 3600 * 1000) {
+      return absl::InvalidArgumentError("registration \"heartbeat_ms\" must be an integer 0..3600000");
+    }
+    r.heartbeat_ms = f->AsInt();
   }
   return r;
 }

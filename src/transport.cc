@@ -728,6 +728,7 @@ absl::StatusOr<std::shared_ptr<Consumer>> ConnectionImpl::NewConsumer(
   r.host = to.host;
   r.pool = std::string(pool);
   r.fanout = fanout;
+  r.heartbeat_ms = absl::ToInt64Milliseconds(to.call_heartbeat_interval);
   c->key = absl::StrCat(r.exchange, " ", pool.empty() ? r.Key() : PoolTarget(pool, topic));
   return c;
 }

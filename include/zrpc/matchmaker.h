@@ -46,6 +46,10 @@ struct Registration {
   std::string pool;
   // A fanout consumer (gets every FanoutCast).
   bool fanout = false;
+  // The service's call heartbeat interval in milliseconds (TransportOptions::
+  // call_heartbeat_interval), announced so that callers judge its silence by its own beat;
+  // 0 when unknown (callers then use their own interval). Not part of the identity (==).
+  int64_t heartbeat_ms = 0;
 
   // The key clients resolve this registration by: "fanout~topic" for fanout, else the topic.
   std::string Key() const;
@@ -92,6 +96,11 @@ class Matchmaker {
   // How often Heartbeat() must be called to keep registrations alive; InfiniteDuration when
   // liveness needs no heartbeats (local://, ring://). Does not block.
   virtual absl::Duration HeartbeatInterval() const { return absl::InfiniteDuration(); }
+  // When the backend last came back after being unreachable, or was found restarted (it may
+  // then have lost registrations until the services' next heartbeat); InfinitePast when never.
+  // Clients keep their known routes for a topic that such a freshly reconnected backend answers
+  // empty, for one HeartbeatInterval(). Thread-safe; does not block.
+  virtual absl::Time LastReconnect() const { return absl::InfinitePast(); }
 };
 
 // Creates the backend `url` names (see the header comment). INVALID_ARGUMENT naming the supported
