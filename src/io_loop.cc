@@ -206,7 +206,6 @@ void IoLoop::Run() {
   // ZMQ_FD is edge-triggered: ask ZMQ_EVENTS first and only sleep in poll() when no socket has
   // anything. This is zmq_poll's logic with two of its three pre-sleep system calls removed.
   std::vector<pollfd> fds;
-  std::vector<std::string> async_endpoints;
   auto readable = [](zmq::socket_t& socket) {
     return (socket.get(zmq::sockopt::events) & ZMQ_POLLIN) != 0;
   };
@@ -216,7 +215,6 @@ void IoLoop::Run() {
       // consume the edge poll() would wait for.
       const absl::Time now = absl::Now();
       if (now >= next_beats_) SendBeats();
-      if (now >= next_async_check_) CheckAsyncDeadlines();
       bool worked = false;
       if (pub_ && readable(*pub_)) {
         // Subscription messages of the XPUB: libzmq keeps the filters itself; just drain them.
@@ -228,27 +226,14 @@ void IoLoop::Run() {
         HandleRouter();
         worked = true;
       }
-      async_endpoints.clear();
-      for (auto& [endpoint, socket] : async_sockets_) async_endpoints.push_back(endpoint);
-      for (const std::string& endpoint : async_endpoints) {
-        auto it = async_sockets_.find(endpoint);
-        if (it != async_sockets_.end() && readable(*it->second)) {
-          HandleAsyncReplies(*it->second, endpoint);
-          worked = true;
-        }
-      }
       fds.clear();
       fds.push_back({wake_fd_, POLLIN, 0});
       if (router_) fds.push_back({router_->get(zmq::sockopt::fd), POLLIN, 0});
       if (pub_) fds.push_back({pub_->get(zmq::sockopt::fd), POLLIN, 0});
-      for (auto& [endpoint, socket] : async_sockets_) {
-        fds.push_back({socket->get(zmq::sockopt::fd), POLLIN, 0});
-      }
       int timeout_ms = -1;
       if (worked) {
         timeout_ms = 0;  // there may be more: look again before sleeping
-      } else if (const absl::Time next = std::min(next_beats_, next_async_check_);
-                 next != absl::InfiniteFuture()) {
+      } else if (const absl::Time next = next_beats_; next != absl::InfiniteFuture()) {
         timeout_ms = static_cast<int>(std::max<int64_t>(
             0, absl::ToInt64Milliseconds(absl::Ceil(next - absl::Now(), absl::Milliseconds(1)))));
       }
@@ -263,11 +248,6 @@ void IoLoop::Run() {
   }
   // Shutting down: nothing may wait on us any more.
   DrainQueues();
-  std::vector<std::string> ids;
-  for (auto& [msg_id, pending] : pending_) ids.push_back(msg_id);
-  for (const std::string& msg_id : ids) CompleteAsync(pending_[msg_id], TransportClosedError());
-  pending_.clear();
-  async_sockets_.clear();
   router_.reset();
   pub_.reset();
 }
@@ -296,7 +276,12 @@ void IoLoop::HandleRouter() {
   // Bounded so that replies and timers are not starved by a flood.
   for (int i = 0; i < 1000; ++i) {
     try {
-      if (!RecvAll(*router_, &frames)) return;
+      const RecvResult got = RecvMessage(*router_, &frames, /*wait=*/false, /*max_frames=*/4);
+      if (got == RecvResult::kNone) return;
+      if (got == RecvResult::kTruncated) {
+        ZRPC_LOG(kError, "a truncated message arrived on the service socket; dropped");
+        return;
+      }
     } catch (const zmq::error_t& e) {
       if (e.num() != EAGAIN) ZRPC_LOG(kError, "receive failed: %s", e.what());
       return;
@@ -413,7 +398,11 @@ void IoLoop::HandleRequest(std::string rid, const Header& header, std::string_vi
         job.consumer->connection->running.fetch_sub(1);
       })) {
     consumer->connection->running.fetch_sub(1);
-    if (!is_cast) ReplyError(rid_copy, msg_id, TransportClosedError());
+    if (!is_cast) {
+      if (--peer_in_flight_[rid_copy] <= 0) peer_in_flight_.erase(rid_copy);
+      in_flight_.erase(msg_id);
+      ReplyError(rid_copy, msg_id, TransportClosedError());
+    }
   }
 }
 
@@ -436,7 +425,7 @@ void IoLoop::Execute(Job& job, bool on_loop) {
                                .msg_id = job.msg_id});
     }
     Outbound out{job.rid, ControlHeader(FrameKind::kReply, job.msg_id), *std::move(body),
-                 last ? job.msg_id : std::string()};
+                 job.msg_id, last, /*tracked=*/!on_loop};
     if (on_loop) {
       SendOutbound(out);
     } else {
@@ -446,6 +435,20 @@ void IoLoop::Execute(Job& job, bool on_loop) {
 
   absl::Status status;
   std::optional<Value> last;
+  if (!on_loop && absl::Now() > job.ctx->deadline()) {
+    // The caller's deadline passed while the request waited for a worker: not started.
+    if (is_cast) {
+      ZRPC_LOG(kWarning, "dropping cast %s.%s: its deadline passed while it was queued",
+               job.ctx->topic(), job.message.method);
+      return;
+    }
+    send(Reply{.failure = SerializeRemoteException(TimeoutError(
+                   job.ctx->topic(), job.message.method,
+                   "the deadline passed while the request waited for a worker")),
+               .ending = true},
+         true);
+    return;
+  }
   if (job.consumer->callback) {
     try {
       job.consumer->callback(job.message);
@@ -476,6 +479,11 @@ void IoLoop::Execute(Job& job, bool on_loop) {
     }
   }
   if (is_cast) return;
+  if (status.ok() && absl::Now() > job.ctx->deadline()) {
+    // Cut by its deadline: a Timeout, never a clean end or a partial value as success.
+    status = TimeoutError(job.ctx->topic(), job.message.method,
+                          "the deadline passed while the handler ran");
+  }
   Reply final{.ending = true};
   if (status.ok()) {
     if (!is_stream) final.result = last ? *std::move(last) : Value();
@@ -486,28 +494,32 @@ void IoLoop::Execute(Job& job, bool on_loop) {
 }
 
 void IoLoop::SendOutbound(const Outbound& out) {
-  if (router_) {
-    try {
-      if (router_->send(zmq::buffer(out.rid), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
-        router_->send(zmq::buffer(out.header), zmq::send_flags::sndmore);
-        router_->send(zmq::buffer(out.body), zmq::send_flags::none);
-      } else {
-        ZRPC_LOG(kWarning, "dropping a reply: the client's queue is full");
-      }
-    } catch (const zmq::error_t& e) {
-      // EHOSTUNREACH: the client went away (it has timed out or closed).
-      if (e.num() == EHOSTUNREACH) {
-        ZRPC_LOG(kDebug, "dropping a reply: the client is gone");
-      } else {
-        ZRPC_LOG(kWarning, "dropping a reply: %s", e.what());
-      }
+  if (out.tracked) {
+    auto it = in_flight_.find(out.msg_id);
+    if (it == in_flight_.end() || it->second.rid != out.rid) {
+      // Answered already (Close failed the call while its handler ran): one final reply only.
+      ZRPC_LOG(kDebug, "dropping a reply to %s: the call was answered already", out.msg_id);
+      return;
     }
-  }
-  if (!out.finished_msg_id.empty()) {
-    auto it = in_flight_.find(out.finished_msg_id);
-    if (it != in_flight_.end() && it->second.rid == out.rid) {
+    if (out.last) {
       if (--peer_in_flight_[out.rid] <= 0) peer_in_flight_.erase(out.rid);
       in_flight_.erase(it);
+    }
+  }
+  if (!router_) return;
+  try {
+    if (router_->send(zmq::buffer(out.rid), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+      router_->send(zmq::buffer(out.header), zmq::send_flags::sndmore);
+      router_->send(zmq::buffer(out.body), zmq::send_flags::none);
+    } else {
+      ZRPC_LOG(kWarning, "dropping a reply: the client's queue is full");
+    }
+  } catch (const zmq::error_t& e) {
+    // EHOSTUNREACH: the client went away (it has timed out or closed).
+    if (e.num() == EHOSTUNREACH) {
+      ZRPC_LOG(kDebug, "dropping a reply: the client is gone");
+    } else {
+      ZRPC_LOG(kWarning, "dropping a reply: %s", e.what());
     }
   }
 }
@@ -522,7 +534,7 @@ void IoLoop::SendFinalReply(const std::string& rid, std::string_view msg_id, Rep
   reply.msg_id = std::string(msg_id);
   absl::StatusOr<std::string> body = EncodeReply(reply);
   if (!body.ok()) return;
-  SendOutbound(Outbound{rid, ControlHeader(FrameKind::kReply, msg_id), *std::move(body), ""});
+  SendOutbound(Outbound{rid, ControlHeader(FrameKind::kReply, msg_id), *std::move(body)});
 }
 
 absl::StatusOr<Value> IoLoop::Introspect(const Consumer& consumer, const std::string& method) {
@@ -579,136 +591,13 @@ void IoLoop::Publish(const std::string& subscription, const std::string& body) {
 }
 
 void IoLoop::SendBeats() {
+  // Each beat announces this service's interval: callers judge its silence by it.
+  const int64_t interval_ms = absl::ToInt64Milliseconds(options_.call_heartbeat_interval);
   for (const auto& [msg_id, call] : in_flight_) {
-    SendOutbound(Outbound{call.rid, ControlHeader(FrameKind::kBeat, msg_id), "", ""});
+    SendOutbound(Outbound{call.rid, BeatHeader(msg_id, interval_ms), ""});
   }
   next_beats_ = in_flight_.empty() ? absl::InfiniteFuture()
                                    : absl::Now() + options_.call_heartbeat_interval;
-}
-
-void IoLoop::StartAsyncCall(AsyncCall call) {
-  auto it = async_sockets_.find(call.endpoint);
-  if (it == async_sockets_.end()) {
-    TransportOptions opts = options_;
-    absl::StatusOr<std::unique_ptr<zmq::socket_t>> s =
-        MakeSocket(ctx_, SocketRole::kAsyncDealer, opts);
-    if (s.ok()) {
-      try {
-        (*s)->connect(call.endpoint);
-      } catch (const zmq::error_t& e) {
-        s = ZmqError(absl::StrCat("cannot connect to ", call.endpoint), e);
-      }
-    }
-    if (!s.ok()) {
-      PendingCall p{std::move(call), absl::Now()};
-      return CompleteAsync(p, s.status());
-    }
-    it = async_sockets_.emplace(call.endpoint, *std::move(s)).first;
-  }
-  zmq::socket_t& socket = *it->second;
-  bool sent = false;
-  try {
-    sent = socket.send(zmq::buffer(call.header), zmq::send_flags::sndmore | zmq::send_flags::dontwait)
-               .has_value();
-    if (sent) socket.send(zmq::buffer(call.body), zmq::send_flags::none);
-  } catch (const zmq::error_t& e) {
-    PendingCall p{std::move(call), absl::Now()};
-    return CompleteAsync(p, ZmqError("send failed", e));
-  }
-  if (!sent) {
-    PendingCall p{std::move(call), absl::Now()};
-    return CompleteAsync(p, absl::ResourceExhaustedError(absl::StrCat(
-                                "send queue to ", p.call.endpoint, " is full")));
-  }
-  const absl::Time now = absl::Now();
-  const absl::Time check = std::min(call.deadline, now + 3 * options_.call_heartbeat_interval);
-  next_async_check_ = std::min(next_async_check_, check);
-  std::string msg_id = call.msg_id;
-  pending_.emplace(std::move(msg_id), PendingCall{std::move(call), now});
-}
-
-void IoLoop::HandleAsyncReplies(zmq::socket_t& socket, const std::string& endpoint) {
-  std::vector<zmq::message_t> frames;
-  for (int i = 0; i < 1000; ++i) {
-    try {
-      if (!RecvAll(socket, &frames)) return;
-    } catch (const zmq::error_t&) {
-      return;
-    }
-    if (frames.size() != 2) continue;
-    absl::StatusOr<Header> header = ParseHeader(View(frames[0]));
-    if (!header.ok()) continue;
-    auto it = pending_.find(ToAbsl(header->msg_id));
-    if (it == pending_.end()) continue;  // a late reply: its call is over
-    if (header->kind == FrameKind::kBeat) {
-      it->second.last_heard = absl::Now();
-      continue;
-    }
-    if (header->kind != FrameKind::kReply) continue;
-    absl::StatusOr<Reply> reply = DecodeReply(View(frames[1]));
-    if (!reply.ok()) {
-      CompleteAsync(it->second, RpcExceptionError(absl::StrCat("malformed reply: ", reply.status().message())));
-    } else if (reply->failure) {
-      CompleteAsync(it->second, DeserializeRemoteException(*reply->failure));
-    } else {
-      CompleteAsync(it->second, std::move(reply->result));
-    }
-    pending_.erase(it);
-  }
-}
-
-void IoLoop::CompleteAsync(PendingCall& pending, absl::StatusOr<Value> result) {
-  auto done = std::move(pending.call.done);
-  if (!done) return;
-  auto task = [done = std::move(done), result = std::move(result)]() mutable {
-    done(std::move(result));
-  };
-  std::function<void()> fn = task;
-  if (!workers_.Submit(fn)) fn();  // only while the whole transport is going away
-}
-
-void IoLoop::FailEndpoint(const std::string& endpoint, const absl::Status& status) {
-  std::vector<std::string> ids;
-  for (auto& [msg_id, p] : pending_) {
-    if (p.call.endpoint == endpoint) ids.push_back(msg_id);
-  }
-  for (const std::string& msg_id : ids) {
-    PendingCall& p = pending_[msg_id];
-    CompleteAsync(p, status.ok() ? PeerLostError(p.call.topic, p.call.host) : status);
-    pending_.erase(msg_id);
-  }
-  auto it = async_sockets_.find(endpoint);
-  if (it != async_sockets_.end()) {
-    it->second->set(zmq::sockopt::linger, 0);  // drop what is queued to the dead peer
-    async_sockets_.erase(it);
-  }
-}
-
-void IoLoop::CheckAsyncDeadlines() {
-  const absl::Time now = absl::Now();
-  const absl::Duration silence = 3 * options_.call_heartbeat_interval;
-  std::vector<std::string> expired;
-  absl::flat_hash_set<std::string> lost;
-  absl::Time next = absl::InfiniteFuture();
-  for (auto& [msg_id, p] : pending_) {
-    if (now >= p.call.deadline) {
-      expired.push_back(msg_id);
-    } else if (now - p.last_heard >= silence) {
-      lost.insert(p.call.endpoint);
-    } else {
-      next = std::min({next, p.call.deadline, p.last_heard + silence});
-    }
-  }
-  for (const std::string& msg_id : expired) {
-    PendingCall& p = pending_[msg_id];
-    CompleteAsync(p, TimeoutError(p.call.topic, p.call.method, "no reply before the deadline"));
-    pending_.erase(msg_id);
-  }
-  for (const std::string& endpoint : lost) FailEndpoint(endpoint, absl::OkStatus());
-  if (!lost.empty()) {
-    for (auto& [msg_id, p] : pending_) next = std::min({next, p.call.deadline, p.last_heard + silence});
-  }
-  next_async_check_ = next;
 }
 
 }  // namespace zrpc::internal

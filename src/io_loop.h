@@ -61,7 +61,12 @@ struct Outbound {
   std::string rid;
   std::string header;
   std::string body;
-  std::string finished_msg_id;  // set on the last reply of a call
+  std::string msg_id;  // the call it answers (replies of pool jobs)
+  bool last = false;   // the call's final reply
+  // A reply of a call tracked in the loop's in-flight table (run on the pool): sent only while
+  // the call is still there, so that a call answered already (Close failed it) never gets a
+  // second final reply.
+  bool tracked = false;
 };
 
 class IoLoop {
@@ -89,14 +94,6 @@ class IoLoop {
   // Fails the calls of `connection_id` still running with TransportClosed.
   void AbandonCalls(uint64_t connection_id);
 
-  // An asynchronous call: sent and awaited by the loop, completed on a worker thread.
-  struct AsyncCall {
-    std::string endpoint, host, topic, method, msg_id, header, body;
-    absl::Time deadline;
-    std::function<void(absl::StatusOr<Value>)> done;
-  };
-  void StartAsyncCall(AsyncCall call);  // loop thread
-
   // Loop thread: publishes one event frame pair on the PUB; a full subscriber queue drops it
   // (counted).
   void Publish(const std::string& subscription, const std::string& body);
@@ -111,10 +108,6 @@ class IoLoop {
     std::string rid;
     std::shared_ptr<CallContext> ctx;
     uint64_t connection_id;
-  };
-  struct PendingCall {
-    AsyncCall call;
-    absl::Time last_heard;
   };
   struct Job;
 
@@ -131,10 +124,6 @@ class IoLoop {
   // The reserved namespace's methods (ping, health, describe), answered on the I/O thread.
   absl::StatusOr<Value> Introspect(const Consumer& consumer, const std::string& method);
   void SendBeats();
-  void HandleAsyncReplies(zmq::socket_t& socket, const std::string& endpoint);
-  void CheckAsyncDeadlines();
-  void CompleteAsync(PendingCall& pending, absl::StatusOr<Value> result);
-  void FailEndpoint(const std::string& endpoint, const absl::Status& status);
 
   zmq::context_t& ctx_;
   const TransportOptions& options_;
@@ -160,9 +149,6 @@ class IoLoop {
   absl::flat_hash_map<std::string, InFlight> in_flight_;   // by msg_id
   absl::flat_hash_map<std::string, int> peer_in_flight_;    // by rid
   absl::Time next_beats_ = absl::InfiniteFuture();
-  absl::flat_hash_map<std::string, std::unique_ptr<zmq::socket_t>> async_sockets_;
-  absl::flat_hash_map<std::string, PendingCall> pending_;  // by msg_id
-  absl::Time next_async_check_ = absl::InfiniteFuture();
   std::atomic<uint64_t> published_drops_{0};
 };
 

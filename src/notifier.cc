@@ -2,6 +2,8 @@
 // to pool members of "notify~<topic>~<priority>". Publishers register as "publisher~<topic>".
 #include "zrpc/notifier.h"
 
+#include "base/keys.h"
+
 #include <atomic>
 #include <set>
 #include <thread>
@@ -25,9 +27,8 @@ constexpr Priority kPriorities[] = {Priority::kDebug, Priority::kInfo,  Priority
                                     Priority::kSample};
 constexpr absl::Duration kRediscovery = absl::Milliseconds(500);
 
-std::string PublisherKey(std::string_view topic) { return absl::StrCat("publisher~", ToAbsl(topic)); }
 std::string PoolKey(std::string_view topic, Priority p) {
-  return absl::StrCat("notify~", ToAbsl(topic), "~", ToAbsl(PriorityName(p)));
+  return internal::NotifyTarget(topic, PriorityName(p));
 }
 
 std::string UtcNow() {
@@ -173,7 +174,7 @@ class SubListener : public NotificationListener {
         if (absl::Now() >= next_discovery) {
           for (const auto& [topic, priorities] : targets_) {
             absl::StatusOr<std::vector<Registration>> pubs =
-                t_.matchmaker().Resolve(exchange_, PublisherKey(topic));
+                t_.matchmaker().Resolve(exchange_, internal::PublisherKey(topic));
             if (!pubs.ok()) continue;
             for (const Registration& r : *pubs) {
               if (r.pub_endpoint.empty() || !connected.insert(r.pub_endpoint).second) continue;
@@ -187,7 +188,7 @@ class SubListener : public NotificationListener {
         zmq::pollitem_t item{sub.handle(), 0, ZMQ_POLLIN, 0};
         zmq::poll(&item, 1, std::chrono::milliseconds(100));
         std::vector<zmq::message_t> frames;
-        while (internal::RecvAll(sub, &frames)) {
+        while (internal::RecvMessage(sub, &frames) == internal::RecvResult::kMessage) {
           if (frames.size() != 2) continue;
           const std::string subscription(internal::View(frames[0]));
           if (!wanted.count(subscription)) continue;  // a prefix match of another priority
@@ -284,7 +285,7 @@ absl::StatusOr<std::unique_ptr<Notifier>> Notifier::Create(Transport& transport,
   for (const std::string& topic : options.topics) {
     Registration r;
     r.exchange = exchange;
-    r.topic = PublisherKey(topic);
+    r.topic = internal::PublisherKey(topic);
     r.host = t->options().host;
     r.endpoint = t->endpoint();
     r.pub_endpoint = t->pub_endpoint();

@@ -14,33 +14,13 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
-#include "client.h"
+#include "client/client_core.h"
 #include "io_loop.h"
 #include "wire.h"
 #include "worker_pool.h"
 #include "zrpc/transport.h"
 
 namespace zrpc::internal {
-
-// Routes to one group of consumers, with the round-robin counter of that group.
-struct RouteList {
-  std::vector<Route> routes;
-  std::atomic<uint64_t>* next = nullptr;  // owned by the transport; outlives every cache entry
-  // The routes in the order to try them: the round-robin pick first.
-  std::vector<const Route*> Order() const {
-    std::vector<const Route*> out;
-    out.reserve(routes.size());
-    const size_t start = routes.empty() ? 0 : next->fetch_add(1, std::memory_order_relaxed) % routes.size();
-    for (size_t i = 0; i < routes.size(); ++i) out.push_back(&routes[(start + i) % routes.size()]);
-    return out;
-  }
-};
-
-// Consumers of a topic as the matchmaker lists them, grouped for routing.
-struct Candidates {
-  RouteList plain;
-  std::vector<RouteList> pools;  // one list per pool
-};
 
 class TransportImpl;
 
@@ -86,7 +66,7 @@ class TransportImpl : public Transport {
         ctx_(1),
         workers_(options_.thread_pool_size),
         io_(ctx_, options_, workers_),
-        sockets_(ctx_, options_) {}
+        client_(ctx_, options_, workers_) {}
   ~TransportImpl() override { Close(); }
 
   // Connects the matchmaker, starts watching it and starts the I/O thread.
@@ -101,24 +81,40 @@ class TransportImpl : public Transport {
   }
 
   absl::StatusOr<Value> Call(const Context& context, std::string_view topic, Message message,
-                             CallOptions options) override;
+                             CallOptions options) override {
+    return client_.Call(context, topic, std::move(message), options);
+  }
   absl::StatusOr<std::unique_ptr<ReplyStream>> MultiCall(const Context& context,
                                                          std::string_view topic, Message message,
-                                                         CallOptions options) override;
+                                                         CallOptions options) override {
+    return client_.MultiCall(context, topic, std::move(message), options);
+  }
   void CallAsync(const Context& context, std::string_view topic, Message message,
-                 std::function<void(absl::StatusOr<Value>)> done, CallOptions options) override;
+                 std::function<void(absl::StatusOr<Value>)> done, CallOptions options) override {
+    client_.CallAsync(context, topic, std::move(message), std::move(done), options);
+  }
   std::vector<absl::StatusOr<Value>> CallMany(const Context& context, std::string_view topic,
                                               std::vector<Message> messages,
-                                              CallManyOptions options) override;
+                                              CallManyOptions options) override {
+    return client_.CallMany(context, topic, std::move(messages), options);
+  }
   absl::Status Cast(const Context& context, std::string_view topic, Message message,
-                    CastOptions options) override;
+                    CastOptions options) override {
+    return client_.Cast(context, topic, std::move(message), options);
+  }
   absl::Status FanoutCast(const Context& context, std::string_view topic, Message message,
-                          CastOptions options) override;
+                          CastOptions options) override {
+    return client_.FanoutCast(context, topic, std::move(message), options);
+  }
   absl::Status CastToServer(const Context& context, std::string_view endpoint,
-                            std::string_view topic, Message message, CastOptions options) override;
+                            std::string_view topic, Message message, CastOptions options) override {
+    return client_.CastToServer(context, endpoint, topic, std::move(message), options, false);
+  }
   absl::Status FanoutCastToServer(const Context& context, std::string_view endpoint,
                                   std::string_view topic, Message message,
-                                  CastOptions options) override;
+                                  CastOptions options) override {
+    return client_.CastToServer(context, endpoint, topic, std::move(message), options, true);
+  }
   void Close() override;
 
   std::string endpoint() const override { return io_.endpoint(); }
@@ -135,43 +131,14 @@ class TransportImpl : public Transport {
   void Registered(const Registration& r);
   void Unregistered(const Registration& r);
 
-  // For streams.
-  ClientSockets& sockets() { return sockets_; }
-
  private:
-  friend class ReplyStreamImpl;
-  struct Prepared {
-    std::string exchange;
-    std::string msg_id;
-    std::string body;
-    absl::Time deadline;
-    std::string method;
-  };
-  absl::Status CheckOpen();
-  absl::StatusOr<Prepared> Prepare(const Context& context, std::string_view topic,
-                                   Message& message, std::string_view exchange, bool is_call,
-                                   absl::Duration timeout);
-  absl::StatusOr<std::shared_ptr<const Candidates>> Resolve(std::string_view exchange,
-                                                            std::string_view topic);
-  std::atomic<uint64_t>* RoundRobinCounter(const std::string& key);
-  void ForgetRoutes(std::string_view exchange, std::string_view topic);
-  // Sends to the first candidate that accepts; the others are tried when one cannot be reached.
-  absl::StatusOr<std::pair<Route, std::unique_ptr<PeerSocket>>> SendToOneOf(
-      const RouteList& candidates, FrameKind kind, std::string_view exchange,
-      const std::string& msg_id, const std::string& body, absl::Time deadline,
-      std::string_view topic);
-  absl::Status CastTo(const RouteList& candidates, std::string_view exchange,
-                      const std::string& body, std::string_view topic);
-  absl::StatusOr<std::unique_ptr<class ReplyStreamImpl>> StartCall(
-      const Context& context, std::string_view topic, Message message, CallOptions options,
-      FrameKind kind);
   void HeartbeatLoop();
 
   TransportOptions options_;
   zmq::context_t ctx_;
   WorkerPool workers_;
   IoLoop io_;
-  ClientSockets sockets_;
+  ClientCore client_;
   std::shared_ptr<Matchmaker> matchmaker_;
 
   absl::Mutex mu_;
@@ -180,16 +147,6 @@ class TransportImpl : public Transport {
   int registrations_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread heartbeat_thread_;
 
-  absl::Mutex rr_mu_;
-  absl::flat_hash_map<std::string, std::unique_ptr<std::atomic<uint64_t>>> round_robin_
-      ABSL_GUARDED_BY(rr_mu_);
-
-  struct CachedRoutes {
-    std::shared_ptr<const Candidates> candidates;
-    absl::Time fetched;
-  };
-  absl::Mutex cache_mu_;
-  absl::flat_hash_map<std::string, CachedRoutes> route_cache_ ABSL_GUARDED_BY(cache_mu_);
   std::unique_ptr<WatchHandle> watch_;
 };
 

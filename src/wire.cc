@@ -29,8 +29,8 @@ std::string ControlHeader(FrameKind kind, std::string_view msg_id) {
   return absl::StrCat(ToAbsl(kProtocol), " ", ToAbsl(FrameKindName(kind)), " ", ToAbsl(msg_id));
 }
 
-std::string PoolTarget(std::string_view pool, std::string_view topic) {
-  return absl::StrCat("pool~", ToAbsl(pool), "~", ToAbsl(topic));
+std::string BeatHeader(std::string_view msg_id, int64_t interval_ms) {
+  return absl::StrCat(ToAbsl(kProtocol), " beat ", ToAbsl(msg_id), " ", interval_ms);
 }
 
 absl::StatusOr<Header> ParseHeader(std::string_view frame) {
@@ -72,6 +72,18 @@ absl::StatusOr<Header> ParseHeader(std::string_view frame) {
       return absl::InvalidArgumentError("call header needs a msg_id");
     }
     return h;
+  }
+  if (kind == "beat" && count == 4) {
+    // The optional fourth word announces the service's heartbeat interval (ms).
+    int64_t ms = 0;
+    const std::string_view w = words[3];
+    if (w.empty() || w.size() > 9) return absl::InvalidArgumentError("beat interval must be 1..9 digits");
+    for (char c : w) {
+      if (c < '0' || c > '9') return absl::InvalidArgumentError("beat interval must be digits");
+      ms = ms * 10 + (c - '0');
+    }
+    h.beat_ms = ms;
+    count = 3;
   }
   if (kind == "reply" || kind == "beat" || kind == "cancel") {
     h.kind = kind == "reply" ? FrameKind::kReply

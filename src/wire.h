@@ -2,7 +2,8 @@
 // words, then a body frame (the JSON envelope, or empty).
 //
 //   request (client → service):  "zrpc1 <cast|call|multicall> <exchange> <target> <msg_id|->"
-//   reply / beat (service → client): "zrpc1 <reply|beat> <msg_id>"
+//   reply (service → client):        "zrpc1 reply <msg_id>"
+//   beat (service → client):         "zrpc1 beat <msg_id> [<interval_ms>]"
 //   cancel (client → service):   "zrpc1 cancel <msg_id>"
 #ifndef ZRPC_SRC_WIRE_H_
 #define ZRPC_SRC_WIRE_H_
@@ -11,6 +12,7 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include "base/keys.h"
 
 namespace zrpc::internal {
 
@@ -23,18 +25,19 @@ struct Header {
   std::string_view exchange;  // requests only
   std::string_view target;    // requests only: "topic", "topic.host", "fanout~topic", "pool~P~topic"
   std::string_view msg_id;    // calls, replies, beats, cancels ("" for casts)
+  int64_t beat_ms = 0;        // beats: the service's heartbeat interval, when it announces one
 };
 
 std::string_view FrameKindName(FrameKind kind);
 std::string RequestHeader(FrameKind kind, std::string_view exchange, std::string_view target,
                           std::string_view msg_id);
 std::string ControlHeader(FrameKind kind, std::string_view msg_id);
+// "zrpc1 beat MSG_ID INTERVAL_MS": a beat that announces the service's heartbeat interval.
+std::string BeatHeader(std::string_view msg_id, int64_t interval_ms);
 // Views into `frame`. INVALID_ARGUMENT (or FAILED_PRECONDITION for another protocol version)
 // naming what is wrong.
 absl::StatusOr<Header> ParseHeader(std::string_view frame);
 
-// Targets for pool members: "pool~<pool>~<topic>".
-std::string PoolTarget(std::string_view pool, std::string_view topic);
 
 }  // namespace zrpc::internal
 

@@ -1,5 +1,7 @@
 #include "zmq_util.h"
 
+#include <atomic>
+
 #include "absl/strings/str_cat.h"
 #include "json_internal.h"
 #include "zrpc/errors.h"
@@ -17,6 +19,7 @@ absl::StatusOr<std::unique_ptr<zmq::socket_t>> MakeSocket(zmq::context_t& ctx, S
   try {
     const zmq::socket_type type = role == SocketRole::kServiceRouter ? zmq::socket_type::router
                                   : role == SocketRole::kServicePub  ? zmq::socket_type::xpub
+                                  : role == SocketRole::kListenerSub ? zmq::socket_type::sub
                                                                      : zmq::socket_type::dealer;
     auto s = std::make_unique<zmq::socket_t>(ctx, type);
     s->set(zmq::sockopt::linger, static_cast<int>(absl::ToInt64Milliseconds(options.linger)));
@@ -42,10 +45,11 @@ absl::StatusOr<std::unique_ptr<zmq::socket_t>> MakeSocket(zmq::context_t& ctx, S
     s->set(zmq::sockopt::reconnect_ivl_max, 2000);
     if (role == SocketRole::kServiceRouter) {
       s->set(zmq::sockopt::router_mandatory, 1);
-    } else {
-      // A synchronous sender queues only to live connections, so nothing queued for a dead
-      // peer is delivered stale when it comes back; it waits for the first connection itself.
-      if (role == SocketRole::kClientDealer) s->set(zmq::sockopt::immediate, 1);
+    } else if (role == SocketRole::kClientDealer) {
+      // A sender queues only to live connections: nothing queued for a dead peer is delivered
+      // stale when it comes back, and a send to a peer that is gone is refused (EAGAIN) rather
+      // than queued, which is how the client tells "never reached" from "may have run".
+      s->set(zmq::sockopt::immediate, 1);
       s->set(zmq::sockopt::routing_id, "c" + NewUniqueId());
     }
     return s;
@@ -54,17 +58,43 @@ absl::StatusOr<std::unique_ptr<zmq::socket_t>> MakeSocket(zmq::context_t& ctx, S
   }
 }
 
-bool RecvAll(zmq::socket_t& socket, std::vector<zmq::message_t>* frames, bool wait) {
-  frames->clear();
-  while (true) {
-    zmq::message_t m;
-    auto r = socket.recv(m, frames->empty() && !wait ? zmq::recv_flags::dontwait
-                                                     : zmq::recv_flags::none);
-    if (!r) return false;  // EAGAIN before the first frame (later frames arrive atomically)
-    const bool more = m.more();
-    frames->push_back(std::move(m));
-    if (!more) return true;
+absl::StatusOr<std::unique_ptr<zmq::socket_t>> AttachMonitor(zmq::context_t& ctx,
+                                                             zmq::socket_t& socket) {
+  static std::atomic<uint64_t> next{0};
+  const std::string address = absl::StrCat("inproc://zrpc-monitor-", next.fetch_add(1));
+  try {
+    if (zmq_socket_monitor(socket.handle(), address.c_str(),
+                           ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED |
+                               ZMQ_EVENT_CONNECT_RETRIED | ZMQ_EVENT_CLOSED) != 0) {
+      throw zmq::error_t();
+    }
+    auto pair = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::pair);
+    pair->set(zmq::sockopt::linger, 0);
+    pair->connect(address);
+    return pair;
+  } catch (const zmq::error_t& e) {
+    return ZmqError("cannot monitor a socket", e);
   }
+}
+
+RecvResult RecvMessage(zmq::socket_t& socket, std::vector<zmq::message_t>* frames, bool wait,
+                       size_t max_frames) {
+  frames->clear();
+  zmq::message_t m;
+  if (!socket.recv(m, wait ? zmq::recv_flags::none : zmq::recv_flags::dontwait)) {
+    return RecvResult::kNone;
+  }
+  bool more = m.more();
+  frames->push_back(std::move(m));
+  while (more) {
+    // The rest of a message is there at once (libzmq delivers messages whole); if it is not,
+    // the connection broke mid-message and libzmq's reader state is no longer usable.
+    zmq::message_t part;
+    if (!socket.recv(part, zmq::recv_flags::dontwait)) return RecvResult::kTruncated;
+    more = part.more();
+    if (frames->size() < max_frames) frames->push_back(std::move(part));
+  }
+  return RecvResult::kMessage;
 }
 
 }  // namespace zrpc::internal

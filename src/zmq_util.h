@@ -15,9 +15,9 @@
 
 namespace zrpc::internal {
 
-// kClientDealer: synchronous calls and casts (queues only to live connections);
-// kAsyncDealer: asynchronous calls owned by the I/O thread (queues while connecting).
-enum class SocketRole { kServiceRouter, kServicePub, kClientDealer, kAsyncDealer };
+// kClientDealer: every client call path and casts (queues only to live connections, so that a
+// send to a dead peer is refused rather than queued); kListenerSub: a notification listener.
+enum class SocketRole { kServiceRouter, kServicePub, kClientDealer, kListenerSub };
 
 // A socket of `role` with zrpc's options: bounded linger, ZMTP heartbeats, IPv6, a per-frame size
 // guard; ROUTER_MANDATORY on the service ROUTER; IMMEDIATE and a unique routing id on client
@@ -25,12 +25,25 @@ enum class SocketRole { kServiceRouter, kServicePub, kClientDealer, kAsyncDealer
 absl::StatusOr<std::unique_ptr<zmq::socket_t>> MakeSocket(zmq::context_t& ctx, SocketRole role,
                                                           const TransportOptions& options);
 
+// A PAIR socket that receives the connection events of `socket` (connected, disconnected,
+// connect retried), through zmq_socket_monitor on a unique inproc endpoint.
+absl::StatusOr<std::unique_ptr<zmq::socket_t>> AttachMonitor(zmq::context_t& ctx,
+                                                             zmq::socket_t& socket);
+
 // The status for a ZeroMQ error (ETERM becomes TransportClosed).
 absl::Status ZmqError(std::string_view what, const zmq::error_t& e);
 
-// Receives every frame of one message (non-blocking unless `wait`). Returns false when nothing
-// was there (EAGAIN).
-bool RecvAll(zmq::socket_t& socket, std::vector<zmq::message_t>* frames, bool wait = false);
+enum class RecvResult {
+  kNone,       // nothing was there (EAGAIN, or the receive timeout passed)
+  kMessage,    // `frames` holds one whole message
+  kTruncated,  // the rest of a multipart message did not follow: the socket must not be read
+               // again (libzmq asserts on it); close it
+};
+// Receives every frame of one message: the first frame waits for at most the socket's
+// ZMQ_RCVTIMEO when `wait` (else not at all); the following frames never wait. At most
+// `max_frames` are kept, the rest of the message is read and dropped.
+RecvResult RecvMessage(zmq::socket_t& socket, std::vector<zmq::message_t>* frames,
+                       bool wait = false, size_t max_frames = 8);
 
 inline std::string_view View(const zmq::message_t& m) {
   return std::string_view(static_cast<const char*>(m.data()), m.size());

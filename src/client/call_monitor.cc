@@ -1,0 +1,92 @@
+#include "client/call_monitor.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "zrpc/errors.h"
+
+namespace zrpc::internal {
+
+void CallMonitor::Add(std::string msg_id, Call call, absl::Time now) {
+  call.last_heard = now;
+  calls_.insert_or_assign(std::move(msg_id), std::move(call));
+}
+
+CallMonitor::Call* CallMonitor::Heard(std::string_view msg_id, std::string_view endpoint,
+                                      absl::Time now, int64_t beat_ms) {
+  auto it = calls_.find(absl::string_view(msg_id.data(), msg_id.size()));
+  // A frame from another peer that carries our msg_id is not our reply.
+  if (it == calls_.end() || it->second.endpoint != endpoint) return nullptr;
+  it->second.last_heard = now;
+  if (beat_ms > 0) it->second.beat = absl::Milliseconds(beat_ms);
+  return &it->second;
+}
+
+const CallMonitor::Call* CallMonitor::Find(std::string_view msg_id) const {
+  auto it = calls_.find(absl::string_view(msg_id.data(), msg_id.size()));
+  return it == calls_.end() ? nullptr : &it->second;
+}
+
+void CallMonitor::Remove(std::string_view msg_id) {
+  calls_.erase(absl::string_view(msg_id.data(), msg_id.size()));
+}
+
+std::vector<CallMonitor::Ended> CallMonitor::Expire(absl::Time now) {
+  std::vector<Ended> ended;
+  for (auto it = calls_.begin(); it != calls_.end();) {
+    const Call& c = it->second;
+    absl::Status status;
+    if (now >= c.deadline) {
+      status = TimeoutFor(c);
+    } else if (now >= c.last_heard + kSilentBeatsForPeerLost * c.beat) {
+      status = PeerLostFor(c);
+    }
+    if (status.ok()) {
+      ++it;
+      continue;
+    }
+    ended.push_back(Ended{it->first, std::move(it->second), std::move(status)});
+    calls_.erase(it++);
+  }
+  return ended;
+}
+
+std::vector<CallMonitor::Ended> CallMonitor::LoseEndpoint(std::string_view endpoint) {
+  std::vector<Ended> ended;
+  for (auto it = calls_.begin(); it != calls_.end();) {
+    if (it->second.endpoint != endpoint) {
+      ++it;
+      continue;
+    }
+    absl::Status status = PeerLostFor(it->second);
+    ended.push_back(Ended{it->first, std::move(it->second), std::move(status)});
+    calls_.erase(it++);
+  }
+  return ended;
+}
+
+absl::Time CallMonitor::NextWake() const {
+  absl::Time next = absl::InfiniteFuture();
+  for (const auto& [id, c] : calls_) {
+    next = std::min({next, c.deadline, c.last_heard + kSilentBeatsForPeerLost * c.beat});
+  }
+  return next;
+}
+
+bool CallMonitor::HasCallsOn(std::string_view endpoint) const {
+  for (const auto& [id, c] : calls_) {
+    if (c.endpoint == endpoint) return true;
+  }
+  return false;
+}
+
+absl::Status CallMonitor::TimeoutFor(const Call& call) {
+  return TimeoutError(call.topic, call.method,
+                      absl::StrCat("no reply from ", call.host, " before the deadline"));
+}
+
+absl::Status CallMonitor::PeerLostFor(const Call& call) {
+  return PeerLostError(call.topic, call.host);
+}
+
+}  // namespace zrpc::internal

@@ -1,0 +1,260 @@
+#include "client/call_session.h"
+
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "json_internal.h"
+#include "log_internal.h"
+#include "zmq_util.h"
+#include "zrpc/errors.h"
+#include "zrpc/message.h"
+
+namespace zrpc::internal {
+namespace {
+
+// While calls wait, the connections' monitors are read at least this often, so that a peer
+// whose connection died is noticed at once rather than after three silent beats.
+constexpr absl::Duration kConnectionCheck = absl::Milliseconds(50);
+// Messages read from one socket per wake-up (the rest wait for the next round).
+constexpr int kMaxMessagesPerRead = 1024;
+
+int64_t CeilMs(absl::Duration d) {
+  return std::max<int64_t>(1, absl::ToInt64Milliseconds(absl::Ceil(d, absl::Milliseconds(1))));
+}
+
+}  // namespace
+
+CallSession::~CallSession() {
+  // Calls still open when their owner leaves (a stream destroyed early, a batch cut short):
+  // tell their instances, so that handlers stop at their next yield.
+  for (const CallMonitor::Ended& e : monitor_.Expire(absl::InfiniteFuture())) {
+    auto it = leases_.find(e.call.endpoint);
+    if (it != leases_.end()) SendCancel(it->second, e.msg_id);
+  }
+  for (auto& [endpoint, lease] : leases_) env_.sockets.Release(std::move(lease.socket));
+}
+
+absl::StatusOr<CallSession::Lease*> CallSession::LeaseFor(const Route& route) {
+  auto it = leases_.find(route.endpoint);
+  if (it != leases_.end() && it->second.socket->broken && !monitor_.HasCallsOn(route.endpoint)) {
+    env_.sockets.Release(std::move(it->second.socket));
+    leases_.erase(it);
+    it = leases_.end();
+  }
+  if (it == leases_.end()) {
+    absl::StatusOr<std::unique_ptr<PeerSocket>> s = env_.sockets.Acquire(route.endpoint);
+    if (!s.ok()) return s.status();
+    it = leases_.emplace(route.endpoint, Lease{*std::move(s), route}).first;
+  }
+  it->second.route = route;
+  return &it->second;
+}
+
+void CallSession::Eject(Lease& lease, const char* why) {
+  lease.socket->broken = true;
+  if (!env_.health.IsEjected(lease.route.endpoint)) {
+    ZRPC_LOG(kWarning, "%s (%s) %s; out of rotation until it answers a probe",
+             lease.route.host, lease.route.endpoint, why);
+  }
+  env_.health.Eject(lease.route.ToProbe(), absl::Now());
+  env_.sockets.DropIdle(lease.route.endpoint);
+}
+
+absl::Status CallSession::Start(const Request& request, const std::vector<const Route*>& order) {
+  const bool is_call = request.kind != FrameKind::kCast;
+  absl::Status last = NoConsumerError(request.topic);
+  for (const Route* route : order) {
+    const absl::Time now = absl::Now();
+    if (now >= request.deadline) {
+      return TimeoutError(request.topic, request.method, "the deadline passed before the request could be sent");
+    }
+    absl::StatusOr<Lease*> lease = LeaseFor(*route);
+    if (!lease.ok()) return lease.status();
+    PeerSocket& s = *(*lease)->socket;
+    const std::string header = RequestHeader(request.kind, route->exchange, route->target, request.msg_id);
+    switch (SocketPool::Send(s, header, request.body, now + env_.options.connect_timeout,
+                             request.deadline)) {
+      case SocketPool::SendResult::kSent:
+        if (is_call) {
+          monitor_.Add(request.msg_id,
+                       CallMonitor::Call{request.token, route->endpoint, route->host,
+                                         request.topic, request.method, request.deadline,
+                                         route->beat, now},
+                       absl::Now());
+        }
+        return absl::OkStatus();
+      case SocketPool::SendResult::kClosed:
+        return TransportClosedError();
+      case SocketPool::SendResult::kQueueFull:
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "the send queue to ", route->host, " (", route->endpoint,
+            ") stayed full until the deadline; the instance is alive but not reading"));
+      case SocketPool::SendResult::kUnreachable:
+        // Provably not delivered: nothing was queued. Take the instance out and try the next.
+        Eject(**lease, "cannot be reached");
+        if (env_.routes != nullptr) env_.routes->MarkStale(route->exchange, request.key);
+        last = PeerLostError(request.topic, route->host);
+        break;
+    }
+  }
+  return last;
+}
+
+void CallSession::AddEnded(std::vector<CallMonitor::Ended> ended, std::vector<Event>* events) {
+  for (CallMonitor::Ended& e : ended) {
+    events->push_back(Event{e.call.token, true, std::move(e.status)});
+  }
+}
+
+void CallSession::Expire(absl::Time now, std::vector<Event>* events) {
+  std::vector<CallMonitor::Ended> ended = monitor_.Expire(now);
+  for (const CallMonitor::Ended& e : ended) {
+    auto it = leases_.find(e.call.endpoint);
+    if (it == leases_.end()) continue;
+    if (IsErrorKind(e.status, ErrorKind::kPeerLost)) {
+      // A silent instance is lost for every call this session sent it.
+      Eject(it->second, "went silent (no reply or beat for 3 heartbeat intervals)");
+      AddEnded(monitor_.LoseEndpoint(e.call.endpoint), events);
+    } else {
+      SendCancel(it->second, e.msg_id);  // the deadline passed: the handler may stop now
+    }
+  }
+  AddEnded(std::move(ended), events);
+}
+
+void CallSession::Pump(absl::Time until, std::vector<Event>* events, int wake_fd) {
+  const size_t before = events->size();
+  std::vector<zmq::pollitem_t> items;
+  std::vector<Lease*> polled;
+  while (true) {
+    absl::Time now = absl::Now();
+    Expire(now, events);
+    if (events->size() > before || now >= until) return;
+    if (monitor_.empty() && wake_fd < 0) return;  // nothing to wait for
+    const absl::Time wake = std::min({until, monitor_.NextWake(), now + kConnectionCheck});
+    bool got = false;
+    try {
+      if (wake_fd < 0 && leases_.size() == 1) {
+        // One socket: a single blocking receive with a timeout (the fewest system calls).
+        Lease& lease = leases_.begin()->second;
+        if (lease.socket->broken) return;
+        lease.socket->socket->set(zmq::sockopt::rcvtimeo, static_cast<int>(CeilMs(wake - now)));
+        got = ReadFrom(lease, /*wait=*/true, events);
+      } else {
+        items.clear();
+        polled.clear();
+        for (auto& [endpoint, lease] : leases_) {
+          if (lease.socket->broken) continue;
+          items.push_back({lease.socket->socket->handle(), 0, ZMQ_POLLIN, 0});
+          polled.push_back(&lease);
+        }
+        if (wake_fd >= 0) items.push_back({nullptr, wake_fd, ZMQ_POLLIN, 0});
+        if (items.empty()) return;
+        zmq::poll(items.data(), items.size(), std::chrono::milliseconds(CeilMs(wake - now)));
+        for (size_t i = 0; i < polled.size(); ++i) {
+          if (items[i].revents & ZMQ_POLLIN) got |= ReadFrom(*polled[i], false, events);
+        }
+        if (wake_fd >= 0 && (items.back().revents & ZMQ_POLLIN)) {
+          if (!got) CheckConnections(events);
+          return;
+        }
+      }
+    } catch (const zmq::error_t& e) {
+      if (e.num() == EINTR) continue;
+      // The context is shutting down (ETERM) or a socket failed: every open call ends.
+      const absl::Status status =
+          e.num() == ETERM ? TransportClosedError() : absl::UnavailableError(e.what());
+      for (CallMonitor::Ended& ended : monitor_.Expire(absl::InfiniteFuture())) {
+        events->push_back(Event{ended.call.token, true, status});
+      }
+      for (auto& [endpoint, lease] : leases_) lease.socket->broken = true;
+      return;
+    }
+    if (!got) CheckConnections(events);
+    if (events->size() > before) return;
+  }
+}
+
+bool CallSession::ReadFrom(Lease& lease, bool wait, std::vector<Event>* events) {
+  bool got = false;
+  for (int i = 0; i < kMaxMessagesPerRead; ++i) {
+    switch (RecvMessage(*lease.socket->socket, &frames_, wait && i == 0, 4)) {
+      case RecvResult::kNone:
+        return got;
+      case RecvResult::kTruncated:
+        ZRPC_LOG(kWarning, "truncated message from %s (%s): treating the connection as lost",
+                 lease.route.host, lease.route.endpoint);
+        LoseConnection(lease, events);
+        return true;
+      case RecvResult::kMessage:
+        got = true;
+        HandleMessage(lease, frames_, events);
+        break;
+    }
+  }
+  return got;
+}
+
+void CallSession::HandleMessage(Lease& lease, std::vector<zmq::message_t>& frames,
+                                std::vector<Event>* events) {
+  if (frames.size() != 2) return;  // not a zrpc reply or beat: dropped
+  absl::StatusOr<Header> header = ParseHeader(View(frames[0]));
+  if (!header.ok() || (header->kind != FrameKind::kReply && header->kind != FrameKind::kBeat)) {
+    return;
+  }
+  const CallMonitor::Call* call =
+      monitor_.Heard(header->msg_id, lease.route.endpoint, absl::Now(), header->beat_ms);
+  if (call == nullptr) return;  // a late reply of a call that is over: dropped
+  if (header->kind == FrameKind::kBeat) return;
+  const uint64_t token = call->token;
+  absl::StatusOr<Reply> reply = DecodeReply(View(frames[1]));
+  if (!reply.ok()) {
+    events->push_back(Event{token, true, RpcExceptionError(absl::StrCat(
+                                             "malformed reply from ", lease.route.host, ": ",
+                                             reply.status().message()))});
+  } else if (reply->failure) {
+    events->push_back(Event{token, true, DeserializeRemoteException(*reply->failure)});
+  } else if (reply->ending) {
+    events->push_back(Event{token, true, std::move(reply->result)});
+  } else {
+    events->push_back(Event{token, false, std::move(reply->result)});
+    return;
+  }
+  monitor_.Remove(header->msg_id);
+}
+
+void CallSession::LoseConnection(Lease& lease, std::vector<Event>* events) {
+  // The calls sent on it may have run: PeerLost, never re-sent.
+  Eject(lease, "lost its connection");
+  AddEnded(monitor_.LoseEndpoint(lease.route.endpoint), events);
+}
+
+void CallSession::CheckConnections(std::vector<Event>* events) {
+  for (auto& [endpoint, lease] : leases_) {
+    if (lease.socket->broken || !monitor_.HasCallsOn(endpoint)) continue;
+    if (lease.socket->TakeLost() || lease.socket->broken) LoseConnection(lease, events);
+  }
+}
+
+void CallSession::SendCancel(Lease& lease, std::string_view msg_id) {
+  if (lease.socket->broken) return;
+  const std::string header = ControlHeader(FrameKind::kCancel, msg_id);
+  try {
+    if (lease.socket->socket->send(zmq::buffer(header),
+                                   zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+      lease.socket->socket->send(zmq::str_buffer(""), zmq::send_flags::none);
+    }
+  } catch (const zmq::error_t&) {
+    lease.socket->broken = true;
+  }
+}
+
+void CallSession::Cancel(std::string_view msg_id) {
+  const CallMonitor::Call* call = monitor_.Find(msg_id);
+  if (call == nullptr) return;
+  auto it = leases_.find(call->endpoint);
+  if (it != leases_.end()) SendCancel(it->second, msg_id);
+  monitor_.Remove(msg_id);
+}
+
+}  // namespace zrpc::internal

@@ -1,0 +1,95 @@
+// A call session: the client engine that every call path uses (DESIGN §3). It sends requests
+// with failover (an instance that provably did not get a request — no connection, refused,
+// connection gone before the send — is ejected and the next candidate is tried within the same
+// deadline), keeps the calls in a CallMonitor, and reads replies and beats from the sockets it
+// leased, turning deadlines, silence and lost connections into Timeout and PeerLost (never
+// re-sending a request that may have run). Sync Call and MultiCall run a session on the caller's
+// thread, CallMany one with many calls, CallAsync and the health prober one on their thread.
+// Thread-compatible: one thread uses a session at a time.
+#ifndef ZRPC_SRC_CLIENT_CALL_SESSION_H_
+#define ZRPC_SRC_CLIENT_CALL_SESSION_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "client/call_monitor.h"
+#include "client/health.h"
+#include "client/routes.h"
+#include "client/socket_pool.h"
+#include "wire.h"
+#include "zrpc/transport.h"
+#include "zrpc/value.h"
+
+namespace zrpc::internal {
+
+// What sessions share, owned by the transport's client side.
+struct ClientEnv {
+  const TransportOptions& options;
+  SocketPool& sockets;
+  InstanceHealth& health;
+  RouteTable* routes = nullptr;  // told to refresh a key after a failed send; may be null
+};
+
+class CallSession {
+ public:
+  explicit CallSession(ClientEnv env) : env_(env) {}
+  ~CallSession();  // cancels the calls still open, returns the sockets
+  CallSession(const CallSession&) = delete;
+  CallSession& operator=(const CallSession&) = delete;
+
+  struct Request {
+    uint64_t token = 0;  // handed back in events
+    FrameKind kind = FrameKind::kCall;  // kCall, kMultiCall or kCast
+    std::string key;     // what was resolved (to refresh it after a failed send)
+    std::string topic;   // for errors
+    std::string method;  // for errors
+    std::string msg_id;  // "" for casts
+    std::string body;
+    absl::Time deadline = absl::InfiniteFuture();
+  };
+  // Sends `request` to the first instance of `order` that takes it and, for calls, starts
+  // watching it. Errors: PeerLost (no candidate could be reached), Timeout (the deadline passed
+  // while connecting), RESOURCE_EXHAUSTED (a live instance's queue stayed full), TransportClosed.
+  absl::Status Start(const Request& request, const std::vector<const Route*>& order);
+
+  struct Event {
+    uint64_t token;
+    bool final;                   // the call's last event
+    absl::StatusOr<Value> value;  // a result or stream value; an error only when final
+  };
+  // Waits until at least one event was appended, `until` passed, or `wake_fd` (if >= 0) became
+  // readable; appends events in arrival order.
+  void Pump(absl::Time until, std::vector<Event>* events, int wake_fd = -1);
+  // Gives up on a call: tells its instance (cancel frame) and forgets it.
+  void Cancel(std::string_view msg_id);
+  size_t in_flight() const { return monitor_.size(); }
+  absl::Time NextWake() const { return monitor_.NextWake(); }
+
+ private:
+  struct Lease {
+    std::unique_ptr<PeerSocket> socket;
+    Route route;  // the last route sent through it (for ejection and probes)
+  };
+  absl::StatusOr<Lease*> LeaseFor(const Route& route);
+  void Eject(Lease& lease, const char* why);
+  void Expire(absl::Time now, std::vector<Event>* events);
+  bool ReadFrom(Lease& lease, bool wait, std::vector<Event>* events);
+  void HandleMessage(Lease& lease, std::vector<zmq::message_t>& frames,
+                     std::vector<Event>* events);
+  void LoseConnection(Lease& lease, std::vector<Event>* events);
+  void CheckConnections(std::vector<Event>* events);
+  void AddEnded(std::vector<CallMonitor::Ended> ended, std::vector<Event>* events);
+  void SendCancel(Lease& lease, std::string_view msg_id);
+
+  ClientEnv env_;
+  CallMonitor monitor_;
+  absl::flat_hash_map<std::string, Lease> leases_;  // by endpoint
+  std::vector<zmq::message_t> frames_;
+};
+
+}  // namespace zrpc::internal
+
+#endif  // ZRPC_SRC_CLIENT_CALL_SESSION_H_

@@ -1,0 +1,450 @@
+#include "client/client_core.h"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <mutex>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "base/keys.h"
+#include "json_internal.h"
+#include "log_internal.h"
+#include "zrpc/dispatcher.h"
+#include "zrpc/errors.h"
+
+namespace zrpc::internal {
+namespace {
+
+// How often the maintenance thread looks for due probes and unused state.
+constexpr absl::Duration kMaintenanceTick = absl::Milliseconds(50);
+constexpr absl::Duration kCollectEvery = absl::Seconds(1);
+// Route-cache entries not resolved for this long are dropped (with their sockets and health).
+constexpr absl::Duration kRouteIdle = absl::Seconds(30);
+// A probe waits at most this long for its pong (less for instances with a shorter beat).
+constexpr absl::Duration kProbeTimeout = absl::Seconds(1);
+
+}  // namespace
+
+struct ClientCore::Prepared {
+  std::string exchange;
+  std::string msg_id;
+  std::string body;
+  absl::Time deadline = absl::InfiniteFuture();
+  std::string method;
+};
+
+struct ClientCore::AsyncRequest {
+  CallSession::Request request;
+  std::shared_ptr<const Candidates> candidates;  // keeps the routes of `order` alive
+  std::vector<const Route*> order;
+  std::function<void(absl::StatusOr<Value>)> done;
+};
+
+ClientCore::ClientCore(zmq::context_t& ctx, const TransportOptions& options, WorkerPool& workers)
+    : ctx_(ctx), options_(options), workers_(workers), sockets_(ctx, options) {}
+
+ClientCore::~ClientCore() {
+  Stop();
+  if (async_wake_fd_ >= 0) close(async_wake_fd_);
+}
+
+void ClientCore::Start(Matchmaker& matchmaker) {
+  routes_ = std::make_unique<RouteTable>(matchmaker, options_.call_heartbeat_interval);
+  async_wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  maintenance_ = std::thread([this] { MaintenanceLoop(); });
+}
+
+void ClientCore::Stop() {
+  if (stopped_.exchange(true)) return;
+  {
+    absl::MutexLock lock(&mu_);
+    stop_ = true;
+  }
+  {
+    absl::MutexLock lock(&async_mu_);
+    async_stop_ = true;
+  }
+  if (async_wake_fd_ >= 0) {
+    uint64_t one = 1;
+    (void)!write(async_wake_fd_, &one, sizeof(one));
+  }
+  if (maintenance_.joinable()) maintenance_.join();
+  if (async_thread_.joinable()) async_thread_.join();
+  // Requests queued after the async thread left.
+  std::deque<std::unique_ptr<AsyncRequest>> left;
+  {
+    absl::MutexLock lock(&async_mu_);
+    left.swap(async_queue_);
+  }
+  for (auto& r : left) Complete(std::move(r->done), TransportClosedError());
+}
+
+void ClientCore::Complete(std::function<void(absl::StatusOr<Value>)> done,
+                          absl::StatusOr<Value> result) {
+  if (!done) return;
+  auto task = [done = std::move(done), result = std::move(result)]() mutable {
+    done(std::move(result));
+  };
+  std::function<void()> fn = std::move(task);
+  if (!workers_.Submit(fn)) fn();  // only while the whole transport is going away
+}
+
+absl::StatusOr<ClientCore::Prepared> ClientCore::Prepare(const Context& context,
+                                                         std::string_view topic,
+                                                         Message& message,
+                                                         std::string_view exchange, bool is_call,
+                                                         absl::Duration timeout) {
+  if (stopped_.load()) return TransportClosedError();
+  if (absl::Status s = ValidateName("topic", topic); !s.ok()) return s;
+  Prepared p;
+  p.exchange = exchange.empty() ? options_.exchange : std::string(exchange);
+  if (absl::Status s = ValidateName("exchange", p.exchange); !s.ok()) return s;
+  if (message.method.empty()) return absl::InvalidArgumentError("message has no method");
+  p.method = message.method;
+  message.context = context;
+  message.unique_id = NewUniqueId();
+  message.msg_id.clear();
+  message.timeout_ms.reset();
+  if (is_call) {
+    if (timeout <= absl::ZeroDuration()) {
+      timeout = options_.response_timeout;
+      // A nested call inherits what is left of its caller's time.
+      if (const CallContext* current = CallContext::Current();
+          current != nullptr && current->deadline() != absl::InfiniteFuture()) {
+        timeout = std::min(timeout, std::max(absl::ZeroDuration(), current->remaining()));
+      }
+    }
+    p.deadline = absl::Now() + timeout;
+    p.msg_id = NewUniqueId();
+    message.msg_id = p.msg_id;
+    message.timeout_ms = std::max<int64_t>(1, absl::ToInt64Milliseconds(timeout));
+  } else {
+    p.deadline = absl::Now() + options_.cast_timeout;
+  }
+  absl::StatusOr<std::string> body = EncodeMessage(message);
+  if (!body.ok()) return body.status();
+  if (body->size() + 512 > options_.max_message_size) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("message of ", body->size(), " bytes exceeds the limit of ",
+                     options_.max_message_size, " bytes (max_message_size)"));
+  }
+  p.body = *std::move(body);
+  return p;
+}
+
+absl::StatusOr<Value> ClientCore::Call(const Context& context, std::string_view topic,
+                                       Message message, const CallOptions& options) {
+  absl::StatusOr<Prepared> p =
+      Prepare(context, topic, message, options.exchange, true, options.timeout);
+  if (!p.ok()) return p.status();
+  absl::StatusOr<std::shared_ptr<const Candidates>> c = routes_->Resolve(p->exchange, topic);
+  if (!c.ok()) return c.status();
+  std::vector<const Route*> order;
+  (*c)->ForCalls().Order(health_, &order);
+  CallSession session(env());
+  const CallSession::Request request{0, FrameKind::kCall, std::string(topic), std::string(topic),
+                                     p->method, p->msg_id, std::move(p->body), p->deadline};
+  if (absl::Status s = session.Start(request, order); !s.ok()) return s;
+  std::vector<CallSession::Event> events;
+  while (session.in_flight() > 0) {
+    session.Pump(absl::InfiniteFuture(), &events);
+    for (CallSession::Event& e : events) {
+      if (e.final) return std::move(e.value);
+    }
+    events.clear();
+  }
+  return RpcExceptionError("the call ended without an outcome");  // not reached
+}
+
+namespace {
+
+// The replies of one multicall, read on the calling thread. Must be destroyed before the
+// Transport that made it (its session leases the transport's sockets).
+class ReplyStreamImpl : public ReplyStream {
+ public:
+  ReplyStreamImpl(ClientEnv env, std::string msg_id)
+      : session_(std::make_unique<CallSession>(env)), msg_id_(std::move(msg_id)) {}
+
+  CallSession& session() { return *session_; }
+
+  absl::StatusOr<std::optional<Value>> Next() override {
+    while (!done_) {
+      if (pending_.empty()) {
+        if (session_->in_flight() == 0) {
+          Finish(RpcExceptionError("the stream ended without an outcome"));
+          break;
+        }
+        session_->Pump(absl::InfiniteFuture(), &pending_);
+        continue;
+      }
+      CallSession::Event e = std::move(pending_.front());
+      pending_.erase(pending_.begin());
+      if (!e.final) return std::optional<Value>(*std::move(e.value));
+      Finish(e.value.ok() ? absl::OkStatus() : e.value.status());
+    }
+    if (!final_.ok()) return final_;
+    return std::optional<Value>();
+  }
+
+  void Cancel() override {
+    if (done_) return;
+    session_->Cancel(msg_id_);
+    Finish(absl::CancelledError("multicall cancelled by the caller"));
+  }
+
+ private:
+  void Finish(absl::Status status) {
+    done_ = true;
+    final_ = std::move(status);
+    session_.reset();  // returns the socket now
+  }
+
+  std::unique_ptr<CallSession> session_;
+  std::string msg_id_;
+  std::vector<CallSession::Event> pending_;
+  bool done_ = false;
+  absl::Status final_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ReplyStream>> ClientCore::MultiCall(const Context& context,
+                                                                   std::string_view topic,
+                                                                   Message message,
+                                                                   const CallOptions& options) {
+  absl::StatusOr<Prepared> p =
+      Prepare(context, topic, message, options.exchange, true, options.timeout);
+  if (!p.ok()) return p.status();
+  absl::StatusOr<std::shared_ptr<const Candidates>> c = routes_->Resolve(p->exchange, topic);
+  if (!c.ok()) return c.status();
+  std::vector<const Route*> order;
+  (*c)->ForCalls().Order(health_, &order);
+  auto stream = std::make_unique<ReplyStreamImpl>(env(), p->msg_id);
+  const CallSession::Request request{0, FrameKind::kMultiCall, std::string(topic),
+                                     std::string(topic), p->method, p->msg_id,
+                                     std::move(p->body), p->deadline};
+  if (absl::Status s = stream->session().Start(request, order); !s.ok()) return s;
+  return std::unique_ptr<ReplyStream>(std::move(stream));
+}
+
+std::vector<absl::StatusOr<Value>> ClientCore::CallMany(const Context& context,
+                                                        std::string_view topic,
+                                                        std::vector<Message> messages,
+                                                        const CallManyOptions& options) {
+  const size_t n = messages.size();
+  std::vector<absl::StatusOr<Value>> results(n, absl::UnknownError("not sent"));
+  const absl::Duration timeout =
+      options.timeout > absl::ZeroDuration() ? options.timeout : options_.response_timeout;
+  const size_t window = static_cast<size_t>(std::max(1, options.window));
+  CallSession session(env());
+  std::shared_ptr<const Candidates> candidates;
+  std::vector<const Route*> order;
+  std::vector<CallSession::Event> events;
+  size_t next = 0;
+  while (next < n || session.in_flight() > 0) {
+    while (next < n && session.in_flight() < window) {
+      const size_t index = next++;
+      absl::StatusOr<Prepared> p =
+          Prepare(context, topic, messages[index], options.exchange, true, timeout);
+      if (!p.ok()) {
+        results[index] = p.status();
+        continue;
+      }
+      absl::StatusOr<std::shared_ptr<const Candidates>> c = routes_->Resolve(p->exchange, topic);
+      if (!c.ok()) {
+        results[index] = c.status();
+        continue;
+      }
+      candidates = *std::move(c);
+      candidates->ForCalls().Order(health_, &order);
+      const CallSession::Request request{index,          FrameKind::kCall,   std::string(topic),
+                                         std::string(topic), p->method,     p->msg_id,
+                                         std::move(p->body), p->deadline};
+      if (absl::Status s = session.Start(request, order); !s.ok()) results[index] = s;
+    }
+    if (session.in_flight() == 0) continue;
+    events.clear();
+    session.Pump(absl::InfiniteFuture(), &events);
+    for (CallSession::Event& e : events) {
+      if (e.final) results[e.token] = std::move(e.value);
+    }
+  }
+  return results;
+}
+
+void ClientCore::CallAsync(const Context& context, std::string_view topic, Message message,
+                           std::function<void(absl::StatusOr<Value>)> done,
+                           const CallOptions& options) {
+  absl::StatusOr<Prepared> p =
+      Prepare(context, topic, message, options.exchange, true, options.timeout);
+  if (!p.ok()) return Complete(std::move(done), p.status());
+  absl::StatusOr<std::shared_ptr<const Candidates>> c = routes_->Resolve(p->exchange, topic);
+  if (!c.ok()) return Complete(std::move(done), c.status());
+  auto r = std::make_unique<AsyncRequest>();
+  r->request = CallSession::Request{0, FrameKind::kCall, std::string(topic), std::string(topic),
+                                    p->method, p->msg_id, std::move(p->body), p->deadline};
+  r->candidates = *std::move(c);
+  r->candidates->ForCalls().Order(health_, &r->order);
+  r->done = std::move(done);
+  std::call_once(async_started_, [this] { async_thread_ = std::thread([this] { AsyncLoop(); }); });
+  {
+    absl::MutexLock lock(&async_mu_);
+    if (!async_stop_) {
+      async_queue_.push_back(std::move(r));
+      uint64_t one = 1;
+      (void)!write(async_wake_fd_, &one, sizeof(one));
+      return;
+    }
+  }
+  Complete(std::move(r->done), TransportClosedError());
+}
+
+void ClientCore::AsyncLoop() {
+  CallSession session(env());
+  absl::flat_hash_map<uint64_t, std::function<void(absl::StatusOr<Value>)>> waiting;
+  uint64_t next_token = 1;
+  std::vector<CallSession::Event> events;
+  while (true) {
+    std::deque<std::unique_ptr<AsyncRequest>> queued;
+    {
+      absl::MutexLock lock(&async_mu_);
+      if (async_stop_) break;
+      queued.swap(async_queue_);
+    }
+    uint64_t count;
+    (void)!read(async_wake_fd_, &count, sizeof(count));
+    for (auto& r : queued) {
+      r->request.token = next_token++;
+      if (absl::Status s = session.Start(r->request, r->order); !s.ok()) {
+        Complete(std::move(r->done), s);
+      } else {
+        waiting.emplace(r->request.token, std::move(r->done));
+      }
+    }
+    events.clear();
+    session.Pump(absl::Now() + absl::Seconds(1), &events, async_wake_fd_);
+    for (CallSession::Event& e : events) {
+      if (!e.final) continue;
+      auto it = waiting.find(e.token);
+      if (it == waiting.end()) continue;
+      Complete(std::move(it->second), std::move(e.value));
+      waiting.erase(it);
+    }
+  }
+  for (auto& [token, done] : waiting) Complete(std::move(done), TransportClosedError());
+}
+
+absl::Status ClientCore::CastTo(const RouteList& list, const Prepared& p, std::string_view key,
+                                std::string_view topic) {
+  std::vector<const Route*> order;
+  list.Order(health_, &order);
+  CallSession session(env());
+  const CallSession::Request request{0,  FrameKind::kCast, std::string(key), std::string(topic),
+                                     p.method, "",         p.body,           p.deadline};
+  return session.Start(request, order);
+}
+
+absl::Status ClientCore::Cast(const Context& context, std::string_view topic, Message message,
+                              const CastOptions& options) {
+  absl::StatusOr<Prepared> p = Prepare(context, topic, message, options.exchange, false, {});
+  if (!p.ok()) return p.status();
+  absl::StatusOr<std::shared_ptr<const Candidates>> c = routes_->Resolve(p->exchange, topic);
+  if (!c.ok()) return c.status();
+  // One plain consumer, and one member of each pool.
+  if (!(*c)->plain.routes.empty()) {
+    if (absl::Status s = CastTo((*c)->plain, *p, topic, topic); !s.ok()) return s;
+  }
+  for (const RouteList& pool : (*c)->pools) {
+    if (absl::Status s = CastTo(pool, *p, topic, topic); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ClientCore::FanoutCast(const Context& context, std::string_view topic,
+                                    Message message, const CastOptions& options) {
+  absl::StatusOr<Prepared> p = Prepare(context, topic, message, options.exchange, false, {});
+  if (!p.ok()) return p.status();
+  const std::string key = FanoutKey(topic);
+  absl::StatusOr<std::shared_ptr<const Candidates>> c = routes_->Resolve(p->exchange, key);
+  if (!c.ok()) return c.status();
+  std::vector<std::string> failed;
+  for (const Route& route : (*c)->plain.routes) {
+    if (absl::Status s = CastTo(SingleRoute(route), *p, key, topic); !s.ok()) {
+      if (IsErrorKind(s, ErrorKind::kTransportClosed)) return s;
+      failed.push_back(absl::StrCat(route.host, " (", s.message(), ")"));
+    }
+  }
+  if (!failed.empty()) {
+    return absl::UnavailableError(absl::StrCat("fanout to \"", ToAbsl(topic), "\" did not reach ",
+                                               absl::StrJoin(failed, ", ")));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ClientCore::CastToServer(const Context& context, std::string_view endpoint,
+                                      std::string_view topic, Message message,
+                                      const CastOptions& options, bool fanout) {
+  absl::StatusOr<Prepared> p = Prepare(context, topic, message, options.exchange, false, {});
+  if (!p.ok()) return p.status();
+  const std::string target = fanout ? FanoutKey(topic) : std::string(topic);
+  return CastTo(SingleRoute(Route{std::string(endpoint), target, std::string(endpoint), p->exchange,
+                                  options_.call_heartbeat_interval}),
+                *p, target, topic);
+}
+
+void ClientCore::Probe(absl::Time now) {
+  std::vector<InstanceHealth::Probe> due = health_.DueProbes(now);
+  if (due.empty()) return;
+  std::vector<Route> routes;
+  for (InstanceHealth::Probe& p : due) {
+    routes.push_back(Route{p.endpoint, p.target, p.host, p.exchange, p.beat});
+  }
+  CallSession session(env());
+  for (size_t i = 0; i < routes.size(); ++i) {
+    Message ping;
+    ping.method = "ping";
+    ping.ns = std::string(kReservedNamespace);
+    absl::StatusOr<Prepared> p = Prepare(Context(), "zrpc-probe", ping, routes[i].exchange, true,
+                                         std::min(kProbeTimeout, 3 * routes[i].beat));
+    if (!p.ok()) continue;
+    const CallSession::Request request{i,       FrameKind::kCall, "", routes[i].host,
+                                       "ping",  p->msg_id,        std::move(p->body),
+                                       p->deadline};
+    (void)session.Start(request, {&routes[i]});
+  }
+  std::vector<CallSession::Event> events;
+  while (session.in_flight() > 0) {
+    session.Pump(absl::InfiniteFuture(), &events);
+    for (const CallSession::Event& e : events) {
+      if (!e.final || !e.value.ok()) continue;
+      const Route& r = routes[e.token];
+      ZRPC_LOG(kInfo, "%s (%s) answers again; back in rotation", r.host, r.endpoint);
+      health_.Restore(r.endpoint);
+    }
+    events.clear();
+  }
+}
+
+void ClientCore::MaintenanceLoop() {
+  absl::Time next_collect = absl::Now() + kCollectEvery;
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      const absl::Time wake = std::min(health_.NextProbe(), absl::Now() + kMaintenanceTick);
+      mu_.AwaitWithDeadline(absl::Condition(&stop_), wake);
+      if (stop_) return;
+    }
+    const absl::Time now = absl::Now();
+    Probe(now);
+    if (now >= next_collect) {
+      // Nothing leaks: endpoints no cached route names any more lose their sockets and health.
+      absl::flat_hash_set<std::string> live = routes_->Collect(kRouteIdle);
+      sockets_.Retain(live);
+      health_.Retain(live);
+      next_collect = now + kCollectEvery;
+    }
+  }
+}
+
+}  // namespace zrpc::internal

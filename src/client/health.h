@@ -1,0 +1,67 @@
+// Instance health as this process sees it (DESIGN §3 "Failure handling"): an instance whose call
+// ended in PeerLost, or that could not be connected, leaves this process's rotation at once, on
+// every call path, and is re-probed (`_zrpc.ping`, with backoff) before it takes traffic again.
+// Entries of endpoints that left the matchmaker are forgotten (Retain). Thread-safe; the clock
+// is injected so the rules have unit tests.
+#ifndef ZRPC_SRC_CLIENT_HEALTH_H_
+#define ZRPC_SRC_CLIENT_HEALTH_H_
+
+#include <atomic>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+
+namespace zrpc::internal {
+
+class InstanceHealth {
+ public:
+  struct Options {
+    absl::Duration first_probe = absl::Milliseconds(100);  // after an ejection
+    absl::Duration max_probe_interval = absl::Seconds(1);  // backoff cap
+  };
+  // What a probe needs to reach the instance.
+  struct Probe {
+    std::string endpoint;
+    std::string host;
+    std::string exchange;
+    std::string target;  // a consumer key the instance serves (its introspection answers it)
+    absl::Duration beat;  // the instance's heartbeat interval
+  };
+
+  InstanceHealth() : InstanceHealth(Options{}) {}
+  explicit InstanceHealth(Options options) : options_(options) {}
+
+  // True when `endpoint` is out of rotation. Lock-free while nothing is ejected.
+  bool IsEjected(std::string_view endpoint) const;
+  // Takes `probe.endpoint` out of rotation (again: keeps its backoff) and schedules a probe.
+  void Eject(Probe probe, absl::Time now);
+  // Back in rotation (a probe, or any reply, proved it answers).
+  void Restore(std::string_view endpoint);
+  // The probes due at `now`; each is rescheduled with doubled backoff until it succeeds.
+  std::vector<Probe> DueProbes(absl::Time now);
+  // When the next probe is due; InfiniteFuture when nothing is ejected.
+  absl::Time NextProbe() const;
+  // Forgets every endpoint not in `live` (they left the matchmaker).
+  void Retain(const absl::flat_hash_set<std::string>& live);
+  size_t ejected() const { return ejected_.load(std::memory_order_relaxed); }
+
+ private:
+  struct Entry {
+    Probe probe;
+    absl::Duration backoff;
+    absl::Time next_probe;
+  };
+  const Options options_;
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);
+  std::atomic<size_t> ejected_{0};
+};
+
+}  // namespace zrpc::internal
+
+#endif  // ZRPC_SRC_CLIENT_HEALTH_H_

@@ -1,0 +1,143 @@
+#include "client/routes.h"
+
+#include <map>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "base/keys.h"
+#include "json_internal.h"
+#include "log_internal.h"
+#include "zrpc/errors.h"
+
+namespace zrpc::internal {
+
+void RouteList::Order(const InstanceHealth& health, std::vector<const Route*>* out) const {
+  out->clear();
+  const size_t n = routes.size();
+  if (n == 0) return;
+  const size_t start = next->fetch_add(1, std::memory_order_relaxed) % n;
+  if (health.ejected() == 0) {
+    for (size_t i = 0; i < n; ++i) out->push_back(&routes[(start + i) % n]);
+    return;
+  }
+  size_t healthy = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const Route* r = &routes[(start + i) % n];
+    if (health.IsEjected(r->endpoint)) {
+      out->push_back(r);
+    } else {
+      out->insert(out->begin() + healthy++, r);
+    }
+  }
+}
+
+RouteList SingleRoute(Route route) {
+  static std::atomic<uint64_t> unused{0};
+  return RouteList{{std::move(route)}, &unused};
+}
+
+std::atomic<uint64_t>* RouteTable::Counter(const std::string& key) {
+  absl::MutexLock lock(&rr_mu_);
+  std::unique_ptr<std::atomic<uint64_t>>& counter = round_robin_[key];
+  if (!counter) {
+    // A random start in each process: short-lived clients must not all pick the same instance.
+    static thread_local std::mt19937_64 gen{std::random_device{}()};
+    counter = std::make_unique<std::atomic<uint64_t>>(gen());
+  }
+  return counter.get();
+}
+
+std::shared_ptr<const Candidates> RouteTable::Build(const std::string& cache_key,
+                                                   std::string_view key,
+                                                   const std::vector<Registration>& regs) {
+  std::vector<Route> plain;
+  std::map<std::string, std::vector<Route>> pools;
+  const bool fanout = IsFanoutKey(key);
+  for (const Registration& r : regs) {
+    if (r.endpoint.empty()) continue;
+    const absl::Duration beat =
+        r.heartbeat_ms > 0 ? absl::Milliseconds(r.heartbeat_ms) : default_beat_;
+    if (r.pool.empty()) {
+      plain.push_back(Route{r.endpoint, fanout ? r.Key() : r.topic, r.host, r.exchange, beat});
+    } else {
+      pools[r.pool].push_back(Route{r.endpoint, PoolTarget(r.pool, r.topic), r.host, r.exchange, beat});
+    }
+  }
+  auto c = std::make_shared<Candidates>();
+  c->plain.routes = std::move(plain);
+  c->plain.next = Counter(cache_key);
+  for (auto& [pool, routes] : pools) {
+    c->pools.push_back(RouteList{std::move(routes), Counter(cache_key + " " + pool)});
+  }
+  return c;
+}
+
+absl::StatusOr<std::shared_ptr<const Candidates>> RouteTable::Resolve(std::string_view exchange,
+                                                                      std::string_view key) {
+  const std::string cache_key = absl::StrCat(ToAbsl(exchange), " ", ToAbsl(key));
+  const absl::Time now = absl::Now();
+  std::shared_ptr<const Candidates> known;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = cache_.find(cache_key);
+    if (it != cache_.end()) {
+      it->second.used = now;
+      if (now - it->second.fetched < kTtl) return it->second.candidates;
+      known = it->second.candidates;
+    }
+  }
+  absl::StatusOr<std::vector<Registration>> regs = matchmaker_.Resolve(exchange, key);
+  if (!regs.ok()) {
+    // Keep serving from what we knew while the matchmaker cannot be asked.
+    if (known) return known;
+    return regs.status();
+  }
+  std::shared_ptr<const Candidates> fresh = Build(cache_key, key, *regs);
+  const bool empty = fresh->plain.routes.empty() && fresh->pools.empty();
+  if (empty && known) {
+    // A backend that just came back (restarted, possibly empty) has not yet heard the services'
+    // next heartbeat: keep the known routes until they had one to come back.
+    const absl::Duration grace = matchmaker_.HeartbeatInterval() + absl::Seconds(1);
+    if (now - matchmaker_.LastReconnect() < grace) {
+      ZRPC_LOG(kDebug, "matchmaker answered no consumer for %s just after it came back; "
+               "keeping the known routes", cache_key);
+      absl::MutexLock lock(&mu_);
+      cache_[cache_key] = Cached{known, now, now};
+      return known;
+    }
+  }
+  absl::MutexLock lock(&mu_);
+  if (empty) {
+    cache_.erase(cache_key);
+    return NoConsumerError(StripFanout(key));
+  }
+  cache_[cache_key] = Cached{fresh, now, now};
+  return fresh;
+}
+
+void RouteTable::MarkStale(std::string_view exchange, std::string_view key) {
+  absl::MutexLock lock(&mu_);
+  auto it = cache_.find(absl::StrCat(ToAbsl(exchange), " ", ToAbsl(key)));
+  if (it != cache_.end()) it->second.fetched = absl::InfinitePast();
+}
+
+void RouteTable::MarkAllStale() {
+  absl::MutexLock lock(&mu_);
+  for (auto& [key, cached] : cache_) cached.fetched = absl::InfinitePast();
+}
+
+absl::flat_hash_set<std::string> RouteTable::Collect(absl::Duration idle) {
+  const absl::Time now = absl::Now();
+  absl::flat_hash_set<std::string> live;
+  absl::MutexLock lock(&mu_);
+  absl::erase_if(cache_, [&](const auto& entry) { return now - entry.second.used > idle; });
+  for (const auto& [key, cached] : cache_) {
+    for (const Route& r : cached.candidates->plain.routes) live.insert(r.endpoint);
+    for (const RouteList& pool : cached.candidates->pools) {
+      for (const Route& r : pool.routes) live.insert(r.endpoint);
+    }
+  }
+  return live;
+}
+
+}  // namespace zrpc::internal

@@ -1,0 +1,96 @@
+// Where requests go: the matchmaker's answers, cached per (exchange, key), grouped for routing,
+// each group with a round-robin counter that starts at a random instance in every process.
+// Orders candidates healthy-first (ejected instances last, as a last resort), keeps known routes
+// while the matchmaker is away or was just restarted empty, and forgets what nobody uses.
+#ifndef ZRPC_SRC_CLIENT_ROUTES_H_
+#define ZRPC_SRC_CLIENT_ROUTES_H_
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "client/health.h"
+#include "zrpc/matchmaker.h"
+
+namespace zrpc::internal {
+
+// Where one request goes.
+struct Route {
+  std::string endpoint;
+  std::string target;  // what the header names: topic, topic.host, fanout~topic, pool~P~topic
+  std::string host;
+  std::string exchange;
+  absl::Duration beat;  // the instance's announced heartbeat interval (or the caller's own)
+
+  InstanceHealth::Probe ToProbe() const { return {endpoint, host, exchange, target, beat}; }
+};
+
+// Routes to one group of consumers, with the round-robin counter of that group.
+struct RouteList {
+  std::vector<Route> routes;
+  std::atomic<uint64_t>* next = nullptr;  // owned by the RouteTable; outlives every entry
+
+  // The routes in the order to try them: the round-robin pick first, instances that are out of
+  // rotation after every healthy one.
+  void Order(const InstanceHealth& health, std::vector<const Route*>* out) const;
+};
+
+// Consumers of a key as the matchmaker lists them, grouped for routing.
+struct Candidates {
+  RouteList plain;
+  std::vector<RouteList> pools;  // one list per pool
+  // Calls go to a plain consumer, or to a pool member when the key has no plain consumer.
+  const RouteList& ForCalls() const { return plain.routes.empty() ? pools.front() : plain; }
+};
+
+// A single route in a list of its own (direct sends to an endpoint).
+RouteList SingleRoute(Route route);
+
+class RouteTable {
+ public:
+  // `default_beat`: the heartbeat interval assumed for instances that do not announce one.
+  RouteTable(Matchmaker& matchmaker, absl::Duration default_beat)
+      : matchmaker_(matchmaker), default_beat_(default_beat) {}
+
+  // The candidates for `key` in `exchange`: cached for kTtl (a watch notice or a failed send
+  // refreshes sooner). NoConsumer when nobody consumes it; the matchmaker's error when it cannot
+  // be asked and nothing is known. Thread-safe; may block on the matchmaker.
+  absl::StatusOr<std::shared_ptr<const Candidates>> Resolve(std::string_view exchange,
+                                                            std::string_view key);
+  // Asks the matchmaker again on the next Resolve of this key (still used if it cannot answer).
+  void MarkStale(std::string_view exchange, std::string_view key);
+  void MarkAllStale();
+  // Drops entries not resolved for `idle`, and returns every endpoint still cached.
+  absl::flat_hash_set<std::string> Collect(absl::Duration idle);
+
+  static constexpr absl::Duration kTtl = absl::Milliseconds(250);
+
+ private:
+  struct Cached {
+    std::shared_ptr<const Candidates> candidates;
+    absl::Time fetched;
+    absl::Time used;
+  };
+  std::atomic<uint64_t>* Counter(const std::string& key);
+  std::shared_ptr<const Candidates> Build(const std::string& cache_key, std::string_view key,
+                                          const std::vector<Registration>& regs);
+
+  Matchmaker& matchmaker_;
+  const absl::Duration default_beat_;
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, Cached> cache_ ABSL_GUARDED_BY(mu_);
+  absl::Mutex rr_mu_;
+  absl::flat_hash_map<std::string, std::unique_ptr<std::atomic<uint64_t>>> round_robin_
+      ABSL_GUARDED_BY(rr_mu_);
+};
+
+}  // namespace zrpc::internal
+
+#endif  // ZRPC_SRC_CLIENT_ROUTES_H_
