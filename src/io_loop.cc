@@ -374,18 +374,21 @@ void IoLoop::HandleRequest(std::string rid, const Header& header, std::string_vi
     target = *resolved;
   }
   const bool run_inline = target.endpoint != nullptr && target.endpoint->inline_handlers;
+  if (!run_inline && !is_cast) {
+    // Checked before `rid` moves into the job: the refusal must reach this client.
+    auto running = peer_in_flight_.find(rid);
+    if (running != peer_in_flight_.end() && running->second >= options_.max_in_flight_per_peer) {
+      return fail(absl::ResourceExhaustedError(
+          absl::StrCat("too many calls in flight from this client (at most ",
+                       options_.max_in_flight_per_peer, "); retry later")));
+    }
+  }
   Job job{consumer, header.kind, std::move(rid), std::string(header.msg_id), *std::move(message),
           std::make_shared<CallContext>(Context(), deadline, consumer->registration.topic),
           target};
   if (run_inline) return Execute(job, /*on_loop=*/true);
   if (!is_cast) {
-    int& running = peer_in_flight_[job.rid];
-    if (running >= options_.max_in_flight_per_peer) {
-      return fail(absl::ResourceExhaustedError(
-          absl::StrCat("too many calls in flight from this client (at most ",
-                       options_.max_in_flight_per_peer, ")")));
-    }
-    ++running;
+    ++peer_in_flight_[job.rid];
     in_flight_[job.msg_id] = InFlight{job.rid, job.ctx, consumer->connection->id};
     if (next_beats_ == absl::InfiniteFuture()) {
       next_beats_ = absl::Now() + options_.call_heartbeat_interval;

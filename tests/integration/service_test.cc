@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <atomic>
+#include <map>
 #include <thread>
 #include <zmq.hpp>
 
@@ -425,6 +426,134 @@ TEST_F(ServiceTest, TwoServicesOfOneTopicOnOneMachineAreBothUsed) {
   for (int i = 0; i < 10; ++i) ZRPC_ASSERT_OK(client->Call(Context(), "dual", Msg("hit")));
   EXPECT_EQ(a->handled, 5);
   EXPECT_EQ(b->handled, 5);
+}
+
+}  // namespace
+}  // namespace zrpc::testing
+
+namespace zrpc::testing {
+namespace {
+
+TEST_F(ServiceTest, CloseRacingARunningHandlerSendsExactlyOneFinalReply) {
+  TransportOptions o = ClientOptions("racy");
+  o.close_timeout = absl::Milliseconds(50);
+  Dispatcher d;
+  ZRPC_ASSERT_OK(d.Add(Endpoint{}.Method("block", {"ms"}, [](int64_t ms) {
+    absl::SleepFor(absl::Milliseconds(ms));
+    return true;
+  })));
+  auto server = Client(o);
+  auto conn = *server->CreateConnection();
+  ZRPC_ASSERT_OK(conn->CreateConsumer("racy", d));
+  ZRPC_ASSERT_OK(conn->ConsumeInThread());
+  RawDealer raw(server->endpoint());
+  raw.Send("zrpc1 call openstack racy m1",
+           Envelope({{"method", "block"}, {"args", Object{{"ms", 300}}}, {"_msg_id", "m1"}}));
+  absl::SleepFor(absl::Milliseconds(100));
+  conn->Close();  // fails the running call, then the handler finishes
+  absl::StatusOr<Reply> first = DecodeReply(raw.Receive());
+  ZRPC_ASSERT_OK(first);
+  ASSERT_TRUE(first->failure.has_value());
+  EXPECT_TRUE(IsErrorKind(DeserializeRemoteException(*first->failure), ErrorKind::kTransportClosed));
+  // The handler's own result comes after Close answered: it must not be sent.
+  EXPECT_EQ(raw.Receive(absl::Milliseconds(600)), "");
+}
+
+TEST_F(ServiceTest, TheInFlightLimitAnswersResourceExhausted) {
+  TransportOptions o = ClientOptions("limited");
+  o.max_in_flight_per_peer = 2;
+  Dispatcher d;
+  ZRPC_ASSERT_OK(d.Add(Endpoint{}.Method("block", {"ms"}, [](int64_t ms) {
+    absl::SleepFor(absl::Milliseconds(ms));
+    return true;
+  })));
+  auto server = Client(o);
+  auto conn = *server->CreateConnection();
+  ZRPC_ASSERT_OK(conn->CreateConsumer("limited", d));
+  ZRPC_ASSERT_OK(conn->ConsumeInThread());
+  RawDealer raw(server->endpoint());
+  for (const char* id : {"m1", "m2", "m3"}) {
+    raw.Send(absl::StrCat("zrpc1 call openstack limited ", id),
+             Envelope({{"method", "block"}, {"args", Object{{"ms", 300}}}, {"_msg_id", id}}));
+  }
+  // The third is refused at once, with a retryable error; the first two complete.
+  absl::StatusOr<Reply> refused = DecodeReply(raw.Receive(absl::Milliseconds(250)));
+  ZRPC_ASSERT_OK(refused);
+  EXPECT_EQ(refused->msg_id, "m3");
+  ASSERT_TRUE(refused->failure.has_value());
+  EXPECT_EQ(DeserializeRemoteException(*refused->failure).code(), absl::StatusCode::kResourceExhausted);
+  int ok = 0;
+  for (int i = 0; i < 2; ++i) {
+    absl::StatusOr<Reply> r = DecodeReply(raw.Receive());
+    if (r.ok() && !r->failure) ++ok;
+  }
+  EXPECT_EQ(ok, 2);
+}
+
+TEST_F(ServiceTest, AQueuedRequestWhoseDeadlinePassedIsNotRun) {
+  TransportOptions o = ClientOptions("queued");
+  o.thread_pool_size = 1;
+  std::atomic<int> ran{0};
+  Dispatcher d;
+  ZRPC_ASSERT_OK(d.Add(Endpoint{}.Method("block", {"ms"}, [&ran](int64_t ms) {
+    ran++;
+    absl::SleepFor(absl::Milliseconds(ms));
+    return true;
+  })));
+  auto server = Client(o);
+  auto conn = *server->CreateConnection();
+  ZRPC_ASSERT_OK(conn->CreateConsumer("queued", d));
+  ZRPC_ASSERT_OK(conn->ConsumeInThread());
+  RawDealer raw(server->endpoint());
+  raw.Send("zrpc1 call openstack queued m1",
+           Envelope({{"method", "block"}, {"args", Object{{"ms", 400}}}, {"_msg_id", "m1"}}));
+  raw.Send("zrpc1 call openstack queued m2",
+           Envelope({{"method", "block"}, {"args", Object{{"ms", 1}}}, {"_msg_id", "m2"}, {"_timeout", 100}}));
+  std::map<std::string, Reply> replies;
+  for (int i = 0; i < 2; ++i) {
+    absl::StatusOr<Reply> r = DecodeReply(raw.Receive());
+    ZRPC_ASSERT_OK(r);
+    replies[r->msg_id] = *r;
+  }
+  ASSERT_TRUE(replies["m2"].failure.has_value());
+  EXPECT_TRUE(IsErrorKind(DeserializeRemoteException(*replies["m2"].failure), ErrorKind::kTimeout));
+  EXPECT_FALSE(replies["m1"].failure.has_value());
+  EXPECT_EQ(ran.load(), 1);
+}
+
+TEST_F(ServiceTest, AStreamCutByItsDeadlineEndsWithTimeout) {
+  auto inst = MakeInstance("cut");
+  ZRPC_ASSERT_OK(inst->connection->CreateConsumer("cut", inst->dispatcher));
+  ZRPC_ASSERT_OK(inst->connection->ConsumeInThread());
+  auto client = Client();
+  absl::StatusOr<std::unique_ptr<ReplyStream>> stream =
+      client->MultiCall(Context(), "cut", Msg("forever"), {.timeout = absl::Milliseconds(300)});
+  ZRPC_ASSERT_OK(stream);
+  absl::Status end;
+  int values = 0;
+  while (true) {
+    absl::StatusOr<std::optional<Value>> v = (*stream)->Next();
+    if (!v.ok()) {
+      end = v.status();
+      break;
+    }
+    if (!v->has_value()) break;  // a clean end would be wrong here
+    ++values;
+  }
+  EXPECT_GT(values, 0);
+  EXPECT_TRUE(IsErrorKind(end, ErrorKind::kTimeout)) << end;
+  // The service also ends it as a Timeout (seen by a raw client that keeps listening).
+  RawDealer raw(inst->transport->endpoint());
+  raw.Send("zrpc1 multicall openstack cut s1",
+           Envelope({{"method", "forever"}, {"_msg_id", "s1"}, {"_timeout", 150}}));
+  absl::StatusOr<Reply> last;
+  for (int i = 0; i < 1000; ++i) {
+    last = DecodeReply(raw.Receive());
+    if (!last.ok() || last->ending) break;
+  }
+  ZRPC_ASSERT_OK(last);
+  ASSERT_TRUE(last->failure.has_value());
+  EXPECT_TRUE(IsErrorKind(DeserializeRemoteException(*last->failure), ErrorKind::kTimeout));
 }
 
 }  // namespace

@@ -1,0 +1,222 @@
+// Fault behaviour of the client engine against real service processes (DESIGN §3): fail fast,
+// fail over, eject and re-probe, nothing leaked. The fast subset of bench/'s fault matrix.
+#include <dirent.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <set>
+#include <thread>
+
+#include "absl/synchronization/notification.h"
+#include "harness.h"
+#include "unit/test_util.h"
+
+namespace zrpc::testing {
+namespace {
+
+int OpenFds() {
+  int n = 0;
+  if (DIR* d = opendir("/proc/self/fd")) {
+    while (readdir(d) != nullptr) ++n;
+    closedir(d);
+  }
+  return n;
+}
+
+// A loopback TCP port nothing listens on (bound, then closed).
+int ClosedPort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  socklen_t len = sizeof(a);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+class FaultTest : public IntegrationTest {
+ protected:
+  std::string WhoAmI(Transport& client, std::string_view topic = "compute",
+                     absl::Status* error = nullptr) {
+    absl::StatusOr<Value> r =
+        client.Call(Context(), topic, Msg("whoami"), {.timeout = absl::Seconds(5)});
+    if (!r.ok()) {
+      if (error != nullptr) *error = r.status();
+      return "";
+    }
+    return r->AsString();
+  }
+};
+
+TEST_F(FaultTest, ACallToAKilledInstanceEndsWithPeerLostAtOnceNotAtItsDeadline) {
+  tools::ChildProcess& b = StartService("b");
+  StartService("a");
+  auto client = Client();
+  absl::Status result;
+  absl::Time ended;
+  std::thread caller([&] {
+    result = client->Call(Context(), "compute.b", Msg("sleep", {{"ms", 5000}}),
+                          {.timeout = absl::Seconds(20)})
+                 .status();
+    ended = absl::Now();
+  });
+  absl::SleepFor(absl::Milliseconds(300));
+  const absl::Time killed = absl::Now();
+  b.Kill();
+  caller.join();
+  EXPECT_TRUE(IsErrorKind(result, ErrorKind::kPeerLost)) << result;
+  // The connection's death is seen at once; 3 beats of 200 ms are the outer bound.
+  EXPECT_LT(ended - killed, absl::Milliseconds(700));
+  // The topic keeps working on the other instance.
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(WhoAmI(*client), "a");
+}
+
+TEST_F(FaultTest, AStoppedInstanceIsEjectedAfterOneCallAndProbedBackAfterItResumes) {
+  StartService("a");
+  tools::ChildProcess& b = StartService("b");
+  StartService("c");
+  auto client = Client();
+  std::set<std::string> seen;
+  for (int i = 0; i < 9; ++i) seen.insert(WhoAmI(*client));
+  ASSERT_EQ(seen.size(), 3u);
+  b.Signal(SIGSTOP);
+  int lost = 0, ok = 0;
+  absl::Duration slowest;
+  for (int i = 0; i < 30; ++i) {
+    absl::Status error;
+    const absl::Time start = absl::Now();
+    const std::string who = WhoAmI(*client, "compute", &error);
+    slowest = std::max(slowest, absl::Now() - start);
+    EXPECT_NE(who, "b");
+    if (who.empty()) {
+      EXPECT_TRUE(IsErrorKind(error, ErrorKind::kPeerLost)) << error;
+      ++lost;
+    } else {
+      ++ok;
+    }
+  }
+  // One call found the hung instance (3 silent beats of 200 ms); then it was out of rotation.
+  EXPECT_LE(lost, 1);
+  EXPECT_GE(ok, 29);
+  EXPECT_LT(slowest, absl::Milliseconds(1500));
+  b.Signal(SIGCONT);
+  // Re-probed: back in rotation within about a second of answering.
+  EXPECT_TRUE(Eventually([&] { return WhoAmI(*client) == "b"; }, absl::Seconds(4)));
+}
+
+TEST_F(FaultTest, EveryCallPathFailsOverFromARegistrationThatCannotBeReached) {
+  StartService("live");
+  // A registration whose endpoint nobody listens on, owned by this (live) process.
+  absl::StatusOr<std::unique_ptr<Matchmaker>> mm = CreateMatchmaker(matchmaker_);
+  ZRPC_ASSERT_OK(mm);
+  Registration ghost{.topic = "compute", .host = "ghost",
+                     .endpoint = absl::StrCat("tcp://127.0.0.1:", ClosedPort())};
+  ZRPC_ASSERT_OK((*mm)->Register(ghost));
+  for (int round = 0; round < 3; ++round) {
+    auto client = Client();  // fresh: the ghost is not ejected yet
+    absl::Status error;
+    EXPECT_EQ(WhoAmI(*client, "compute", &error), "live") << error;
+    auto fresh = Client();
+    absl::StatusOr<std::unique_ptr<ReplyStream>> stream =
+        fresh->MultiCall(Context(), "compute", Msg("count", {{"n", 2}}));
+    ZRPC_ASSERT_OK(stream);
+    ZRPC_ASSERT_OK((*stream)->Next());
+    auto batch = Client();
+    std::vector<Message> msgs(6, Msg("whoami"));
+    for (const absl::StatusOr<Value>& r : batch->CallMany(Context(), "compute", msgs)) {
+      ZRPC_ASSERT_OK(r);
+      EXPECT_EQ(r->AsString(), "live");
+    }
+    auto async = Client();
+    absl::Notification done;
+    absl::StatusOr<Value> async_result;
+    async->CallAsync(Context(), "compute", Msg("whoami"), [&](absl::StatusOr<Value> r) {
+      async_result = std::move(r);
+      done.Notify();
+    });
+    ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+    ZRPC_ASSERT_OK(async_result);
+    auto caster = Client();
+    for (int i = 0; i < 4; ++i) ZRPC_ASSERT_OK(caster->Cast(Context(), "compute", Msg("note", {{"kind", "x"}})));
+  }
+}
+
+TEST_F(FaultTest, CallManyWhoseServiceDiesMidBatchGivesEveryCallAnOutcome) {
+  tools::ChildProcess& only = StartService("only");
+  auto client = Client();
+  std::vector<Message> msgs(3000, Msg("sleep", {{"ms", 1}}));
+  std::thread killer([&] {
+    absl::SleepFor(absl::Milliseconds(150));
+    only.Kill();
+  });
+  const absl::Time start = absl::Now();
+  std::vector<absl::StatusOr<Value>> results =
+      client->CallMany(Context(), "compute", msgs, {.timeout = absl::Seconds(30), .window = 64});
+  killer.join();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+  int ok = 0, lost = 0, other = 0;
+  for (const auto& r : results) {
+    if (r.ok()) {
+      ++ok;
+    } else if (IsErrorKind(r.status(), ErrorKind::kPeerLost) ||
+               IsErrorKind(r.status(), ErrorKind::kNoConsumer)) {
+      ++lost;
+    } else {
+      ++other;
+      ADD_FAILURE() << r.status();
+    }
+  }
+  EXPECT_GT(ok, 0);
+  EXPECT_GT(lost, 0);
+  EXPECT_EQ(other, 0);
+}
+
+TEST_F(FaultTest, AnInstanceRestartedOnTheSameEndpointIsBackWithinASecond) {
+  const int port = ClosedPort();
+  tools::ChildProcess* s = &StartService("phoenix", {"--port", std::to_string(port)});
+  auto client = Client();
+  ASSERT_EQ(WhoAmI(*client), "phoenix");
+  s->Kill();
+  absl::Status error;
+  EXPECT_EQ(WhoAmI(*client, "compute", &error), "");
+  StartService("phoenix", {"--port", std::to_string(port)});
+  const absl::Time ready = absl::Now();
+  EXPECT_TRUE(Eventually([&] { return WhoAmI(*client) == "phoenix"; }, absl::Seconds(5)));
+  EXPECT_LT(absl::Now() - ready, absl::Milliseconds(1500));
+}
+
+TEST_F(FaultTest, FreshProcessesStartRoundRobinAtARandomInstance) {
+  StartService("a");
+  StartService("b");
+  StartService("c");
+  std::set<std::string> first_picks;
+  for (int i = 0; i < 12; ++i) {
+    auto client = Client();
+    first_picks.insert(WhoAmI(*client));
+  }
+  EXPECT_GE(first_picks.size(), 2u);
+}
+
+TEST_F(FaultTest, SocketsToEndpointsThatLeftAreClosed) {
+  auto client = Client();
+  StartService("warmup").Kill();
+  services_.clear();
+  const int before = OpenFds();
+  for (int cycle = 0; cycle < 8; ++cycle) {
+    tools::ChildProcess& s = StartService(absl::StrCat("gen", cycle));
+    for (int i = 0; i < 3; ++i) EXPECT_FALSE(WhoAmI(*client).empty());
+    s.Kill();
+    services_.clear();
+    (void)WhoAmI(*client);  // learns that it is gone
+  }
+  // The client drops what belonged to endpoints that left (checked about once a second).
+  EXPECT_TRUE(Eventually([&] { return OpenFds() <= before + 4; }, absl::Seconds(5)))
+      << "fds before " << before << ", now " << OpenFds();
+}
+
+}  // namespace
+}  // namespace zrpc::testing
