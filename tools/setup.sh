@@ -3,7 +3,11 @@
 # the demo (`tools/setup.sh demo`, the default) or the whole test suite (`tools/setup.sh test`).
 # Safe to run again: when everything is installed it goes straight to the (incremental) build.
 #
-#   tools/setup.sh [demo|test|build|fuzz]
+#   tools/setup.sh [demo|test|build|fuzz|sanitize]
+#
+# sanitize: the whole suite built with clang, AddressSanitizer + UndefinedBehaviorSanitizer
+# (any finding fails the test) and -Wthread-safety -Werror, in build-asan/ (CI runs it after
+# the README's test command).
 #
 # Environment: ZRPC_BUILD_DIR (default: build), ZRPC_CMAKE_ARGS (extra cmake arguments).
 set -euo pipefail
@@ -14,7 +18,7 @@ build="${ZRPC_BUILD_DIR:-$root/build}"
 
 packages=(g++ cmake make pkg-config libzmq3-dev cppzmq-dev libsimdjson-dev libabsl-dev
           libgtest-dev libgmock-dev libbenchmark-dev libhiredis-dev redis-server python3-zmq)
-if [[ "$mode" == fuzz ]]; then
+if [[ "$mode" == fuzz || "$mode" == sanitize ]]; then
   packages+=(clang libclang-rt-14-dev)
 fi
 
@@ -53,8 +57,18 @@ case "$mode" in
     echo "zrpc setup: run $build/tests/zrpc_decode_fuzzer $root/tests/fuzz/corpus -max_total_time=60"
     exit 0
     ;;
+  sanitize)
+    build="${ZRPC_BUILD_DIR:-$root/build-asan}"
+    configure "$build" -DCMAKE_CXX_COMPILER=clang++ -DZRPC_BUILD_BENCH=OFF \
+      -DZRPC_SANITIZE=address,undefined -DZRPC_WERROR=ON
+    cmake --build "$build" -j2
+    cd "$build"
+    export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
+    export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+    exec ctest --output-on-failure -j2 --timeout 300
+    ;;
   *)
-    echo "usage: tools/setup.sh [demo|test|build|fuzz]" >&2
+    echo "usage: tools/setup.sh [demo|test|build|fuzz|sanitize]" >&2
     exit 2
     ;;
 esac

@@ -38,6 +38,7 @@ class Client:
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.connect(endpoint)
         self.beats = {}
+        self.beat_intervals = set()
 
     def send(self, kind, target, message, msg_id=None, exchange="openstack"):
         header = f"zrpc1 {kind} {exchange} {target} {msg_id or '-'}"
@@ -65,6 +66,8 @@ class Client:
                 continue  # another (late) call's reply
             if words[1] == "beat":
                 self.beats[msg_id] = self.beats.get(msg_id, 0) + 1
+                if len(words) == 4:  # the service's announced interval (ms)
+                    self.beat_intervals.add(int(words[3]))
                 continue
             assert words[1] == "reply", words
             outer = json.loads(frames[1])
@@ -130,6 +133,7 @@ def main():
         replies = list(c.replies(msg_id))
         check("slow call completes", replies[-1]["result"] == "pyhost", replies)
         check("beats arrive while the call runs", c.beats.get(msg_id, 0) >= 2, c.beats)
+        check("beats announce the service's interval", c.beat_intervals == {200}, c.beat_intervals)
 
         # _timeout reaches the handler.
         r = c.call("compute", "deadline", extra={"_timeout": 3000})
