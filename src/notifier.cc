@@ -13,7 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "json_internal.h"
 #include "log_internal.h"
-#include "transport_impl.h"
+#include "transport_core.h"
 #include "zmq_util.h"
 #include "zrpc/errors.h"
 
@@ -92,17 +92,14 @@ absl::StatusOr<std::vector<std::pair<std::string, std::vector<Priority>>>> Parse
 
 class NotifierImpl : public Notifier {
  public:
-  NotifierImpl(internal::TransportImpl& t, std::string publisher_id, NotifierOptions options,
-               std::vector<Registration> registrations)
-      : t_(t),
+  NotifierImpl(std::shared_ptr<internal::TransportCore> core, std::string publisher_id,
+               NotifierOptions options, std::vector<Registration> registrations)
+      : core_(std::move(core)),
         publisher_id_(std::move(publisher_id)),
         options_(std::move(options)),
         registrations_(std::move(registrations)) {}
   ~NotifierImpl() override {
-    for (const Registration& r : registrations_) {
-      (void)t_.matchmaker().Unregister(r);
-      t_.Unregistered(r);
-    }
+    for (const Registration& r : registrations_) core_->Unregister(r);
   }
 
   absl::Status Notify(const Context& ctx, std::string_view event_type, Priority priority,
@@ -111,18 +108,19 @@ class NotifierImpl : public Notifier {
     Message m = EventMessage(ctx, publisher_id_, event_type, priority, std::move(payload));
     absl::StatusOr<std::string> body = EncodeMessage(m);
     if (!body.ok()) return body.status();
-    if (body->size() > t_.options().max_message_size) {
+    if (body->size() > core_->options().max_message_size) {
       return absl::ResourceExhaustedError(absl::StrCat("event of ", body->size(),
                                                        " bytes exceeds the limit"));
     }
     for (const std::string& topic : options_.topics) {
       std::string subscription = absl::StrCat(topic, ".", ToAbsl(PriorityName(priority)));
-      internal::IoLoop& io = t_.io();
+      internal::IoLoop& io = core_->io();
       if (!io.RunAsync([&io, subscription, body = *body] { io.Publish(subscription, body); })) {
         return TransportClosedError();
       }
       // Listener pools: one copy per pool, like a cast to a worker pool.
-      absl::Status cast = t_.Cast(ctx, PoolKey(topic, priority), m, {.exchange = options_.exchange});
+      absl::Status cast =
+          core_->client().Cast(ctx, PoolKey(topic, priority), m, {.exchange = options_.exchange});
       if (!cast.ok() && !IsErrorKind(cast, ErrorKind::kNoConsumer)) {
         ZRPC_LOG(kWarning, "notification to listener pools of %s: %s", subscription, cast.message());
       }
@@ -130,10 +128,10 @@ class NotifierImpl : public Notifier {
     return absl::OkStatus();
   }
 
-  uint64_t dropped() const override { return t_.io().published_drops(); }
+  uint64_t dropped() const override { return core_->io().published_drops(); }
 
  private:
-  internal::TransportImpl& t_;
+  std::shared_ptr<internal::TransportCore> core_;
   const std::string publisher_id_;
   const NotifierOptions options_;
   const std::vector<Registration> registrations_;
@@ -143,9 +141,10 @@ class NotifierImpl : public Notifier {
 // matchmaker lists, re-asked every 500 ms so that new publishers are picked up.
 class SubListener : public NotificationListener {
  public:
-  SubListener(Transport& t, std::vector<std::pair<std::string, std::vector<Priority>>> targets,
+  SubListener(std::shared_ptr<internal::TransportCore> core,
+              std::vector<std::pair<std::string, std::vector<Priority>>> targets,
               std::function<void(const Notification&)> handler, std::string exchange)
-      : t_(t), targets_(std::move(targets)), handler_(std::move(handler)), exchange_(std::move(exchange)) {
+      : core_(std::move(core)), targets_(std::move(targets)), handler_(std::move(handler)), exchange_(std::move(exchange)) {
     thread_ = std::thread([this] { Run(); });
   }
   ~SubListener() override {
@@ -157,7 +156,13 @@ class SubListener : public NotificationListener {
  private:
   void Run() {
     zmq::context_t ctx(1);
-    zmq::socket_t sub(ctx, zmq::socket_type::sub);
+    absl::StatusOr<std::unique_ptr<zmq::socket_t>> made =
+        internal::MakeSocket(ctx, internal::SocketRole::kListenerSub, core_->options());
+    if (!made.ok()) {
+      ZRPC_LOG(kError, "notification listener: %s", made.status().message());
+      return;
+    }
+    zmq::socket_t& sub = **made;
     sub.set(zmq::sockopt::linger, 0);
     std::set<std::string> wanted;  // exact subscriptions "topic.priority"
     for (const auto& [topic, priorities] : targets_) {
@@ -174,7 +179,7 @@ class SubListener : public NotificationListener {
         if (absl::Now() >= next_discovery) {
           for (const auto& [topic, priorities] : targets_) {
             absl::StatusOr<std::vector<Registration>> pubs =
-                t_.matchmaker().Resolve(exchange_, internal::PublisherKey(topic));
+                core_->matchmaker().Resolve(exchange_, internal::PublisherKey(topic));
             if (!pubs.ok()) continue;
             for (const Registration& r : *pubs) {
               if (r.pub_endpoint.empty() || !connected.insert(r.pub_endpoint).second) continue;
@@ -212,7 +217,7 @@ class SubListener : public NotificationListener {
     }
   }
 
-  Transport& t_;
+  std::shared_ptr<internal::TransportCore> core_;
   const std::vector<std::pair<std::string, std::vector<Priority>>> targets_;
   std::function<void(const Notification&)> handler_;
   const std::string exchange_;
@@ -268,7 +273,7 @@ absl::Status Notifier::Notify(const Context& context, std::string_view event_typ
 absl::StatusOr<std::unique_ptr<Notifier>> Notifier::Create(Transport& transport,
                                                            std::string publisher_id,
                                                            NotifierOptions options) {
-  auto* t = dynamic_cast<internal::TransportImpl*>(&transport);
+  std::shared_ptr<internal::TransportCore> t = transport.core_for_internal_use();
   if (t == nullptr) return absl::InvalidArgumentError("Notifier needs a transport made by Transport::Create");
   if (publisher_id.empty()) return absl::InvalidArgumentError("publisher_id must not be empty");
   if (options.topics.empty()) return absl::InvalidArgumentError("a notifier needs at least one topic");
@@ -280,21 +285,21 @@ absl::StatusOr<std::unique_ptr<Notifier>> Notifier::Create(Transport& transport,
                                                      "\" must not contain '.' (it separates the priority)"));
     }
   }
-  if (absl::Status s = t->io().RunSync([t] { return t->io().EnsureBound(); }); !s.ok()) return s;
+  internal::IoLoop& io = t->io();
+  if (absl::Status s = io.RunSync([&io] { return io.EnsureBound(); }); !s.ok()) return s;
   std::vector<Registration> regs;
   for (const std::string& topic : options.topics) {
     Registration r;
     r.exchange = exchange;
     r.topic = internal::PublisherKey(topic);
     r.host = t->options().host;
-    r.endpoint = t->endpoint();
-    r.pub_endpoint = t->pub_endpoint();
-    if (absl::Status s = t->matchmaker().Register(r); !s.ok()) return s;
-    t->Registered(r);
+    r.endpoint = io.endpoint();
+    r.pub_endpoint = io.pub_endpoint();
+    if (absl::Status s = t->Register(r); !s.ok()) return s;
     regs.push_back(std::move(r));
   }
   return std::unique_ptr<Notifier>(
-      new NotifierImpl(*t, std::move(publisher_id), std::move(options), std::move(regs)));
+      new NotifierImpl(std::move(t), std::move(publisher_id), std::move(options), std::move(regs)));
 }
 
 absl::StatusOr<std::unique_ptr<NotificationListener>> NotificationListener::Create(
@@ -306,8 +311,12 @@ absl::StatusOr<std::unique_ptr<NotificationListener>> NotificationListener::Crea
   const std::string exchange =
       options.exchange.empty() ? transport.options().exchange : options.exchange;
   if (options.pool.empty()) {
+    std::shared_ptr<internal::TransportCore> core = transport.core_for_internal_use();
+    if (core == nullptr) {
+      return absl::InvalidArgumentError("a listener needs a transport made by Transport::Create");
+    }
     return std::unique_ptr<NotificationListener>(
-        new SubListener(transport, *std::move(parsed), std::move(handler), exchange));
+        new SubListener(std::move(core), *std::move(parsed), std::move(handler), exchange));
   }
   absl::StatusOr<std::unique_ptr<Connection>> conn = transport.CreateConnection();
   if (!conn.ok()) return conn.status();

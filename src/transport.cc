@@ -11,7 +11,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "transport_impl.h"
+#include "transport_core.h"
 #include "io_loop.h"
 #include "json_internal.h"
 #include "log_internal.h"
@@ -59,7 +59,133 @@ absl::Status ValidateOptions(TransportOptions& o) {
 
 }  // namespace
 
-absl::Status TransportImpl::Init() {
+class ConnectionImpl : public Connection {
+ public:
+  explicit ConnectionImpl(std::shared_ptr<TransportCore> core);
+  ~ConnectionImpl() override;
+
+  absl::Status CreateConsumer(std::string_view topic, const Dispatcher& dispatcher,
+                              ConsumerOptions options) override;
+  absl::Status CreateWorker(std::string_view topic, const Dispatcher& dispatcher,
+                            std::string_view pool, ConsumerOptions options) override;
+  absl::Status JoinConsumerPool(std::function<void(const Message&)> callback,
+                                std::string_view pool, std::string_view topic,
+                                std::string_view exchange) override;
+  absl::Status ConsumeInThread() override;
+  void Close() override;
+  // The transport is closing: close, then never touch it again.
+  void Detach();
+
+ private:
+  // A consumer of `topic` ("" exchange = the transport's; `pool` "" = not a pool member), its
+  // names checked; the caller sets its dispatcher or callback.
+  absl::StatusOr<std::shared_ptr<Consumer>> NewConsumer(std::string_view topic,
+                                                        std::string_view exchange,
+                                                        std::string_view pool, bool fanout);
+  absl::Status Add(std::shared_ptr<Consumer> consumer);
+  absl::Status Activate(const std::vector<std::shared_ptr<Consumer>>& consumers)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  absl::Mutex mu_;
+  std::shared_ptr<TransportCore> core_;  // kept for ForgetConnection; null once detached
+  TransportCore* transport_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<ConnectionState> state_;
+  std::vector<std::shared_ptr<Consumer>> consumers_ ABSL_GUARDED_BY(mu_);
+  bool consuming_ ABSL_GUARDED_BY(mu_) = false;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+// The public facade: every call goes to the shared core.
+class TransportImpl : public Transport {
+ public:
+  explicit TransportImpl(std::shared_ptr<TransportCore> core) : core_(std::move(core)) {}
+  ~TransportImpl() override { core_->Close(); }
+
+  absl::StatusOr<std::unique_ptr<Connection>> CreateConnection() override {
+    if (core_->closed()) return TransportClosedError();
+    return std::unique_ptr<Connection>(std::make_unique<ConnectionImpl>(core_));
+  }
+  absl::StatusOr<Value> Call(const Context& context, std::string_view topic, Message message,
+                             CallOptions options) override {
+    return core_->client().Call(context, topic, std::move(message), options);
+  }
+  absl::StatusOr<std::unique_ptr<ReplyStream>> MultiCall(const Context& context,
+                                                         std::string_view topic, Message message,
+                                                         CallOptions options) override {
+    return core_->client().MultiCall(context, topic, std::move(message), options, core_);
+  }
+  void CallAsync(const Context& context, std::string_view topic, Message message,
+                 std::function<void(absl::StatusOr<Value>)> done, CallOptions options) override {
+    core_->client().CallAsync(context, topic, std::move(message), std::move(done), options);
+  }
+  std::vector<absl::StatusOr<Value>> CallMany(const Context& context, std::string_view topic,
+                                              std::vector<Message> messages,
+                                              CallManyOptions options) override {
+    return core_->client().CallMany(context, topic, std::move(messages), options);
+  }
+  absl::Status Cast(const Context& context, std::string_view topic, Message message,
+                    CastOptions options) override {
+    return core_->client().Cast(context, topic, std::move(message), options);
+  }
+  absl::Status FanoutCast(const Context& context, std::string_view topic, Message message,
+                          CastOptions options) override {
+    return core_->client().FanoutCast(context, topic, std::move(message), options);
+  }
+  absl::Status CastToServer(const Context& context, std::string_view endpoint,
+                            std::string_view topic, Message message, CastOptions options) override {
+    return core_->client().CastToServer(context, endpoint, topic, std::move(message), options, false);
+  }
+  absl::Status FanoutCastToServer(const Context& context, std::string_view endpoint,
+                                  std::string_view topic, Message message,
+                                  CastOptions options) override {
+    return core_->client().CastToServer(context, endpoint, topic, std::move(message), options, true);
+  }
+  void Close() override { core_->Close(); }
+  std::string endpoint() const override { return core_->io().endpoint(); }
+  std::string pub_endpoint() const override { return core_->io().pub_endpoint(); }
+  const TransportOptions& options() const override { return core_->options(); }
+  Matchmaker& matchmaker() override { return core_->matchmaker(); }
+  std::shared_ptr<TransportCore> core_for_internal_use() override { return core_; }
+
+ private:
+  std::shared_ptr<TransportCore> core_;
+};
+
+TransportCore::TransportCore(TransportOptions options)
+    : options_(std::move(options)),
+      ctx_(1),
+      workers_(options_.thread_pool_size),
+      io_(ctx_, options_, workers_),
+      client_(ctx_, options_, workers_) {}
+
+TransportCore::~TransportCore() {
+  Close();
+  ctx_.close();  // every socket is closed by now: the last holder of the core is gone
+}
+
+absl::StatusOr<std::shared_ptr<TransportCore>> TransportCore::Create(TransportOptions options) {
+  if (absl::Status s = ValidateOptions(options); !s.ok()) return s;
+  std::shared_ptr<TransportCore> core(new TransportCore(std::move(options)));
+  if (absl::Status s = core->Init(); !s.ok()) return s;
+  return core;
+}
+
+bool TransportCore::closed() {
+  absl::MutexLock lock(&mu_);
+  return closed_;
+}
+
+void TransportCore::AddConnection(ConnectionImpl* c) {
+  absl::MutexLock lock(&mu_);
+  connections_.insert(c);
+}
+
+void TransportCore::ForgetConnection(ConnectionImpl* c) {
+  absl::MutexLock lock(&mu_);
+  connections_.erase(c);
+}
+
+absl::Status TransportCore::Init() {
   if (options_.matchmaker_instance) {
     matchmaker_ = options_.matchmaker_instance;
   } else {
@@ -81,19 +207,23 @@ absl::Status TransportImpl::Init() {
   return io_.Start();
 }
 
-void TransportImpl::Registered(const Registration& r) {
+absl::Status TransportCore::Register(const Registration& r) {
+  if (absl::Status s = matchmaker_->Register(r); !s.ok()) return s;
   absl::MutexLock lock(&mu_);
   if (registrations_++ == 0 && !heartbeat_thread_.joinable() && !closed_) {
     heartbeat_thread_ = std::thread([this] { HeartbeatLoop(); });
   }
+  return absl::OkStatus();
 }
 
-void TransportImpl::Unregistered(const Registration& r) {
+void TransportCore::Unregister(const Registration& r) {
+  absl::Status s = matchmaker_->Unregister(r);
+  if (!s.ok()) ZRPC_LOG(kWarning, "cannot unregister %s: %s", r.Key(), s.message());
   absl::MutexLock lock(&mu_);
   --registrations_;
 }
 
-void TransportImpl::HeartbeatLoop() {
+void TransportCore::HeartbeatLoop() {
   const absl::Duration interval =
       std::min(options_.matchmaker_heartbeat_interval, matchmaker_->HeartbeatInterval());
   absl::MutexLock lock(&mu_);
@@ -107,7 +237,7 @@ void TransportImpl::HeartbeatLoop() {
   }
 }
 
-void TransportImpl::Close() {
+void TransportCore::Close() {
   std::vector<ConnectionImpl*> connections;
   {
     absl::MutexLock lock(&mu_);
@@ -123,18 +253,17 @@ void TransportImpl::Close() {
   ctx_.shutdown();  // callers blocked in ZeroMQ return TransportClosed now
   client_.Shutdown();
   workers_.Stop();
-  ctx_.close();
 }
 
-ConnectionImpl::ConnectionImpl(TransportImpl* t)
-    : transport_(t), state_(std::make_shared<ConnectionState>()) {
+ConnectionImpl::ConnectionImpl(std::shared_ptr<TransportCore> core)
+    : core_(std::move(core)), transport_(core_.get()), state_(std::make_shared<ConnectionState>()) {
   state_->id = next_connection_id.fetch_add(1);
+  core_->AddConnection(this);
 }
 
 ConnectionImpl::~ConnectionImpl() {
   Close();
-  absl::MutexLock lock(&mu_);
-  if (transport_ != nullptr) transport_->Forget(this);
+  core_->ForgetConnection(this);
 }
 
 absl::Status ConnectionImpl::Add(std::shared_ptr<Consumer> consumer) {
@@ -230,12 +359,11 @@ absl::Status ConnectionImpl::Activate(const std::vector<std::shared_ptr<Consumer
   });
   if (!bound.ok()) return bound;
   for (const auto& c : consumers) {
-    absl::Status s = transport_->matchmaker().Register(c->registration);
+    absl::Status s = transport_->Register(c->registration);
     if (!s.ok()) {
       return absl::UnavailableError(absl::StrCat("cannot register ", c->key, " with the matchmaker: ",
                                                  s.message()));
     }
-    transport_->Registered(c->registration);
   }
   return absl::OkStatus();
 }
@@ -245,17 +373,13 @@ void ConnectionImpl::Close() {
   if (closed_) return;
   closed_ = true;
   if (transport_ == nullptr) return;
-  TransportImpl* t = transport_;
+  TransportCore* t = transport_;
   const absl::Duration bound = t->options().close_timeout;
   // Drain: health says not serving and new requests are refused (clients try another instance)
   // while registrations are withdrawn and running handlers finish.
   state_->draining.store(true);
   if (consuming_) {
-    for (const auto& c : consumers_) {
-      absl::Status s = t->matchmaker().Unregister(c->registration);
-      if (!s.ok()) ZRPC_LOG(kWarning, "cannot unregister %s: %s", c->key, s.message());
-      t->Unregistered(c->registration);
-    }
+    for (const auto& c : consumers_) t->Unregister(c->registration);
   }
   // Let running handlers finish, within the bound.
   const absl::Time until = absl::Now() + bound;
@@ -283,10 +407,10 @@ void ConnectionImpl::Detach() {
 }  // namespace internal
 
 absl::StatusOr<std::unique_ptr<Transport>> Transport::Create(TransportOptions options) {
-  if (absl::Status s = internal::ValidateOptions(options); !s.ok()) return s;
-  auto t = std::make_unique<internal::TransportImpl>(std::move(options));
-  if (absl::Status s = t->Init(); !s.ok()) return s;
-  return std::unique_ptr<Transport>(std::move(t));
+  absl::StatusOr<std::shared_ptr<internal::TransportCore>> core =
+      internal::TransportCore::Create(std::move(options));
+  if (!core.ok()) return core.status();
+  return std::unique_ptr<Transport>(std::make_unique<internal::TransportImpl>(*std::move(core)));
 }
 
 }  // namespace zrpc

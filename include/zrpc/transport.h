@@ -169,6 +169,10 @@ class Connection {
   virtual void Close() = 0;
 };
 
+namespace internal {
+class TransportCore;
+}  // namespace internal
+
 class Transport {
  public:
   // Starts the I/O thread and the worker pool and connects the matchmaker. INVALID_ARGUMENT for
@@ -227,6 +231,10 @@ class Transport {
   virtual std::string pub_endpoint() const = 0;
   virtual const TransportOptions& options() const = 0;
   virtual Matchmaker& matchmaker() = 0;
+
+  // zrpc's own notifiers and listeners share the transport's internals through this; other
+  // implementations of Transport return null (and cannot be used with them).
+  virtual std::shared_ptr<internal::TransportCore> core_for_internal_use() { return nullptr; }
 };
 
 }  // namespace zrpc

@@ -42,7 +42,7 @@ struct ClientCore::AsyncRequest {
 };
 
 ClientCore::ClientCore(zmq::context_t& ctx, const TransportOptions& options, WorkerPool& workers)
-    : ctx_(ctx), options_(options), workers_(workers), sockets_(ctx, options) {}
+    : options_(options), workers_(workers), sockets_(ctx, options) {}
 
 ClientCore::~ClientCore() {
   Stop();
@@ -159,12 +159,14 @@ absl::StatusOr<Value> ClientCore::Call(const Context& context, std::string_view 
 
 namespace {
 
-// The replies of one multicall, read on the calling thread. Must be destroyed before the
-// Transport that made it (its session leases the transport's sockets).
+// The replies of one multicall, read on the calling thread. Keeps the transport's core alive (its
+// session leases the core's sockets): after Transport::Close it fails with TransportClosed.
 class ReplyStreamImpl : public ReplyStream {
  public:
-  ReplyStreamImpl(ClientEnv env, std::string msg_id)
-      : session_(std::make_unique<CallSession>(env)), msg_id_(std::move(msg_id)) {}
+  ReplyStreamImpl(ClientEnv env, std::string msg_id, std::shared_ptr<void> keep_alive)
+      : keep_alive_(std::move(keep_alive)),
+        session_(std::make_unique<CallSession>(env)),
+        msg_id_(std::move(msg_id)) {}
 
   CallSession& session() { return *session_; }
 
@@ -200,6 +202,7 @@ class ReplyStreamImpl : public ReplyStream {
     session_.reset();  // returns the socket now
   }
 
+  std::shared_ptr<void> keep_alive_;  // destroyed last
   std::unique_ptr<CallSession> session_;
   std::string msg_id_;
   std::vector<CallSession::Event> pending_;
@@ -212,7 +215,8 @@ class ReplyStreamImpl : public ReplyStream {
 absl::StatusOr<std::unique_ptr<ReplyStream>> ClientCore::MultiCall(const Context& context,
                                                                    std::string_view topic,
                                                                    Message message,
-                                                                   const CallOptions& options) {
+                                                                   const CallOptions& options,
+                                                                   std::shared_ptr<void> keep_alive) {
   absl::StatusOr<Prepared> p =
       Prepare(context, topic, message, options.exchange, true, options.timeout);
   if (!p.ok()) return p.status();
@@ -220,7 +224,7 @@ absl::StatusOr<std::unique_ptr<ReplyStream>> ClientCore::MultiCall(const Context
   if (!c.ok()) return c.status();
   std::vector<const Route*> order;
   (*c)->ForCalls().Order(health_, &order);
-  auto stream = std::make_unique<ReplyStreamImpl>(env(), p->msg_id);
+  auto stream = std::make_unique<ReplyStreamImpl>(env(), p->msg_id, std::move(keep_alive));
   const CallSession::Request request{0, FrameKind::kMultiCall, std::string(topic),
                                      std::string(topic), p->method, p->msg_id,
                                      std::move(p->body), p->deadline};

@@ -45,9 +45,12 @@ class ClientCore {
 
   absl::StatusOr<Value> Call(const Context& context, std::string_view topic, Message message,
                              const CallOptions& options);
+  // The stream keeps `keep_alive` (the transport's core) until it is destroyed, so it may
+  // outlive the Transport (it then fails with TransportClosed).
   absl::StatusOr<std::unique_ptr<ReplyStream>> MultiCall(const Context& context,
                                                          std::string_view topic, Message message,
-                                                         const CallOptions& options);
+                                                         const CallOptions& options,
+                                                         std::shared_ptr<void> keep_alive);
   void CallAsync(const Context& context, std::string_view topic, Message message,
                  std::function<void(absl::StatusOr<Value>)> done, const CallOptions& options);
   std::vector<absl::StatusOr<Value>> CallMany(const Context& context, std::string_view topic,
@@ -78,7 +81,6 @@ class ClientCore {
   void AsyncLoop();
   void Complete(std::function<void(absl::StatusOr<Value>)> done, absl::StatusOr<Value> result);
 
-  zmq::context_t& ctx_;
   const TransportOptions& options_;
   WorkerPool& workers_;
   SocketPool sockets_;
