@@ -57,8 +57,9 @@ struct NotifierOptions {
   std::string exchange;
 };
 
-// Publishes events. Created on a Transport (which must outlive it); binds the transport's
-// sockets if no connection has, and registers as a publisher with the matchmaker.
+// Publishes events. Created on a Transport; binds the transport's sockets if no connection has,
+// and registers as a publisher with the matchmaker. It shares the transport's internals and may
+// outlive the Transport (Notify then fails with TransportClosed).
 class Notifier {
  public:
   static absl::StatusOr<std::unique_ptr<Notifier>> Create(Transport& transport,
@@ -96,6 +97,8 @@ struct ListenerOptions {
 
 // Receives events. `targets` are "topic" (every priority) or "topic.priority". The handler runs
 // on the listener's own thread, one event at a time (pool listeners: on worker threads).
+// Lifetime: it shares the transport's internals and may outlive the Transport (it then receives
+// nothing more); destroying it stops the handler, so whatever the handler uses must outlive it.
 class NotificationListener {
  public:
   static absl::StatusOr<std::unique_ptr<NotificationListener>> Create(

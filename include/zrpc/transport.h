@@ -118,6 +118,8 @@ struct CastOptions {
 
 // The replies of a MultiCall, read one at a time from the calling thread. Destroying it before
 // the end (or Cancel) tells the server to stop the handler at its next value. Thread-compatible.
+// Lifetime: it shares the transport's internals, so it may outlive the Transport; after
+// Transport::Close, Next() returns TransportClosed.
 class ReplyStream {
  public:
   virtual ~ReplyStream() = default;

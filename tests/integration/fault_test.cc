@@ -218,5 +218,30 @@ TEST_F(FaultTest, SocketsToEndpointsThatLeftAreClosed) {
       << "fds before " << before << ", now " << OpenFds();
 }
 
+TEST_F(FaultTest, StreamsNotifiersAndListenersThatOutliveTheirTransportFailCleanly) {
+  StartService("s");
+  auto client = Client();
+  absl::StatusOr<std::unique_ptr<ReplyStream>> stream =
+      client->MultiCall(Context(), "compute", Msg("count", {{"n", 1000}, {"delay_ms", 20}}));
+  ZRPC_ASSERT_OK(stream);
+  ZRPC_ASSERT_OK((*stream)->Next());
+  absl::StatusOr<std::unique_ptr<Notifier>> notifier = Notifier::Create(*client, "pub");
+  ZRPC_ASSERT_OK(notifier);
+  absl::StatusOr<std::unique_ptr<NotificationListener>> listener =
+      NotificationListener::Create(*client, {"notifications"}, [](const Notification&) {});
+  ZRPC_ASSERT_OK(listener);
+  const absl::Time start = absl::Now();
+  client.reset();  // the Transport goes first
+  EXPECT_LT(absl::Now() - start, absl::Seconds(3));
+  absl::StatusOr<std::optional<Value>> next = (*stream)->Next();
+  while (next.ok() && next->has_value()) next = (*stream)->Next();  // values already received
+  EXPECT_TRUE(IsErrorKind(next.status(), ErrorKind::kTransportClosed)) << next.status();
+  EXPECT_TRUE(IsErrorKind((*notifier)->Notify(Context(), "e", Priority::kInfo, Value(1)),
+                          ErrorKind::kTransportClosed));
+  stream->reset();
+  notifier->reset();
+  listener->reset();
+}
+
 }  // namespace
 }  // namespace zrpc::testing
