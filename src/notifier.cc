@@ -114,8 +114,9 @@ class NotifierImpl : public Notifier {
     }
     for (const std::string& topic : options_.topics) {
       std::string subscription = absl::StrCat(topic, ".", ToAbsl(PriorityName(priority)));
-      internal::IoLoop& io = core_->io();
-      if (!io.RunAsync([&io, subscription, body = *body] { io.Publish(subscription, body); })) {
+      internal::ServerEngine& server = core_->server();
+      if (!core_->reactor().RunAsync(
+              [&server, subscription, body = *body] { server.Publish(subscription, body); })) {
         return TransportClosedError();
       }
       // Listener pools: one copy per pool, like a cast to a worker pool.
@@ -128,7 +129,7 @@ class NotifierImpl : public Notifier {
     return absl::OkStatus();
   }
 
-  uint64_t dropped() const override { return core_->io().published_drops(); }
+  uint64_t dropped() const override { return core_->server().published_drops(); }
 
  private:
   std::shared_ptr<internal::TransportCore> core_;
@@ -285,8 +286,8 @@ absl::StatusOr<std::unique_ptr<Notifier>> Notifier::Create(Transport& transport,
                                                      "\" must not contain '.' (it separates the priority)"));
     }
   }
-  internal::IoLoop& io = t->io();
-  if (absl::Status s = io.RunSync([&io] { return io.EnsureBound(); }); !s.ok()) return s;
+  internal::ServerEngine& io = t->server();
+  if (absl::Status s = t->reactor().RunSync([&io] { return io.EnsureBound(); }); !s.ok()) return s;
   std::vector<Registration> regs;
   for (const std::string& topic : options.topics) {
     Registration r;

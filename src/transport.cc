@@ -1,5 +1,5 @@
 // Transport and Connection: glue between the public API, the client engine (client.h), the I/O
-// thread (io_loop.h), the worker pool and the matchmaker.
+// thread (server/server_engine.h on zmq/reactor.h), the worker pool and the matchmaker.
 #include "zrpc/transport.h"
 
 #include <unistd.h>
@@ -12,11 +12,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "transport_core.h"
-#include "io_loop.h"
 #include "json_internal.h"
 #include "log_internal.h"
 #include "wire.h"
-#include "worker_pool.h"
+#include "server/worker_pool.h"
 #include "zmq_util.h"
 #include "zrpc/errors.h"
 
@@ -141,8 +140,8 @@ class TransportImpl : public Transport {
     return core_->client().CastToServer(context, endpoint, topic, std::move(message), options, true);
   }
   void Close() override { core_->Close(); }
-  std::string endpoint() const override { return core_->io().endpoint(); }
-  std::string pub_endpoint() const override { return core_->io().pub_endpoint(); }
+  std::string endpoint() const override { return core_->server().endpoint(); }
+  std::string pub_endpoint() const override { return core_->server().pub_endpoint(); }
   const TransportOptions& options() const override { return core_->options(); }
   Matchmaker& matchmaker() override { return core_->matchmaker(); }
   std::shared_ptr<TransportCore> core_for_internal_use() override { return core_; }
@@ -155,7 +154,7 @@ TransportCore::TransportCore(TransportOptions options)
     : options_(std::move(options)),
       ctx_(1),
       workers_(options_.thread_pool_size),
-      io_(ctx_, options_, workers_),
+      server_(ctx_, options_, workers_, reactor_),
       client_(ctx_, options_, workers_) {}
 
 TransportCore::~TransportCore() {
@@ -204,7 +203,7 @@ absl::Status TransportCore::Init() {
     ZRPC_LOG(kWarning, "matchmaker watch unavailable (%s); routes refresh every %s",
              watch.status().message(), absl::FormatDuration(RouteTable::kTtl));
   }
-  return io_.Start();
+  return reactor_.Start([this] { server_.OnWake(); }, [this] { server_.OnExit(); });
 }
 
 absl::Status TransportCore::Register(const Registration& r) {
@@ -249,7 +248,7 @@ void TransportCore::Close() {
   if (heartbeat_thread_.joinable()) heartbeat_thread_.join();
   watch_.reset();
   client_.Stop();
-  io_.Stop();
+  reactor_.Stop();
   ctx_.shutdown();  // callers blocked in ZeroMQ return TransportClosed now
   client_.Shutdown();
   workers_.Stop();
@@ -347,8 +346,8 @@ absl::Status ConnectionImpl::ConsumeInThread() {
 }
 
 absl::Status ConnectionImpl::Activate(const std::vector<std::shared_ptr<Consumer>>& consumers) {
-  IoLoop& io = transport_->io();
-  absl::Status bound = io.RunSync([&]() -> absl::Status {
+  ServerEngine& io = transport_->server();
+  absl::Status bound = transport_->reactor().RunSync([&]() -> absl::Status {
     if (absl::Status s = io.EnsureBound(); !s.ok()) return s;
     for (const auto& c : consumers) {
       c->registration.endpoint = io.endpoint();
@@ -384,15 +383,15 @@ void ConnectionImpl::Close() {
   // Let running handlers finish, within the bound.
   const absl::Time until = absl::Now() + bound;
   while (state_->running.load() > 0 && absl::Now() < until) absl::SleepFor(absl::Milliseconds(2));
-  (void)t->io().RunSync([&] {
-    t->io().RemoveConsumers(state_->id);
+  (void)t->reactor().RunSync([&] {
+    t->server().RemoveConsumers(state_->id);
     return absl::OkStatus();
   });
   if (state_->running.load() > 0) {
     ZRPC_LOG(kWarning, "closing with %d handlers still running: failing their calls",
              state_->running.load());
-    (void)t->io().RunSync([&] {
-      t->io().AbandonCalls(state_->id);
+    (void)t->reactor().RunSync([&] {
+      t->server().AbandonCalls(state_->id);
       return absl::OkStatus();
     });
   }

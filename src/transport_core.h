@@ -16,8 +16,9 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "client/client_core.h"
-#include "io_loop.h"
-#include "worker_pool.h"
+#include "server/server_engine.h"
+#include "zmq/reactor.h"
+#include "server/worker_pool.h"
 #include "zrpc/transport.h"
 
 namespace zrpc::internal {
@@ -39,7 +40,8 @@ class TransportCore {
 
   const TransportOptions& options() const { return options_; }
   Matchmaker& matchmaker() { return *matchmaker_; }
-  IoLoop& io() { return io_; }
+  Reactor& reactor() { return reactor_; }
+  ServerEngine& server() { return server_; }
   ClientCore& client() { return client_; }
 
   // Registers `r` with the matchmaker and keeps it alive with heartbeats; Unregister withdraws.
@@ -58,7 +60,8 @@ class TransportCore {
   TransportOptions options_;
   zmq::context_t ctx_;
   WorkerPool workers_;
-  IoLoop io_;
+  Reactor reactor_;
+  ServerEngine server_;
   ClientCore client_;
   std::shared_ptr<Matchmaker> matchmaker_;
   std::unique_ptr<WatchHandle> watch_;

@@ -22,7 +22,7 @@
 #include "client/health.h"
 #include "client/routes.h"
 #include "client/socket_pool.h"
-#include "worker_pool.h"
+#include "server/worker_pool.h"
 #include "zrpc/matchmaker.h"
 #include "zrpc/transport.h"
 

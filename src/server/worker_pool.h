@@ -1,6 +1,6 @@
 // A fixed pool of handler threads fed by one queue. Thread-safe.
-#ifndef ZRPC_SRC_WORKER_POOL_H_
-#define ZRPC_SRC_WORKER_POOL_H_
+#ifndef ZRPC_SRC_SERVER_WORKER_POOL_H_
+#define ZRPC_SRC_SERVER_WORKER_POOL_H_
 
 #include <deque>
 #include <functional>
@@ -34,4 +34,4 @@ class WorkerPool {
 
 }  // namespace zrpc::internal
 
-#endif  // ZRPC_SRC_WORKER_POOL_H_
+#endif  // ZRPC_SRC_SERVER_WORKER_POOL_H_

@@ -1,19 +1,14 @@
-#include "io_loop.h"
+#include "server/server_engine.h"
 
-#include <poll.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <atomic>
-#include <cerrno>
-#include <chrono>
 #include <cstring>
-#include <future>
 
-#include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
 #include "json_internal.h"
 #include "log_internal.h"
+#include "server/introspection.h"
 #include "zmq_util.h"
 #include "zrpc/errors.h"
 #include "zrpc/message.h"
@@ -38,101 +33,50 @@ std::string PortOf(const std::string& endpoint) { return endpoint.substr(endpoin
 
 }  // namespace
 
-bool DuplicateWindow::Seen(std::string_view id) {
-  const uint64_t h = absl::HashOf(ToAbsl(id));
-  if (!ids_.insert(h).second) return true;
-  order_.push_back(h);
-  if (order_.size() > size_) {
-    ids_.erase(order_.front());
-    order_.pop_front();
-  }
-  return false;
-}
-
-struct IoLoop::Job {
+struct ServerEngine::Job {
   std::shared_ptr<Consumer> consumer;
   FrameKind kind;
   std::string rid;
   std::string msg_id;
   Message message;
   std::shared_ptr<CallContext> ctx;
-  Dispatcher::Target target;  // resolved on the I/O thread (dispatching consumers)
+  Dispatcher::Target target;  // resolved on the reactor thread (dispatching consumers)
 };
 
-IoLoop::IoLoop(zmq::context_t& ctx, const TransportOptions& options, WorkerPool& workers)
-    : ctx_(ctx), options_(options), workers_(workers) {}
-
-IoLoop::~IoLoop() {
-  Stop();
-  if (wake_fd_ >= 0) close(wake_fd_);
-}
-
-absl::Status IoLoop::Start() {
-  wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (wake_fd_ < 0) return absl::InternalError(absl::StrCat("eventfd: ", std::strerror(errno)));
-  thread_ = std::thread([this] { Run(); });
-  loop_thread_id_ = thread_.get_id();
-  return absl::OkStatus();
-}
-
-void IoLoop::Stop() {
+void ServerEngine::PostReply(Outbound out) {
   {
     absl::MutexLock lock(&mu_);
-    if (stopped_) return;
-    stopped_ = true;
+    outbound_.push_back(std::move(out));
   }
-  if (thread_.joinable()) {
-    uint64_t one = 1;
-    (void)!write(wake_fd_, &one, sizeof(one));
-    thread_.join();
-  }
+  reactor_.Notify();
 }
 
-void IoLoop::Wake() {
-  // Called with mu_ held: one eventfd write per batch of queued work.
-  if (!woken_) {
-    woken_ = true;
-    uint64_t one = 1;
-    (void)!write(wake_fd_, &one, sizeof(one));
+void ServerEngine::OnWake() {
+  std::deque<Outbound> outbound;
+  {
+    absl::MutexLock lock(&mu_);
+    outbound.swap(outbound_);
   }
+  for (const Outbound& out : outbound) SendOutbound(out);
 }
 
-bool IoLoop::RunAsync(std::function<void()> fn) {
+void ServerEngine::OnExit() {
+  OnWake();
+  router_.reset();
+  pub_.reset();
+}
+
+std::string ServerEngine::endpoint() const {
   absl::MutexLock lock(&mu_);
-  if (stopped_) return false;
-  tasks_.push_back(std::move(fn));
-  Wake();
-  return true;
-}
-
-absl::Status IoLoop::RunSync(std::function<absl::Status()> fn) {
-  if (std::this_thread::get_id() == loop_thread_id_) return fn();
-  auto done = std::make_shared<std::promise<absl::Status>>();
-  std::future<absl::Status> result = done->get_future();
-  if (!RunAsync([fn = std::move(fn), done] { done->set_value(fn()); })) {
-    return TransportClosedError();
-  }
-  return result.get();
-}
-
-void IoLoop::PostReply(Outbound out) {
-  absl::MutexLock lock(&mu_);
-  if (stopped_) return;
-  outbound_.push_back(std::move(out));
-  Wake();
-}
-
-std::string IoLoop::endpoint() const {
-  absl::MutexLock lock(const_cast<absl::Mutex*>(&mu_));
   return endpoint_;
 }
 
-std::string IoLoop::pub_endpoint() const {
-  absl::MutexLock lock(const_cast<absl::Mutex*>(&mu_));
+std::string ServerEngine::pub_endpoint() const {
+  absl::MutexLock lock(&mu_);
   return pub_endpoint_;
 }
 
-absl::Status IoLoop::EnsureBound() {
+absl::Status ServerEngine::EnsureBound() {
   if (router_) return absl::OkStatus();
   absl::StatusOr<std::unique_ptr<zmq::socket_t>> router =
       MakeSocket(ctx_, SocketRole::kServiceRouter, options_);
@@ -170,6 +114,8 @@ absl::Status IoLoop::EnsureBound() {
   }
   router_ = *std::move(router);
   pub_ = *std::move(pub);
+  reactor_.Watch(pub_.get(), [this] { return DrainSubscriptions(); });
+  reactor_.Watch(router_.get(), [this] { return HandleRouter(); });
   absl::MutexLock lock(&mu_);
   endpoint_ = router_ep;
   pub_endpoint_ = pub_ep;
@@ -178,17 +124,17 @@ absl::Status IoLoop::EnsureBound() {
   return absl::OkStatus();
 }
 
-void IoLoop::AddConsumer(std::shared_ptr<Consumer> consumer) {
+void ServerEngine::AddConsumer(std::shared_ptr<Consumer> consumer) {
   consumers_[consumer->key] = std::move(consumer);
 }
 
-void IoLoop::RemoveConsumers(uint64_t connection_id) {
+void ServerEngine::RemoveConsumers(uint64_t connection_id) {
   absl::erase_if(consumers_, [&](const auto& entry) {
     return entry.second->connection->id == connection_id;
   });
 }
 
-void IoLoop::AbandonCalls(uint64_t connection_id) {
+void ServerEngine::AbandonCalls(uint64_t connection_id) {
   std::vector<std::string> ids;
   for (const auto& [msg_id, call] : in_flight_) {
     if (call.connection_id == connection_id) ids.push_back(msg_id);
@@ -202,89 +148,28 @@ void IoLoop::AbandonCalls(uint64_t connection_id) {
   }
 }
 
-void IoLoop::Run() {
-  // ZMQ_FD is edge-triggered: ask ZMQ_EVENTS first and only sleep in poll() when no socket has
-  // anything. This is zmq_poll's logic with two of its three pre-sleep system calls removed.
-  std::vector<pollfd> fds;
-  auto readable = [](zmq::socket_t& socket) {
-    return (socket.get(zmq::sockopt::events) & ZMQ_POLLIN) != 0;
-  };
-  while (!stop_requested_) {
-    try {
-      // Timers first: they send, and any operation on a socket after its ZMQ_EVENTS check could
-      // consume the edge poll() would wait for.
-      const absl::Time now = absl::Now();
-      if (now >= next_beats_) SendBeats();
-      bool worked = false;
-      if (pub_ && readable(*pub_)) {
-        // Subscription messages of the XPUB: libzmq keeps the filters itself; just drain them.
-        zmq::message_t sub;
-        while (pub_->recv(sub, zmq::recv_flags::dontwait)) {
-        }
-      }
-      if (router_ && readable(*router_)) {
-        HandleRouter();
-        worked = true;
-      }
-      fds.clear();
-      fds.push_back({wake_fd_, POLLIN, 0});
-      if (router_) fds.push_back({router_->get(zmq::sockopt::fd), POLLIN, 0});
-      if (pub_) fds.push_back({pub_->get(zmq::sockopt::fd), POLLIN, 0});
-      int timeout_ms = -1;
-      if (worked) {
-        timeout_ms = 0;  // there may be more: look again before sleeping
-      } else if (const absl::Time next = next_beats_; next != absl::InfiniteFuture()) {
-        timeout_ms = static_cast<int>(std::max<int64_t>(
-            0, absl::ToInt64Milliseconds(absl::Ceil(next - absl::Now(), absl::Milliseconds(1)))));
-      }
-      if (poll(fds.data(), fds.size(), timeout_ms) < 0 && errno != EINTR) {
-        ZRPC_LOG(kError, "I/O thread poll failed: %s", std::strerror(errno));
-      }
-      if (fds[0].revents & POLLIN) DrainQueues();
-    } catch (const zmq::error_t& e) {
-      if (e.num() == ETERM) break;
-      ZRPC_LOG(kError, "I/O thread: %s", e.what());
-    }
-  }
-  // Shutting down: nothing may wait on us any more.
-  DrainQueues();
-  router_.reset();
-  pub_.reset();
+bool ServerEngine::DrainSubscriptions() {
+  // Subscription messages of the XPUB: libzmq keeps the filters itself; just drain them.
+  zmq::message_t sub;
+  bool got = false;
+  while (pub_->recv(sub, zmq::recv_flags::dontwait)) got = true;
+  return got;
 }
 
-void IoLoop::DrainQueues() {
-  // Clear the eventfd before taking the queues: a post that lands after the read either sees
-  // woken_ still set (its item is taken below) or writes the eventfd again (seen by the next
-  // poll). Reading after the swap could swallow that second write and strand its item.
-  uint64_t count;
-  (void)!read(wake_fd_, &count, sizeof(count));
-  std::deque<std::function<void()>> tasks;
-  std::deque<Outbound> outbound;
-  {
-    absl::MutexLock lock(&mu_);
-    woken_ = false;
-    tasks.swap(tasks_);
-    outbound.swap(outbound_);
-    if (stopped_) stop_requested_ = true;
-  }
-  for (auto& task : tasks) task();
-  for (const Outbound& out : outbound) SendOutbound(out);
-}
-
-void IoLoop::HandleRouter() {
-  std::vector<zmq::message_t> frames;
+bool ServerEngine::HandleRouter() {
+  std::vector<zmq::message_t>& frames = frames_;
   // Bounded so that replies and timers are not starved by a flood.
   for (int i = 0; i < 1000; ++i) {
     try {
       const RecvResult got = RecvMessage(*router_, &frames, /*wait=*/false, /*max_frames=*/4);
-      if (got == RecvResult::kNone) return;
+      if (got == RecvResult::kNone) return i > 0;
       if (got == RecvResult::kTruncated) {
         ZRPC_LOG(kError, "a truncated message arrived on the service socket; dropped");
-        return;
+        return true;
       }
     } catch (const zmq::error_t& e) {
       if (e.num() != EAGAIN) ZRPC_LOG(kError, "receive failed: %s", e.what());
-      return;
+      return i > 0;
     }
     if (frames.size() < 2 || frames.size() > 3) {
       ZRPC_LOG(kWarning, "dropping a message of %d frames (zrpc messages have 2: header, body)",
@@ -323,9 +208,10 @@ void IoLoop::HandleRouter() {
     }
     HandleRequest(std::move(rid), *header, body);
   }
+  return true;  // bounded: there may be more
 }
 
-void IoLoop::HandleRequest(std::string rid, const Header& header, std::string_view body) {
+void ServerEngine::HandleRequest(std::string rid, const Header& header, std::string_view body) {
   const bool is_cast = header.kind == FrameKind::kCast;
   auto fail = [&](const absl::Status& status) {
     if (is_cast) {
@@ -348,71 +234,87 @@ void IoLoop::HandleRequest(std::string rid, const Header& header, std::string_vi
   }
   if (message->ns && *message->ns == kReservedNamespace) {
     if (is_cast) return;
-    absl::StatusOr<Value> answer = Introspect(*consumer, message->method);
+    const std::string endpoint = this->endpoint();
+    absl::StatusOr<Value> answer =
+        Introspect(*consumer, message->method, ServiceView{options_.host, endpoint, consumers_});
     if (!answer.ok()) return fail(answer.status());
     return SendFinalReply(rid, header.msg_id, Reply{.result = *std::move(answer)});
   }
-  if (consumer->connection->draining.load()) {
-    return fail(absl::UnavailableError(absl::StrCat(
-        "service ", options_.host, " is shutting down and takes no new requests; try another instance")));
+  if (message->timeout_ms && *message->timeout_ms == 0) {
+    ZRPC_LOG(kDebug, "dropping %s to %s: its deadline has passed", message->method,
+             ToAbsl(header.target));
+    return;
   }
-  absl::Time deadline = absl::InfiniteFuture();
-  if (message->timeout_ms) {
-    if (*message->timeout_ms == 0) {
-      ZRPC_LOG(kDebug, "dropping %s to %s: its deadline has passed", message->method,
-               ToAbsl(header.target));
-      return;
-    }
-    deadline = absl::Now() + absl::Milliseconds(*message->timeout_ms);
+  absl::StatusOr<Dispatcher::Target> target = Admit(*consumer, header, *message, rid);
+  if (!target.ok()) return fail(target.status());
+  const absl::Time deadline = message->timeout_ms
+                                  ? absl::Now() + absl::Milliseconds(*message->timeout_ms)
+                                  : absl::InfiniteFuture();
+  Job job{consumer, header.kind, std::move(rid), std::string(header.msg_id), *std::move(message),
+          std::make_shared<CallContext>(Context(), deadline, consumer->registration.topic),
+          *target};
+  if (target->endpoint != nullptr && target->endpoint->inline_handlers) {
+    return Execute(job, /*on_loop=*/true);
+  }
+  Submit(std::move(job));
+}
+
+absl::StatusOr<Dispatcher::Target> ServerEngine::Admit(const Consumer& consumer,
+                                                       const Header& header,
+                                                       const Message& message,
+                                                       const std::string& rid) {
+  if (consumer.connection->draining.load()) {
+    return absl::UnavailableError(absl::StrCat("service ", options_.host,
+                                               " is shutting down and takes no new requests; "
+                                               "try another instance"));
   }
   Dispatcher::Target target{nullptr, nullptr};
-  if (consumer->dispatcher != nullptr) {
-    absl::StatusOr<Dispatcher::Target> resolved = consumer->dispatcher->Resolve(
-        message->ns ? std::string_view(*message->ns) : std::string_view(), message->version,
-        message->method);
-    if (!resolved.ok()) return fail(resolved.status());
+  if (consumer.dispatcher != nullptr) {
+    absl::StatusOr<Dispatcher::Target> resolved = consumer.dispatcher->Resolve(
+        message.ns ? std::string_view(*message.ns) : std::string_view(), message.version,
+        message.method);
+    if (!resolved.ok()) return resolved.status();
     target = *resolved;
   }
   const bool run_inline = target.endpoint != nullptr && target.endpoint->inline_handlers;
-  if (!run_inline && !is_cast) {
-    // Checked before `rid` moves into the job: the refusal must reach this client.
+  if (!run_inline && header.kind != FrameKind::kCast) {
     auto running = peer_in_flight_.find(rid);
     if (running != peer_in_flight_.end() && running->second >= options_.max_in_flight_per_peer) {
-      return fail(absl::ResourceExhaustedError(
+      return absl::ResourceExhaustedError(
           absl::StrCat("too many calls in flight from this client (at most ",
-                       options_.max_in_flight_per_peer, "); retry later")));
+                       options_.max_in_flight_per_peer, "); retry later"));
     }
   }
-  Job job{consumer, header.kind, std::move(rid), std::string(header.msg_id), *std::move(message),
-          std::make_shared<CallContext>(Context(), deadline, consumer->registration.topic),
-          target};
-  if (run_inline) return Execute(job, /*on_loop=*/true);
+  return target;
+}
+
+void ServerEngine::Submit(Job job) {
+  const bool is_cast = job.kind == FrameKind::kCast;
   if (!is_cast) {
     ++peer_in_flight_[job.rid];
-    in_flight_[job.msg_id] = InFlight{job.rid, job.ctx, consumer->connection->id};
-    if (next_beats_ == absl::InfiniteFuture()) {
-      next_beats_ = absl::Now() + options_.call_heartbeat_interval;
-    }
+    in_flight_[job.msg_id] = InFlight{job.rid, job.ctx, job.consumer->connection->id};
+    ArmBeats();
   }
+  std::shared_ptr<Consumer> consumer = job.consumer;
   consumer->connection->running.fetch_add(1);
-  const std::string rid_copy = job.rid, msg_id = job.msg_id;
+  const std::string rid = job.rid, msg_id = job.msg_id;
   if (!workers_.Submit([this, job = std::move(job)]() mutable {
         Execute(job, /*on_loop=*/false);
         job.consumer->connection->running.fetch_sub(1);
       })) {
     consumer->connection->running.fetch_sub(1);
     if (!is_cast) {
-      if (--peer_in_flight_[rid_copy] <= 0) peer_in_flight_.erase(rid_copy);
+      if (--peer_in_flight_[rid] <= 0) peer_in_flight_.erase(rid);
       in_flight_.erase(msg_id);
-      ReplyError(rid_copy, msg_id, TransportClosedError());
+      ReplyError(rid, msg_id, TransportClosedError());
     }
   }
 }
 
-void IoLoop::Execute(Job& job, bool on_loop) {
+void ServerEngine::Execute(Job& job, bool on_loop) {
   const bool is_cast = job.kind == FrameKind::kCast;
   const bool is_stream = job.kind == FrameKind::kMultiCall;
-  auto send = [&](Reply reply, bool last) {
+  std::function<void(Reply, bool)> send = [&](Reply reply, bool last) {
     reply.msg_id = job.msg_id;
     absl::StatusOr<std::string> body = EncodeReply(reply);
     if (body.ok() && body->size() > options_.max_message_size) {
@@ -452,23 +354,7 @@ void IoLoop::Execute(Job& job, bool on_loop) {
          true);
     return;
   }
-  if (job.consumer->callback) {
-    try {
-      job.consumer->callback(job.message);
-    } catch (const std::exception& e) {
-      status = StatusFromException(e);
-    }
-  } else {
-    status = job.consumer->dispatcher->Run(job.target, *job.ctx, job.message, [&](Value v) {
-      if (is_cast) return true;
-      if (is_stream) {
-        send(Reply{.result = std::move(v)}, false);
-        return !job.ctx->cancelled();
-      }
-      last = std::move(v);
-      return true;
-    });
-  }
+  status = RunHandler(job, send, &last);
   if (!status.ok() && !IsExpected(status)) {
     if (IsRoutingError(status)) {
       ZRPC_LOG(kDebug, "%s.%s: %s", job.ctx->topic(), job.message.method, status.message());
@@ -496,7 +382,32 @@ void IoLoop::Execute(Job& job, bool on_loop) {
   send(std::move(final), true);
 }
 
-void IoLoop::SendOutbound(const Outbound& out) {
+absl::Status ServerEngine::RunHandler(Job& job, const std::function<void(Reply, bool)>& send,
+                                      std::optional<Value>* last) {
+  const bool is_cast = job.kind == FrameKind::kCast;
+  const bool is_stream = job.kind == FrameKind::kMultiCall;
+  absl::Status status;
+  if (job.consumer->callback) {
+    try {
+      job.consumer->callback(job.message);
+    } catch (const std::exception& e) {
+      status = StatusFromException(e);
+    }
+  } else {
+    status = job.consumer->dispatcher->Run(job.target, *job.ctx, job.message, [&](Value v) {
+      if (is_cast) return true;
+      if (is_stream) {
+        send(Reply{.result = std::move(v)}, false);
+        return !job.ctx->cancelled();
+      }
+      *last = std::move(v);
+      return true;
+    });
+  }
+  return status;
+}
+
+void ServerEngine::SendOutbound(const Outbound& out) {
   if (out.tracked) {
     auto it = in_flight_.find(out.msg_id);
     if (it == in_flight_.end() || it->second.rid != out.rid) {
@@ -527,12 +438,12 @@ void IoLoop::SendOutbound(const Outbound& out) {
   }
 }
 
-void IoLoop::ReplyError(const std::string& rid, std::string_view msg_id,
+void ServerEngine::ReplyError(const std::string& rid, std::string_view msg_id,
                         const absl::Status& status) {
   SendFinalReply(rid, msg_id, Reply{.failure = SerializeRemoteException(status)});
 }
 
-void IoLoop::SendFinalReply(const std::string& rid, std::string_view msg_id, Reply reply) {
+void ServerEngine::SendFinalReply(const std::string& rid, std::string_view msg_id, Reply reply) {
   reply.ending = true;
   reply.msg_id = std::string(msg_id);
   absl::StatusOr<std::string> body = EncodeReply(reply);
@@ -540,46 +451,7 @@ void IoLoop::SendFinalReply(const std::string& rid, std::string_view msg_id, Rep
   SendOutbound(Outbound{rid, ControlHeader(FrameKind::kReply, msg_id), *std::move(body)});
 }
 
-absl::StatusOr<Value> IoLoop::Introspect(const Consumer& consumer, const std::string& method) {
-  if (method == "ping") {
-    return Value(Object{{"pong", true}, {"host", options_.host}, {"pid", static_cast<int64_t>(getpid())}});
-  }
-  if (method == "health") {
-    return Value(Object{{"status", consumer.connection->draining.load() ? "not_serving" : "serving"},
-                        {"host", options_.host}});
-  }
-  if (method == "describe") {
-    Array topics;
-    for (const auto& [key, c] : consumers_) {
-      const Registration& r = c->registration;
-      Object t{{"exchange", r.exchange}, {"topic", r.topic}, {"fanout", r.fanout}};
-      if (!r.pool.empty()) t.Set("pool", r.pool);
-      topics.push_back(Value(std::move(t)));
-    }
-    Array endpoints;
-    if (consumer.dispatcher != nullptr) {
-      for (const auto& ep : consumer.dispatcher->endpoints()) {
-        std::vector<std::string> names;
-        for (const auto& [name, entry] : ep->methods) {
-          names.push_back(entry.stream ? name + " (stream)" : name);
-        }
-        std::sort(names.begin(), names.end());
-        Array methods(names.begin(), names.end());
-        endpoints.push_back(Value(Object{{"namespace", ep->ns},
-                                         {"version", ep->version},
-                                         {"inline", ep->inline_handlers},
-                                         {"methods", std::move(methods)}}));
-      }
-    }
-    return Value(Object{{"host", options_.host},
-                        {"endpoint", endpoint()},
-                        {"topics", std::move(topics)},
-                        {"endpoints", std::move(endpoints)}});
-  }
-  return NoSuchMethodError(method);
-}
-
-void IoLoop::Publish(const std::string& subscription, const std::string& body) {
+void ServerEngine::Publish(const std::string& subscription, const std::string& body) {
   if (!pub_) return;
   try {
     if (!pub_->send(zmq::buffer(subscription), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
@@ -593,14 +465,21 @@ void IoLoop::Publish(const std::string& subscription, const std::string& body) {
   }
 }
 
-void IoLoop::SendBeats() {
+void ServerEngine::ArmBeats() {
+  if (reactor_.timer() == absl::InfiniteFuture()) {
+    reactor_.SetTimer(absl::Now() + options_.call_heartbeat_interval, [this] { SendBeats(); });
+  }
+}
+
+void ServerEngine::SendBeats() {
   // Each beat announces this service's interval: callers judge its silence by it.
   const int64_t interval_ms = absl::ToInt64Milliseconds(options_.call_heartbeat_interval);
   for (const auto& [msg_id, call] : in_flight_) {
     SendOutbound(Outbound{call.rid, BeatHeader(msg_id, interval_ms), ""});
   }
-  next_beats_ = in_flight_.empty() ? absl::InfiniteFuture()
-                                   : absl::Now() + options_.call_heartbeat_interval;
+  reactor_.SetTimer(in_flight_.empty() ? absl::InfiniteFuture()
+                                       : absl::Now() + options_.call_heartbeat_interval,
+                    [this] { SendBeats(); });
 }
 
 }  // namespace zrpc::internal

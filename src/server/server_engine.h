@@ -1,0 +1,118 @@
+// The server engine (DESIGN §2, §3): the service's ROUTER and XPUB, run on the transport's
+// reactor thread. It routes each request to its consumer, checks duplicates, deadlines, draining
+// and the in-flight limit, resolves the handler, runs it inline or on the worker pool, sends
+// replies (one final reply per call) and a beat for every call it has not answered yet, and
+// publishes notifications. Thread-safe where stated; the rest runs on the reactor thread.
+#ifndef ZRPC_SRC_SERVER_SERVER_ENGINE_H_
+#define ZRPC_SRC_SERVER_SERVER_ENGINE_H_
+
+#include <atomic>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <zmq.hpp>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "server/consumer.h"
+#include "server/worker_pool.h"
+#include "wire.h"
+#include "zmq/reactor.h"
+#include "zrpc/dispatcher.h"
+#include "zrpc/transport.h"
+
+namespace zrpc::internal {
+
+// A frame pair to send to a peer of the ROUTER.
+struct Outbound {
+  std::string rid;
+  std::string header;
+  std::string body;
+  std::string msg_id;  // the call it answers (replies of pool jobs)
+  bool last = false;   // the call's final reply
+  // A reply of a call tracked in the in-flight table (run on the pool): sent only while the call
+  // is still there, so that a call answered already (Close failed it) never gets a second final
+  // reply.
+  bool tracked = false;
+};
+
+class ServerEngine {
+ public:
+  ServerEngine(zmq::context_t& ctx, const TransportOptions& options, WorkerPool& workers,
+               Reactor& reactor)
+      : ctx_(ctx), options_(options), workers_(workers), reactor_(reactor) {}
+  ServerEngine(const ServerEngine&) = delete;
+  ServerEngine& operator=(const ServerEngine&) = delete;
+
+  // Reactor hooks: drain the reply queue after a wake-up; close the sockets at exit.
+  void OnWake();
+  void OnExit();
+
+  // Queues `out` for sending (from any thread).
+  void PostReply(Outbound out);
+
+  // Reactor thread only (through Reactor::RunSync).
+  absl::Status EnsureBound();
+  void AddConsumer(std::shared_ptr<Consumer> consumer);
+  void RemoveConsumers(uint64_t connection_id);
+  // Fails the calls of `connection_id` still running with TransportClosed.
+  void AbandonCalls(uint64_t connection_id);
+  // Publishes one event frame pair on the XPUB; a full subscriber queue drops it (counted).
+  void Publish(const std::string& subscription, const std::string& body);
+
+  // Thread-safe.
+  uint64_t published_drops() const { return published_drops_.load(); }
+  std::string endpoint() const;
+  std::string pub_endpoint() const;
+
+ private:
+  struct InFlight {
+    std::string rid;
+    std::shared_ptr<CallContext> ctx;
+    uint64_t connection_id;
+  };
+  struct Job;
+
+  bool HandleRouter();
+  bool DrainSubscriptions();
+  void HandleRequest(std::string rid, const Header& header, std::string_view body);
+  // Checks draining, the deadline and the in-flight limit; resolves the handler.
+  absl::StatusOr<Dispatcher::Target> Admit(const Consumer& consumer, const Header& header,
+                                           const Message& message, const std::string& rid);
+  void Submit(Job job);
+  void Execute(Job& job, bool on_loop);
+  absl::Status RunHandler(Job& job, const std::function<void(Reply, bool)>& send,
+                          std::optional<Value>* last);
+  void SendOutbound(const Outbound& out);
+  void ReplyError(const std::string& rid, std::string_view msg_id, const absl::Status& status);
+  // Encodes `reply` as the last reply of call `msg_id` and sends it (reactor thread).
+  void SendFinalReply(const std::string& rid, std::string_view msg_id, Reply reply);
+  void SendBeats();
+  void ArmBeats();
+
+  zmq::context_t& ctx_;
+  const TransportOptions& options_;
+  WorkerPool& workers_;
+  Reactor& reactor_;
+
+  mutable absl::Mutex mu_;
+  std::deque<Outbound> outbound_ ABSL_GUARDED_BY(mu_);
+  std::string endpoint_ ABSL_GUARDED_BY(mu_);
+  std::string pub_endpoint_ ABSL_GUARDED_BY(mu_);
+
+  // Reactor-thread state.
+  std::unique_ptr<zmq::socket_t> router_;
+  std::unique_ptr<zmq::socket_t> pub_;
+  absl::flat_hash_map<std::string, std::shared_ptr<Consumer>> consumers_;
+  std::string key_buffer_;  // reused to look consumers up without allocating
+  absl::flat_hash_map<std::string, InFlight> in_flight_;  // by msg_id
+  absl::flat_hash_map<std::string, int> peer_in_flight_;  // by rid
+  std::vector<zmq::message_t> frames_;
+  std::atomic<uint64_t> published_drops_{0};
+};
+
+}  // namespace zrpc::internal
+
+#endif  // ZRPC_SRC_SERVER_SERVER_ENGINE_H_
