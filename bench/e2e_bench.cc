@@ -28,7 +28,7 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
-#include "src/wire.h"
+#include "src/codec/wire.h"
 #include "tools/child_process.h"
 #include "tools/flags.h"
 #include "zrpc/zrpc.h"

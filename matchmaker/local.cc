@@ -25,7 +25,7 @@
 #include "matchmaker/memory.h"
 #include "matchmaker/registration_json.h"
 #include "matchmaker/watch.h"
-#include "src/log_internal.h"
+#include "src/base/log_internal.h"
 #include "zrpc/value.h"
 
 namespace zrpc::internal {

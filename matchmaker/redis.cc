@@ -14,7 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "matchmaker/registration_json.h"
-#include "src/log_internal.h"
+#include "src/base/log_internal.h"
 #include "zrpc/value.h"
 
 namespace zrpc::internal {

@@ -8,7 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "matchmaker/watch.h"
-#include "src/log_internal.h"
+#include "src/base/log_internal.h"
 #include "zrpc/errors.h"
 #include "zrpc/value.h"
 

@@ -6,8 +6,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "matchmaker/registration_json.h"
-#include "src/json_internal.h"
-#include "src/log_internal.h"
+#include "src/codec/json_internal.h"
+#include "src/base/log_internal.h"
 #include "zrpc/errors.h"
 #include "zrpc/message.h"
 

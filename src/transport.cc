@@ -12,11 +12,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "transport_core.h"
-#include "json_internal.h"
-#include "log_internal.h"
-#include "wire.h"
+#include "codec/json_internal.h"
+#include "base/log_internal.h"
+#include "codec/wire.h"
 #include "server/worker_pool.h"
-#include "zmq_util.h"
+#include "zmq/socket_factory.h"
 #include "zrpc/errors.h"
 
 namespace zrpc {

@@ -19,7 +19,7 @@
 #include "client/health.h"
 #include "client/routes.h"
 #include "client/socket_pool.h"
-#include "wire.h"
+#include "codec/wire.h"
 #include "zrpc/transport.h"
 #include "zrpc/value.h"
 

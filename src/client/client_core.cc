@@ -8,8 +8,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "base/keys.h"
-#include "json_internal.h"
-#include "log_internal.h"
+#include "codec/json_internal.h"
+#include "base/log_internal.h"
 #include "zrpc/dispatcher.h"
 #include "zrpc/errors.h"
 

@@ -5,8 +5,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/keys.h"
-#include "json_internal.h"
-#include "log_internal.h"
+#include "codec/json_internal.h"
+#include "base/log_internal.h"
 #include "zrpc/errors.h"
 
 namespace zrpc::internal {

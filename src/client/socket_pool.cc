@@ -4,8 +4,8 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "log_internal.h"
-#include "zmq_util.h"
+#include "base/log_internal.h"
+#include "zmq/socket_factory.h"
 #include "zrpc/errors.h"
 
 namespace zrpc::internal {

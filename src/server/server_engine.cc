@@ -6,10 +6,10 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "json_internal.h"
-#include "log_internal.h"
+#include "codec/json_internal.h"
+#include "base/log_internal.h"
 #include "server/introspection.h"
-#include "zmq_util.h"
+#include "zmq/socket_factory.h"
 #include "zrpc/errors.h"
 #include "zrpc/message.h"
 

@@ -18,7 +18,7 @@
 #include "absl/synchronization/mutex.h"
 #include "server/consumer.h"
 #include "server/worker_pool.h"
-#include "wire.h"
+#include "codec/wire.h"
 #include "zmq/reactor.h"
 #include "zrpc/dispatcher.h"
 #include "zrpc/transport.h"

@@ -9,7 +9,7 @@
 #include <future>
 
 #include "absl/strings/str_cat.h"
-#include "log_internal.h"
+#include "base/log_internal.h"
 #include "zrpc/errors.h"
 
 namespace zrpc::internal {

@@ -8,7 +8,7 @@
 #include <zmq.hpp>
 
 #include "harness.h"
-#include "src/wire.h"
+#include "src/codec/wire.h"
 #include "unit/test_util.h"
 
 namespace zrpc::testing {

@@ -7,7 +7,7 @@
 #include "client/call_monitor.h"
 #include "client/health.h"
 #include "client/routes.h"
-#include "wire.h"
+#include "codec/wire.h"
 #include "zrpc/errors.h"
 
 namespace zrpc::internal {

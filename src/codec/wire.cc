@@ -1,9 +1,9 @@
-#include "wire.h"
+#include "codec/wire.h"
 
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "json_internal.h"
+#include "codec/json_internal.h"
 
 namespace zrpc::internal {
 

@@ -1,7 +1,7 @@
 // Every ZeroMQ socket zrpc makes is made here, so that its options (and, later, CurveZMQ keys)
 // are set in one place.
-#ifndef ZRPC_SRC_ZMQ_UTIL_H_
-#define ZRPC_SRC_ZMQ_UTIL_H_
+#ifndef ZRPC_SRC_ZMQ_SOCKET_FACTORY_H_
+#define ZRPC_SRC_ZMQ_SOCKET_FACTORY_H_
 
 #include <memory>
 #include <string>
@@ -51,4 +51,4 @@ inline std::string_view View(const zmq::message_t& m) {
 
 }  // namespace zrpc::internal
 
-#endif  // ZRPC_SRC_ZMQ_UTIL_H_
+#endif  // ZRPC_SRC_ZMQ_SOCKET_FACTORY_H_

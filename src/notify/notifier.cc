@@ -11,10 +11,10 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "json_internal.h"
-#include "log_internal.h"
+#include "codec/json_internal.h"
+#include "base/log_internal.h"
 #include "transport_core.h"
-#include "zmq_util.h"
+#include "zmq/socket_factory.h"
 #include "zrpc/errors.h"
 
 namespace zrpc {

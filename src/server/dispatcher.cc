@@ -5,7 +5,7 @@
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
-#include "json_internal.h"
+#include "codec/json_internal.h"
 #include "zrpc/version.h"
 
 namespace zrpc {

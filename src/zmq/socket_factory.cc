@@ -1,9 +1,9 @@
-#include "zmq_util.h"
+#include "zmq/socket_factory.h"
 
 #include <atomic>
 
 #include "absl/strings/str_cat.h"
-#include "json_internal.h"
+#include "codec/json_internal.h"
 #include "zrpc/errors.h"
 #include "zrpc/message.h"
 

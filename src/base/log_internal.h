@@ -1,6 +1,6 @@
 // ZRPC_LOG(level, format, args...): formats only when the level is enabled.
-#ifndef ZRPC_SRC_LOG_INTERNAL_H_
-#define ZRPC_SRC_LOG_INTERNAL_H_
+#ifndef ZRPC_SRC_BASE_LOG_INTERNAL_H_
+#define ZRPC_SRC_BASE_LOG_INTERNAL_H_
 
 #include "absl/strings/str_format.h"
 #include "zrpc/log.h"
@@ -13,4 +13,4 @@
     }                                                                         \
   } while (0)
 
-#endif  // ZRPC_SRC_LOG_INTERNAL_H_
+#endif  // ZRPC_SRC_BASE_LOG_INTERNAL_H_

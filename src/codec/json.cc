@@ -8,7 +8,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
-#include "json_internal.h"
+#include "codec/json_internal.h"
 #include "zrpc/value.h"
 
 namespace zrpc {

@@ -12,7 +12,7 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
-#include "json_internal.h"
+#include "codec/json_internal.h"
 #include "zrpc/errors.h"
 #include "zrpc/version.h"
 

@@ -5,8 +5,8 @@
 //   reply (service → client):        "zrpc1 reply <msg_id>"
 //   beat (service → client):         "zrpc1 beat <msg_id> [<interval_ms>]"
 //   cancel (client → service):   "zrpc1 cancel <msg_id>"
-#ifndef ZRPC_SRC_WIRE_H_
-#define ZRPC_SRC_WIRE_H_
+#ifndef ZRPC_SRC_CODEC_WIRE_H_
+#define ZRPC_SRC_CODEC_WIRE_H_
 
 #include <string>
 #include <string_view>
@@ -41,4 +41,4 @@ absl::StatusOr<Header> ParseHeader(std::string_view frame);
 
 }  // namespace zrpc::internal
 
-#endif  // ZRPC_SRC_WIRE_H_
+#endif  // ZRPC_SRC_CODEC_WIRE_H_

@@ -10,7 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/match.h"
-#include "json_internal.h"
+#include "codec/json_internal.h"
 #include "zrpc/value.h"
 
 namespace zrpc {

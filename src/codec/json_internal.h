@@ -1,6 +1,6 @@
 // Internal JSON helpers shared by the Value codec and the message codec.
-#ifndef ZRPC_SRC_JSON_INTERNAL_H_
-#define ZRPC_SRC_JSON_INTERNAL_H_
+#ifndef ZRPC_SRC_CODEC_JSON_INTERNAL_H_
+#define ZRPC_SRC_CODEC_JSON_INTERNAL_H_
 
 #include <simdjson.h>
 
@@ -70,4 +70,4 @@ inline absl::string_view ToAbsl(std::string_view s) { return {s.data(), s.size()
 
 }  // namespace zrpc::internal
 
-#endif  // ZRPC_SRC_JSON_INTERNAL_H_
+#endif  // ZRPC_SRC_CODEC_JSON_INTERNAL_H_
