@@ -9,7 +9,16 @@ namespace zrpc::internal {
 
 void CallMonitor::Add(std::string msg_id, Call call, absl::Time now) {
   call.last_heard = now;
-  calls_.insert_or_assign(std::move(msg_id), std::move(call));
+  auto it = calls_.find(msg_id);
+  if (it != calls_.end()) Erase(it);
+  ++per_endpoint_[call.endpoint];
+  calls_.emplace(std::move(msg_id), std::move(call));
+}
+
+void CallMonitor::Erase(absl::flat_hash_map<std::string, Call>::iterator it) {
+  auto n = per_endpoint_.find(it->second.endpoint);
+  if (n != per_endpoint_.end() && --n->second <= 0) per_endpoint_.erase(n);
+  calls_.erase(it);
 }
 
 CallMonitor::Call* CallMonitor::Heard(std::string_view msg_id, std::string_view endpoint,
@@ -28,7 +37,8 @@ const CallMonitor::Call* CallMonitor::Find(std::string_view msg_id) const {
 }
 
 void CallMonitor::Remove(std::string_view msg_id) {
-  calls_.erase(absl::string_view(msg_id.data(), msg_id.size()));
+  auto it = calls_.find(absl::string_view(msg_id.data(), msg_id.size()));
+  if (it != calls_.end()) Erase(it);
 }
 
 std::vector<CallMonitor::Ended> CallMonitor::Expire(absl::Time now) {
@@ -45,8 +55,8 @@ std::vector<CallMonitor::Ended> CallMonitor::Expire(absl::Time now) {
       ++it;
       continue;
     }
-    ended.push_back(Ended{it->first, std::move(it->second), std::move(status)});
-    calls_.erase(it++);
+    ended.push_back(Ended{it->first, it->second, std::move(status)});
+    Erase(it++);
   }
   return ended;
 }
@@ -59,8 +69,8 @@ std::vector<CallMonitor::Ended> CallMonitor::LoseEndpoint(std::string_view endpo
       continue;
     }
     absl::Status status = PeerLostFor(it->second);
-    ended.push_back(Ended{it->first, std::move(it->second), std::move(status)});
-    calls_.erase(it++);
+    ended.push_back(Ended{it->first, it->second, std::move(status)});
+    Erase(it++);
   }
   return ended;
 }
@@ -74,10 +84,7 @@ absl::Time CallMonitor::NextWake() const {
 }
 
 bool CallMonitor::HasCallsOn(std::string_view endpoint) const {
-  for (const auto& [id, c] : calls_) {
-    if (c.endpoint == endpoint) return true;
-  }
-  return false;
+  return per_endpoint_.contains(absl::string_view(endpoint.data(), endpoint.size()));
 }
 
 absl::Status CallMonitor::TimeoutFor(const Call& call) {

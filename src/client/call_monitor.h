@@ -69,7 +69,10 @@ class CallMonitor {
   static absl::Status PeerLostFor(const Call& call);
 
  private:
+  void Erase(absl::flat_hash_map<std::string, Call>::iterator it);
+
   absl::flat_hash_map<std::string, Call> calls_;
+  absl::flat_hash_map<std::string, int> per_endpoint_;  // calls watched on each endpoint
 };
 
 }  // namespace zrpc::internal

@@ -249,6 +249,17 @@ void CallSession::SendCancel(Lease& lease, std::string_view msg_id) {
   }
 }
 
+void CallSession::ReleaseIdle() {
+  for (auto it = leases_.begin(); it != leases_.end();) {
+    if (monitor_.HasCallsOn(it->first)) {
+      ++it;
+      continue;
+    }
+    env_.sockets.Release(std::move(it->second.socket));
+    leases_.erase(it++);
+  }
+}
+
 void CallSession::Cancel(std::string_view msg_id) {
   const CallMonitor::Call* call = monitor_.Find(msg_id);
   if (call == nullptr) return;

@@ -65,6 +65,9 @@ class CallSession {
   void Pump(absl::Time until, std::vector<Event>* events, int wake_fd = -1);
   // Gives up on a call: tells its instance (cancel frame) and forgets it.
   void Cancel(std::string_view msg_id);
+  // Returns the sockets that carry no open call to the pool (a long-lived session, such as
+  // CallAsync's, must not keep sockets to instances that left).
+  void ReleaseIdle();
   size_t in_flight() const { return monitor_.size(); }
   absl::Time NextWake() const { return monitor_.NextWake(); }
 

@@ -335,6 +335,7 @@ void ClientCore::AsyncLoop() {
       Complete(std::move(it->second), std::move(e.value));
       waiting.erase(it);
     }
+    if (!events.empty()) session.ReleaseIdle();
   }
   for (auto& [token, done] : waiting) Complete(std::move(done), TransportClosedError());
 }

@@ -209,6 +209,12 @@ TEST_F(FaultTest, SocketsToEndpointsThatLeftAreClosed) {
   for (int cycle = 0; cycle < 8; ++cycle) {
     tools::ChildProcess& s = StartService(absl::StrCat("gen", cycle));
     for (int i = 0; i < 3; ++i) EXPECT_FALSE(WhoAmI(*client).empty());
+    absl::Notification async_done;
+    client->CallAsync(Context(), "compute", Msg("whoami"), [&](absl::StatusOr<Value> r) {
+      EXPECT_TRUE(r.ok()) << r.status();
+      async_done.Notify();
+    });
+    EXPECT_TRUE(async_done.WaitForNotificationWithTimeout(absl::Seconds(10)));
     s.Kill();
     services_.clear();
     (void)WhoAmI(*client);  // learns that it is gone
