@@ -191,6 +191,8 @@ absl::Status JsonError(simdjson::error_code error, int max_depth) {
 
 absl::StatusOr<simdjson::dom::element> ParseDom(std::string_view text, const JsonLimits& limits,
                                                 int slot) {
+  // An empty text (a missing body frame) may have a null data pointer: never hand it on.
+  if (text.empty()) return absl::InvalidArgumentError("invalid JSON: empty text");
   thread_local simdjson::dom::parser parsers[2];
   auto result = parsers[slot].parse(text.data(), text.size(), /*realloc_if_needed=*/true);
   if (result.error()) return JsonError(result.error(), limits.max_depth);

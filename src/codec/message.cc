@@ -2,6 +2,8 @@
 // decoding parses into a Value and moves the fields out, so there is one validation path.
 #include "zrpc/message.h"
 
+#include <algorithm>
+
 #include <pthread.h>
 #include <unistd.h>
 
@@ -11,6 +13,7 @@
 
 #include <random>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "codec/json_internal.h"
 #include "zrpc/errors.h"
@@ -179,18 +182,23 @@ absl::Status UnpackReplyField(std::string_view key, Field f, Reply& r) {
 }
 
 // Unpacks the members of a DOM object with `unpack(key, DomField)`, refusing duplicate keys.
+// Linear time: a hash set past a handful of keys (a peer may send 180,000 of them).
 template <typename F>
 absl::Status ForEachDomMember(simdjson::dom::object object, const JsonLimits& limits, F unpack) {
-  std::vector<std::string_view> seen;
-  seen.reserve(16);
+  constexpr size_t kLinear = 16;
+  const size_t n = object.size();
+  std::vector<std::string_view> few;
+  absl::flat_hash_set<std::string_view> many;
+  if (n > kLinear) many.reserve(n);
   for (simdjson::dom::key_value_pair field : object) {
-    for (std::string_view k : seen) {
-      if (k == field.key) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("invalid JSON: duplicate key \"", ToAbsl(field.key), "\""));
-      }
+    const bool duplicate =
+        n > kLinear ? !many.insert(field.key).second
+                    : std::find(few.begin(), few.end(), field.key) != few.end();
+    if (duplicate) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("invalid JSON: duplicate key \"", ToAbsl(field.key), "\""));
     }
-    seen.push_back(field.key);
+    if (n <= kLinear) few.push_back(field.key);
     if (absl::Status s = unpack(field.key, DomField(field.value, limits)); !s.ok()) return s;
   }
   return absl::OkStatus();

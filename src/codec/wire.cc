@@ -4,6 +4,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "codec/json_internal.h"
+#include "zrpc/matchmaker.h"
 
 namespace zrpc::internal {
 
@@ -32,6 +33,24 @@ std::string ControlHeader(FrameKind kind, std::string_view msg_id) {
 std::string BeatHeader(std::string_view msg_id, int64_t interval_ms) {
   return absl::StrCat(ToAbsl(kProtocol), " beat ", ToAbsl(msg_id), " ", interval_ms);
 }
+
+namespace {
+
+// MSG_ID: 1..128 bytes of printable ASCII without spaces (it is echoed into replies and logs).
+absl::Status ValidateMsgId(std::string_view id) {
+  if (id.empty() || id.size() > kMaxMsgIdBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("msg_id must be 1..", kMaxMsgIdBytes, " bytes, got ", id.size()));
+  }
+  for (char c : id) {
+    if (c < 0x21 || c > 0x7e) {
+      return absl::InvalidArgumentError("msg_id must be printable ASCII without spaces");
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
 
 absl::StatusOr<Header> ParseHeader(std::string_view frame) {
   if (frame.size() > 1024) return absl::InvalidArgumentError("header frame longer than 1024 bytes");
@@ -71,6 +90,11 @@ absl::StatusOr<Header> ParseHeader(std::string_view frame) {
     if (h.kind != FrameKind::kCast && h.msg_id.empty()) {
       return absl::InvalidArgumentError("call header needs a msg_id");
     }
+    if (!h.msg_id.empty()) {
+      if (absl::Status s = ValidateMsgId(h.msg_id); !s.ok()) return s;
+    }
+    if (absl::Status s = ValidateName("exchange", h.exchange); !s.ok()) return s;
+    if (absl::Status s = ValidateName("target", h.target); !s.ok()) return s;
     return h;
   }
   if (kind == "beat" && count == 4) {
@@ -93,6 +117,7 @@ absl::StatusOr<Header> ParseHeader(std::string_view frame) {
           absl::StrCat(ToAbsl(kind), " header needs 3 words (zrpc1 ", ToAbsl(kind), " MSG_ID)"));
     }
     h.msg_id = words[2];
+    if (absl::Status s = ValidateMsgId(h.msg_id); !s.ok()) return s;
     return h;
   }
   return absl::InvalidArgumentError(absl::StrCat("unknown frame kind \"", ToAbsl(kind), "\""));

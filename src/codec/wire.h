@@ -17,6 +17,8 @@
 namespace zrpc::internal {
 
 inline constexpr std::string_view kProtocol = "zrpc1";
+// The longest MSG_ID a header may carry.
+inline constexpr size_t kMaxMsgIdBytes = 128;
 
 enum class FrameKind { kCast, kCall, kMultiCall, kReply, kBeat, kCancel };
 
@@ -34,8 +36,9 @@ std::string RequestHeader(FrameKind kind, std::string_view exchange, std::string
 std::string ControlHeader(FrameKind kind, std::string_view msg_id);
 // "zrpc1 beat MSG_ID INTERVAL_MS": a beat that announces the service's heartbeat interval.
 std::string BeatHeader(std::string_view msg_id, int64_t interval_ms);
-// Views into `frame`. INVALID_ARGUMENT (or FAILED_PRECONDITION for another protocol version)
-// naming what is wrong.
+// Views into `frame`. Every word is checked before use: MSG_ID 1..128 bytes of printable ASCII,
+// EXCHANGE and TARGET by the name rules (ValidateName). INVALID_ARGUMENT (or FAILED_PRECONDITION
+// for another protocol version) naming what is wrong.
 absl::StatusOr<Header> ParseHeader(std::string_view frame);
 
 

@@ -556,5 +556,32 @@ TEST_F(ServiceTest, AStreamCutByItsDeadlineEndsWithTimeout) {
   EXPECT_TRUE(IsErrorKind(DeserializeRemoteException(*last->failure), ErrorKind::kTimeout));
 }
 
+TEST_F(ServiceTest, HeaderWordsAreValidatedBeforeUseAndTheServiceLivesOn) {
+  LogCapture logs;
+  auto inst = MakeInstance("words");
+  ZRPC_ASSERT_OK(inst->connection->CreateConsumer("words", inst->dispatcher));
+  ZRPC_ASSERT_OK(inst->connection->ConsumeInThread());
+  RawDealer raw(inst->transport->endpoint());
+  const std::string body = Envelope({{"method", "hit"}, {"_msg_id", "x"}});
+  // A msg_id that is not printable ASCII (once an abort), one that is too long, a bad target,
+  // and a request without a body frame.
+  raw.Send("zrpc1 call openstack words \xff\xfe", body);
+  raw.Send("zrpc1 call openstack words " + std::string(129, 'a'), body);
+  raw.Send("zrpc1 call openstack wo/rds m1", body);
+  raw.Send("zrpc1 call openstack words m2", "");
+  absl::StatusOr<Reply> empty = DecodeReply(raw.Receive());
+  ZRPC_ASSERT_OK(empty);
+  EXPECT_EQ(empty->msg_id, "m2");
+  ASSERT_TRUE(empty->failure.has_value());  // "invalid JSON: empty text"
+  raw.Send("zrpc1 call openstack words m3", Envelope({{"method", "hit"}, {"_msg_id", "m3"}}));
+  absl::StatusOr<Reply> ok = DecodeReply(raw.Receive());
+  ZRPC_ASSERT_OK(ok);
+  EXPECT_EQ(ok->msg_id, "m3");
+  EXPECT_FALSE(ok->failure.has_value());
+  EXPECT_TRUE(logs.Contains("msg_id must be printable ASCII"));
+  EXPECT_TRUE(logs.Contains("msg_id must be 1..128 bytes"));
+  EXPECT_EQ(inst->handled, 1);
+}
+
 }  // namespace
 }  // namespace zrpc::testing
