@@ -29,6 +29,9 @@ absl::StatusOr<std::unique_ptr<zmq::socket_t>> MakeSocket(zmq::context_t& ctx, S
       // dropping silently, so zrpc can count what it drops.
       s->set(zmq::sockopt::xpub_nodrop, 1);
       s->set(zmq::sockopt::sndhwm, 10000);
+      // What arrives on an XPUB is subscriptions ("TOPIC.PRIORITY" prefixes): a peer sending a
+      // larger frame is cut off instead of growing the subscription trie without bound.
+      s->set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(kMaxSubscriptionBytes));
       return s;
     }
     // ZMTP heartbeats keep connections honest; the call monitor (per-call beats) is what tells

@@ -19,6 +19,10 @@ namespace zrpc::internal {
 // send to a dead peer is refused rather than queued); kListenerSub: a notification listener.
 enum class SocketRole { kServiceRouter, kServicePub, kClientDealer, kListenerSub };
 
+// The largest frame a service's XPUB accepts: a subscription is a flag byte, a topic of at most
+// 255 bytes, '.', and a priority name.
+inline constexpr size_t kMaxSubscriptionBytes = 512;
+
 // A socket of `role` with zrpc's options: bounded linger, ZMTP heartbeats, IPv6, a per-frame size
 // guard; ROUTER_MANDATORY on the service ROUTER; IMMEDIATE and a unique routing id on client
 // DEALERs. Errors become statuses.

@@ -1,8 +1,15 @@
 // Services inside the test process (each Transport with its own sockets on loopback), for what
 // needs a look inside: pools, logs, cancellation, close.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
 
 #include <atomic>
+#include <fstream>
 #include <map>
 #include <thread>
 #include <zmq.hpp>
@@ -581,6 +588,61 @@ TEST_F(ServiceTest, HeaderWordsAreValidatedBeforeUseAndTheServiceLivesOn) {
   EXPECT_TRUE(logs.Contains("msg_id must be printable ASCII"));
   EXPECT_TRUE(logs.Contains("msg_id must be 1..128 bytes"));
   EXPECT_EQ(inst->handled, 1);
+}
+
+long RssKb() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
+// Speaks ZMTP 3.0 by hand over TCP, as an attacker would: greeting, READY as an XSUB, then one
+// frame of `size` bytes (a subscription), without libzmq's own bookkeeping on this side.
+bool SendRawSubscription(const std::string& endpoint, size_t size) {
+  const size_t colon = endpoint.rfind(':');
+  const int port = std::stoi(endpoint.substr(colon + 1));
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) return false;
+  std::string out(64, '\0');
+  out[0] = '\xff';
+  out[9] = '\x7f';
+  out[10] = 3;  // version 3.0
+  std::memcpy(&out[12], "NULL", 4);
+  const std::string ready = std::string("\x05READY") + "\x0bSocket-Type" + std::string("\0\0\0\x04", 4) + "XSUB";
+  out += std::string(1, '\x04') + std::string(1, static_cast<char>(ready.size())) + ready;
+  out += '\x02';  // a long message frame
+  for (int i = 7; i >= 0; --i) out += static_cast<char>((static_cast<uint64_t>(size) >> (8 * i)) & 0xff);
+  std::string body(size, 'x');
+  body[0] = 1;  // subscribe
+  out += body;
+  size_t sent = 0;
+  while (sent < out.size()) {
+    const ssize_t n = send(fd, out.data() + sent, out.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) break;  // the service cut us off: expected
+    sent += static_cast<size_t>(n);
+  }
+  close(fd);
+  return true;
+}
+
+TEST_F(ServiceTest, AHugeSubscriptionFrameIsRefusedWithoutGrowingTheService) {
+  auto inst = MakeInstance("subs");
+  ZRPC_ASSERT_OK(inst->connection->CreateConsumer("subs", inst->dispatcher));
+  ZRPC_ASSERT_OK(inst->connection->ConsumeInThread());
+  const long before = RssKb();
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(SendRawSubscription(inst->transport->pub_endpoint(), 8 << 20));
+  absl::SleepFor(absl::Milliseconds(200));
+  // Without the XPUB's size limit each frame grew the subscription trie by hundreds of MB.
+  EXPECT_LT(RssKb() - before, 48 * 1024) << "RSS grew from " << before << " kB";
+  auto client = Client();
+  ZRPC_ASSERT_OK(client->Call(Context(), "subs", Msg("hit")));
 }
 
 }  // namespace
