@@ -293,6 +293,17 @@ absl::StatusOr<std::shared_ptr<Consumer>> ConnectionImpl::NewConsumer(
   absl::MutexLock lock(&mu_);
   if (transport_ == nullptr) return InvalidRpcConnectionReuseError();
   const TransportOptions& to = transport_->options();
+  // A direct topic "topic.host" belongs to that host (the seed bound direct consumers to their
+  // own host): a service may not take another host's traffic.
+  if (const size_t dot = topic.find('.'); dot != std::string_view::npos) {
+    const std::string_view host = topic.substr(dot + 1);
+    if (host != to.host) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "\"", ToAbsl(topic), "\" is a direct topic of host \"", ToAbsl(host),
+          "\", but this transport's host is \"", to.host,
+          "\"; consume \"", ToAbsl(topic.substr(0, dot)), ".", to.host, "\" instead"));
+    }
+  }
   auto c = std::make_shared<Consumer>(to.duplicate_window);
   c->connection = state_;
   Registration& r = c->registration;

@@ -72,7 +72,8 @@ absl::StatusOr<std::string> EncodeReply(const Reply& reply);
 absl::StatusOr<Message> DecodeMessage(std::string_view wire, const JsonLimits& limits = {});
 absl::StatusOr<Reply> DecodeReply(std::string_view wire, const JsonLimits& limits = {});
 
-// A new random id: 32 lowercase hex digits (a uuid4 hex in the seed). Thread-safe, no locks.
+// A new random id: 32 lowercase hex digits (a uuid4 hex in the seed) from the kernel's CSPRNG
+// (getrandom, buffered per thread), so ids cannot be predicted from earlier ones. Thread-safe.
 std::string NewUniqueId();
 
 }  // namespace zrpc

@@ -3,6 +3,7 @@
 #include <map>
 #include <random>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "base/keys.h"
 #include "codec/json_internal.h"
@@ -47,14 +48,64 @@ std::atomic<uint64_t>* RouteTable::Counter(const std::string& key) {
   return counter.get();
 }
 
+namespace {
+
+// An endpoint a client may connect to: tcp://HOST:PORT ([v6] allowed) or ipc://PATH, printable,
+// bounded.
+bool PlausibleEndpoint(std::string_view e) {
+  if (e.size() > 512) return false;
+  for (char c : e) {
+    if (c <= 0x20 || c >= 0x7f) return false;
+  }
+  if (e.starts_with("ipc://")) return e.size() > 6;
+  if (!e.starts_with("tcp://")) return false;
+  const size_t colon = e.rfind(':');
+  if (colon <= 6 || colon + 1 >= e.size()) return false;
+  int port = 0;
+  for (char c : e.substr(colon + 1)) {
+    if (c < '0' || c > '9') return false;
+    port = port * 10 + (c - '0');
+    if (port > 65535) return false;
+  }
+  return port > 0;
+}
+
+// Why `r` may not be used for `key` ("" when it may). Registries are untrusted input.
+std::string Unusable(const Registration& r, std::string_view key) {
+  for (auto [what, name] : {std::pair{"topic", &r.topic}, std::pair{"host", &r.host},
+                            std::pair{"exchange", &r.exchange}}) {
+    if (!ValidateName(what, *name).ok()) return absl::StrCat("bad ", what);
+  }
+  if (!r.pool.empty() && (!ValidateName("pool", r.pool).ok() || r.pool.find('~') != std::string::npos)) {
+    return "bad pool";
+  }
+  if (!PlausibleEndpoint(r.endpoint)) return "bad endpoint";
+  if (r.Key() != key) return "registered for another key";
+  return "";
+}
+
+}  // namespace
+
 std::shared_ptr<const Candidates> RouteTable::Build(const std::string& cache_key,
                                                    std::string_view key,
                                                    const std::vector<Registration>& regs) {
   std::vector<Route> plain;
   std::map<std::string, std::vector<Route>> pools;
   const bool fanout = IsFanoutKey(key);
+  size_t skipped = 0, used = 0;
+  std::string why;
   for (const Registration& r : regs) {
-    if (r.endpoint.empty()) continue;
+    if (used >= kMaxRoutesPerKey) {
+      ++skipped;
+      why = absl::StrCat("more than ", kMaxRoutesPerKey, " registrations");
+      continue;
+    }
+    if (std::string bad = Unusable(r, key); !bad.empty()) {
+      ++skipped;
+      why = std::move(bad);
+      continue;
+    }
+    ++used;
     const absl::Duration beat =
         r.heartbeat_ms > 0 ? absl::Milliseconds(r.heartbeat_ms) : default_beat_;
     if (r.pool.empty()) {
@@ -62,6 +113,11 @@ std::shared_ptr<const Candidates> RouteTable::Build(const std::string& cache_key
     } else {
       pools[r.pool].push_back(Route{r.endpoint, PoolTarget(r.pool, r.topic), r.host, r.exchange, beat});
     }
+  }
+  if (skipped > 0) {
+    ZRPC_LOG(kWarning, "matchmaker %s: skipped %d of %d registrations for %s (%s)",
+             matchmaker_.url(), static_cast<int>(skipped), static_cast<int>(regs.size()),
+             absl::CHexEscape(cache_key), why);
   }
   auto c = std::make_shared<Candidates>();
   c->plain.routes = std::move(plain);

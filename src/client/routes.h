@@ -60,7 +60,8 @@ class RouteTable {
       : matchmaker_(matchmaker), default_beat_(default_beat) {}
 
   // The candidates for `key` in `exchange`: cached for kTtl (a watch notice or a failed send
-  // refreshes sooner). NoConsumer when nobody consumes it; the matchmaker's error when it cannot
+  // refreshes sooner). Registrations are validated (names, endpoint syntax, the key they were
+  // registered for); bad ones are skipped with a log line and the lookup goes on. NoConsumer when nobody consumes it; the matchmaker's error when it cannot
   // be asked and nothing is known. Thread-safe; may block on the matchmaker.
   absl::StatusOr<std::shared_ptr<const Candidates>> Resolve(std::string_view exchange,
                                                             std::string_view key);
@@ -71,6 +72,9 @@ class RouteTable {
   absl::flat_hash_set<std::string> Collect(absl::Duration idle);
 
   static constexpr absl::Duration kTtl = absl::Milliseconds(250);
+  // At most this many registrations of one key are used (the rest are skipped with a log line):
+  // a registry, like any peer, must not exhaust a client's sockets.
+  static constexpr size_t kMaxRoutesPerKey = 1024;
 
  private:
   struct Cached {

@@ -5,9 +5,11 @@
 #include <algorithm>
 
 #include <pthread.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <optional>
 #include <vector>
 
@@ -448,22 +450,37 @@ std::atomic<uint64_t> fork_generation{1};
 }  // namespace
 
 std::string NewUniqueId() {
-  thread_local std::mt19937_64 rng;
-  thread_local uint64_t seeded_generation = 0;
-  if (const uint64_t g = fork_generation.load(std::memory_order_relaxed); g != seeded_generation) {
-    std::random_device rd;
-    rng.seed((static_cast<uint64_t>(rd()) << 32) ^ rd() ^ (static_cast<uint64_t>(getpid()) << 17));
-    seeded_generation = g;
+  // Ids come from the kernel's CSPRNG (getrandom), 512 bytes at a time per thread, so that no
+  // peer can predict the next id from the ones it saw (a predicted id could be sent first and
+  // have the real message dropped as a duplicate). A fork refills the buffer, so parent and child
+  // never share ids.
+  thread_local unsigned char pool[512];
+  thread_local size_t used = sizeof(pool);
+  thread_local uint64_t filled_generation = 0;
+  const uint64_t g = fork_generation.load(std::memory_order_relaxed);
+  if (used + 16 > sizeof(pool) || g != filled_generation) {
+    size_t got = 0;
+    while (got < sizeof(pool)) {
+      const ssize_t n = getrandom(pool + got, sizeof(pool) - got, 0);
+      if (n > 0) {
+        got += static_cast<size_t>(n);
+      } else if (errno != EINTR) {
+        // No getrandom (very old kernels): fall back to the C++ library's random device.
+        std::random_device rd;
+        for (; got < sizeof(pool); ++got) pool[got] = static_cast<unsigned char>(rd());
+      }
+    }
+    used = 0;
+    filled_generation = g;
   }
   static constexpr char kHexDigits[] = "0123456789abcdef";
   std::string id(32, '0');
-  for (int half = 0; half < 2; ++half) {
-    uint64_t bits = rng();
-    for (int i = 0; i < 16; ++i) {
-      id[half * 16 + i] = kHexDigits[bits & 0xf];
-      bits >>= 4;
-    }
+  for (int i = 0; i < 16; ++i) {
+    const unsigned char byte = pool[used + i];
+    id[2 * i] = kHexDigits[byte >> 4];
+    id[2 * i + 1] = kHexDigits[byte & 0xf];
   }
+  used += 16;
   return id;
 }
 

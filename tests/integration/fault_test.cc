@@ -249,5 +249,69 @@ TEST_F(FaultTest, StreamsNotifiersAndListenersThatOutliveTheirTransportFailClean
   listener->reset();
 }
 
+// A registry that also answers with entries an attacker or a broken writer could have planted.
+class PoisonedMatchmaker : public Matchmaker {
+ public:
+  explicit PoisonedMatchmaker(std::unique_ptr<Matchmaker> real) : real_(std::move(real)) {}
+  absl::Status Register(const Registration& r) override { return real_->Register(r); }
+  absl::Status Unregister(const Registration& r) override { return real_->Unregister(r); }
+  absl::Status Heartbeat() override { return real_->Heartbeat(); }
+  absl::StatusOr<std::vector<Registration>> Resolve(std::string_view exchange,
+                                                    std::string_view key) override {
+    absl::StatusOr<std::vector<Registration>> regs = real_->Resolve(exchange, key);
+    if (!regs.ok()) return regs;
+    std::vector<Registration> out;
+    out.push_back({.topic = std::string(key), .host = "evil", .endpoint = "tcp://a b:1\nX"});
+    out.push_back({.topic = "other", .host = "evil", .endpoint = "tcp://127.0.0.1:1"});
+    out.push_back({.topic = std::string(key), .host = "bad\x1b[2J", .endpoint = "tcp://127.0.0.1:1"});
+    out.insert(out.end(), regs->begin(), regs->end());
+    return out;
+  }
+  absl::StatusOr<std::vector<Registration>> List(std::string_view exchange) override {
+    return real_->List(exchange);
+  }
+  absl::StatusOr<std::unique_ptr<WatchHandle>> Watch(std::function<void()> f) override {
+    return real_->Watch(std::move(f));
+  }
+  std::string url() const override { return "poisoned+" + real_->url(); }
+
+ private:
+  std::unique_ptr<Matchmaker> real_;
+};
+
+TEST_F(FaultTest, BadRegistrationsAreSkippedWithALogLineAndTheLookupGoesOn) {
+  std::vector<std::string> lines;
+  absl::Mutex mu;
+  SetLogSink([&](LogLevel, std::string_view line) {
+    absl::MutexLock lock(&mu);
+    lines.emplace_back(line);
+  });
+  StartService("good");
+  absl::StatusOr<std::unique_ptr<Matchmaker>> real = CreateMatchmaker(matchmaker_);
+  ZRPC_ASSERT_OK(real);
+  TransportOptions o = ClientOptions();
+  o.matchmaker_instance = std::make_shared<PoisonedMatchmaker>(*std::move(real));
+  auto client = Client(o);
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(WhoAmI(*client), "good");
+  SetLogSink(nullptr);
+  absl::MutexLock lock(&mu);
+  bool logged = false;
+  for (const std::string& l : lines) {
+    if (l.find("skipped 3 of 4 registrations") != std::string::npos) logged = true;
+    EXPECT_EQ(l.find('\x1b'), std::string::npos) << "raw control byte in a log line";
+  }
+  EXPECT_TRUE(logged);
+}
+
+TEST_F(FaultTest, ADirectTopicOfAnotherHostCannotBeConsumed) {
+  auto server = Client(ClientOptions("node1"));
+  Dispatcher d;
+  auto conn = *server->CreateConnection();
+  absl::Status s = conn->CreateConsumer("compute.node2", d);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("compute.node1"));
+  ZRPC_ASSERT_OK(conn->CreateConsumer("compute.node1", d));
+}
+
 }  // namespace
 }  // namespace zrpc::testing
