@@ -50,6 +50,14 @@ absl::Status ValidateOptions(TransportOptions& o) {
   }
   if (o.max_message_size < 1024) return absl::InvalidArgumentError("max_message_size must be >= 1024");
   if (o.max_in_flight_per_peer < 1) return absl::InvalidArgumentError("max_in_flight_per_peer must be >= 1");
+  if (!o.insecure && (o.bind_address == "*" || o.bind_address == "0.0.0.0" ||
+                      o.bind_address == "::" || o.bind_address == "[::]")) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "binding every interface (\"", o.bind_address,
+        "\") needs TransportOptions.insecure = true (zrpc-service: --insecure): zrpc does not "
+        "authenticate peers yet, so anyone who can reach the port can call every method; "
+        "bind one private address instead, or firewall the port"));
+  }
   if (o.ipc_dir.size() > 64) {
     return absl::InvalidArgumentError("ipc_dir is too long for Unix socket paths (at most 64 bytes)");
   }

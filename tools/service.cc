@@ -103,7 +103,9 @@ int main(int argc, char** argv) {
       {{"host", "this instance's host name (default: the machine's)"},
        {"matchmaker", "matchmaker URL (default local://)"},
        {"topic", "topic to consume (default compute)"},
-       {"bind", "address to listen on (default 127.0.0.1; 0.0.0.0 or * for every interface)"},
+       {"bind", "address to listen on (default 127.0.0.1; 0.0.0.0 or * for every interface, "
+                "which needs --insecure)"},
+       {"insecure!", "allow binding every interface although peers are not authenticated"},
        {"advertise", "address peers connect to (default: the bind address, or the host name for *)"},
        {"port", "ROUTER port (default ephemeral)"},
        {"ipc-dir", "listen on ipc:// sockets in this directory instead of TCP"},
@@ -120,6 +122,7 @@ int main(int argc, char** argv) {
   options.host = flags.Get("host");
   options.matchmaker = flags.Get("matchmaker", "local://");
   options.bind_address = flags.Get("bind", "127.0.0.1");
+  options.insecure = flags.Has("insecure");
   options.advertise_address = flags.Get("advertise");
   options.port = static_cast<int>(flags.GetInt("port", 0));
   options.ipc_dir = flags.Get("ipc-dir");

@@ -50,6 +50,10 @@ struct TransportOptions {
   std::string host;
   // Where the service's sockets listen: an IP address, or "*" for every interface.
   std::string bind_address = "127.0.0.1";
+  // zrpc does not authenticate peers yet (CurveZMQ is coming): anyone who can reach a port can
+  // call every method. Binding every interface ("*", "0.0.0.0", "::") is refused unless this is
+  // set, to say you know (firewall the port, or bind one private address instead).
+  bool insecure = false;
   // The address peers connect to; "" = bind_address (or `host` when binding "*").
   std::string advertise_address;
   // ROUTER port; 0 = an ephemeral port (the real one is what gets registered).

@@ -313,5 +313,20 @@ TEST_F(FaultTest, ADirectTopicOfAnotherHostCannotBeConsumed) {
   ZRPC_ASSERT_OK(conn->CreateConsumer("compute.node1", d));
 }
 
+TEST_F(FaultTest, BindingEveryInterfaceNeedsTheInsecureOption) {
+  for (const char* any : {"0.0.0.0", "*", "::"}) {
+    TransportOptions o = ClientOptions("open");
+    o.bind_address = any;
+    absl::StatusOr<std::unique_ptr<Transport>> t = Transport::Create(o);
+    ASSERT_FALSE(t.ok()) << any;
+    EXPECT_EQ(t.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(t.status().message()), ::testing::HasSubstr("insecure"));
+  }
+  TransportOptions o = ClientOptions("open");
+  o.bind_address = "0.0.0.0";
+  o.insecure = true;
+  ZRPC_ASSERT_OK(Transport::Create(o));
+}
+
 }  // namespace
 }  // namespace zrpc::testing
