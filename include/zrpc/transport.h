@@ -83,8 +83,18 @@ struct TransportOptions {
   absl::Duration call_heartbeat_interval = absl::Seconds(1);
   // Largest whole message (all frames) sent or accepted.
   size_t max_message_size = 4 << 20;
-  // Calls one client connection may have running on a service at once.
+  // Requests (calls and casts) one client connection may have queued or running on a service's
+  // worker pool at once. Beyond it a call gets a retryable RESOURCE_EXHAUSTED at once and a cast
+  // is dropped (logged and counted).
   int max_in_flight_per_peer = 1000;
+  // Requests queued or running on the worker pool from all clients together, and their bytes;
+  // beyond either, the same as above. The pool serves clients in turn (one client's backlog
+  // delays another's request by at most one handler per thread).
+  int max_queued_requests = 10000;
+  size_t max_queued_bytes = 256u << 20;
+  // The deadline a cast's handler gets (CallContext::deadline, cancelled() after it); a cast
+  // still queued when it passes is dropped.
+  absl::Duration cast_deadline = absl::Seconds(60);
   // How many recent _unique_id values each consumer remembers to drop duplicates (>= 16).
   int duplicate_window = 1024;
   // How long Connection::Close waits for running handlers before failing their calls.

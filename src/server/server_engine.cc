@@ -41,6 +41,7 @@ struct ServerEngine::Job {
   Message message;
   std::shared_ptr<CallContext> ctx;
   Dispatcher::Target target;  // resolved on the reactor thread (dispatching consumers)
+  size_t bytes = 0;           // the request's size (admission counts it while queued or running)
 };
 
 void ServerEngine::PostReply(Outbound out) {
@@ -143,7 +144,7 @@ void ServerEngine::AbandonCalls(uint64_t connection_id) {
     InFlight& call = in_flight_[msg_id];
     call.ctx->Cancel();
     ReplyError(call.rid, msg_id, TransportClosedError());
-    if (--peer_in_flight_[call.rid] <= 0) peer_in_flight_.erase(call.rid);
+    Release(call.rid, call.bytes);
     in_flight_.erase(msg_id);
   }
 }
@@ -245,14 +246,20 @@ void ServerEngine::HandleRequest(std::string rid, const Header& header, std::str
              ToAbsl(header.target));
     return;
   }
-  absl::StatusOr<Dispatcher::Target> target = Admit(*consumer, header, *message, rid);
-  if (!target.ok()) return fail(target.status());
-  const absl::Time deadline = message->timeout_ms
-                                  ? absl::Now() + absl::Milliseconds(*message->timeout_ms)
-                                  : absl::InfiniteFuture();
+  absl::StatusOr<Dispatcher::Target> target = Admit(*consumer, header, *message, rid, body.size());
+  if (!target.ok()) {
+    if (is_cast && target.status().code() == absl::StatusCode::kResourceExhausted) {
+      dropped_casts_.fetch_add(1);
+    }
+    return fail(target.status());
+  }
+  const absl::Time deadline =
+      message->timeout_ms ? absl::Now() + absl::Milliseconds(*message->timeout_ms)
+      : is_cast           ? absl::Now() + options_.cast_deadline
+                          : absl::InfiniteFuture();
   Job job{consumer, header.kind, std::move(rid), std::string(header.msg_id), *std::move(message),
           std::make_shared<CallContext>(Context(), deadline, consumer->registration.topic),
-          *target};
+          *target, body.size()};
   if (target->endpoint != nullptr && target->endpoint->inline_handlers) {
     return Execute(job, /*on_loop=*/true);
   }
@@ -262,7 +269,7 @@ void ServerEngine::HandleRequest(std::string rid, const Header& header, std::str
 absl::StatusOr<Dispatcher::Target> ServerEngine::Admit(const Consumer& consumer,
                                                        const Header& header,
                                                        const Message& message,
-                                                       const std::string& rid) {
+                                                       const std::string& rid, size_t bytes) {
   if (consumer.connection->draining.load()) {
     return absl::UnavailableError(absl::StrCat("service ", options_.host,
                                                " is shutting down and takes no new requests; "
@@ -276,38 +283,64 @@ absl::StatusOr<Dispatcher::Target> ServerEngine::Admit(const Consumer& consumer,
     if (!resolved.ok()) return resolved.status();
     target = *resolved;
   }
-  const bool run_inline = target.endpoint != nullptr && target.endpoint->inline_handlers;
-  if (!run_inline && header.kind != FrameKind::kCast) {
-    auto running = peer_in_flight_.find(rid);
-    if (running != peer_in_flight_.end() && running->second >= options_.max_in_flight_per_peer) {
-      return absl::ResourceExhaustedError(
-          absl::StrCat("too many calls in flight from this client (at most ",
-                       options_.max_in_flight_per_peer, "); retry later"));
-    }
+  if (target.endpoint != nullptr && target.endpoint->inline_handlers) return target;
+  // Bounded admission: this client's work, everyone's queue, and the bytes they hold.
+  auto mine = peer_work_.find(rid);
+  if (mine != peer_work_.end() && mine->second >= options_.max_in_flight_per_peer) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "too many requests queued or running from this client (at most ",
+        options_.max_in_flight_per_peer, "); retry later"));
+  }
+  if (queued_requests_ >= static_cast<size_t>(options_.max_queued_requests) ||
+      queued_bytes_ + bytes > options_.max_queued_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "service ", options_.host, " is overloaded (", queued_requests_, " requests, ",
+        queued_bytes_, " bytes queued or running; limits ", options_.max_queued_requests, " and ",
+        options_.max_queued_bytes, "); retry later or elsewhere"));
   }
   return target;
 }
 
 void ServerEngine::Submit(Job job) {
   const bool is_cast = job.kind == FrameKind::kCast;
+  ++peer_work_[job.rid];
+  ++queued_requests_;
+  queued_bytes_ += job.bytes;
   if (!is_cast) {
-    ++peer_in_flight_[job.rid];
-    in_flight_[job.msg_id] = InFlight{job.rid, job.ctx, job.consumer->connection->id};
+    in_flight_[job.msg_id] = InFlight{job.rid, job.ctx, job.consumer->connection->id, job.bytes};
     ArmBeats();
   }
   std::shared_ptr<Consumer> consumer = job.consumer;
   consumer->connection->running.fetch_add(1);
   const std::string rid = job.rid, msg_id = job.msg_id;
-  if (!workers_.Submit([this, job = std::move(job)]() mutable {
+  const size_t bytes = job.bytes;
+  // One lane per client: the pool serves clients in turn.
+  if (!workers_.Submit(rid, [this, job = std::move(job)]() mutable {
         Execute(job, /*on_loop=*/false);
+        if (job.kind == FrameKind::kCast) {
+          PostReply(Outbound{.rid = job.rid, .cast_done = true, .bytes = job.bytes});
+        }
         job.consumer->connection->running.fetch_sub(1);
       })) {
     consumer->connection->running.fetch_sub(1);
+    Release(rid, bytes);
     if (!is_cast) {
-      if (--peer_in_flight_[rid] <= 0) peer_in_flight_.erase(rid);
       in_flight_.erase(msg_id);
       ReplyError(rid, msg_id, TransportClosedError());
     }
+  }
+}
+
+void ServerEngine::Release(const std::string& rid, size_t bytes) {
+  auto it = peer_work_.find(rid);
+  if (it != peer_work_.end() && --it->second <= 0) peer_work_.erase(it);
+  if (queued_requests_ > 0) --queued_requests_;
+  queued_bytes_ = queued_bytes_ >= bytes ? queued_bytes_ - bytes : 0;
+}
+
+void ServerEngine::ClientGone(const std::string& rid) {
+  for (auto& [msg_id, call] : in_flight_) {
+    if (call.rid == rid) call.ctx->Cancel();
   }
 }
 
@@ -352,6 +385,16 @@ void ServerEngine::Execute(Job& job, bool on_loop) {
                    "the deadline passed while the request waited for a worker")),
                .ending = true},
          true);
+    return;
+  }
+  if (!on_loop && job.ctx->cancelled()) {
+    // Its client cancelled it or left while it was queued: not started.
+    if (!is_cast) {
+      send(Reply{.failure = SerializeRemoteException(
+                     absl::CancelledError("cancelled by the caller before it started")),
+                 .ending = true},
+           true);
+    }
     return;
   }
   status = RunHandler(job, send, &last);
@@ -408,6 +451,7 @@ absl::Status ServerEngine::RunHandler(Job& job, const std::function<void(Reply, 
 }
 
 void ServerEngine::SendOutbound(const Outbound& out) {
+  if (out.cast_done) return Release(out.rid, out.bytes);
   if (out.tracked) {
     auto it = in_flight_.find(out.msg_id);
     if (it == in_flight_.end() || it->second.rid != out.rid) {
@@ -416,7 +460,7 @@ void ServerEngine::SendOutbound(const Outbound& out) {
       return;
     }
     if (out.last) {
-      if (--peer_in_flight_[out.rid] <= 0) peer_in_flight_.erase(out.rid);
+      Release(out.rid, it->second.bytes);
       in_flight_.erase(it);
     }
   }
@@ -431,7 +475,9 @@ void ServerEngine::SendOutbound(const Outbound& out) {
   } catch (const zmq::error_t& e) {
     // EHOSTUNREACH: the client went away (it has timed out or closed).
     if (e.num() == EHOSTUNREACH) {
+      // ROUTER_MANDATORY tells us the client left: stop what it still has running.
       ZRPC_LOG(kDebug, "dropping a reply: the client is gone");
+      ClientGone(out.rid);
     } else {
       ZRPC_LOG(kWarning, "dropping a reply: %s", e.what());
     }

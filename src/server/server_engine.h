@@ -36,6 +36,9 @@ struct Outbound {
   // is still there, so that a call answered already (Close failed it) never gets a second final
   // reply.
   bool tracked = false;
+  // Not a message: a cast finished on the pool (its client's work and bytes are released).
+  bool cast_done = false;
+  size_t bytes = 0;  // with cast_done: the request's size
 };
 
 class ServerEngine {
@@ -64,6 +67,8 @@ class ServerEngine {
 
   // Thread-safe.
   uint64_t published_drops() const { return published_drops_.load(); }
+  // Casts dropped by admission (a client's, or the service's, limits were reached).
+  uint64_t dropped_casts() const { return dropped_casts_.load(); }
   std::string endpoint() const;
   std::string pub_endpoint() const;
 
@@ -72,6 +77,7 @@ class ServerEngine {
     std::string rid;
     std::shared_ptr<CallContext> ctx;
     uint64_t connection_id;
+    size_t bytes;
   };
   struct Job;
 
@@ -80,7 +86,13 @@ class ServerEngine {
   void HandleRequest(std::string rid, const Header& header, std::string_view body);
   // Checks draining, the deadline and the in-flight limit; resolves the handler.
   absl::StatusOr<Dispatcher::Target> Admit(const Consumer& consumer, const Header& header,
-                                           const Message& message, const std::string& rid);
+                                           const Message& message, const std::string& rid,
+                                           size_t bytes);
+  // Releases what an admitted pool request held (its client's count, its bytes).
+  void Release(const std::string& rid, size_t bytes);
+  // The client behind `rid` is gone: its running calls are cancelled (they stop at their next
+  // yield or reply).
+  void ClientGone(const std::string& rid);
   void Submit(Job job);
   void Execute(Job& job, bool on_loop);
   absl::Status RunHandler(Job& job, const std::function<void(Reply, bool)>& send,
@@ -108,9 +120,12 @@ class ServerEngine {
   absl::flat_hash_map<std::string, std::shared_ptr<Consumer>> consumers_;
   std::string key_buffer_;  // reused to look consumers up without allocating
   absl::flat_hash_map<std::string, InFlight> in_flight_;  // by msg_id
-  absl::flat_hash_map<std::string, int> peer_in_flight_;  // by rid
+  absl::flat_hash_map<std::string, int> peer_work_;  // pool requests queued or running, by rid
+  size_t queued_requests_ = 0;
+  size_t queued_bytes_ = 0;
   std::vector<zmq::message_t> frames_;
   std::atomic<uint64_t> published_drops_{0};
+  std::atomic<uint64_t> dropped_casts_{0};
 };
 
 }  // namespace zrpc::internal

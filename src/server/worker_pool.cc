@@ -9,11 +9,19 @@ WorkerPool::WorkerPool(int threads) {
 
 WorkerPool::~WorkerPool() { Stop(); }
 
-bool WorkerPool::Submit(std::function<void()> task) {
+bool WorkerPool::Submit(std::string_view lane, std::function<void()> task) {
   absl::MutexLock lock(&mu_);
   if (stopping_) return false;
-  tasks_.push_back(std::move(task));
+  std::deque<std::function<void()>>& q = lanes_[absl::string_view(lane.data(), lane.size())];
+  if (q.empty()) turn_.emplace_back(lane);
+  q.push_back(std::move(task));
+  ++queued_;
   return true;
+}
+
+size_t WorkerPool::queued() {
+  absl::MutexLock lock(&mu_);
+  return queued_;
 }
 
 void WorkerPool::Stop() {
@@ -35,12 +43,22 @@ void WorkerPool::Run() {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
           +[](WorkerPool* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p->mu_) {
-            return p->stopping_ || !p->tasks_.empty();
+            return p->stopping_ || !p->turn_.empty();
           },
           this));
-      if (tasks_.empty()) return;  // stopping and drained
-      task = std::move(tasks_.front());
-      tasks_.pop_front();
+      if (turn_.empty()) return;  // stopping and drained
+      // The lane whose turn it is gives one task, then goes to the back of the line.
+      std::string lane = std::move(turn_.front());
+      turn_.pop_front();
+      auto it = lanes_.find(lane);
+      task = std::move(it->second.front());
+      it->second.pop_front();
+      --queued_;
+      if (it->second.empty()) {
+        lanes_.erase(it);
+      } else {
+        turn_.push_back(std::move(lane));
+      }
     }
     task();
   }

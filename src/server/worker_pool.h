@@ -1,12 +1,17 @@
-// A fixed pool of handler threads fed by one queue. Thread-safe.
+// A fixed pool of handler threads fed fairly: each task belongs to a lane (the server uses one
+// lane per client connection) and the threads take tasks from the lanes in turn, so one
+// client's backlog delays another client's request by at most one task per thread. Thread-safe.
 #ifndef ZRPC_SRC_SERVER_WORKER_POOL_H_
 #define ZRPC_SRC_SERVER_WORKER_POOL_H_
 
 #include <deque>
+#include <string>
+#include <string_view>
 #include <functional>
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 
 namespace zrpc::internal {
@@ -18,8 +23,11 @@ class WorkerPool {
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
 
-  // Queues `task`; false once stopping (the task is not run).
-  bool Submit(std::function<void()> task);
+  // Queues `task` in `lane` ("" for the pool's own lane); false once stopping (not run).
+  bool Submit(std::function<void()> task) { return Submit("", std::move(task)); }
+  bool Submit(std::string_view lane, std::function<void()> task);
+  // Tasks queued and not yet started.
+  size_t queued();
   // Stops taking tasks, runs the queued ones, joins the threads. Idempotent.
   void Stop();
 
@@ -27,7 +35,9 @@ class WorkerPool {
   void Run();
 
   absl::Mutex mu_;
-  std::deque<std::function<void()>> tasks_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, std::deque<std::function<void()>>> lanes_ ABSL_GUARDED_BY(mu_);
+  std::deque<std::string> turn_ ABSL_GUARDED_BY(mu_);  // lanes with queued tasks, in order
+  size_t queued_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;
 };

@@ -81,8 +81,14 @@ TEST_F(FaultTest, AStoppedInstanceIsEjectedAfterOneCallAndProbedBackAfterItResum
   StartService("c");
   auto client = Client();
   std::set<std::string> seen;
-  for (int i = 0; i < 9; ++i) seen.insert(WhoAmI(*client));
-  ASSERT_EQ(seen.size(), 3u);
+  std::string order;
+  for (int i = 0; i < 9; ++i) {
+    absl::Status error;
+    const std::string who = WhoAmI(*client, "compute", &error);
+    seen.insert(who);
+    order += (who.empty() ? error.ToString() : who) + " ";
+  }
+  ASSERT_EQ(seen.size(), 3u) << order;
   b.Signal(SIGSTOP);
   int lost = 0, ok = 0;
   absl::Duration slowest;
