@@ -15,13 +15,13 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
 #include <array>
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 #include <string>
 #include <vector>
 #include <zmq.hpp>
@@ -29,13 +29,13 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "src/wire.h"
-#include "tools/child_process.h"
+#include "testing/child_process.h"
 #include "tools/flags.h"
 #include "zrpc/zrpc.h"
 
 namespace {
 
-using zrpc::tools::ChildProcess;
+using zrpc::testing::ChildProcess;
 
 void PinTo(int cpu) {
   cpu_set_t set;
@@ -376,7 +376,7 @@ int main(int argc, char** argv) {
   char tmpl[] = "/tmp/zrpc-bench-XXXXXX";
   if (mkdtemp(tmpl) == nullptr) return 1;
   const std::string dir = tmpl;
-  const std::string self = zrpc::tools::SelfDir() + "/zrpc-e2e-bench";
+  const std::string self = zrpc::testing::SelfDir() + "/zrpc-e2e-bench";
   const bool have_taskset = access("/usr/bin/taskset", X_OK) == 0;
   auto server_argv = [&](std::vector<std::string> args) {
     std::vector<std::string> argv = {self};
