@@ -397,14 +397,14 @@ int main(int argc, char** argv) {
     ChildProcess zserver, rserver;
     std::vector<std::string> zargs = {"--serve", "zrpc", "--matchmaker", mm};
     if (transport == "ipc") zargs.insert(zargs.end(), {"--ipc-dir", dir});
-    if (!zserver.Start(server_argv(zargs)) || zserver.WaitForLine("READY", 10000).empty()) {
+    if (zserver.StartAndWaitForLine(server_argv(zargs), "READY", 10000).empty()) {
       std::cerr << "zrpc server did not start\n";
       return 1;
     }
     const std::string rrouter = transport == "tcp" ? "tcp://127.0.0.1:*" : "ipc://" + dir + "/raw.r";
     const std::string rpull = transport == "tcp" ? "tcp://127.0.0.1:*" : "ipc://" + dir + "/raw.p";
-    if (!rserver.Start(server_argv({"--serve", "raw", "--router", rrouter, "--pull", rpull}))) return 1;
-    std::string ready = rserver.WaitForLine("READY", 10000);
+    const std::string ready = rserver.StartAndWaitForLine(
+        server_argv({"--serve", "raw", "--router", rrouter, "--pull", rpull}), "READY", 10000);
     if (ready.empty()) return 1;
     const std::string raw_router = ready.substr(6, ready.find(' ', 6) - 6);
     const std::string raw_pull = ready.substr(ready.find(' ', 6) + 1);

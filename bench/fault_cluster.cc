@@ -116,12 +116,8 @@ absl::Status Cluster::StartService(int i, int port) {
   std::vector<std::string> argv = {binaries_.service, "--host", Host(i), "--matchmaker", url_,
                                    "--topic",         "compute"};
   if (port > 0) argv.insert(argv.end(), {"--port", std::to_string(port)});
-  if (!services_[i]->Start(argv, ChildOptions())) {
-    return absl::UnavailableError("cannot start " + binaries_.service);
-  }
-  if (services_[i]->WaitForLine("READY ", 15000).empty()) {
-    services_[i]->Kill();
-    return absl::UnavailableError(Host(i) + " did not print READY in 15 s");
+  if (services_[i]->StartAndWaitForLine(argv, "READY ", 15000, ChildOptions()).empty()) {
+    return absl::UnavailableError(Host(i) + " (" + binaries_.service + ") did not start in 15 s");
   }
   return absl::OkStatus();
 }
@@ -130,9 +126,8 @@ absl::Status Cluster::StartSidecar() {
   std::vector<std::string> argv = {binaries_.sidecar, "--endpoint", sidecar_endpoint_};
   if (UsesRedis(kind_)) argv.insert(argv.end(), {"--backend", redis_.Url(kRedisQuery)});
   sidecar_ = std::make_unique<testing::ChildProcess>();
-  if (!sidecar_->Start(argv, ChildOptions()) || sidecar_->WaitForLine("READY ", 10000).empty()) {
-    sidecar_->Kill();
-    return absl::UnavailableError("zrpc-matchmaker did not start");
+  if (sidecar_->StartAndWaitForLine(argv, "READY ", 10000, ChildOptions()).empty()) {
+    return absl::UnavailableError("zrpc-matchmaker did not start in 10 s");
   }
   return absl::OkStatus();
 }

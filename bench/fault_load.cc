@@ -23,7 +23,8 @@ constexpr std::string_view kOutcomeNames[kOutcomeCount] = {
 
 std::atomic<int> left_behind{0};
 
-// Sleeps until `until` in short slices; false when `stop` was set first.
+}  // namespace
+
 bool SleepUntil(absl::Time until, const std::atomic<bool>& stop) {
   while (!stop.load()) {
     const absl::Duration left = until - absl::Now();
@@ -32,8 +33,6 @@ bool SleepUntil(absl::Time until, const std::atomic<bool>& stop) {
   }
   return false;
 }
-
-}  // namespace
 
 std::string_view OutcomeName(Outcome o) { return kOutcomeNames[static_cast<int>(o)]; }
 

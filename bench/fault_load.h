@@ -109,6 +109,9 @@ class Load {
 int LeftBehind();
 void NoteLeftBehind();
 
+// Sleeps until `until` in short slices; false when `stop` was set first.
+bool SleepUntil(absl::Time until, const std::atomic<bool>& stop);
+
 // Runs `fn` on a thread and waits up to `bound`. False when it had not returned by then (the
 // thread is left behind; `fn` must own what it uses).
 bool RunBounded(std::function<void()> fn, absl::Duration bound);

@@ -85,15 +85,7 @@ struct Settings {
 };
 
 // Sleeps `d` unless interrupted; false when interrupted.
-bool Pause(absl::Duration d) {
-  const absl::Time until = absl::Now() + d;
-  while (!interrupted.load()) {
-    const absl::Duration left = until - absl::Now();
-    if (left <= absl::ZeroDuration()) return true;
-    absl::SleepFor(std::min(left, absl::Milliseconds(20)));
-  }
-  return false;
-}
+bool Pause(absl::Duration d) { return SleepUntil(absl::Now() + d, interrupted); }
 
 // One scenario's processes and clients.
 class Env {
@@ -142,11 +134,11 @@ class Env {
   Cluster cluster_;
 };
 
-// A fault and its undoing; each returns an error when it could not be made.
+// A fault and its undoing (a restart, which can fail).
 struct Fault {
   std::string host;  // the instance it hits, "" for none
-  std::function<absl::Status(std::vector<std::string>* notes)> make;
-  std::function<absl::Status(std::vector<std::string>* notes)> undo;
+  std::function<void(std::vector<std::string>* notes)> make;
+  std::function<absl::Status()> undo;
 };
 
 std::string Secs(absl::Duration d) {
@@ -168,86 +160,99 @@ void NoteRegistrationsBack(Env& env, absl::Time since, absl::Time until,
   notes->push_back("not all 3 registered again within the after phase");
 }
 
+// A client Transport of this process with its load.
+struct LoadedClient {
+  std::shared_ptr<Transport> transport;
+  std::unique_ptr<Load> load;
+
+  // A new client calling with `spec`; false (and r->error) when it cannot be made.
+  bool Start(Env& env, const LoadSpec& spec, ScenarioResult* r) {
+    absl::StatusOr<std::shared_ptr<Transport>> t = env.NewClient();
+    if (!t.ok()) {
+      r->error = "client: " + t.status().ToString();
+      return false;
+    }
+    transport = *std::move(t);
+    load = Load::Start(transport, spec);
+    return true;
+  }
+  // Stops the load (its records join r's) and closes the client; notes what did not end well.
+  // Returns how long Close took.
+  absl::Duration Finish(ScenarioResult* r, bool interrupted) {
+    for (CallRecord& c : load->Finish(interrupted ? absl::Seconds(1) : load->FinishBound())) {
+      r->records.push_back(std::move(c));
+    }
+    if (const int overdue = load->Overdue(); overdue > 0) {
+      r->notes.push_back(absl::StrCat(overdue, " client threads left stuck in a call"));
+    }
+    load.reset();
+    return Env::CloseClient(std::move(transport));
+  }
+};
+
+// Starts a client with `spec` and runs the warm-up and the phase before the fault (r->before,
+// r->at_start). False when interrupted or the client could not be made.
+bool RunBefore(Env& env, const LoadSpec& spec, LoadedClient* client, ScenarioResult* r) {
+  if (!client->Start(env, spec, r)) return false;
+  const bool ok = Pause(env.settings().warmup);
+  r->before = absl::Now();
+  r->at_start = env.Snap({getpid()});
+  return ok && Pause(env.settings().before);
+}
+
 // Load from this process before, during and after one fault.
 ScenarioResult RunUnderLoad(Env& env, ScenarioResult r, LoadSpec spec, absl::Duration during,
                             const Fault& fault, bool poll_registrations = false) {
-  absl::StatusOr<std::shared_ptr<Transport>> client = env.NewClient();
-  if (!client.ok()) {
-    r.error = "client: " + client.status().ToString();
-    return r;
-  }
-  auto load = Load::Start(*client, spec);
-  const std::vector<pid_t> self = {getpid()};
-  bool ok = Pause(env.settings().warmup);
-  r.before = absl::Now();
-  r.at_start = env.Snap(self);
-  ok = ok && Pause(env.settings().before);
+  LoadedClient client;
+  bool ok = RunBefore(env, spec, &client, &r);
+  if (!client.load) return r;
   FaultEvent e{.fault = absl::Now(), .host = fault.host};
+  if (ok) fault.make(&r.notes);
+  ok = ok && Pause(during);
   if (ok) {
-    if (absl::Status s = fault.make(&r.notes); !s.ok()) r.error = "fault: " + s.ToString();
-  }
-  ok = ok && r.error.empty() && Pause(during);
-  if (ok) {
-    if (absl::Status s = fault.undo(&r.notes); !s.ok()) r.error = "recovery: " + s.ToString();
+    if (absl::Status s = fault.undo(); !s.ok()) r.error = "recovery: " + s.ToString();
   }
   e.recover = absl::Now();
   r.events.push_back(e);
-  if (ok && poll_registrations)
+  if (ok && poll_registrations) {
     NoteRegistrationsBack(env, e.recover, e.recover + env.settings().after, &r.notes);
+  }
   ok = ok && Pause(e.recover + env.settings().after - absl::Now());
   r.end = absl::Now();
-  r.at_end = env.Snap(self);
-  r.records = load->Finish(load->FinishBound());
-  if (const int overdue = load->Overdue(); overdue > 0) {
-    r.notes.push_back(absl::StrCat(overdue, " client threads left stuck in a call"));
-  }
-  load.reset();
-  const absl::Duration closed = Env::CloseClient(*std::move(client));
+  r.at_end = env.Snap({getpid()});
+  const absl::Duration closed = client.Finish(&r, !ok);
   if (closed > absl::Seconds(1)) r.notes.push_back("client Close took " + Secs(closed));
   if (!ok && r.error.empty()) r.error = "interrupted";
   return r;
 }
 
-Fault KillFault(Env& env) {
-  Cluster& c = env.cluster();
+// The faults that hit the instance node2. Restarts reuse its port.
+Fault KillFault(Cluster& c) {
   return Fault{.host = Cluster::Host(kFaulty),
-               .make =
-                   [&c](auto*) {
-                     c.KillService(kFaulty);
-                     return absl::OkStatus();
-                   },
-               .undo = [&c](auto*) { return c.RestartService(kFaulty, /*same_port=*/true); }};
+               .make = [&c](auto*) { c.KillService(kFaulty); },
+               .undo = [&c] { return c.RestartService(kFaulty, /*same_port=*/true); }};
 }
 
-Fault StopFault(Env& env) {
-  Cluster& c = env.cluster();
+Fault StopFault(Cluster& c) {
   return Fault{.host = Cluster::Host(kFaulty),
-               .make =
-                   [&c](auto*) {
-                     c.SignalService(kFaulty, SIGSTOP);
-                     return absl::OkStatus();
-                   },
+               .make = [&c](auto*) { c.SignalService(kFaulty, SIGSTOP); },
                .undo =
-                   [&c](auto*) {
+                   [&c] {
                      c.SignalService(kFaulty, SIGCONT);
                      return absl::OkStatus();
                    }};
 }
 
-Fault TermFault(Env& env) {
-  Cluster& c = env.cluster();
-  return Fault{
-      .host = Cluster::Host(kFaulty),
-      .make =
-          [&c](std::vector<std::string>* notes) {
-            const absl::Time t0 = absl::Now();
-            c.SignalService(kFaulty, SIGTERM);
-            const bool exited = c.ReapService(kFaulty, absl::Seconds(15));
-            notes->push_back(exited ? "node2 exited " + Secs(absl::Now() - t0) + " after SIGTERM"
-                                    : "node2 still running 15 s after SIGTERM (killed)");
-            return absl::OkStatus();
-          },
-      .undo = [&c](auto*) { return c.RestartService(kFaulty, /*same_port=*/true); }};
+Fault TermFault(Cluster& c) {
+  Fault f = KillFault(c);
+  f.make = [&c](std::vector<std::string>* notes) {
+    const absl::Time t0 = absl::Now();
+    c.SignalService(kFaulty, SIGTERM);
+    const bool exited = c.ReapService(kFaulty, absl::Seconds(15));
+    notes->push_back(exited ? "node2 exited " + Secs(absl::Now() - t0) + " after SIGTERM"
+                            : "node2 still running 15 s after SIGTERM (killed)");
+  };
+  return f;
 }
 
 // Notes how the calls in flight at `at` ended.
@@ -270,42 +275,23 @@ void NoteInFlight(ScenarioResult* r, absl::Time at, const std::string& what) {
 }
 
 ScenarioResult RunClientTeardown(Env& env, ScenarioResult r) {
-  const Settings& s = env.settings();
-  const LoadSpec spec = env.BusySpec(absl::Milliseconds(300), s.call_timeout);
-  const std::vector<pid_t> self = {getpid()};
-  absl::StatusOr<std::shared_ptr<Transport>> client = env.NewClient();
-  if (!client.ok()) {
-    r.error = "client: " + client.status().ToString();
-    return r;
-  }
-  auto load = Load::Start(*client, spec);
-  bool ok = Pause(s.warmup);
-  r.before = absl::Now();
-  r.at_start = env.Snap(self);
-  ok = ok && Pause(s.before);
+  const LoadSpec spec = env.BusySpec(absl::Milliseconds(300), env.settings().call_timeout);
+  LoadedClient client;
+  bool ok = RunBefore(env, spec, &client, &r);
+  if (!client.load) return r;
   FaultEvent e{.fault = absl::Now()};
   // The application tears down: its threads stop calling and the Transport closes under them.
-  load->Stop();
-  const absl::Duration closed = Env::CloseClient(*std::move(client));
-  r.notes.push_back("Close took " + Secs(closed));
-  r.records = load->Finish(load->FinishBound());
-  load.reset();
+  client.load->Stop();
+  r.notes.push_back("Close took " + Secs(client.Finish(&r, !ok)));
   NoteInFlight(&r, e.fault, "teardown");
   // A new client takes over.
-  client = env.NewClient();
-  if (!client.ok()) {
-    r.error = "new client: " + client.status().ToString();
-    return r;
-  }
+  if (!client.Start(env, spec, &r)) return r;
   e.recover = absl::Now();
   r.events.push_back(e);
-  load = Load::Start(*client, spec);
-  ok = ok && Pause(s.after);
+  ok = ok && Pause(env.settings().after);
   r.end = absl::Now();
-  r.at_end = env.Snap(self);
-  for (CallRecord& c : load->Finish(load->FinishBound())) r.records.push_back(std::move(c));
-  load.reset();
-  Env::CloseClient(*std::move(client));
+  r.at_end = env.Snap({getpid()});
+  client.Finish(&r, !ok);
   if (!ok) r.error = "interrupted";
   return r;
 }
@@ -326,8 +312,7 @@ class ClientProcesses {
           absl::StrCat(absl::ToInt64Seconds(duration) + 60),
           "--call-timeout-ms",
           absl::StrCat(absl::ToInt64Milliseconds(s.call_timeout))};
-      if (!p->Start(argv, {.stderr_path = s.child_stderr}) ||
-          p->WaitForLine("READY", 15000).empty()) {
+      if (p->StartAndWaitForLine(argv, "READY", 15000, {.stderr_path = s.child_stderr}).empty()) {
         error_ = "client process " + std::to_string(i) + " did not start";
         return;  // the ChildProcess destructors stop those started
       }
@@ -449,36 +434,28 @@ ScenarioResult RunScenario(const Settings& s, MatchmakerKind kind, const std::st
     return r;
   }
   Cluster& c = env.cluster();
-  if (scenario == "kill") return RunUnderLoad(env, r, env.Spec(), s.during, KillFault(env));
-  if (scenario == "stop") return RunUnderLoad(env, r, env.Spec(), s.stop_during, StopFault(env));
+  if (scenario == "kill") return RunUnderLoad(env, r, env.Spec(), s.during, KillFault(c));
+  if (scenario == "stop") return RunUnderLoad(env, r, env.Spec(), s.stop_during, StopFault(c));
   if (scenario == "stop-long") {
     r = RunUnderLoad(env, r, env.BusySpec(s.long_call, s.long_timeout), s.stop_during,
-                     StopFault(env));
+                     StopFault(c));
     if (!r.events.empty()) NoteInFlight(&r, r.events[0].fault, "SIGSTOP");
     return r;
   }
   if (scenario == "service-teardown") {
     r = RunUnderLoad(env, r, env.BusySpec(absl::Milliseconds(300), s.call_timeout), s.during,
-                     TermFault(env));
+                     TermFault(c));
     if (!r.events.empty()) NoteInFlight(&r, r.events[0].fault, "SIGTERM");
     return r;
   }
   if (scenario == "redis-kill") {
-    Fault f{.make =
-                [&c](auto*) {
-                  c.KillRedis();
-                  return absl::OkStatus();
-                },
-            .undo = [&c](auto*) { return c.RestartRedis(); }};
+    const Fault f{.make = [&c](auto*) { c.KillRedis(); },
+                  .undo = [&c] { return c.RestartRedis(); }};
     return RunUnderLoad(env, r, env.Spec(), s.during, f, /*poll_registrations=*/true);
   }
   if (scenario == "sidecar-kill") {
-    Fault f{.make =
-                [&c](auto*) {
-                  c.KillSidecar();
-                  return absl::OkStatus();
-                },
-            .undo = [&c](auto*) { return c.RestartSidecar(); }};
+    const Fault f{.make = [&c](auto*) { c.KillSidecar(); },
+                  .undo = [&c] { return c.RestartSidecar(); }};
     return RunUnderLoad(env, r, env.Spec(), s.during, f, /*poll_registrations=*/true);
   }
   if (scenario == "client-teardown") return RunClientTeardown(env, r);

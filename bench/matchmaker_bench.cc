@@ -77,9 +77,11 @@ int main(int argc, char** argv) {
   const bool have_redis = access(ZRPC_REDIS_SERVER, X_OK) == 0 && redis.Start();
   zrpc::testing::ChildProcess sidecar;
   const std::string sidecar_url = "ipc://" + dir + "/mm.sock";
-  if (!sidecar.Start(
-          {zrpc::testing::SelfDir() + "/../zrpc-matchmaker", "--endpoint", sidecar_url}) ||
-      sidecar.WaitForLine("READY", 10000).empty()) {
+  if (sidecar
+          .StartAndWaitForLine(
+              {zrpc::testing::SelfDir() + "/../zrpc-matchmaker", "--endpoint", sidecar_url},
+              "READY", 10000)
+          .empty()) {
     std::cerr << "cannot start zrpc-matchmaker\n";
     return 1;
   }

@@ -76,6 +76,17 @@ class ChildProcess {
     return true;
   }
 
+  // Starts `argv` and waits up to `timeout_ms` for a stdout line starting with `prefix` (the
+  // "READY ..." line of zrpc's programs). Returns that line; "" when the child could not start or
+  // did not print it in time (it is killed then).
+  std::string StartAndWaitForLine(const std::vector<std::string>& argv, const std::string& prefix,
+                                  int timeout_ms, const StartOptions& options = {}) {
+    if (!Start(argv, options)) return "";
+    std::string line = WaitForLine(prefix, timeout_ms);
+    if (line.empty()) Kill();
+    return line;
+  }
+
   // Reads stdout until a line starting with `prefix` arrives (returned whole) or `timeout_ms`
   // passes (returns "").
   std::string WaitForLine(const std::string& prefix, int timeout_ms) {

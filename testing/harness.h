@@ -47,8 +47,7 @@ class IntegrationTest : public ::testing::Test {
     std::vector<std::string> argv = {ZRPC_SERVICE_BINARY, "--host",         host, "--matchmaker",
                                      matchmaker_,         "--heartbeat-ms", "200"};
     argv.insert(argv.end(), extra.begin(), extra.end());
-    EXPECT_TRUE(child->Start(argv));
-    const std::string ready = child->WaitForLine("READY ", 15000);
+    const std::string ready = child->StartAndWaitForLine(argv, "READY ", 15000);
     EXPECT_FALSE(ready.empty()) << "service " << host << " did not start";
     endpoints_[host] = ready.size() > 6 ? ready.substr(6) : "";
     services_.push_back(std::move(child));

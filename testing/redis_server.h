@@ -17,13 +17,19 @@
 
 namespace zrpc::testing {
 
-// A TCP port on 127.0.0.1 that nothing listens on right now.
-inline int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
+// 127.0.0.1:`port`.
+inline sockaddr_in LoopbackAddress(int port) {
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
+  a.sin_port = htons(port);
+  return a;
+}
+
+// A TCP port on 127.0.0.1 that nothing listens on right now.
+inline int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a = LoopbackAddress(0);
   socklen_t len = sizeof(a);
   if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
       getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
@@ -77,11 +83,8 @@ class RedisServer {
     const absl::Time until = absl::Now() + absl::Seconds(10);
     while (absl::Now() < until) {
       int fd = socket(AF_INET, SOCK_STREAM, 0);
-      sockaddr_in a{};
-      a.sin_family = AF_INET;
-      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      a.sin_port = htons(port_);
-      if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0) {
+      const sockaddr_in a = LoopbackAddress(port_);
+      if (connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof(a)) == 0) {
         const char ping[] = "PING\r\n";
         char buf[64] = {0};
         if (write(fd, ping, sizeof(ping) - 1) > 0 && read(fd, buf, sizeof(buf) - 1) > 0) {

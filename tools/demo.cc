@@ -56,11 +56,10 @@ int main() {
   for (int i = 1; i <= 3; ++i) {
     auto child = std::make_unique<zrpc::testing::ChildProcess>();
     const std::string host = "node" + std::to_string(i);
-    if (!child->Start({service, "--host", host, "--matchmaker", matchmaker, "--topic", "compute"})) {
-      return Fail("cannot start " + service);
-    }
-    std::string ready = child->WaitForLine("READY", 15000);
-    if (ready.empty()) return Fail(host + " did not start");
+    const std::string ready = child->StartAndWaitForLine(
+        {service, "--host", host, "--matchmaker", matchmaker, "--topic", "compute"}, "READY",
+        15000);
+    if (ready.empty()) return Fail(host + " (" + service + ") did not start");
     Say("  " + host + " pid " + std::to_string(child->pid()) + " listening on " + ready.substr(6));
     services.push_back(std::move(child));
   }

@@ -36,8 +36,7 @@ std::unique_ptr<ChildProcess> StartSidecar(const std::string& endpoint,
   auto p = std::make_unique<ChildProcess>();
   std::vector<std::string> argv = {ZRPC_MATCHMAKER_BINARY, "--endpoint", endpoint};
   argv.insert(argv.end(), extra.begin(), extra.end());
-  EXPECT_TRUE(p->Start(argv));
-  EXPECT_FALSE(p->WaitForLine("READY ", 10000).empty()) << "sidecar did not start";
+  EXPECT_FALSE(p->StartAndWaitForLine(argv, "READY ", 10000).empty()) << "sidecar did not start";
   return p;
 }
 
