@@ -15,12 +15,19 @@ namespace {
 
 bool IsError(const CallRecord& c) { return c.outcome != Outcome::kOk; }
 
-// A call that went to `host`: it answered, or the call failed naming it or naming nobody
-// (a NoConsumer or TransportClosed call was never sent to any instance).
-bool RoutedTo(const CallRecord& c, const std::string& host) {
-  if (c.outcome == Outcome::kOk) return c.host == host;
+// A call that went to `host`: it answered, or the call failed naming it or naming nobody, or it
+// stalled (took longer than `stall`: it waited for the faulty instance — a connect timeout
+// before another instance answered, silence before PeerLost). A NoConsumer or TransportClosed
+// call was never sent to any instance.
+bool RoutedTo(const CallRecord& c, const std::string& host, absl::Duration stall) {
   if (c.outcome == Outcome::kNoConsumer || c.outcome == Outcome::kClosed) return false;
+  if (c.end - c.start > stall) return true;
+  if (c.outcome == Outcome::kOk) return c.host == host;
   return c.host == host || c.host.empty();
+}
+
+absl::Time FirstFault(const ScenarioResult& r) {
+  return r.events.empty() ? r.end : r.events.front().fault;
 }
 
 double OkPerSecond(const std::vector<CallRecord>& records, absl::Time from, absl::Time to) {
@@ -93,7 +100,18 @@ Value DurationsJson(const std::vector<EventMetrics>& m,
 
 }  // namespace
 
+absl::Duration StallThreshold(const ScenarioResult& r) {
+  absl::Duration slowest;
+  for (const CallRecord& c : r.records) {
+    if (c.outcome == Outcome::kOk && c.end >= r.before && c.end < FirstFault(r)) {
+      slowest = std::max(slowest, c.end - c.start);
+    }
+  }
+  return slowest + absl::Seconds(1);
+}
+
 std::vector<EventMetrics> MeasureEvents(const ScenarioResult& r) {
+  const absl::Duration stall = StallThreshold(r);
   std::vector<EventMetrics> out;
   for (size_t i = 0; i < r.events.size(); ++i) {
     const FaultEvent& e = r.events[i];
@@ -104,13 +122,8 @@ std::vector<EventMetrics> MeasureEvents(const ScenarioResult& r) {
       if (IsError(c) && c.end >= e.fault && c.end < horizon && c.end != absl::InfiniteFuture()) {
         if (!m.first_error || c.end - e.fault < *m.first_error) m.first_error = c.end - e.fault;
       }
-      // A call stuck without outcome counts from its deadline + grace at the latest.
-      if (c.outcome == Outcome::kNoOutcome && c.start >= e.fault && c.start < horizon) {
-        const absl::Duration since = c.start + kOutcomeGrace - e.fault;
-        if (!m.first_error || since < *m.first_error) m.first_error = since;
-      }
       if (e.host.empty()) continue;
-      if (c.start >= e.fault && c.start < e.recover && RoutedTo(c, e.host)) {
+      if (c.start >= e.fault && c.start < e.recover && RoutedTo(c, e.host, stall)) {
         if (!last_routed || c.start > *last_routed) last_routed = c.start;
       }
       if (c.outcome == Outcome::kOk && c.host == e.host && c.start >= e.recover &&
@@ -154,6 +167,15 @@ void PrintRow(const ScenarioResult& r, bool json) {
   // How long the failed calls waited for their error: at once, or until a deadline.
   std::vector<std::string> waits;
   if (counts[0] > 0) notes.push_back("slowest ok: " + Seconds(slowest[0]));
+  if (!r.events.empty()) {
+    const absl::Duration stall = StallThreshold(r);
+    int stalled = 0;
+    for (const CallRecord& c : r.records) {
+      stalled += c.start >= r.events.front().fault && c.start < r.events.back().recover &&
+                 c.end - c.start > stall;
+    }
+    if (stalled > 0) notes.push_back(absl::StrCat(stalled, " calls stalled > ", Seconds(stall)));
+  }
   for (int i = 1; i < kOutcomeCount; ++i) {
     if (counts[i] == 0 || static_cast<Outcome>(i) == Outcome::kNoOutcome) continue;
     waits.push_back(
@@ -171,7 +193,7 @@ void PrintRow(const ScenarioResult& r, bool json) {
     notes.insert(notes.begin(), "NOT RUN: " + r.error);
   }
   const std::vector<EventMetrics> m = MeasureEvents(r);
-  const absl::Time first_fault = r.events.empty() ? r.end : r.events.front().fault;
+  const absl::Time first_fault = FirstFault(r);
   const absl::Time last_recover = r.events.empty() ? r.end : r.events.back().recover;
   const double before = OkPerSecond(r.records, r.before, first_fault);
   const double during = OkPerSecond(r.records, first_fault, last_recover);

@@ -39,13 +39,18 @@ struct ScenarioResult {
   std::string error;  // the scenario could not be run (set-up failed); nothing else is valid
 };
 
+// How long a call must take to count as stalled: 1 s more than the slowest success before the
+// first fault.
+absl::Duration StallThreshold(const ScenarioResult& r);
+
 // Per-fault figures, measured from the call records. A fault's horizon is the next fault (or the
 // end of the scenario).
 struct EventMetrics {
-  // fault → the first call that ended in an error (or ended without outcome).
+  // fault → the first call that ended in an error.
   std::optional<absl::Duration> first_error;
   // fault → the start of the last call routed to the faulty instance before `recover`: answered
-  // by it, or failed naming it or naming no host. Zero when none was.
+  // by it, failed naming it or naming no host, or stalled (1 s slower than any call before the
+  // first fault: it waited for the instance before failing or going elsewhere). Zero when none.
   std::optional<absl::Duration> out;
   // Calls still went to it in the last second before `recover`: it never left rotation.
   bool never_out = false;
