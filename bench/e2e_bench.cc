@@ -15,13 +15,13 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
 #include <array>
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 #include <string>
 #include <vector>
 #include <zmq.hpp>
@@ -29,13 +29,13 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "src/codec/wire.h"
-#include "tools/child_process.h"
+#include "testing/child_process.h"
 #include "tools/flags.h"
 #include "zrpc/zrpc.h"
 
 namespace {
 
-using zrpc::tools::ChildProcess;
+using zrpc::testing::ChildProcess;
 
 void PinTo(int cpu) {
   cpu_set_t set;
@@ -376,7 +376,7 @@ int main(int argc, char** argv) {
   char tmpl[] = "/tmp/zrpc-bench-XXXXXX";
   if (mkdtemp(tmpl) == nullptr) return 1;
   const std::string dir = tmpl;
-  const std::string self = zrpc::tools::SelfDir() + "/zrpc-e2e-bench";
+  const std::string self = zrpc::testing::SelfDir() + "/zrpc-e2e-bench";
   const bool have_taskset = access("/usr/bin/taskset", X_OK) == 0;
   auto server_argv = [&](std::vector<std::string> args) {
     std::vector<std::string> argv = {self};
@@ -397,14 +397,14 @@ int main(int argc, char** argv) {
     ChildProcess zserver, rserver;
     std::vector<std::string> zargs = {"--serve", "zrpc", "--matchmaker", mm};
     if (transport == "ipc") zargs.insert(zargs.end(), {"--ipc-dir", dir});
-    if (!zserver.Start(server_argv(zargs)) || zserver.WaitForLine("READY", 10000).empty()) {
+    if (zserver.StartAndWaitForLine(server_argv(zargs), "READY", 10000).empty()) {
       std::cerr << "zrpc server did not start\n";
       return 1;
     }
     const std::string rrouter = transport == "tcp" ? "tcp://127.0.0.1:*" : "ipc://" + dir + "/raw.r";
     const std::string rpull = transport == "tcp" ? "tcp://127.0.0.1:*" : "ipc://" + dir + "/raw.p";
-    if (!rserver.Start(server_argv({"--serve", "raw", "--router", rrouter, "--pull", rpull}))) return 1;
-    std::string ready = rserver.WaitForLine("READY", 10000);
+    const std::string ready = rserver.StartAndWaitForLine(
+        server_argv({"--serve", "raw", "--router", rrouter, "--pull", rpull}), "READY", 10000);
     if (ready.empty()) return 1;
     const std::string raw_router = ready.substr(6, ready.find(' ', 6) - 6);
     const std::string raw_pull = ready.substr(ready.find(' ', 6) + 1);

@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
-#include "tests/integration/redis_server.h"
-#include "tools/child_process.h"
+#include "testing/child_process.h"
+#include "testing/redis_server.h"
 #include "tools/flags.h"
 #include "zrpc/zrpc.h"
 
@@ -75,10 +75,13 @@ int main(int argc, char** argv) {
 
   zrpc::testing::RedisServer redis;
   const bool have_redis = access(ZRPC_REDIS_SERVER, X_OK) == 0 && redis.Start();
-  zrpc::tools::ChildProcess sidecar;
+  zrpc::testing::ChildProcess sidecar;
   const std::string sidecar_url = "ipc://" + dir + "/mm.sock";
-  if (!sidecar.Start({zrpc::tools::SelfDir() + "/../zrpc-matchmaker", "--endpoint", sidecar_url}) ||
-      sidecar.WaitForLine("READY", 10000).empty()) {
+  if (sidecar
+          .StartAndWaitForLine(
+              {zrpc::testing::SelfDir() + "/../zrpc-matchmaker", "--endpoint", sidecar_url},
+              "READY", 10000)
+          .empty()) {
     std::cerr << "cannot start zrpc-matchmaker\n";
     return 1;
   }

@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
-#include "child_process.h"
 #include "flags.h"
+#include "testing/child_process.h"
 #include "zrpc/zrpc.h"
 
 namespace {
@@ -49,18 +49,17 @@ int main() {
   if (mkdtemp(dir_template) == nullptr) return Fail("cannot create a registry directory");
   const std::string registry = dir_template;
   const std::string matchmaker = "local://" + registry;
-  const std::string service = zrpc::tools::SelfDir() + "/zrpc-service";
+  const std::string service = zrpc::testing::SelfDir() + "/zrpc-service";
 
   Say("starting 3 instances of the compute service (" + service + "), matchmaker " + matchmaker);
-  std::vector<std::unique_ptr<zrpc::tools::ChildProcess>> services;
+  std::vector<std::unique_ptr<zrpc::testing::ChildProcess>> services;
   for (int i = 1; i <= 3; ++i) {
-    auto child = std::make_unique<zrpc::tools::ChildProcess>();
+    auto child = std::make_unique<zrpc::testing::ChildProcess>();
     const std::string host = "node" + std::to_string(i);
-    if (!child->Start({service, "--host", host, "--matchmaker", matchmaker, "--topic", "compute"})) {
-      return Fail("cannot start " + service);
-    }
-    std::string ready = child->WaitForLine("READY", 15000);
-    if (ready.empty()) return Fail(host + " did not start");
+    const std::string ready = child->StartAndWaitForLine(
+        {service, "--host", host, "--matchmaker", matchmaker, "--topic", "compute"}, "READY",
+        15000);
+    if (ready.empty()) return Fail(host + " (" + service + ") did not start");
     Say("  " + host + " pid " + std::to_string(child->pid()) + " listening on " + ready.substr(6));
     services.push_back(std::move(child));
   }

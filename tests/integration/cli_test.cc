@@ -1,7 +1,7 @@
 // The zrpc command line against a real service: output and exit codes.
 #include <sys/wait.h>
 
-#include "harness.h"
+#include "testing/harness.h"
 #include "unit/test_util.h"
 
 namespace zrpc::testing {
@@ -21,8 +21,8 @@ class CliTest : public IntegrationTest {
     argv.insert(argv.end(), args.begin(), args.end());
     argv.push_back("--matchmaker");
     argv.push_back(matchmaker_);
-    tools::ChildProcess p;
-    EXPECT_TRUE(p.Start(argv, /*capture_stderr=*/true));
+    ChildProcess p;
+    EXPECT_TRUE(p.Start(argv, {.capture_stderr = true}));
     CliRun r;
     r.output = p.ReadAll(timeout_ms);
     const int status = p.Reap(timeout_ms);
@@ -59,7 +59,7 @@ TEST_F(CliTest, CallPrintsTheResultAndExitCodesTellWhatWentWrong) {
 }
 
 TEST_F(CliTest, PeerLostHasItsOwnExitCode) {
-  tools::ChildProcess& service = StartService("node1");
+  ChildProcess& service = StartService("node1");
   std::thread killer([&] {
     absl::SleepFor(absl::Milliseconds(500));
     service.Kill();
@@ -112,7 +112,7 @@ TEST_F(CliTest, TopicsPingAndDescribe) {
 
 TEST_F(CliTest, NotifyAndListen) {
   StartService("node1");
-  auto listener = std::make_unique<tools::ChildProcess>();
+  auto listener = std::make_unique<ChildProcess>();
   ASSERT_TRUE(listener->Start({ZRPC_CLI_BINARY, "listen", "notifications.info", "--count", "2",
                                "--for", "15", "--matchmaker", matchmaker_}));
   absl::SleepFor(absl::Milliseconds(1200));  // discover the service's publisher and subscribe

@@ -6,11 +6,12 @@
 #include <sys/socket.h>
 
 #include <atomic>
+#include <fstream>
 #include <set>
 #include <thread>
 
 #include "absl/synchronization/notification.h"
-#include "harness.h"
+#include "testing/harness.h"
 #include "unit/test_util.h"
 
 namespace zrpc::testing {
@@ -38,6 +39,29 @@ int ClosedPort() {
   return ntohs(a.sin_port);
 }
 
+// Waits until every thread of `pid` is stopped (SIGSTOP is delivered asynchronously: a thread
+// on another CPU may still finish a reply).
+bool WaitStopped(pid_t pid) {
+  const absl::Time until = absl::Now() + absl::Seconds(5);
+  while (absl::Now() < until) {
+    bool all = true;
+    if (DIR* d = opendir(absl::StrCat("/proc/", pid, "/task").c_str())) {
+      while (dirent* e = readdir(d)) {
+        if (e->d_name[0] == '.') continue;
+        std::ifstream stat(absl::StrCat("/proc/", pid, "/task/", e->d_name, "/stat"));
+        std::string line;
+        std::getline(stat, line);
+        const size_t close = line.rfind(')');
+        if (close == std::string::npos || close + 2 >= line.size() || line[close + 2] != 'T') all = false;
+      }
+      closedir(d);
+    }
+    if (all) return true;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return false;
+}
+
 class FaultTest : public IntegrationTest {
  protected:
   std::string WhoAmI(Transport& client, std::string_view topic = "compute",
@@ -53,7 +77,7 @@ class FaultTest : public IntegrationTest {
 };
 
 TEST_F(FaultTest, ACallToAKilledInstanceEndsWithPeerLostAtOnceNotAtItsDeadline) {
-  tools::ChildProcess& b = StartService("b");
+  ChildProcess& b = StartService("b");
   StartService("a");
   auto client = Client();
   absl::Status result;
@@ -77,7 +101,7 @@ TEST_F(FaultTest, ACallToAKilledInstanceEndsWithPeerLostAtOnceNotAtItsDeadline) 
 
 TEST_F(FaultTest, AStoppedInstanceIsEjectedAfterOneCallAndProbedBackAfterItResumes) {
   StartService("a");
-  tools::ChildProcess& b = StartService("b");
+  ChildProcess& b = StartService("b");
   StartService("c");
   auto client = Client();
   std::set<std::string> seen;
@@ -90,6 +114,8 @@ TEST_F(FaultTest, AStoppedInstanceIsEjectedAfterOneCallAndProbedBackAfterItResum
   }
   ASSERT_EQ(seen.size(), 3u) << order;
   b.Signal(SIGSTOP);
+  ASSERT_TRUE(WaitStopped(b.pid()));
+  absl::SleepFor(absl::Milliseconds(20));  // a reply already on the wire arrives and is dropped
   int lost = 0, ok = 0;
   absl::Duration slowest;
   for (int i = 0; i < 30; ++i) {
@@ -152,7 +178,7 @@ TEST_F(FaultTest, EveryCallPathFailsOverFromARegistrationThatCannotBeReached) {
 }
 
 TEST_F(FaultTest, CallManyWhoseServiceDiesMidBatchGivesEveryCallAnOutcome) {
-  tools::ChildProcess& only = StartService("only");
+  ChildProcess& only = StartService("only");
   auto client = Client();
   std::vector<Message> msgs(3000, Msg("sleep", {{"ms", 1}}));
   std::thread killer([&] {
@@ -183,7 +209,7 @@ TEST_F(FaultTest, CallManyWhoseServiceDiesMidBatchGivesEveryCallAnOutcome) {
 
 TEST_F(FaultTest, AnInstanceRestartedOnTheSameEndpointIsBackWithinASecond) {
   const int port = ClosedPort();
-  tools::ChildProcess* s = &StartService("phoenix", {"--port", std::to_string(port)});
+  ChildProcess* s = &StartService("phoenix", {"--port", std::to_string(port)});
   auto client = Client();
   ASSERT_EQ(WhoAmI(*client), "phoenix");
   s->Kill();
@@ -213,7 +239,7 @@ TEST_F(FaultTest, SocketsToEndpointsThatLeftAreClosed) {
   services_.clear();
   const int before = OpenFds();
   for (int cycle = 0; cycle < 8; ++cycle) {
-    tools::ChildProcess& s = StartService(absl::StrCat("gen", cycle));
+    ChildProcess& s = StartService(absl::StrCat("gen", cycle));
     for (int i = 0; i < 3; ++i) EXPECT_FALSE(WhoAmI(*client).empty());
     absl::Notification async_done;
     client->CallAsync(Context(), "compute", Msg("whoami"), [&](absl::StatusOr<Value> r) {

@@ -3,8 +3,8 @@
 #include <fstream>
 #include <set>
 
-#include "harness.h"
-#include "redis_server.h"
+#include "testing/harness.h"
+#include "testing/redis_server.h"
 #include "unit/test_util.h"
 
 namespace zrpc::testing {
@@ -31,13 +31,12 @@ void WriteFile(const std::string& path, const std::string& text) {
 }
 
 // Starts a zrpc-matchmaker sidecar; READY once it prints its endpoints.
-std::unique_ptr<tools::ChildProcess> StartSidecar(const std::string& endpoint,
-                                                  std::vector<std::string> extra = {}) {
-  auto p = std::make_unique<tools::ChildProcess>();
+std::unique_ptr<ChildProcess> StartSidecar(const std::string& endpoint,
+                                           std::vector<std::string> extra = {}) {
+  auto p = std::make_unique<ChildProcess>();
   std::vector<std::string> argv = {ZRPC_MATCHMAKER_BINARY, "--endpoint", endpoint};
   argv.insert(argv.end(), extra.begin(), extra.end());
-  EXPECT_TRUE(p->Start(argv));
-  EXPECT_FALSE(p->WaitForLine("READY ", 10000).empty()) << "sidecar did not start";
+  EXPECT_FALSE(p->StartAndWaitForLine(argv, "READY ", 10000).empty()) << "sidecar did not start";
   return p;
 }
 
@@ -78,7 +77,7 @@ class BackendTest : public IntegrationTest, public ::testing::WithParamInterface
   }
 
   RedisServer redis_;
-  std::unique_ptr<tools::ChildProcess> sidecar_;
+  std::unique_ptr<ChildProcess> sidecar_;
   std::string ring_;
   std::unique_ptr<Transport> client_;
 };
@@ -126,7 +125,7 @@ class RedisFaultTest : public IntegrationTest {
 
 TEST_F(RedisFaultTest, AKilledServiceLeavesRotationWithinTheTtl) {
   StartService("node1");
-  tools::ChildProcess& doomed = StartService("node2");
+  ChildProcess& doomed = StartService("node2");
   auto client = Client();
   auto hosts = [&] {
     std::set<std::string> out;
@@ -227,7 +226,7 @@ class SidecarTest : public IntegrationTest {
  protected:
   // Members outlive TearDown, which stops the services first.
   RedisServer redis_;
-  std::unique_ptr<tools::ChildProcess> sidecar_, sidecar_b_;
+  std::unique_ptr<ChildProcess> sidecar_, sidecar_b_;
   std::set<std::string> Hosts(Transport& t) {
     std::set<std::string> out;
     absl::StatusOr<std::vector<Registration>> r = t.matchmaker().Resolve("openstack", "compute");
@@ -262,7 +261,7 @@ TEST_F(SidecarTest, AServiceThatStopsHeartbeatingExpires) {
   matchmaker_ = "ipc://" + registry_ + "/mm.sock";
   sidecar_ = StartSidecar(matchmaker_, {"--ttl", "1"});
   StartService("node1");
-  tools::ChildProcess& doomed = StartService("node2");
+  ChildProcess& doomed = StartService("node2");
   auto client = Client();
   ASSERT_TRUE(Eventually([&] { return Hosts(*client).size() == 2; }));
   doomed.Kill();
@@ -310,11 +309,11 @@ TEST_F(SidecarTest, StopsCleanlyOnSigtermAndExplainsItsFlags) {
   const int status = sidecar_->Reap(5000);
   ASSERT_NE(status, -1) << "still running 5 s after SIGTERM";
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
-  tools::ChildProcess help;
+  ChildProcess help;
   ASSERT_TRUE(help.Start({ZRPC_MATCHMAKER_BINARY, "--help"}));
   EXPECT_FALSE(help.WaitForLine("usage: zrpc-matchmaker", 5000).empty());
   EXPECT_EQ(WEXITSTATUS(help.Reap(5000)), 0);
-  tools::ChildProcess bad;
+  ChildProcess bad;
   ASSERT_TRUE(bad.Start({ZRPC_MATCHMAKER_BINARY, "--backend", "zk://nowhere",
                          "--endpoint", "ipc://" + registry_ + "/bad.sock"}));
   EXPECT_EQ(WEXITSTATUS(bad.Reap(5000)), 1);

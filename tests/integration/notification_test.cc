@@ -2,7 +2,7 @@
 // live in the test process.
 #include <atomic>
 
-#include "harness.h"
+#include "testing/harness.h"
 #include "unit/test_util.h"
 
 namespace zrpc::testing {

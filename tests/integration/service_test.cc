@@ -14,8 +14,8 @@
 #include <thread>
 #include <zmq.hpp>
 
-#include "harness.h"
 #include "src/codec/wire.h"
+#include "testing/harness.h"
 #include "unit/test_util.h"
 
 namespace zrpc::testing {
@@ -411,7 +411,7 @@ TEST_F(ServiceTest, ExpectedErrorsReachTheCallerWithoutServerErrorLogs) {
 }
 
 TEST_F(ServiceTest, LocalMatchmakerIgnoresProcessesThatDied) {
-  tools::ChildProcess& service = StartService("doomed");
+  ChildProcess& service = StartService("doomed");
   auto client = Client();
   ZRPC_ASSERT_OK(client->Call(Context(), "compute", Msg("whoami")));
   service.Kill();

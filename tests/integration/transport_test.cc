@@ -6,8 +6,7 @@
 #include <thread>
 
 #include "absl/synchronization/notification.h"
-
-#include "harness.h"
+#include "testing/harness.h"
 #include "unit/test_util.h"
 
 namespace zrpc::testing {
@@ -165,7 +164,7 @@ TEST_F(TransportTest, NoConsumerIsAnImmediateDistinctError) {
 }
 
 TEST_F(TransportTest, ServerKilledMidCallGivesPeerLostWellBeforeTheDeadline) {
-  tools::ChildProcess& service = StartService("node1");
+  ChildProcess& service = StartService("node1");
   auto client = Client();
   std::thread killer([&] {
     absl::SleepFor(absl::Milliseconds(300));
@@ -303,7 +302,7 @@ TEST_F(TransportTest, CloseWithCallsInFlightReturnsPromptly) {
 }
 
 TEST_F(TransportTest, DestroyingATransportWithUnsentMessagesDoesNotHang) {
-  tools::ChildProcess& service = StartService("node1");
+  ChildProcess& service = StartService("node1");
   TransportOptions o = ClientOptions();
   o.cast_timeout = absl::Milliseconds(300);
   auto client = Client(o);
@@ -416,7 +415,7 @@ TEST_F(TransportTest, CallManyTimesOutSlowCallsAndKeepsTheRest) {
 }
 
 TEST_F(TransportTest, AsyncCallToAKilledServerFailsWithPeerLost) {
-  tools::ChildProcess& service = StartService("node1");
+  ChildProcess& service = StartService("node1");
   auto client = Client();
   absl::Notification finished;
   absl::Status result;

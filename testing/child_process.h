@@ -1,7 +1,8 @@
-// Starting, reading and stopping child processes (the demo and the integration tests start
-// zrpc-service this way). Header-only; Linux.
-#ifndef ZRPC_TOOLS_CHILD_PROCESS_H_
-#define ZRPC_TOOLS_CHILD_PROCESS_H_
+// Starting, reading and stopping child processes (the demo, the integration tests, the benchmarks
+// and the fault tool start zrpc-service, zrpc-matchmaker and redis-server this way).
+// Header-only; Linux.
+#ifndef ZRPC_TESTING_CHILD_PROCESS_H_
+#define ZRPC_TESTING_CHILD_PROCESS_H_
 
 #include <fcntl.h>
 #include <limits.h>
@@ -18,7 +19,7 @@
 
 extern char** environ;
 
-namespace zrpc::tools {
+namespace zrpc::testing {
 
 // The directory of the running executable (where zrpc's binaries sit side by side).
 inline std::string SelfDir() {
@@ -29,6 +30,14 @@ inline std::string SelfDir() {
   return path.substr(0, path.rfind('/'));
 }
 
+// Where a child's stderr goes: inherited by default.
+struct StartOptions {
+  // Read stderr along with stdout (through WaitForLine, ReadLine, ReadAll).
+  bool capture_stderr = false;
+  // Otherwise, append stderr to this file ("" = inherit this process's stderr).
+  std::string stderr_path;
+};
+
 // A child process with its stdout on a pipe. Stops (SIGTERM, then SIGKILL) when destroyed.
 class ChildProcess {
  public:
@@ -37,15 +46,19 @@ class ChildProcess {
   ChildProcess& operator=(const ChildProcess&) = delete;
   ~ChildProcess() { Stop(); }
 
-  // Starts `argv[0]` with `argv`; stderr is inherited, or read along with stdout when
-  // `capture_stderr`. False when it cannot be started.
-  bool Start(const std::vector<std::string>& argv, bool capture_stderr = false) {
+  // Starts `argv[0]` with `argv`. False when it cannot be started.
+  bool Start(const std::vector<std::string>& argv, const StartOptions& options = {}) {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0) return false;
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
-    if (capture_stderr) posix_spawn_file_actions_adddup2(&actions, fds[1], STDERR_FILENO);
+    if (options.capture_stderr) {
+      posix_spawn_file_actions_adddup2(&actions, fds[1], STDERR_FILENO);
+    } else if (!options.stderr_path.empty()) {
+      posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, options.stderr_path.c_str(),
+                                       O_WRONLY | O_CREAT | O_APPEND, 0600);
+    }
     std::vector<char*> args;
     for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
@@ -58,30 +71,57 @@ class ChildProcess {
       return false;
     }
     out_ = fds[0];
+    output_closed_ = false;
+    buffer_.clear();
     return true;
+  }
+
+  // Starts `argv` and waits up to `timeout_ms` for a stdout line starting with `prefix` (the
+  // "READY ..." line of zrpc's programs). Returns that line; "" when the child could not start or
+  // did not print it in time (it is killed then).
+  std::string StartAndWaitForLine(const std::vector<std::string>& argv, const std::string& prefix,
+                                  int timeout_ms, const StartOptions& options = {}) {
+    if (!Start(argv, options)) return "";
+    std::string line = WaitForLine(prefix, timeout_ms);
+    if (line.empty()) Kill();
+    return line;
   }
 
   // Reads stdout until a line starting with `prefix` arrives (returned whole) or `timeout_ms`
   // passes (returns "").
   std::string WaitForLine(const std::string& prefix, int timeout_ms) {
     const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    std::string line;
+    while (ReadLine(&line, MillisecondsUntil(until))) {
+      if (line.rfind(prefix, 0) == 0) return line;
+    }
+    return "";
+  }
+
+  // The next line of stdout (without its newline) within `timeout_ms`. False when none came in
+  // time or the child closed its stdout (see output_closed()).
+  bool ReadLine(std::string* line, int timeout_ms) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
     while (true) {
-      for (size_t nl; (nl = buffer_.find('\n')) != std::string::npos;) {
-        std::string line = buffer_.substr(0, nl);
+      if (const size_t nl = buffer_.find('\n'); nl != std::string::npos) {
+        line->assign(buffer_, 0, nl);
         buffer_.erase(0, nl + 1);
-        if (line.rfind(prefix, 0) == 0) return line;
+        return true;
       }
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          until - std::chrono::steady_clock::now());
-      if (left.count() <= 0 || out_ < 0) return "";
+      const int left = MillisecondsUntil(until);
+      if (left <= 0 || out_ < 0 || output_closed_) return false;
       pollfd p{out_, POLLIN, 0};
-      if (poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+      if (poll(&p, 1, left) <= 0) continue;
       char chunk[4096];
       ssize_t n = read(out_, chunk, sizeof(chunk));
-      if (n <= 0) return "";  // the child closed stdout (exited)
+      if (n <= 0) {
+        output_closed_ = true;  // the child closed stdout (exited)
+        return false;
+      }
       buffer_.append(chunk, n);
     }
   }
+  bool output_closed() const { return output_closed_ || out_ < 0; }
 
   // Everything the child writes until it closes its output (exits) or `timeout_ms` passes.
   std::string ReadAll(int timeout_ms) {
@@ -149,12 +189,19 @@ class ChildProcess {
   }
 
  private:
+  static int MillisecondsUntil(std::chrono::steady_clock::time_point until) {
+    return static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                until - std::chrono::steady_clock::now())
+                                .count());
+  }
+
   pid_t pid_ = -1;
   int out_ = -1;
+  bool output_closed_ = false;
   int status_ = -1;
   std::string buffer_;
 };
 
-}  // namespace zrpc::tools
+}  // namespace zrpc::testing
 
-#endif  // ZRPC_TOOLS_CHILD_PROCESS_H_
+#endif  // ZRPC_TESTING_CHILD_PROCESS_H_

@@ -1,7 +1,7 @@
 // Shared set-up for integration tests: a private local:// registry per test, reference services
 // in child processes, and client transports.
-#ifndef ZRPC_TESTS_INTEGRATION_HARNESS_H_
-#define ZRPC_TESTS_INTEGRATION_HARNESS_H_
+#ifndef ZRPC_TESTING_HARNESS_H_
+#define ZRPC_TESTING_HARNESS_H_
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "tools/child_process.h"
+#include "testing/child_process.h"
 #include "zrpc/zrpc.h"
 
 namespace zrpc::testing {
@@ -42,13 +42,12 @@ class IntegrationTest : public ::testing::Test {
   }
 
   // Starts zrpc-service with `host` on this test's matchmaker; waits until it is registered.
-  tools::ChildProcess& StartService(const std::string& host, std::vector<std::string> extra = {}) {
-    auto child = std::make_unique<tools::ChildProcess>();
-    std::vector<std::string> argv = {ZRPC_SERVICE_BINARY, "--host", host, "--matchmaker",
-                                     matchmaker_, "--heartbeat-ms", "200"};
+  ChildProcess& StartService(const std::string& host, std::vector<std::string> extra = {}) {
+    auto child = std::make_unique<ChildProcess>();
+    std::vector<std::string> argv = {ZRPC_SERVICE_BINARY, "--host",         host, "--matchmaker",
+                                     matchmaker_,         "--heartbeat-ms", "200"};
     argv.insert(argv.end(), extra.begin(), extra.end());
-    EXPECT_TRUE(child->Start(argv));
-    const std::string ready = child->WaitForLine("READY ", 15000);
+    const std::string ready = child->StartAndWaitForLine(argv, "READY ", 15000);
     EXPECT_FALSE(ready.empty()) << "service " << host << " did not start";
     endpoints_[host] = ready.size() > 6 ? ready.substr(6) : "";
     services_.push_back(std::move(child));
@@ -85,9 +84,9 @@ class IntegrationTest : public ::testing::Test {
   std::string registry_;
   std::string matchmaker_;
   std::map<std::string, std::string> endpoints_;
-  std::vector<std::unique_ptr<tools::ChildProcess>> services_;
+  std::vector<std::unique_ptr<ChildProcess>> services_;
 };
 
 }  // namespace zrpc::testing
 
-#endif  // ZRPC_TESTS_INTEGRATION_HARNESS_H_
+#endif  // ZRPC_TESTING_HARNESS_H_
