@@ -25,7 +25,8 @@ struct RegistrationHash {
 // topic, pool.
 inline void SortRegistrations(std::vector<Registration>* regs) {
   std::sort(regs->begin(), regs->end(), [](const Registration& a, const Registration& b) {
-    return std::tie(a.host, a.endpoint, a.topic, a.pool) < std::tie(b.host, b.endpoint, b.topic, b.pool);
+    return std::tie(a.host, a.endpoint, a.topic, a.pool) <
+           std::tie(b.host, b.endpoint, b.topic, b.pool);
   });
 }
 

@@ -8,8 +8,9 @@
 #include "matchmaker/local.h"
 #include "matchmaker/redis.h"
 #include "matchmaker/ring.h"
-#include "matchmaker/sidecar.h"
 #include "matchmaker/registration_json.h"
+#include "matchmaker/sidecar/client.h"
+#include "matchmaker/sidecar/protocol.h"
 #include "zrpc/matchmaker.h"
 
 namespace zrpc {
@@ -63,8 +64,8 @@ absl::StatusOr<std::unique_ptr<Matchmaker>> CreateMatchmaker(std::string_view ur
     return internal::RingMatchmaker::Create(std::string(path));
   }
   if (absl::StartsWith(u, "redis://")) return internal::RedisMatchmaker::Create(url);
-  if (absl::StartsWith(u, "ipc://") || absl::StartsWith(u, "tcp://")) {
-    return internal::SidecarMatchmaker::Create(std::string(u));  // a zrpc-matchmaker sidecar
+  if (internal::sidecar::IsSidecarUrl(url)) {
+    return internal::sidecar::SidecarMatchmaker::Create(std::string(u));  // a zrpc-matchmaker sidecar
   }
   return absl::InvalidArgumentError(absl::StrCat(
       "unsupported matchmaker URL \"", u,

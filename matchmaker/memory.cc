@@ -68,7 +68,8 @@ absl::StatusOr<std::vector<Registration>> MemoryMatchmaker::List(std::string_vie
   return out;
 }
 
-absl::StatusOr<std::unique_ptr<WatchHandle>> MemoryMatchmaker::Watch(std::function<void()> on_change) {
+absl::StatusOr<std::unique_ptr<WatchHandle>> MemoryMatchmaker::Watch(
+    std::function<void()> on_change) {
   return watchers_.Add(std::move(on_change));
 }
 

@@ -24,7 +24,8 @@ bool ReadStat(pid_t pid, Stat* out) {
   std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
   std::string line;
   if (!std::getline(in, line)) return false;
-  // The command name (field 2) may hold spaces and parentheses: the fields start after the last ')'.
+  // The command name (field 2) may hold spaces and parentheses: the fields start after the last
+  // ')'.
   const size_t close = line.rfind(')');
   if (close == std::string::npos || close + 2 >= line.size()) return false;
   std::vector<absl::string_view> fields =

@@ -81,7 +81,8 @@ absl::Time RedisMatchmaker::LastReconnect() const ABSL_NO_THREAD_SAFETY_ANALYSIS
   return conn_.last_reconnect();  // an atomic: needs no lock
 }
 
-std::vector<Command> RedisMatchmaker::StoreCommands(const std::vector<Own::const_pointer>& regs) const {
+std::vector<Command> RedisMatchmaker::StoreCommands(
+    const std::vector<Own::const_pointer>& regs) const {
   const std::string ttl_ms = std::to_string(absl::ToInt64Milliseconds(address_.ttl));
   // Index sets outlive their members by a margin and vanish once nobody refreshes them.
   const std::string index_ttl_ms = std::to_string(absl::ToInt64Milliseconds(address_.ttl * 10));
@@ -120,11 +121,13 @@ void RedisMatchmaker::RestoreIfReconnected() {
   cmds.push_back({"PUBLISH", kChannel, "*"});
   absl::StatusOr<std::vector<RedisConnection::Reply>> replies = conn_.Run(cmds);
   if (replies.ok()) {
-    ZRPC_LOG(kInfo, "registered %d registrations again with %s", static_cast<int>(own_.size()), url_);
+    ZRPC_LOG(kInfo, "registered %d registrations again with %s", static_cast<int>(own_.size()),
+             url_);
   }
 }
 
-absl::StatusOr<std::vector<RedisConnection::Reply>> RedisMatchmaker::Run(const std::vector<Command>& cmds) {
+absl::StatusOr<std::vector<RedisConnection::Reply>> RedisMatchmaker::Run(
+    const std::vector<Command>& cmds) {
   conn_.CheckIdle();
   if (absl::StatusOr<redisContext*> c = conn_.Connected(); !c.ok()) return c.status();
   RestoreIfReconnected();
@@ -184,8 +187,8 @@ absl::Status RedisMatchmaker::Heartbeat() {
   return replies.ok() ? absl::OkStatus() : replies.status();
 }
 
-absl::StatusOr<std::vector<Registration>> RedisMatchmaker::Load(const std::string& index,
-                                                                const std::vector<std::string>& ids) {
+absl::StatusOr<std::vector<Registration>> RedisMatchmaker::Load(
+    const std::string& index, const std::vector<std::string>& ids) {
   std::vector<Registration> out;
   if (ids.empty()) return out;
   Command mget = {"MGET"};
@@ -291,7 +294,8 @@ class RedisWatch : public WatchHandle {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<WatchHandle>> RedisMatchmaker::Watch(std::function<void()> on_change) {
+absl::StatusOr<std::unique_ptr<WatchHandle>> RedisMatchmaker::Watch(
+    std::function<void()> on_change) {
   return std::unique_ptr<WatchHandle>(new RedisWatch(address_, std::move(on_change)));
 }
 

@@ -61,11 +61,12 @@ class RedisMatchmaker : public Matchmaker {
       : url_(std::move(url)), address_(address), conn_(std::move(address)) {}
   // The commands that store `regs` (of own_) with a fresh TTL: one SET each, one SADD and
   // PEXPIRE per index.
-  std::vector<RedisConnection::Command> StoreCommands(const std::vector<Own::const_pointer>& regs) const;
+  std::vector<RedisConnection::Command> StoreCommands(
+      const std::vector<Own::const_pointer>& regs) const;
   std::vector<RedisConnection::Command> StoreAllCommands() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // conn_.Run, after storing everything again when the connection is new after a failure.
-  absl::StatusOr<std::vector<RedisConnection::Reply>> Run(const std::vector<RedisConnection::Command>& cmds)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<std::vector<RedisConnection::Reply>> Run(
+      const std::vector<RedisConnection::Command>& cmds) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RestoreIfReconnected() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Reads the registrations `ids` and removes the expired ones from `index` (and zrpc:all).
   absl::StatusOr<std::vector<Registration>> Load(const std::string& index,

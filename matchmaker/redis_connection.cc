@@ -22,21 +22,33 @@ constexpr absl::Duration kMaxBackoff = absl::Seconds(1);
 RedisConnection::Reply Convert(const redisReply* r) {
   RedisConnection::Reply out;
   switch (r->type) {
-    case REDIS_REPLY_NIL: out.nil = true; break;
-    case REDIS_REPLY_ERROR: out.error = true; out.str.assign(r->str, r->len); break;
+    case REDIS_REPLY_NIL:
+      out.nil = true;
+      break;
+    case REDIS_REPLY_ERROR:
+      out.error = true;
+      out.str.assign(r->str, r->len);
+      break;
     case REDIS_REPLY_STRING:
-    case REDIS_REPLY_STATUS: out.str.assign(r->str, r->len); break;
-    case REDIS_REPLY_INTEGER: out.integer = r->integer; break;
+    case REDIS_REPLY_STATUS:
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_INTEGER:
+      out.integer = r->integer;
+      break;
     case REDIS_REPLY_ARRAY:
       out.elements.reserve(r->elements);
       for (size_t i = 0; i < r->elements; ++i) out.elements.push_back(Convert(r->element[i]));
       break;
-    default: break;
+    default:
+      break;
   }
   return out;
 }
 
-std::string WhereOf(const RedisAddress& a) { return absl::StrCat("redis at ", a.host, ":", a.port); }
+std::string WhereOf(const RedisAddress& a) {
+  return absl::StrCat("redis at ", a.host, ":", a.port);
+}
 
 // "" when `r` is a success; else why (and frees `r`).
 std::string Failure(redisContext* c, redisReply* r) {
@@ -70,7 +82,8 @@ absl::StatusOr<RedisAddress> ParseRedisUrl(std::string_view url) {
     absl::string_view cred = u.substr(0, at);
     u = u.substr(at + 1);
     size_t colon = cred.find(':');
-    if (colon == absl::string_view::npos) return bad("credentials must be :password or user:password");
+    if (colon == absl::string_view::npos)
+      return bad("credentials must be :password or user:password");
     a.user = std::string(cred.substr(0, colon));
     a.password = std::string(cred.substr(colon + 1));
   }
@@ -79,7 +92,8 @@ absl::StatusOr<RedisAddress> ParseRedisUrl(std::string_view url) {
     u = u.substr(0, slash);
     if (!db.empty() && (!absl::SimpleAtoi(db, &a.db) || a.db < 0)) return bad("bad database index");
   }
-  if (size_t colon = u.rfind(':'); colon != absl::string_view::npos && u.find(']') == absl::string_view::npos) {
+  if (size_t colon = u.rfind(':');
+      colon != absl::string_view::npos && u.find(']') == absl::string_view::npos) {
     if (!absl::SimpleAtoi(u.substr(colon + 1), &a.port) || a.port < 1 || a.port > 65535) {
       return bad("bad port");
     }
@@ -90,7 +104,8 @@ absl::StatusOr<RedisAddress> ParseRedisUrl(std::string_view url) {
   for (absl::string_view kv : absl::StrSplit(query, '&', absl::SkipEmpty())) {
     std::pair<absl::string_view, absl::string_view> p = absl::StrSplit(kv, absl::MaxSplits('=', 1));
     double seconds = 0;
-    if (!absl::SimpleAtod(p.second, &seconds) || seconds <= 0) return bad(absl::StrCat("bad ", p.first));
+    if (!absl::SimpleAtod(p.second, &seconds) || seconds <= 0)
+      return bad(absl::StrCat("bad ", p.first));
     if (p.first == "ttl") {
       a.ttl = absl::Seconds(seconds);
     } else if (p.first == "heartbeat") {
@@ -131,8 +146,8 @@ void RedisConnection::CheckIdle() {
 
 absl::StatusOr<redisContext*> RedisConnection::Dial(const RedisAddress& address) {
   const std::string where = WhereOf(address);
-  redisContext* c = redisConnectWithTimeout(address.host.c_str(), address.port,
-                                            absl::ToTimeval(kConnectTimeout));
+  redisContext* c =
+      redisConnectWithTimeout(address.host.c_str(), address.port, absl::ToTimeval(kConnectTimeout));
   if (c == nullptr || c->err) {
     const std::string err = c ? c->errstr : "out of memory";
     if (c) redisFree(c);
@@ -147,11 +162,13 @@ absl::StatusOr<redisContext*> RedisConnection::Dial(const RedisAddress& address)
     void* r = address.user.empty()
                   ? redisCommand(c, "AUTH %s", address.password.c_str())
                   : redisCommand(c, "AUTH %s %s", address.user.c_str(), address.password.c_str());
-    if (std::string err = Failure(c, static_cast<redisReply*>(r)); !err.empty()) return fail("AUTH", err);
+    if (std::string err = Failure(c, static_cast<redisReply*>(r)); !err.empty())
+      return fail("AUTH", err);
   }
   if (address.db != 0) {
     void* r = redisCommand(c, "SELECT %d", address.db);
-    if (std::string err = Failure(c, static_cast<redisReply*>(r)); !err.empty()) return fail("SELECT", err);
+    if (std::string err = Failure(c, static_cast<redisReply*>(r)); !err.empty())
+      return fail("SELECT", err);
   }
   return c;
 }
@@ -163,7 +180,7 @@ void RedisConnection::Install(redisContext* c) {
   ZRPC_LOG(kInfo, "%s is reachable again", Where());
   last_error_.clear();
   reconnected_ = true;
-  last_reconnect_ns_ = absl::ToUnixNanos(absl::Now());
+  last_reconnect_.Set(absl::Now());
 }
 
 void RedisConnection::Adopt(redisContext* c) {
@@ -172,11 +189,6 @@ void RedisConnection::Adopt(redisContext* c) {
     return;
   }
   Install(c);
-}
-
-absl::Time RedisConnection::last_reconnect() const {
-  const int64_t ns = last_reconnect_ns_.load();
-  return ns == INT64_MIN ? absl::InfinitePast() : absl::FromUnixNanos(ns);
 }
 
 absl::StatusOr<redisContext*> RedisConnection::Connected() {
@@ -214,7 +226,8 @@ absl::StatusOr<std::vector<RedisConnection::Reply>> RedisConnection::Pipeline(
       argv.push_back(a.data());
       lens.push_back(a.size());
     }
-    if (redisAppendCommandArgv(ctx_, static_cast<int>(argv.size()), argv.data(), lens.data()) != REDIS_OK) {
+    if (redisAppendCommandArgv(ctx_, static_cast<int>(argv.size()), argv.data(), lens.data()) !=
+        REDIS_OK) {
       const std::string err = ctx_->errstr;
       Drop(err);
       return absl::UnavailableError(absl::StrCat(Where(), ": ", err));

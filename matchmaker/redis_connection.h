@@ -3,7 +3,6 @@
 #ifndef ZRPC_MATCHMAKER_REDIS_CONNECTION_H_
 #define ZRPC_MATCHMAKER_REDIS_CONNECTION_H_
 
-#include <atomic>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -12,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "matchmaker/atomic_time.h"
 
 struct redisContext;
 
@@ -79,7 +79,7 @@ class RedisConnection {
   // the caller then restores what it had stored. Its time is last_reconnect().
   bool TakeReconnected() { return std::exchange(reconnected_, false); }
   // When a connection was last made after a failure; InfinitePast when never. Thread-safe.
-  absl::Time last_reconnect() const;
+  absl::Time last_reconnect() const { return last_reconnect_.Get(); }
 
  private:
   // Takes `c` as the connection.
@@ -93,7 +93,7 @@ class RedisConnection {
   absl::Duration backoff_ = absl::Milliseconds(100);
   std::string last_error_;  // "" while no failure is pending
   bool reconnected_ = false;
-  std::atomic<int64_t> last_reconnect_ns_{INT64_MIN};
+  AtomicTime last_reconnect_;
 };
 
 }  // namespace zrpc::internal
