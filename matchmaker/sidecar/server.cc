@@ -8,6 +8,7 @@
 #include "matchmaker/registration_json.h"
 #include "src/json_internal.h"
 #include "src/log_internal.h"
+#include "src/zmq_util.h"
 #include "zrpc/message.h"
 
 namespace zrpc::internal::sidecar {
@@ -151,16 +152,8 @@ void SidecarServer::PublishChanges() {
 
 void SidecarServer::Serve(zmq::socket_t& router) {
   // A bounded batch, so that one busy client cannot keep the sweep from running.
-  for (int n = 0; n < 256; ++n) {
-    std::vector<zmq::message_t> frames;
-    zmq::message_t m;
-    if (!router.recv(m, zmq::recv_flags::dontwait)) return;
-    frames.push_back(std::move(m));
-    while (frames.back().more()) {
-      zmq::message_t part;
-      (void)router.recv(part);
-      frames.push_back(std::move(part));
-    }
+  std::vector<zmq::message_t> frames;
+  for (int n = 0; n < 256 && RecvAll(router, &frames); ++n) {
     if (frames.size() != 3) continue;
     std::optional<RequestLine> line = ParseRequestHeader(frames[1].to_string_view());
     if (!line) {
