@@ -55,7 +55,7 @@ std::vector<std::string> Ids(const std::vector<RedisConnection::Reply>& members)
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Matchmaker>> RedisMatchmaker::Create(std::string_view url) {
+absl::StatusOr<std::unique_ptr<RedisMatchmaker>> RedisMatchmaker::Create(std::string_view url) {
   absl::StatusOr<RedisAddress> a = ParseRedisUrl(url);
   if (!a.ok()) return a.status();
   auto mm = std::unique_ptr<RedisMatchmaker>(new RedisMatchmaker(std::string(url), *a));
@@ -66,7 +66,7 @@ absl::StatusOr<std::unique_ptr<Matchmaker>> RedisMatchmaker::Create(std::string_
     if (!ping.ok()) ZRPC_LOG(kWarning, "%s (will keep retrying)", ping.status().message());
   }
   mm->keeper_ = std::thread([raw = mm.get()] { raw->KeepConnected(); });
-  return std::unique_ptr<Matchmaker>(std::move(mm));
+  return mm;
 }
 
 RedisMatchmaker::~RedisMatchmaker() {
@@ -152,17 +152,40 @@ void RedisMatchmaker::KeepConnected() {
   }
 }
 
-absl::Status RedisMatchmaker::Register(const Registration& r) {
-  if (absl::Status s = ValidateRegistration(r); !s.ok()) return s;
-  absl::StatusOr<std::string> json = ToJson(RegistrationToValue(r));
-  if (!json.ok()) return json.status();
+absl::Status RedisMatchmaker::Register(const Registration& r) { return Store({r}, r.Key()); }
+
+absl::Status RedisMatchmaker::RegisterAll(const std::vector<Registration>& regs) {
+  return regs.empty() ? absl::OkStatus() : Store(regs, "*");
+}
+
+absl::Status RedisMatchmaker::Store(const std::vector<Registration>& regs,
+                                    const std::string& notice) {
+  std::vector<Stored> stored;
+  stored.reserve(regs.size());
+  for (const Registration& r : regs) {
+    if (absl::Status s = ValidateRegistration(r); !s.ok()) return s;
+    absl::StatusOr<std::string> json = ToJson(RegistrationToValue(r));
+    if (!json.ok()) return json.status();
+    stored.push_back(Stored{IdOf(r), *std::move(json)});
+  }
   absl::MutexLock lock(&mu_);
-  auto [it, added] = own_.insert_or_assign(r, Stored{IdOf(r), *std::move(json)});
-  std::vector<Command> cmds = StoreCommands({&*it});
-  cmds.push_back({"PUBLISH", kChannel, r.Key()});
+  size_t added = 0;
+  for (size_t i = 0; i < regs.size(); ++i) {
+    added += own_.insert_or_assign(regs[i], std::move(stored[i])).second ? 1 : 0;
+  }
+  std::vector<Own::const_pointer> entries;  // taken once the table stops growing
+  entries.reserve(regs.size());
+  for (const Registration& r : regs) entries.push_back(&*own_.find(r));
+  std::vector<Command> cmds = StoreCommands(entries);
+  cmds.push_back({"PUBLISH", kChannel, notice});
   absl::StatusOr<std::vector<RedisConnection::Reply>> replies = Run(cmds);
   if (!replies.ok()) return replies.status();
-  if (added) ZRPC_LOG(kInfo, "registered %s on %s (%s) with %s", r.Key(), r.host, r.endpoint, url_);
+  if (regs.size() == 1 && added == 1) {
+    const Registration& r = regs[0];
+    ZRPC_LOG(kInfo, "registered %s on %s (%s) with %s", r.Key(), r.host, r.endpoint, url_);
+  } else if (added > 1) {
+    ZRPC_LOG(kInfo, "registered %d registrations with %s", static_cast<int>(added), url_);
+  }
   return absl::OkStatus();
 }
 

@@ -26,18 +26,21 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
+#include "matchmaker/backend.h"
 #include "matchmaker/identity.h"
 #include "matchmaker/redis_connection.h"
 #include "zrpc/matchmaker.h"
 
 namespace zrpc::internal {
 
-class RedisMatchmaker : public Matchmaker {
+class RedisMatchmaker : public Matchmaker, public BulkRegistrar {
  public:
-  static absl::StatusOr<std::unique_ptr<Matchmaker>> Create(std::string_view url);
+  static absl::StatusOr<std::unique_ptr<RedisMatchmaker>> Create(std::string_view url);
   ~RedisMatchmaker() override;
 
   absl::Status Register(const Registration& r) override;
+  // Stores every one of `regs` in one pipeline and announces them with one "*".
+  absl::Status RegisterAll(const std::vector<Registration>& regs) override;
   absl::Status Unregister(const Registration& r) override;
   absl::Status Heartbeat() override;
   absl::StatusOr<std::vector<Registration>> Resolve(std::string_view exchange,
@@ -64,6 +67,8 @@ class RedisMatchmaker : public Matchmaker {
   std::vector<RedisConnection::Command> StoreCommands(
       const std::vector<Own::const_pointer>& regs) const;
   std::vector<RedisConnection::Command> StoreAllCommands() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Adds `regs` to own_ and stores them, announcing `notice` (a key, or "*").
+  absl::Status Store(const std::vector<Registration>& regs, const std::string& notice);
   // conn_.Run, after storing everything again when the connection is new after a failure.
   absl::StatusOr<std::vector<RedisConnection::Reply>> Run(
       const std::vector<RedisConnection::Command>& cmds) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

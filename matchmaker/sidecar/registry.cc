@@ -52,26 +52,43 @@ absl::Status Registry::Add(const Owner& owner, const std::vector<Registration>& 
                            absl::Time now, Changes* changed) {
   const uint64_t client = Heard(owner, now).number;
   owner_of_.reserve(owner_of_.size() + regs.size());
-  size_t added = 0;
+  std::vector<Registration> fresh;
   for (const Registration& r : regs) {
     auto [it, inserted] = owner_of_.try_emplace(r, client);
-    if (!inserted) {
+    if (inserted) {
+      fresh.push_back(r);
+    } else {
       it->second = client;  // known: refreshed (or now this client's, e.g. after a reconnect)
-      continue;
     }
-    if (absl::Status s = backend_->Register(r); !s.ok()) {
-      owner_of_.erase(it);
-      return s;
-    }
+  }
+  if (fresh.empty()) return absl::OkStatus();
+  if (absl::Status s = RegisterFresh(fresh); !s.ok()) return s;
+  for (const Registration& r : fresh) {
     changed->Add(r.Key());
-    if (regs.size() <= kLoggedOneByOne) {
+    if (fresh.size() <= kLoggedOneByOne) {
       ZRPC_LOG(kInfo, "registered %s %s on %s at %s", r.exchange, r.Key(), r.host, r.endpoint);
     }
-    ++added;
   }
-  if (regs.size() > kLoggedOneByOne && added > 0) {
-    ZRPC_LOG(kInfo, "registered %d registrations of client %s", static_cast<int>(added),
+  if (fresh.size() > kLoggedOneByOne) {
+    ZRPC_LOG(kInfo, "registered %d registrations of client %s", static_cast<int>(fresh.size()),
              owner.client);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Registry::RegisterFresh(const std::vector<Registration>& fresh) {
+  if (bulk_ != nullptr && fresh.size() > 1) {
+    absl::Status s = bulk_->RegisterAll(fresh);
+    if (!s.ok()) {
+      for (const Registration& r : fresh) owner_of_.erase(r);
+    }
+    return s;
+  }
+  for (size_t i = 0; i < fresh.size(); ++i) {
+    if (absl::Status s = backend_->Register(fresh[i]); !s.ok()) {
+      for (size_t j = i; j < fresh.size(); ++j) owner_of_.erase(fresh[j]);
+      return s;
+    }
   }
   return absl::OkStatus();
 }

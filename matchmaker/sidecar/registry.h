@@ -12,6 +12,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "matchmaker/backend.h"
 #include "matchmaker/identity.h"
 #include "matchmaker/sidecar/protocol.h"
 #include "zrpc/matchmaker.h"
@@ -35,12 +36,15 @@ class Changes {
 // Thread-compatible (the server's one thread).
 class Registry {
  public:
-  // `backend` outlives the registry; `ttl` is how long a silent client keeps its registrations.
-  Registry(Matchmaker* backend, absl::Duration ttl) : backend_(backend), ttl_(ttl) {}
+  // `backend` (and `bulk`, the same backend's bulk registration, or null) outlive the registry;
+  // `ttl` is how long a silent client keeps its registrations.
+  Registry(Matchmaker* backend, BulkRegistrar* bulk, absl::Duration ttl)
+      : backend_(backend), bulk_(bulk), ttl_(ttl) {}
 
   // Adds `regs` for `owner` (ones it holds already are only refreshed; ones another client held
-  // become this one's) and marks `owner` as heard from at `now`. Stops at the first registration
-  // the backend refuses, returning its error.
+  // become this one's) and marks `owner` as heard from at `now`. The new ones go to the backend
+  // in one round trip when it can; an error of the backend is returned (what it refused is not
+  // held).
   absl::Status Add(const Owner& owner, const std::vector<Registration>& regs, absl::Time now,
                    Changes* changed);
   // Marks `owner` as heard from at `now`.
@@ -64,10 +68,13 @@ class Registry {
     absl::Time last_seen;
   };
   Client& Heard(const Owner& owner, absl::Time now);
+  // Gives `fresh` to the backend; on an error, forgets the ones it may not hold.
+  absl::Status RegisterFresh(const std::vector<Registration>& fresh);
   // Withdraws every registration of `clients` (ids) and forgets them.
   void DropClients(const std::vector<std::string>& clients, const char* why, Changes* changed);
 
   Matchmaker* const backend_;
+  BulkRegistrar* const bulk_;
   const absl::Duration ttl_;
   uint64_t next_client_ = 1;
   absl::flat_hash_map<Registration, uint64_t, RegistrationHash> owner_of_;

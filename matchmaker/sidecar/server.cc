@@ -23,13 +23,13 @@ constexpr absl::Duration kExitCheckWindow = absl::Seconds(2);
 // The standalone backend: only this sidecar changes it.
 constexpr char kMemoryBackend[] = "memory";
 
-absl::StatusOr<std::unique_ptr<Matchmaker>> CreateBackend(const std::string& url) {
-  if (url == kMemoryBackend) return std::unique_ptr<Matchmaker>(new MemoryMatchmaker);
+absl::StatusOr<Backend> CreateSidecarBackend(const std::string& url) {
+  if (url == kMemoryBackend) return Backend{std::make_unique<MemoryMatchmaker>()};
   if (IsSidecarUrl(url)) {
     return absl::InvalidArgumentError(
         absl::StrCat("backend \"", url, "\": a sidecar cannot use another sidecar as its backend"));
   }
-  return CreateMatchmaker(url);
+  return CreateBackend(url);
 }
 
 std::string StringField(const Value& v, std::string_view key) {
@@ -47,7 +47,7 @@ absl::StatusOr<std::unique_ptr<SidecarServer>> SidecarServer::Create(Options opt
     const std::string& first = options.endpoints.front();
     options.pub = absl::StartsWith(first, "ipc://") ? first + ".pub" : "tcp://127.0.0.1:*";
   }
-  absl::StatusOr<std::unique_ptr<Matchmaker>> backend = CreateBackend(options.backend);
+  absl::StatusOr<Backend> backend = CreateSidecarBackend(options.backend);
   if (!backend.ok()) return backend.status();
   auto server =
       std::unique_ptr<SidecarServer>(new SidecarServer(std::move(options), *std::move(backend)));
@@ -55,11 +55,11 @@ absl::StatusOr<std::unique_ptr<SidecarServer>> SidecarServer::Create(Options opt
   return server;
 }
 
-SidecarServer::SidecarServer(Options options, std::unique_ptr<Matchmaker> backend)
+SidecarServer::SidecarServer(Options options, Backend backend)
     : options_(std::move(options)),
       boot_(NewUniqueId()),
-      backend_(std::move(backend)),
-      registry_(backend_.get(), options_.ttl) {}
+      backend_(std::move(backend.matchmaker)),
+      registry_(backend_.get(), backend.bulk, options_.ttl) {}
 
 SidecarServer::~SidecarServer() {
   monitors_.clear();  // before the sockets they watch

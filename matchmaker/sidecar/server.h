@@ -23,6 +23,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "matchmaker/backend.h"
 #include "matchmaker/sidecar/monitor.h"
 #include "matchmaker/sidecar/registry.h"
 #include "zrpc/matchmaker.h"
@@ -66,7 +67,7 @@ class SidecarServer {
   void Stop();
 
  private:
-  SidecarServer(Options options, std::unique_ptr<Matchmaker> backend);
+  SidecarServer(Options options, Backend backend);
   absl::Status Bind();
   // Answers every waiting request on `router`.
   void Serve(zmq::socket_t& router);

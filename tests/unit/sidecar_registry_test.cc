@@ -27,7 +27,7 @@ class RegistryTest : public ::testing::Test {
   size_t Resolved(const std::string& key) { return backend_.Resolve("openstack", key)->size(); }
 
   MemoryMatchmaker backend_;
-  Registry registry_{&backend_, kTtl};
+  Registry registry_{&backend_, nullptr, kTtl};
   Changes changed_;
 };
 
@@ -99,6 +99,47 @@ TEST_F(RegistryTest, RemoveWithdrawsWhoeverOwnsIt) {
   EXPECT_EQ(registry_.size(), 0u);
   EXPECT_EQ(Resolved("compute"), 0u);
   registry_.Expire(kT0 + absl::Hours(1), &changed_);  // nothing left to drop
+}
+
+// Registers into a memory backend, counting round trips; fails when told to.
+class CountingBulk : public BulkRegistrar {
+ public:
+  explicit CountingBulk(Matchmaker* backend) : backend_(backend) {}
+  absl::Status RegisterAll(const std::vector<Registration>& regs) override {
+    ++calls;
+    if (fail) return absl::UnavailableError("backend down");
+    for (const Registration& r : regs) (void)backend_->Register(r);
+    return absl::OkStatus();
+  }
+  int calls = 0;
+  bool fail = false;
+
+ private:
+  Matchmaker* backend_;
+};
+
+TEST(RegistryBulkTest, NewRegistrationsGoToTheBackendInOneRoundTrip) {
+  MemoryMatchmaker backend;
+  CountingBulk bulk(&backend);
+  Registry registry(&backend, &bulk, kTtl);
+  Changes changed;
+  std::vector<Registration> many;
+  for (int i = 0; i < 100; ++i) many.push_back(Reg("t" + std::to_string(i)));
+  ZRPC_ASSERT_OK(registry.Add({.client = "a"}, many, kT0, &changed));
+  ZRPC_ASSERT_OK(registry.Add({.client = "a"}, many, kT0, &changed));  // all known: no trip
+  EXPECT_EQ(bulk.calls, 1);
+  EXPECT_EQ(backend.List("")->size(), 100u);
+  // What the backend refused is not held, so the next beat tries again.
+  bulk.fail = true;
+  many.push_back(Reg("u1"));
+  many.push_back(Reg("u2"));
+  EXPECT_EQ(registry.Add({.client = "a"}, many, kT0, &changed).code(),
+            absl::StatusCode::kUnavailable);
+  EXPECT_EQ(registry.size(), 100u);
+  bulk.fail = false;
+  ZRPC_ASSERT_OK(registry.Add({.client = "a"}, many, kT0, &changed));
+  EXPECT_EQ(registry.size(), 102u);
+  EXPECT_EQ(bulk.calls, 3);
 }
 
 }  // namespace
