@@ -14,10 +14,11 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "flags.h"
 #include "matchmaker/sidecar/protocol.h"
 #include "matchmaker/sidecar/server.h"
-#include "src/log_internal.h"
+#include "zrpc/log.h"
 
 int main(int argc, char** argv) {
   using zrpc::internal::sidecar::SidecarServer;
@@ -56,8 +57,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   const std::string& endpoint = options.endpoints.front();
-  ZRPC_LOG(kInfo, "zrpc-matchmaker listening on %s (changes on %s), backend %s, ttl %ds", endpoint,
-           (*server)->pub_endpoint(), options.backend, static_cast<int>(ttl_s));
+  zrpc::Log(zrpc::LogLevel::kInfo,
+            absl::StrFormat("zrpc-matchmaker listening on %s (changes on %s), backend %s, ttl %ds",
+                            endpoint, (*server)->pub_endpoint(), options.backend, ttl_s));
   std::cout << "READY " << endpoint << " " << (*server)->pub_endpoint() << std::endl;
   std::thread serving([&] { (*server)->Run(); });
   int sig = 0;
