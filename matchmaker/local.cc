@@ -3,7 +3,6 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
@@ -17,12 +16,12 @@
 #include <fstream>
 #include <sstream>
 #include <thread>
-#include <tuple>
 
-#include "absl/strings/numbers.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
+#include "matchmaker/identity.h"
 #include "matchmaker/memory.h"
+#include "matchmaker/process.h"
 #include "matchmaker/registration_json.h"
 #include "matchmaker/watch.h"
 #include "src/base/log_internal.h"
@@ -40,33 +39,6 @@ std::atomic<int> instance_counter{0};
 absl::Status Errno(std::string_view what, const std::string& path) {
   return absl::UnavailableError(absl::StrCat("local matchmaker: ", absl::string_view(what.data(), what.size()),
                                              " ", path, ": ", std::strerror(errno)));
-}
-
-// The process's start time in clock ticks since boot (field 22 of /proc/<pid>/stat), or 0.
-uint64_t ProcessStartTime(pid_t pid) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
-  std::string line;
-  if (!std::getline(in, line)) return 0;
-  size_t close = line.rfind(')');
-  if (close == std::string::npos) return 0;
-  std::vector<absl::string_view> fields =
-      absl::StrSplit(absl::string_view(line).substr(close + 2), ' ');
-  // fields[0] is field 3 (state), so field 22 is fields[19].
-  uint64_t start = 0;
-  if (fields.size() > 19 && absl::SimpleAtoi(fields[19], &start)) return start;
-  return 0;
-}
-
-bool ProcessAlive(pid_t pid, uint64_t start_time) {
-  if (pid <= 0) return false;
-  if (kill(pid, 0) != 0 && errno == ESRCH) return false;
-  // A zombie (killed, not yet reaped) still answers kill(); its state is 'Z'.
-  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
-  std::string line;
-  if (!std::getline(in, line)) return false;
-  size_t close = line.rfind(')');
-  if (close == std::string::npos || close + 2 >= line.size() || line[close + 2] == 'Z') return false;
-  return start_time == 0 || ProcessStartTime(pid) == start_time;
 }
 
 std::string DefaultDir() {
@@ -192,9 +164,7 @@ absl::StatusOr<std::shared_ptr<const std::vector<Registration>>> LocalMatchmaker
     }
   }
   closedir(d);
-  std::sort(all->begin(), all->end(), [](const Registration& a, const Registration& b) {
-    return std::tie(a.host, a.endpoint, a.topic, a.pool) < std::tie(b.host, b.endpoint, b.topic, b.pool);
-  });
+  SortRegistrations(all.get());
   absl::MutexLock lock(&cache_mu_);
   cache_ = all;
   cache_time_ = absl::Now();

@@ -5,11 +5,13 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "matchmaker/backend.h"
 #include "matchmaker/local.h"
 #include "matchmaker/redis.h"
 #include "matchmaker/ring.h"
-#include "matchmaker/sidecar.h"
 #include "matchmaker/registration_json.h"
+#include "matchmaker/sidecar/client.h"
+#include "matchmaker/sidecar/protocol.h"
 #include "zrpc/matchmaker.h"
 
 namespace zrpc {
@@ -44,35 +46,50 @@ absl::Status ValidateName(std::string_view what, std::string_view name) {
 }
 
 absl::StatusOr<std::unique_ptr<Matchmaker>> CreateMatchmaker(std::string_view url) {
+  absl::StatusOr<internal::Backend> backend = internal::CreateBackend(url);
+  if (!backend.ok()) return backend.status();
+  return std::move(backend->matchmaker);
+}
+
+namespace internal {
+
+absl::StatusOr<Backend> CreateBackend(std::string_view url) {
   absl::string_view u(url.data(), url.size());
   auto bad = [&](absl::string_view why) {
     return absl::InvalidArgumentError(absl::StrCat("matchmaker URL \"", u, "\": ", why));
   };
+  auto plain = [](absl::StatusOr<std::unique_ptr<Matchmaker>> mm) -> absl::StatusOr<Backend> {
+    if (!mm.ok()) return mm.status();
+    return Backend{*std::move(mm)};
+  };
   // One switch on the scheme: every backend is chosen here.
-  if (u.empty() || u == "local://") return internal::LocalMatchmaker::Create("");
+  if (u.empty() || u == "local://") return plain(LocalMatchmaker::Create(""));
   if (absl::StartsWith(u, "local://")) {
     absl::string_view path = u.substr(8);
     if (!absl::StartsWith(path, "/")) {
       return bad("local:// takes an absolute directory, e.g. local:///run/zrpc");
     }
-    return internal::LocalMatchmaker::Create(std::string(path));
+    return plain(LocalMatchmaker::Create(std::string(path)));
   }
   if (absl::StartsWith(u, "ring://")) {
     absl::string_view path = u.substr(7);
     if (!absl::StartsWith(path, "/")) return bad("ring:// takes an absolute path, e.g. ring:///etc/zrpc/ring.json");
-    return internal::RingMatchmaker::Create(std::string(path));
+    return plain(RingMatchmaker::Create(std::string(path)));
   }
-  if (absl::StartsWith(u, "redis://")) return internal::RedisMatchmaker::Create(url);
-  if (absl::StartsWith(u, "ipc://") || absl::StartsWith(u, "tcp://")) {
-    return internal::SidecarMatchmaker::Create(std::string(u));  // a zrpc-matchmaker sidecar
+  if (absl::StartsWith(u, "redis://")) {
+    absl::StatusOr<std::unique_ptr<RedisMatchmaker>> redis = RedisMatchmaker::Create(url);
+    if (!redis.ok()) return redis.status();
+    BulkRegistrar* bulk = redis->get();
+    return Backend{*std::move(redis), bulk};
+  }
+  if (sidecar::IsSidecarUrl(url)) {
+    return plain(sidecar::SidecarMatchmaker::Create(std::string(u)));  // a zrpc-matchmaker sidecar
   }
   return absl::InvalidArgumentError(absl::StrCat(
       "unsupported matchmaker URL \"", u,
       "\"; supported: local:// (or local:///dir), ring:///path/ring.json, "
       "redis://[:password@]host[:port][/db], ipc://... or tcp://... (a zrpc-matchmaker sidecar)"));
 }
-
-namespace internal {
 
 absl::Status ValidateRegistration(const Registration& r) {
   for (auto [what, name] : {std::pair{"topic", &r.topic}, std::pair{"host", &r.host},

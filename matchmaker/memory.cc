@@ -1,29 +1,31 @@
 #include "matchmaker/memory.h"
 
-#include <algorithm>
-#include <tuple>
+#include "absl/strings/str_cat.h"
 
 namespace zrpc::internal {
+namespace {
+
+std::string IndexKey(std::string_view exchange, std::string_view key) {
+  return absl::StrCat(absl::string_view(exchange.data(), exchange.size()), "|",
+                      absl::string_view(key.data(), key.size()));
+}
+
+}  // namespace
 
 std::vector<Registration> Select(const std::vector<Registration>& all, std::string_view exchange,
                                  std::string_view key) {
-  const bool fanout = key.substr(0, 7) == "fanout~";
-  const std::string_view topic = fanout ? key.substr(7) : key;
   std::vector<Registration> out;
   for (const Registration& r : all) {
-    if (r.exchange == exchange && r.fanout == fanout && r.topic == topic) out.push_back(r);
+    if (r.exchange == exchange && r.Key() == key) out.push_back(r);
   }
-  std::sort(out.begin(), out.end(), [](const Registration& a, const Registration& b) {
-    return std::tie(a.host, a.endpoint, a.topic, a.pool) < std::tie(b.host, b.endpoint, b.topic, b.pool);
-  });
+  SortRegistrations(&out);
   return out;
 }
 
 absl::Status MemoryMatchmaker::Register(const Registration& r) {
   {
     absl::MutexLock lock(&mu_);
-    if (std::find(all_.begin(), all_.end(), r) != all_.end()) return absl::OkStatus();
-    all_.push_back(r);
+    if (!by_key_[IndexKey(r.exchange, r.Key())].insert(r).second) return absl::OkStatus();
   }
   watchers_.Notify();
   return absl::OkStatus();
@@ -32,9 +34,9 @@ absl::Status MemoryMatchmaker::Register(const Registration& r) {
 absl::Status MemoryMatchmaker::Unregister(const Registration& r) {
   {
     absl::MutexLock lock(&mu_);
-    auto it = std::find(all_.begin(), all_.end(), r);
-    if (it == all_.end()) return absl::OkStatus();
-    all_.erase(it);
+    auto it = by_key_.find(IndexKey(r.exchange, r.Key()));
+    if (it == by_key_.end() || it->second.erase(r) == 0) return absl::OkStatus();
+    if (it->second.empty()) by_key_.erase(it);
   }
   watchers_.Notify();
   return absl::OkStatus();
@@ -42,20 +44,32 @@ absl::Status MemoryMatchmaker::Unregister(const Registration& r) {
 
 absl::StatusOr<std::vector<Registration>> MemoryMatchmaker::Resolve(std::string_view exchange,
                                                                     std::string_view key) {
-  absl::MutexLock lock(&mu_);
-  return Select(all_, exchange, key);
-}
-
-absl::StatusOr<std::vector<Registration>> MemoryMatchmaker::List(std::string_view exchange) {
-  absl::MutexLock lock(&mu_);
   std::vector<Registration> out;
-  for (const Registration& r : all_) {
-    if (exchange.empty() || r.exchange == exchange) out.push_back(r);
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = by_key_.find(IndexKey(exchange, key));
+    if (it != by_key_.end()) out.assign(it->second.begin(), it->second.end());
   }
+  SortRegistrations(&out);
   return out;
 }
 
-absl::StatusOr<std::unique_ptr<WatchHandle>> MemoryMatchmaker::Watch(std::function<void()> on_change) {
+absl::StatusOr<std::vector<Registration>> MemoryMatchmaker::List(std::string_view exchange) {
+  std::vector<Registration> out;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [key, regs] : by_key_) {
+      for (const Registration& r : regs) {
+        if (exchange.empty() || r.exchange == exchange) out.push_back(r);
+      }
+    }
+  }
+  SortRegistrations(&out);
+  return out;
+}
+
+absl::StatusOr<std::unique_ptr<WatchHandle>> MemoryMatchmaker::Watch(
+    std::function<void()> on_change) {
   return watchers_.Add(std::move(on_change));
 }
 

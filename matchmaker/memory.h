@@ -1,13 +1,18 @@
 // An in-process matchmaker: the sidecar's standalone backend. Registrations live until
-// unregistered (the sidecar expires the ones whose services stop heartbeating).
+// unregistered (the sidecar expires the ones whose services stop heartbeating). Indexed by the
+// key clients resolve, so every operation costs O(1) or the size of its answer.
 #ifndef ZRPC_MATCHMAKER_MEMORY_H_
 #define ZRPC_MATCHMAKER_MEMORY_H_
 
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
+#include "matchmaker/identity.h"
 #include "matchmaker/watchers.h"
 #include "zrpc/matchmaker.h"
 
@@ -25,13 +30,15 @@ class MemoryMatchmaker : public Matchmaker {
   std::string url() const override { return "memory"; }
 
  private:
+  using Set = absl::flat_hash_set<Registration, RegistrationHash>;
   absl::Mutex mu_;
-  std::vector<Registration> all_ ABSL_GUARDED_BY(mu_);
+  // "exchange|key" → the registrations Resolve(exchange, key) answers.
+  absl::flat_hash_map<std::string, Set> by_key_ ABSL_GUARDED_BY(mu_);
   WatcherList watchers_;
 };
 
-// Keeps only the registrations of `all` that `key` resolves to in `exchange` (shared by the
-// backends that hold registrations in memory).
+// Keeps only the registrations of `all` that `key` resolves to in `exchange`, sorted (for the
+// backends that hold every registration in one list).
 std::vector<Registration> Select(const std::vector<Registration>& all, std::string_view exchange,
                                  std::string_view key);
 

@@ -5,14 +5,8 @@
 
 #include <algorithm>
 #include <atomic>
-#include <thread>
-#include <tuple>
 
-#include "absl/hash/hash.h"
-#include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "matchmaker/registration_json.h"
 #include "src/base/log_internal.h"
 #include "zrpc/value.h"
@@ -20,12 +14,15 @@
 namespace zrpc::internal {
 namespace {
 
-constexpr absl::Duration kConnectTimeout = absl::Seconds(1);
-constexpr absl::Duration kCommandTimeout = absl::Seconds(2);
-constexpr absl::Duration kMaxBackoff = absl::Seconds(5);
+using Command = RedisConnection::Command;
+
 constexpr char kChannel[] = "zrpc:changes";
 constexpr char kAll[] = "zrpc:all";
-
+// How often a process with registrations checks its connection (and reconnects) in the
+// background: bounds how long a restarted Redis lacks them.
+constexpr absl::Duration kKeepInterval = absl::Milliseconds(200);
+// Ids per SADD in a heartbeat: keeps each command of a big pipeline small.
+constexpr size_t kIdsPerCommand = 1000;
 
 std::string IndexKey(std::string_view exchange, std::string_view key) {
   return absl::StrCat("zrpc:idx:", absl::string_view(exchange.data(), exchange.size()), "|",
@@ -34,177 +31,31 @@ std::string IndexKey(std::string_view exchange, std::string_view key) {
 
 // Stable and unique per registration; readable in redis-cli.
 std::string IdOf(const Registration& r) {
-  const size_t h = absl::HashOf(r.exchange, r.topic, r.host, r.endpoint, r.pub_endpoint, r.pool,
-                                r.fanout);
-  return absl::StrCat(r.exchange, "|", r.Key(), "|", r.host, "|", absl::Hex(h, absl::kZeroPad16));
+  return absl::StrCat(r.exchange, "|", r.Key(), "|", r.host, "|",
+                      absl::Hex(RegistrationHash()(r), absl::kZeroPad16));
 }
 
-RedisConnection::Reply Convert(const redisReply* r) {
-  RedisConnection::Reply out;
-  switch (r->type) {
-    case REDIS_REPLY_NIL: out.nil = true; break;
-    case REDIS_REPLY_ERROR: out.error = true; out.str.assign(r->str, r->len); break;
-    case REDIS_REPLY_STRING:
-    case REDIS_REPLY_STATUS: out.str.assign(r->str, r->len); break;
-    case REDIS_REPLY_INTEGER: out.integer = r->integer; break;
-    case REDIS_REPLY_ARRAY:
-      for (size_t i = 0; i < r->elements; ++i) out.elements.push_back(Convert(r->element[i]));
-      break;
-    default: break;
+// Appends "CMD key ids..." commands, at most kIdsPerCommand ids each.
+void AppendChunked(const char* cmd, const std::string& key, const std::vector<std::string>& ids,
+                   std::vector<Command>* out) {
+  for (size_t i = 0; i < ids.size(); i += kIdsPerCommand) {
+    Command c = {cmd, key};
+    const size_t end = std::min(ids.size(), i + kIdsPerCommand);
+    c.insert(c.end(), ids.begin() + i, ids.begin() + end);
+    out->push_back(std::move(c));
   }
-  return out;
+}
+
+std::vector<std::string> Ids(const std::vector<RedisConnection::Reply>& members) {
+  std::vector<std::string> ids;
+  ids.reserve(members.size());
+  for (const auto& m : members) ids.push_back(m.str);
+  return ids;
 }
 
 }  // namespace
 
-absl::StatusOr<RedisAddress> ParseRedisUrl(std::string_view url) {
-  absl::string_view u(url.data(), url.size());
-  auto bad = [&](absl::string_view why) {
-    return absl::InvalidArgumentError(absl::StrCat("matchmaker URL \"", u, "\": ", why,
-                                                   " (expected redis://[:password@]host[:port][/db]"
-                                                   "[?ttl=SECONDS&heartbeat=SECONDS])"));
-  };
-  if (!absl::ConsumePrefix(&u, "redis://")) return bad("not a redis:// URL");
-  RedisAddress a;
-  absl::string_view query;
-  if (size_t q = u.find('?'); q != absl::string_view::npos) {
-    query = u.substr(q + 1);
-    u = u.substr(0, q);
-  }
-  if (size_t at = u.rfind('@'); at != absl::string_view::npos) {
-    absl::string_view cred = u.substr(0, at);
-    u = u.substr(at + 1);
-    size_t colon = cred.find(':');
-    if (colon == absl::string_view::npos) return bad("credentials must be :password or user:password");
-    a.user = std::string(cred.substr(0, colon));
-    a.password = std::string(cred.substr(colon + 1));
-  }
-  if (size_t slash = u.find('/'); slash != absl::string_view::npos) {
-    absl::string_view db = u.substr(slash + 1);
-    u = u.substr(0, slash);
-    if (!db.empty() && (!absl::SimpleAtoi(db, &a.db) || a.db < 0)) return bad("bad database index");
-  }
-  if (size_t colon = u.rfind(':'); colon != absl::string_view::npos && u.find(']') == absl::string_view::npos) {
-    if (!absl::SimpleAtoi(u.substr(colon + 1), &a.port) || a.port < 1 || a.port > 65535) {
-      return bad("bad port");
-    }
-    u = u.substr(0, colon);
-  }
-  if (u.empty()) return bad("no host");
-  a.host = std::string(u);
-  for (absl::string_view kv : absl::StrSplit(query, '&', absl::SkipEmpty())) {
-    std::pair<absl::string_view, absl::string_view> p = absl::StrSplit(kv, absl::MaxSplits('=', 1));
-    double seconds = 0;
-    if (!absl::SimpleAtod(p.second, &seconds) || seconds <= 0) return bad(absl::StrCat("bad ", p.first));
-    if (p.first == "ttl") {
-      a.ttl = absl::Seconds(seconds);
-    } else if (p.first == "heartbeat") {
-      a.heartbeat = absl::Seconds(seconds);
-    } else {
-      return bad(absl::StrCat("unknown option \"", p.first, "\""));
-    }
-  }
-  if (a.heartbeat >= a.ttl) return bad("heartbeat must be shorter than ttl");
-  return a;
-}
-
-RedisConnection::~RedisConnection() {
-  if (ctx_ != nullptr) redisFree(ctx_);
-}
-
-void RedisConnection::Drop(std::string_view why) {
-  last_error_ = std::string(why);  // first: `why` may point into the context (its errstr)
-  if (ctx_ != nullptr) {
-    redisFree(ctx_);
-    ctx_ = nullptr;
-  }
-  next_attempt_ = absl::Now() + backoff_;
-  backoff_ = std::min(backoff_ * 2, kMaxBackoff);
-}
-
-absl::StatusOr<redisContext*> RedisConnection::Connected() {
-  if (ctx_ != nullptr) return ctx_;
-  const std::string where = absl::StrCat("redis at ", address_.host, ":", address_.port);
-  if (absl::Now() < next_attempt_) {
-    return absl::UnavailableError(absl::StrCat(where, " is unreachable (", last_error_,
-                                               "); retrying in ",
-                                               absl::FormatDuration(next_attempt_ - absl::Now())));
-  }
-  redisContext* c = redisConnectWithTimeout(address_.host.c_str(), address_.port,
-                                            absl::ToTimeval(kConnectTimeout));
-  if (c == nullptr || c->err) {
-    const std::string err = c ? c->errstr : "out of memory";
-    if (c) redisFree(c);
-    Drop(err);
-    return absl::UnavailableError(absl::StrCat(where, ": ", err));
-  }
-  redisSetTimeout(c, absl::ToTimeval(kCommandTimeout));
-  ctx_ = c;
-  auto check = [&](redisReply* r, const char* what) -> absl::Status {
-    std::string err;
-    if (r == nullptr) {
-      err = ctx_->errstr;
-    } else if (r->type == REDIS_REPLY_ERROR) {
-      err = std::string(r->str, r->len);
-    }
-    if (r) freeReplyObject(r);
-    if (err.empty()) return absl::OkStatus();
-    Drop(absl::StrCat(what, " failed: ", err));
-    return absl::UnavailableError(absl::StrCat(where, ": ", what, " failed: ", err));
-  };
-  if (!address_.password.empty()) {
-    redisReply* r = address_.user.empty()
-                        ? static_cast<redisReply*>(redisCommand(ctx_, "AUTH %s", address_.password.c_str()))
-                        : static_cast<redisReply*>(redisCommand(ctx_, "AUTH %s %s", address_.user.c_str(),
-                                                                address_.password.c_str()));
-    if (absl::Status s = check(r, "AUTH"); !s.ok()) return s;
-  }
-  if (address_.db != 0) {
-    if (absl::Status s = check(static_cast<redisReply*>(redisCommand(ctx_, "SELECT %d", address_.db)),
-                               "SELECT");
-        !s.ok()) {
-      return s;
-    }
-  }
-  if (!last_error_.empty()) ZRPC_LOG(kInfo, "%s is reachable again", where);
-  last_error_.clear();
-  backoff_ = absl::Milliseconds(100);
-  return ctx_;
-}
-
-absl::StatusOr<std::vector<RedisConnection::Reply>> RedisConnection::Run(
-    const std::vector<std::vector<std::string>>& commands) {
-  absl::StatusOr<redisContext*> c = Connected();
-  if (!c.ok()) return c.status();
-  for (const auto& cmd : commands) {
-    std::vector<const char*> argv;
-    std::vector<size_t> lens;
-    for (const std::string& a : cmd) {
-      argv.push_back(a.data());
-      lens.push_back(a.size());
-    }
-    if (redisAppendCommandArgv(*c, static_cast<int>(argv.size()), argv.data(), lens.data()) != REDIS_OK) {
-      const std::string err = (*c)->errstr;
-      Drop(err);
-      return absl::UnavailableError(absl::StrCat("redis: ", err));
-    }
-  }
-  std::vector<Reply> replies;
-  for (size_t i = 0; i < commands.size(); ++i) {
-    void* raw = nullptr;
-    if (redisGetReply(*c, &raw) != REDIS_OK || raw == nullptr) {
-      const std::string err = (*c)->errstr;
-      Drop(err);
-      return absl::UnavailableError(
-          absl::StrCat("redis at ", address_.host, ":", address_.port, ": ", err));
-    }
-    replies.push_back(Convert(static_cast<redisReply*>(raw)));
-    freeReplyObject(raw);
-  }
-  return replies;
-}
-
-absl::StatusOr<std::unique_ptr<Matchmaker>> RedisMatchmaker::Create(std::string_view url) {
+absl::StatusOr<std::unique_ptr<RedisMatchmaker>> RedisMatchmaker::Create(std::string_view url) {
   absl::StatusOr<RedisAddress> a = ParseRedisUrl(url);
   if (!a.ok()) return a.status();
   auto mm = std::unique_ptr<RedisMatchmaker>(new RedisMatchmaker(std::string(url), *a));
@@ -214,42 +65,139 @@ absl::StatusOr<std::unique_ptr<Matchmaker>> RedisMatchmaker::Create(std::string_
     absl::StatusOr<std::vector<RedisConnection::Reply>> ping = mm->conn_.Run({{"PING"}});
     if (!ping.ok()) ZRPC_LOG(kWarning, "%s (will keep retrying)", ping.status().message());
   }
-  return std::unique_ptr<Matchmaker>(std::move(mm));
+  mm->keeper_ = std::thread([raw = mm.get()] { raw->KeepConnected(); });
+  return mm;
 }
 
-std::vector<std::vector<std::string>> RedisMatchmaker::RegisterCommands(const Registration& r) const {
-  const std::string id = IdOf(r);
-  const std::string index = IndexKey(r.exchange, r.Key());
+RedisMatchmaker::~RedisMatchmaker() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (keeper_.joinable()) keeper_.join();
+}
+
+absl::Time RedisMatchmaker::LastReconnect() const ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  return conn_.last_reconnect();  // an atomic: needs no lock
+}
+
+std::vector<Command> RedisMatchmaker::StoreCommands(
+    const std::vector<Own::const_pointer>& regs) const {
   const std::string ttl_ms = std::to_string(absl::ToInt64Milliseconds(address_.ttl));
   // Index sets outlive their members by a margin and vanish once nobody refreshes them.
   const std::string index_ttl_ms = std::to_string(absl::ToInt64Milliseconds(address_.ttl * 10));
-  return {{"SET", "zrpc:reg:" + id, ToJson(RegistrationToValue(r)).value_or("{}"), "PX", ttl_ms},
-          {"SADD", index, id},
-          {"PEXPIRE", index, index_ttl_ms},
-          {"SADD", kAll, id}};
+  std::vector<Command> cmds;
+  cmds.reserve(regs.size() + 4);
+  absl::flat_hash_map<std::string, std::vector<std::string>> by_index;
+  std::vector<std::string> all;
+  all.reserve(regs.size());
+  for (const auto* entry : regs) {
+    const Registration& r = entry->first;
+    const Stored& s = entry->second;
+    cmds.push_back({"SET", "zrpc:reg:" + s.id, s.json, "PX", ttl_ms});
+    by_index[IndexKey(r.exchange, r.Key())].push_back(s.id);
+    all.push_back(s.id);
+  }
+  for (const auto& [index, ids] : by_index) {
+    AppendChunked("SADD", index, ids, &cmds);
+    cmds.push_back({"PEXPIRE", index, index_ttl_ms});
+  }
+  AppendChunked("SADD", kAll, all, &cmds);
+  return cmds;
 }
 
-absl::Status RedisMatchmaker::Register(const Registration& r) {
-  if (absl::Status s = ValidateRegistration(r); !s.ok()) return s;
-  absl::MutexLock lock(&mu_);
-  if (std::find(own_.begin(), own_.end(), r) == own_.end()) own_.push_back(r);
-  std::vector<std::vector<std::string>> cmds = RegisterCommands(r);
-  cmds.push_back({"PUBLISH", kChannel, r.Key()});
+std::vector<Command> RedisMatchmaker::StoreAllCommands() const {
+  std::vector<Own::const_pointer> all;
+  all.reserve(own_.size());
+  for (const auto& entry : own_) all.push_back(&entry);
+  return StoreCommands(all);
+}
+
+void RedisMatchmaker::RestoreIfReconnected() {
+  if (!conn_.TakeReconnected() || own_.empty()) return;
+  // Redis may have restarted empty: everything of ours goes back at once, not at the next
+  // heartbeat, and watchers hear of it.
+  std::vector<Command> cmds = StoreAllCommands();
+  cmds.push_back({"PUBLISH", kChannel, "*"});
   absl::StatusOr<std::vector<RedisConnection::Reply>> replies = conn_.Run(cmds);
+  if (replies.ok()) {
+    ZRPC_LOG(kInfo, "registered %d registrations again with %s", static_cast<int>(own_.size()),
+             url_);
+  }
+}
+
+absl::StatusOr<std::vector<RedisConnection::Reply>> RedisMatchmaker::Run(
+    const std::vector<Command>& cmds) {
+  conn_.CheckIdle();
+  if (absl::StatusOr<redisContext*> c = conn_.Connected(); !c.ok()) return c.status();
+  RestoreIfReconnected();
+  return conn_.Run(cmds);
+}
+
+void RedisMatchmaker::KeepConnected() {
+  absl::MutexLock lock(&mu_);
+  while (true) {
+    mu_.AwaitWithTimeout(absl::Condition(&stopping_), kKeepInterval);
+    if (stopping_) return;
+    if (own_.empty()) continue;  // nothing to restore: callers reconnect on demand
+    conn_.CheckIdle();
+    if (!conn_.connected()) {
+      mu_.Unlock();  // connecting may take the connect timeout: callers must not wait for it
+      absl::StatusOr<redisContext*> c = RedisConnection::Dial(address_);
+      mu_.Lock();
+      if (!c.ok()) continue;
+      conn_.Adopt(*c);
+    }
+    RestoreIfReconnected();
+  }
+}
+
+absl::Status RedisMatchmaker::Register(const Registration& r) { return Store({r}, r.Key()); }
+
+absl::Status RedisMatchmaker::RegisterAll(const std::vector<Registration>& regs) {
+  return regs.empty() ? absl::OkStatus() : Store(regs, "*");
+}
+
+absl::Status RedisMatchmaker::Store(const std::vector<Registration>& regs,
+                                    const std::string& notice) {
+  std::vector<Stored> stored;
+  stored.reserve(regs.size());
+  for (const Registration& r : regs) {
+    if (absl::Status s = ValidateRegistration(r); !s.ok()) return s;
+    absl::StatusOr<std::string> json = ToJson(RegistrationToValue(r));
+    if (!json.ok()) return json.status();
+    stored.push_back(Stored{IdOf(r), *std::move(json)});
+  }
+  absl::MutexLock lock(&mu_);
+  size_t added = 0;
+  for (size_t i = 0; i < regs.size(); ++i) {
+    added += own_.insert_or_assign(regs[i], std::move(stored[i])).second ? 1 : 0;
+  }
+  std::vector<Own::const_pointer> entries;  // taken once the table stops growing
+  entries.reserve(regs.size());
+  for (const Registration& r : regs) entries.push_back(&*own_.find(r));
+  std::vector<Command> cmds = StoreCommands(entries);
+  cmds.push_back({"PUBLISH", kChannel, notice});
+  absl::StatusOr<std::vector<RedisConnection::Reply>> replies = Run(cmds);
   if (!replies.ok()) return replies.status();
-  ZRPC_LOG(kInfo, "registered %s on %s (%s) with %s", r.Key(), r.host, r.endpoint, url_);
+  if (regs.size() == 1 && added == 1) {
+    const Registration& r = regs[0];
+    ZRPC_LOG(kInfo, "registered %s on %s (%s) with %s", r.Key(), r.host, r.endpoint, url_);
+  } else if (added > 1) {
+    ZRPC_LOG(kInfo, "registered %d registrations with %s", static_cast<int>(added), url_);
+  }
   return absl::OkStatus();
 }
 
 absl::Status RedisMatchmaker::Unregister(const Registration& r) {
   absl::MutexLock lock(&mu_);
-  own_.erase(std::remove(own_.begin(), own_.end(), r), own_.end());
+  own_.erase(r);
   const std::string id = IdOf(r);
   absl::StatusOr<std::vector<RedisConnection::Reply>> replies =
-      conn_.Run({{"DEL", "zrpc:reg:" + id},
-                 {"SREM", IndexKey(r.exchange, r.Key()), id},
-                 {"SREM", kAll, id},
-                 {"PUBLISH", kChannel, r.Key()}});
+      Run({{"DEL", "zrpc:reg:" + id},
+           {"SREM", IndexKey(r.exchange, r.Key()), id},
+           {"SREM", kAll, id},
+           {"PUBLISH", kChannel, r.Key()}});
   return replies.ok() ? absl::OkStatus() : replies.status();
 }
 
@@ -257,29 +205,25 @@ absl::Status RedisMatchmaker::Heartbeat() {
   absl::MutexLock lock(&mu_);
   if (own_.empty()) return absl::OkStatus();
   // SET and SADD again rather than PEXPIRE: a registration that expired, or a Redis that lost
-  // its data (restarted), gets everything back with the same commands.
-  std::vector<std::vector<std::string>> cmds;
-  for (const Registration& r : own_) {
-    for (auto& c : RegisterCommands(r)) cmds.push_back(std::move(c));
-  }
-  absl::StatusOr<std::vector<RedisConnection::Reply>> replies = conn_.Run(cmds);
+  // its data, gets everything back with the same commands. One pipeline for all of them.
+  absl::StatusOr<std::vector<RedisConnection::Reply>> replies = Run(StoreAllCommands());
   return replies.ok() ? absl::OkStatus() : replies.status();
 }
 
-absl::StatusOr<std::vector<Registration>> RedisMatchmaker::Load(const std::string& index,
-                                                                const std::vector<std::string>& ids) {
+absl::StatusOr<std::vector<Registration>> RedisMatchmaker::Load(
+    const std::string& index, const std::vector<std::string>& ids) {
   std::vector<Registration> out;
   if (ids.empty()) return out;
-  std::vector<std::string> mget = {"MGET"};
+  Command mget = {"MGET"};
+  mget.reserve(ids.size() + 1);
   for (const std::string& id : ids) mget.push_back("zrpc:reg:" + id);
-  absl::StatusOr<std::vector<RedisConnection::Reply>> values = conn_.Run({mget});
+  absl::StatusOr<std::vector<RedisConnection::Reply>> values = Run({mget});
   if (!values.ok()) return values.status();
-  std::vector<std::vector<std::string>> prune;
+  std::vector<std::string> expired;
   const std::vector<RedisConnection::Reply>& items = (*values)[0].elements;
   for (size_t i = 0; i < ids.size() && i < items.size(); ++i) {
     if (items[i].nil) {  // expired: its service stopped heartbeating
-      prune.push_back({"SREM", index, ids[i]});
-      if (index != kAll) prune.push_back({"SREM", kAll, ids[i]});
+      expired.push_back(ids[i]);
       continue;
     }
     absl::StatusOr<Value> v = ParseJson(items[i].str);
@@ -287,10 +231,13 @@ absl::StatusOr<std::vector<Registration>> RedisMatchmaker::Load(const std::strin
         v.ok() ? RegistrationFromValue(*v) : absl::StatusOr<Registration>(v.status());
     if (r.ok()) out.push_back(*std::move(r));
   }
-  if (!prune.empty()) (void)conn_.Run(prune);
-  std::sort(out.begin(), out.end(), [](const Registration& a, const Registration& b) {
-    return std::tie(a.host, a.endpoint, a.topic, a.pool) < std::tie(b.host, b.endpoint, b.topic, b.pool);
-  });
+  if (!expired.empty()) {
+    std::vector<Command> prune;
+    AppendChunked("SREM", index, expired, &prune);
+    if (index != kAll) AppendChunked("SREM", kAll, expired, &prune);
+    (void)Run(prune);
+  }
+  SortRegistrations(&out);
   return out;
 }
 
@@ -298,20 +245,16 @@ absl::StatusOr<std::vector<Registration>> RedisMatchmaker::Resolve(std::string_v
                                                                    std::string_view key) {
   const std::string index = IndexKey(exchange, key);
   absl::MutexLock lock(&mu_);
-  absl::StatusOr<std::vector<RedisConnection::Reply>> members = conn_.Run({{"SMEMBERS", index}});
+  absl::StatusOr<std::vector<RedisConnection::Reply>> members = Run({{"SMEMBERS", index}});
   if (!members.ok()) return members.status();
-  std::vector<std::string> ids;
-  for (const auto& m : (*members)[0].elements) ids.push_back(m.str);
-  return Load(index, ids);
+  return Load(index, Ids((*members)[0].elements));
 }
 
 absl::StatusOr<std::vector<Registration>> RedisMatchmaker::List(std::string_view exchange) {
   absl::MutexLock lock(&mu_);
-  absl::StatusOr<std::vector<RedisConnection::Reply>> members = conn_.Run({{"SMEMBERS", kAll}});
+  absl::StatusOr<std::vector<RedisConnection::Reply>> members = Run({{"SMEMBERS", kAll}});
   if (!members.ok()) return members.status();
-  std::vector<std::string> ids;
-  for (const auto& m : (*members)[0].elements) ids.push_back(m.str);
-  absl::StatusOr<std::vector<Registration>> all = Load(kAll, ids);
+  absl::StatusOr<std::vector<Registration>> all = Load(kAll, Ids((*members)[0].elements));
   if (!all.ok() || exchange.empty()) return all;
   std::vector<Registration> out;
   for (Registration& r : *all) {
@@ -322,8 +265,8 @@ absl::StatusOr<std::vector<Registration>> RedisMatchmaker::List(std::string_view
 
 namespace {
 
-// Subscribes to zrpc:changes on a connection of its own; reconnects every second when Redis is
-// away, and reports a change after reconnecting (it may have missed some).
+// Subscribes to zrpc:changes on a connection of its own; reconnects when Redis is away, and
+// reports a change after reconnecting (it may have missed some).
 class RedisWatch : public WatchHandle {
  public:
   RedisWatch(RedisAddress address, std::function<void()> on_change)
@@ -340,7 +283,7 @@ class RedisWatch : public WatchHandle {
       if (!subscribed) {
         absl::StatusOr<redisContext*> c = conn_.Connected();
         if (!c.ok()) {
-          absl::SleepFor(absl::Milliseconds(200));
+          absl::SleepFor(absl::Milliseconds(100));
           continue;
         }
         redisReply* r = static_cast<redisReply*>(redisCommand(*c, "SUBSCRIBE %s", kChannel));
@@ -374,7 +317,8 @@ class RedisWatch : public WatchHandle {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<WatchHandle>> RedisMatchmaker::Watch(std::function<void()> on_change) {
+absl::StatusOr<std::unique_ptr<WatchHandle>> RedisMatchmaker::Watch(
+    std::function<void()> on_change) {
   return std::unique_ptr<WatchHandle>(new RedisWatch(address_, std::move(on_change)));
 }
 

@@ -9,72 +9,38 @@
 //                                 expired are removed when the set is read. '|' cannot appear in
 //                                 names, so "topic" and "topic.host" never share a key.
 //   zrpc:all                      SET of every id (for List), pruned the same way.
-//   zrpc:changes                  a Pub/Sub channel: every register and unregister is announced.
-// Defaults: ttl 30 s, heartbeat every 10 s (a dead service leaves rotation within ~30 s).
-// While Redis is unreachable, calls fail fast with UNAVAILABLE and reconnect with backoff
-// (100 ms doubling to 5 s); the next heartbeat re-registers everything.
+//   zrpc:changes                  a Pub/Sub channel: every register and unregister is announced
+//                                 ("*" after a bulk re-registration).
+// Defaults: ttl 6 s, heartbeat every 2 s (a killed service leaves rotation within ~6 s). A
+// heartbeat refreshes every registration of the process in one pipeline.
+// While Redis is unreachable, calls fail fast with UNAVAILABLE and reconnect with backoff (up to
+// 1 s). A process with registrations also checks its connection every 200 ms in the background
+// and, as soon as Redis answers again (perhaps restarted empty), registers everything again.
 #ifndef ZRPC_MATCHMAKER_REDIS_H_
 #define ZRPC_MATCHMAKER_REDIS_H_
 
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
+#include "matchmaker/backend.h"
+#include "matchmaker/identity.h"
+#include "matchmaker/redis_connection.h"
 #include "zrpc/matchmaker.h"
-
-struct redisContext;
 
 namespace zrpc::internal {
 
-struct RedisAddress {
-  std::string host = "127.0.0.1";
-  int port = 6379;
-  std::string user;      // for Redis 6 ACLs ("user:pass@")
-  std::string password;  // "" = no AUTH
-  int db = 0;
-  absl::Duration ttl = absl::Seconds(30);
-  absl::Duration heartbeat = absl::Seconds(10);
-};
-
-// Parses a redis:// URL; INVALID_ARGUMENT naming what is wrong.
-absl::StatusOr<RedisAddress> ParseRedisUrl(std::string_view url);
-
-// One synchronous connection, reconnected with backoff. Thread-compatible (callers lock).
-class RedisConnection {
+class RedisMatchmaker : public Matchmaker, public BulkRegistrar {
  public:
-  explicit RedisConnection(RedisAddress address) : address_(std::move(address)) {}
-  ~RedisConnection();
-
-  // A reply, reduced to what zrpc needs.
-  struct Reply {
-    bool nil = false;
-    bool error = false;
-    std::string str;                // STRING, STATUS, ERROR text
-    long long integer = 0;          // INTEGER
-    std::vector<Reply> elements;    // ARRAY
-  };
-  // Sends the commands in one pipeline and returns their replies in order. UNAVAILABLE when
-  // Redis cannot be reached (the connection is dropped and retried after a backoff).
-  absl::StatusOr<std::vector<Reply>> Run(const std::vector<std::vector<std::string>>& commands);
-  // The connected context for Pub/Sub, or an error.
-  absl::StatusOr<redisContext*> Connected();
-  void Drop(std::string_view why);
-  const RedisAddress& address() const { return address_; }
-
- private:
-  RedisAddress address_;
-  redisContext* ctx_ = nullptr;
-  absl::Time next_attempt_ = absl::InfinitePast();
-  absl::Duration backoff_ = absl::Milliseconds(100);
-  std::string last_error_;
-};
-
-class RedisMatchmaker : public Matchmaker {
- public:
-  static absl::StatusOr<std::unique_ptr<Matchmaker>> Create(std::string_view url);
+  static absl::StatusOr<std::unique_ptr<RedisMatchmaker>> Create(std::string_view url);
+  ~RedisMatchmaker() override;
 
   absl::Status Register(const Registration& r) override;
+  // Stores every one of `regs` in one pipeline and announces them with one "*".
+  absl::Status RegisterAll(const std::vector<Registration>& regs) override;
   absl::Status Unregister(const Registration& r) override;
   absl::Status Heartbeat() override;
   absl::StatusOr<std::vector<Registration>> Resolve(std::string_view exchange,
@@ -83,21 +49,45 @@ class RedisMatchmaker : public Matchmaker {
   absl::StatusOr<std::unique_ptr<WatchHandle>> Watch(std::function<void()> on_change) override;
   std::string url() const override { return url_; }
   absl::Duration HeartbeatInterval() const override { return address_.heartbeat; }
+  // When the connection was last made again after a failure (Redis came back).
+  absl::Time LastReconnect() const override;
 
  private:
+  // A registration of this process, with what is stored for it.
+  struct Stored {
+    std::string id;
+    std::string json;
+  };
+  using Own = absl::flat_hash_map<Registration, Stored, RegistrationHash>;
+
   RedisMatchmaker(std::string url, RedisAddress address)
       : url_(std::move(url)), address_(address), conn_(std::move(address)) {}
-  std::vector<std::vector<std::string>> RegisterCommands(const Registration& r) const;
+  // The commands that store `regs` (of own_) with a fresh TTL: one SET each, one SADD and
+  // PEXPIRE per index.
+  std::vector<RedisConnection::Command> StoreCommands(
+      const std::vector<Own::const_pointer>& regs) const;
+  std::vector<RedisConnection::Command> StoreAllCommands() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Adds `regs` to own_ and stores them, announcing `notice` (a key, or "*").
+  absl::Status Store(const std::vector<Registration>& regs, const std::string& notice);
+  // conn_.Run, after storing everything again when the connection is new after a failure.
+  absl::StatusOr<std::vector<RedisConnection::Reply>> Run(
+      const std::vector<RedisConnection::Command>& cmds) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RestoreIfReconnected() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Reads the registrations `ids` and removes the expired ones from `index` (and zrpc:all).
   absl::StatusOr<std::vector<Registration>> Load(const std::string& index,
                                                  const std::vector<std::string>& ids)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The background thread: notices a lost connection and reconnects (off the lock), so that
+  // registrations are back as soon as Redis is.
+  void KeepConnected();
 
   const std::string url_;
   const RedisAddress address_;
   absl::Mutex mu_;
   RedisConnection conn_ ABSL_GUARDED_BY(mu_);
-  std::vector<Registration> own_ ABSL_GUARDED_BY(mu_);
+  Own own_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread keeper_;
 };
 
 }  // namespace zrpc::internal

@@ -13,7 +13,10 @@
 // Backends are chosen by URL in CreateMatchmaker:
 //   local:// or local:///dir   no server: files in a directory shared by one machine's processes
 //   ring:///path/ring.json     the seed's static ring file, re-read when it changes
-//   redis://[:pw@]host[:port][/db][?ttl=S&heartbeat=S]   Redis: many machines, TTL liveness
+//   redis://[:pw@]host[:port][/db][?ttl=S&heartbeat=S]   Redis: many machines, TTL liveness.
+//                              Defaults ttl=6, heartbeat=2 (seconds): a killed service leaves
+//                              rotation within 6 s. After Redis comes back (even empty),
+//                              registrations are stored again within ~200 ms.
 #ifndef ZRPC_MATCHMAKER_H_
 #define ZRPC_MATCHMAKER_H_
 

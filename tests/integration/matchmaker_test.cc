@@ -1,8 +1,13 @@
 // Every matchmaker backend behind real services (zrpc-service processes) and real servers
 // (redis-server), including faults.
+#include <atomic>
 #include <fstream>
+#include <iostream>
 #include <set>
+#include <thread>
+#include <zmq.hpp>
 
+#include "matchmaker/sidecar/protocol.h"
 #include "testing/harness.h"
 #include "testing/redis_server.h"
 #include "unit/test_util.h"
@@ -39,6 +44,77 @@ std::unique_ptr<ChildProcess> StartSidecar(const std::string& endpoint,
   EXPECT_FALSE(p->StartAndWaitForLine(argv, "READY ", 10000).empty()) << "sidecar did not start";
   return p;
 }
+
+// Prints a measured figure (and records it in the test's XML output).
+void Figure(const std::string& what, absl::Duration d) {
+  std::cout << "[ FIGURE   ] " << what << ": " << absl::FormatDuration(d) << std::endl;
+  ::testing::Test::RecordProperty(what, std::to_string(absl::ToInt64Milliseconds(d)));
+}
+
+// Talks the sidecar protocol directly (matchmaker/sidecar/protocol.h): requests of any size, and
+// how long the sidecar takes to answer them.
+class RawSidecarClient {
+ public:
+  explicit RawSidecarClient(const std::string& url) : socket_(ctx_, zmq::socket_type::dealer) {
+    socket_.set(zmq::sockopt::linger, 0);
+    socket_.connect(url);
+  }
+  // The result of one request whose body is the JSON text `body`; DEADLINE_EXCEEDED after 5 s.
+  absl::StatusOr<Value> Request(std::string_view op, const std::string& body) {
+    const uint64_t id = next_id_++;
+    socket_.send(zmq::buffer(internal::sidecar::RequestHeader(op, id)), zmq::send_flags::sndmore);
+    socket_.send(zmq::buffer(body), zmq::send_flags::none);
+    socket_.set(zmq::sockopt::rcvtimeo, 5000);
+    zmq::message_t header, reply;
+    while (socket_.recv(header) && header.more() && socket_.recv(reply)) {
+      if (header.to_string() != internal::sidecar::ReplyHeader(std::to_string(id))) continue;
+      return internal::sidecar::DecodeReply(reply.to_string_view()).result;
+    }
+    return absl::DeadlineExceededError("the sidecar did not answer within 5 s");
+  }
+  absl::StatusOr<Value> Request(std::string_view op, Object body) {
+    return Request(op, ToJson(Value(std::move(body))).value());
+  }
+
+ private:
+  zmq::context_t ctx_{1};
+  zmq::socket_t socket_;
+  uint64_t next_id_ = 0;
+};
+
+// Change notices from a sidecar's PUB.
+class ChangeListener {
+ public:
+  explicit ChangeListener(const std::string& pub) : socket_(ctx_, zmq::socket_type::sub) {
+    socket_.set(zmq::sockopt::linger, 0);
+    socket_.set(zmq::sockopt::subscribe, "");
+    socket_.connect(pub);
+  }
+  // True when a notice for `key` (or for every key) arrives within `timeout`.
+  bool WaitFor(const std::string& key, absl::Duration timeout) {
+    const absl::Time until = absl::Now() + timeout;
+    for (absl::Duration left = timeout; left > absl::ZeroDuration(); left = until - absl::Now()) {
+      socket_.set(zmq::sockopt::rcvtimeo,
+                  static_cast<int>(std::max<int64_t>(1, absl::ToInt64Milliseconds(left))));
+      zmq::message_t m;
+      if (!socket_.recv(m)) break;
+      if (m.to_string() == internal::sidecar::ChangeNotice(key) ||
+          m.to_string() == internal::sidecar::ChangeNotice(internal::sidecar::kAnyKey)) {
+        return true;
+      }
+    }
+    return false;
+  }
+  void Drain() {
+    zmq::message_t m;
+    while (socket_.recv(m, zmq::recv_flags::dontwait)) {
+    }
+  }
+
+ private:
+  zmq::context_t ctx_{1};
+  zmq::socket_t socket_;
+};
 
 // The same behaviour through every backend: round-robin, direct, fanout, unknown topic.
 class BackendTest : public IntegrationTest, public ::testing::WithParamInterface<std::string> {
@@ -123,7 +199,8 @@ class RedisFaultTest : public IntegrationTest {
   RedisServer redis_;
 };
 
-TEST_F(RedisFaultTest, AKilledServiceLeavesRotationWithinTheTtl) {
+TEST_F(RedisFaultTest, AKilledServiceLeavesRotationWithinTheDefaultTtl) {
+  matchmaker_ = redis_.Url("");  // the defaults: ttl 6 s, heartbeat 2 s
   StartService("node1");
   ChildProcess& doomed = StartService("node2");
   auto client = Client();
@@ -136,11 +213,44 @@ TEST_F(RedisFaultTest, AKilledServiceLeavesRotationWithinTheTtl) {
     return out;
   };
   ASSERT_TRUE(Eventually([&] { return hosts().size() == 2; }));
-  doomed.Kill();
   const absl::Time killed = absl::Now();
-  EXPECT_TRUE(Eventually([&] { return hosts() == std::set<std::string>{"node1"}; }, absl::Seconds(10)));
-  EXPECT_LT(absl::Now() - killed, absl::Seconds(4));  // ttl 2 s, plus the client's cache
+  doomed.Kill();
+  EXPECT_TRUE(Eventually([&] { return hosts() == std::set<std::string>{"node1"}; }, absl::Seconds(15)));
+  const absl::Duration gone = absl::Now() - killed;
+  Figure("killed service gone from Redis's answers after", gone);
+  EXPECT_LT(gone, absl::Seconds(10));
   for (int i = 0; i < 4; ++i) EXPECT_EQ(Who(*client, "compute"), "node1");
+}
+
+TEST_F(RedisFaultTest, RedisRestartedEmptyHasEveryRegistrationBackWithinASecond) {
+  // Default settings: a heartbeat comes every 2 s, so only re-registering on reconnecting is
+  // fast enough.
+  matchmaker_ = redis_.Url("");
+  StartService("node1");
+  absl::StatusOr<std::unique_ptr<Matchmaker>> mm = CreateMatchmaker(matchmaker_);
+  ZRPC_ASSERT_OK(mm);
+  const Registration mine{.topic = "mine", .host = "h", .endpoint = "tcp://127.0.0.1:1"};
+  ZRPC_ASSERT_OK((*mm)->Register(mine));
+  absl::StatusOr<std::unique_ptr<Matchmaker>> observer = CreateMatchmaker(matchmaker_);
+  ZRPC_ASSERT_OK(observer);
+  auto both_registered = [&] {
+    absl::StatusOr<std::vector<Registration>> service = (*observer)->Resolve("openstack", "compute");
+    absl::StatusOr<std::vector<Registration>> ours = (*observer)->Resolve("openstack", "mine");
+    return service.ok() && service->size() == 1 && ours.ok() && ours->size() == 1;
+  };
+  ASSERT_TRUE(Eventually(both_registered));
+  EXPECT_EQ((*mm)->LastReconnect(), absl::InfinitePast());
+
+  redis_.Kill();  // kill -9: every registration is lost with it
+  const absl::Time killed = absl::Now();
+  ASSERT_TRUE(redis_.Start());  // the same port, empty
+  const absl::Time answering = absl::Now();
+  EXPECT_TRUE(Eventually(both_registered, absl::Seconds(10)));
+  const absl::Duration back = absl::Now() - answering;
+  Figure("registrations back after Redis answered again", back);
+  EXPECT_LT(back, absl::Seconds(1));
+  EXPECT_GT((*mm)->LastReconnect(), killed);
+  EXPECT_LT((*mm)->LastReconnect(), absl::Now());
 }
 
 TEST_F(RedisFaultTest, RedisKilledAndRestartedServicesComeBack) {
@@ -235,6 +345,18 @@ class SidecarTest : public IntegrationTest {
     }
     return out;
   }
+  // The hosts of "compute" as the sidecar holds them now (List is never cached).
+  static std::set<std::string> ListedHosts(Matchmaker& mm) {
+    std::set<std::string> out;
+    absl::StatusOr<std::vector<Registration>> r = mm.List("openstack");
+    if (r.ok()) {
+      for (const Registration& reg : *r) {
+        if (reg.Key() == "compute") out.insert(reg.host);
+      }
+    }
+    return out;
+  }
+  static std::set<std::string> ListedHosts(Transport& t) { return ListedHosts(t.matchmaker()); }
 };
 
 TEST_F(SidecarTest, KilledAndRestartedSidecarGetsEveryServiceBack) {
@@ -250,24 +372,160 @@ TEST_F(SidecarTest, KilledAndRestartedSidecarGetsEveryServiceBack) {
     const std::string who = Who(*client, "compute");
     EXPECT_TRUE(who == "node1" || who == "node2") << who;
   }
+  // The outage outlasts a heartbeat's timeout (1 s): the services must find the sidecar back.
+  absl::SleepFor(absl::Milliseconds(1500));
   sidecar_ = StartSidecar(matchmaker_);  // empty: it knows nobody
-  // The services' heartbeats re-register them; a new client sees both.
+  const absl::Time restarted = absl::Now();
   auto newcomer = Client();
-  EXPECT_TRUE(Eventually([&] { return Hosts(*newcomer).size() == 2; }, absl::Seconds(10)));
+  EXPECT_TRUE(Eventually([&] { return ListedHosts(*newcomer).size() == 2; }, absl::Seconds(10)));
+  const absl::Duration refilled = absl::Now() - restarted;
+  Figure("sidecar back after an outage: services registered again after", refilled);
+  EXPECT_LT(refilled, absl::Seconds(1));
   EXPECT_EQ(Who(*newcomer, "compute.node2"), "node2");
 }
 
-TEST_F(SidecarTest, AServiceThatStopsHeartbeatingExpires) {
+TEST_F(SidecarTest, RestartedMemorySidecarNeitherStrandsRunningClientsNorLosesServices) {
   matchmaker_ = "ipc://" + registry_ + "/mm.sock";
-  sidecar_ = StartSidecar(matchmaker_, {"--ttl", "1"});
+  sidecar_ = StartSidecar(matchmaker_);
+  StartService("node1");
+  StartService("node2");
+  auto client = Client();
+  ASSERT_TRUE(Eventually([&] { return Hosts(*client).size() == 2; }));
+  // A running client keeps resolving through the restart; the longest run of empty answers counts.
+  std::atomic<bool> stop{false};
+  absl::Duration longest_empty;
+  std::thread resolver([&] {
+    absl::Time empty_since = absl::InfiniteFuture();
+    while (!stop) {
+      absl::StatusOr<std::vector<Registration>> r =
+          client->matchmaker().Resolve("openstack", "compute");
+      const absl::Time now = absl::Now();
+      if (r.ok() && r->empty()) {
+        empty_since = std::min(empty_since, now);
+        longest_empty = std::max(longest_empty, now - empty_since);
+      } else {
+        empty_since = absl::InfiniteFuture();
+      }
+      absl::SleepFor(absl::Milliseconds(5));  // the client's call rate, not a wait
+    }
+  });
+  sidecar_->Kill();
+  const absl::Time killed = absl::Now();
+  sidecar_ = StartSidecar(matchmaker_);  // at once, empty
+  const absl::Time restarted = absl::Now();
+  absl::StatusOr<std::unique_ptr<Matchmaker>> fresh = CreateMatchmaker(matchmaker_);
+  ZRPC_ASSERT_OK(fresh);
+  EXPECT_TRUE(Eventually([&] { return ListedHosts(**fresh).size() == 2; }, absl::Seconds(10)));
+  const absl::Duration refilled = absl::Now() - restarted;
+  EXPECT_TRUE(Eventually([&] { return Hosts(*client).size() == 2; }));
+  stop = true;
+  resolver.join();
+  Figure("restarted sidecar: services registered again after", refilled);
+  Figure("restarted sidecar: longest run of empty answers to a running client", longest_empty);
+  EXPECT_LT(refilled, absl::Seconds(1));
+  EXPECT_LT(longest_empty, absl::Milliseconds(1500));
+  // It noticed the new sidecar (when its subscription reconnected, or in an answer).
+  EXPECT_TRUE(
+      Eventually([&] { return client->matchmaker().LastReconnect() > killed; }, absl::Seconds(1)));
+}
+
+TEST_F(SidecarTest, AKilledServiceLeavesResolveWithinASecond) {
+  matchmaker_ = "ipc://" + registry_ + "/mm.sock";
+  sidecar_ = StartSidecar(matchmaker_);  // ttl 5 s: the TTL alone would take 5 s
+  ChangeListener changes(matchmaker_ + ".pub");
   StartService("node1");
   ChildProcess& doomed = StartService("node2");
   auto client = Client();
   ASSERT_TRUE(Eventually([&] { return Hosts(*client).size() == 2; }));
-  doomed.Kill();
+  ASSERT_TRUE(changes.WaitFor("compute", absl::Seconds(5)));  // subscribed: it heard the services
+  changes.Drain();
   const absl::Time killed = absl::Now();
+  doomed.Kill();
+  EXPECT_TRUE(changes.WaitFor("compute", absl::Seconds(1)));
+  Figure("killed service: change notice on the sidecar's PUB after", absl::Now() - killed);
+  // The client's answer for "compute" was cached for 5 s: only the notice can make this quick.
+  EXPECT_TRUE(Eventually([&] { return Hosts(*client) == std::set<std::string>{"node1"}; },
+                         absl::Seconds(1)));
+  const absl::Duration gone = absl::Now() - killed;
+  Figure("killed service gone from the sidecar's answers after", gone);
+  EXPECT_LT(gone, absl::Seconds(1));
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(Who(*client, "compute"), "node1");
+}
+
+TEST_F(SidecarTest, AStoppedServiceExpiresAfterTheTtlAndReturnsWhenResumed) {
+  matchmaker_ = "ipc://" + registry_ + "/mm.sock";
+  sidecar_ = StartSidecar(matchmaker_, {"--ttl", "1"});
+  StartService("node1");
+  ChildProcess& frozen = StartService("node2");
+  auto client = Client();
+  ASSERT_TRUE(Eventually([&] { return Hosts(*client).size() == 2; }));
+  // Alive but silent (its connection stays open): only the TTL can take it out.
+  frozen.Signal(SIGSTOP);
+  const absl::Time stopped = absl::Now();
   EXPECT_TRUE(Eventually([&] { return Hosts(*client) == std::set<std::string>{"node1"}; }));
-  EXPECT_LT(absl::Now() - killed, absl::Seconds(4));  // ttl 1 s, checked every 100 ms
+  const absl::Duration expired = absl::Now() - stopped;
+  frozen.Signal(SIGCONT);
+  EXPECT_GT(expired, absl::Milliseconds(500));  // not dropped as if it had exited
+  EXPECT_LT(expired, absl::Seconds(3));         // ttl 1 s, swept every 100 ms
+  // Its next heartbeat carries every registration: it is back.
+  EXPECT_TRUE(Eventually([&] { return Hosts(*client).size() == 2; }, absl::Seconds(5)));
+}
+
+TEST_F(SidecarTest, AHeartbeatOf20000RegistrationsIsAnsweredWithinASecond) {
+  matchmaker_ = "ipc://" + registry_ + "/mm.sock";
+  sidecar_ = StartSidecar(matchmaker_);
+  StartService("node1");
+  auto client = Client();
+  ASSERT_TRUE(Eventually([&] { return Hosts(*client).size() == 1; }));
+  std::vector<Registration> many;
+  for (int i = 0; i < 20000; ++i) {
+    many.push_back(Registration{.topic = "bulk-" + std::to_string(i),
+                                .host = "h" + std::to_string(i % 100),
+                                .endpoint = "tcp://10.0." + std::to_string(i / 250) + "." +
+                                            std::to_string(i % 250) + ":9000"});
+  }
+  const std::string beat =
+      ToJson(Value(Object{{"client", "bulk"},
+                          {"registrations", internal::sidecar::RegistrationsToValue(many)}}))
+          .value();
+  // Another client keeps asking while the sidecar takes the beat in.
+  std::atomic<bool> stop{false};
+  std::atomic<int> answers{0};
+  absl::Duration slowest;
+  std::thread asker([&] {
+    RawSidecarClient other(matchmaker_);
+    while (!stop) {
+      const absl::Time t0 = absl::Now();
+      absl::StatusOr<Value> r = other.Request(
+          internal::sidecar::kResolve, Object{{"exchange", "openstack"}, {"key", "compute"}});
+      slowest = std::max(slowest, absl::Now() - t0);
+      if (r.ok()) ++answers;
+    }
+  });
+  RawSidecarClient bulk(matchmaker_);
+  absl::Time t0 = absl::Now();
+  absl::StatusOr<Value> first = bulk.Request(internal::sidecar::kHeartbeat, beat);
+  const absl::Duration first_beat = absl::Now() - t0;
+  t0 = absl::Now();
+  absl::StatusOr<Value> again = bulk.Request(internal::sidecar::kHeartbeat, beat);
+  const absl::Duration known_beat = absl::Now() - t0;
+  const int answers_before = answers;
+  EXPECT_TRUE(Eventually([&] { return answers > answers_before; }));  // still answering
+  stop = true;
+  asker.join();
+  ZRPC_EXPECT_OK(first);
+  ZRPC_EXPECT_OK(again);
+  Figure("heartbeat of 20,000 new registrations answered after", first_beat);
+  Figure("heartbeat of 20,000 known registrations answered after", known_beat);
+  Figure("slowest other request meanwhile", slowest);
+  EXPECT_LT(first_beat, absl::Seconds(1));
+  EXPECT_LT(known_beat, absl::Seconds(1));
+  EXPECT_LT(slowest, absl::Seconds(1));
+  absl::StatusOr<Value> last = bulk.Request(
+      internal::sidecar::kResolve, Object{{"exchange", "openstack"}, {"key", "bulk-19999"}});
+  ZRPC_ASSERT_OK(last);
+  EXPECT_EQ(last->Find("registrations")->AsArray().size(), 1u);
+  EXPECT_EQ(Who(*client, "compute"), "node1");
 }
 
 TEST_F(SidecarTest, ClientsHearOfNewServicesWithoutPolling) {
@@ -301,6 +559,23 @@ TEST_F(SidecarTest, TwoSidecarsSharingOneRedisResolveEachOthersServices) {
     EXPECT_EQ(Who(*t, "compute.a"), "a");
     EXPECT_EQ(Who(*t, "compute.b"), "b");
   }
+}
+
+TEST_F(SidecarTest, SidecarOverARedisThatRestartedEmptyHasItsServicesBackWithinASecond) {
+  ASSERT_TRUE(redis_.Start());
+  matchmaker_ = "ipc://" + registry_ + "/mm.sock";
+  sidecar_ = StartSidecar(matchmaker_, {"--backend", redis_.Url("")});  // Redis's defaults
+  StartService("node1");
+  auto client = Client();
+  ASSERT_TRUE(Eventually([&] { return ListedHosts(*client) == std::set<std::string>{"node1"}; }));
+  redis_.Kill();
+  ASSERT_TRUE(redis_.Start());  // the same port, empty
+  const absl::Time answering = absl::Now();
+  EXPECT_TRUE(Eventually([&] { return ListedHosts(*client) == std::set<std::string>{"node1"}; }));
+  const absl::Duration back = absl::Now() - answering;
+  Figure("sidecar over a restarted Redis: services back after", back);
+  EXPECT_LT(back, absl::Seconds(1));
+  EXPECT_EQ(Who(*client, "compute"), "node1");
 }
 
 TEST_F(SidecarTest, StopsCleanlyOnSigtermAndExplainsItsFlags) {

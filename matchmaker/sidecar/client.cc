@@ -1,0 +1,397 @@
+#include "matchmaker/sidecar/client.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "matchmaker/registration_json.h"
+#include "matchmaker/sidecar/monitor.h"
+#include "src/codec/json_internal.h"
+#include "src/base/log_internal.h"
+#include "zrpc/message.h"
+
+namespace zrpc::internal::sidecar {
+namespace {
+
+constexpr absl::Duration kRequestTimeout = absl::Seconds(1);
+// After a request went unanswered, others fail at once for this long, unless the probe (every
+// kProbeInterval, waiting kProbeTimeout) finds the sidecar back sooner.
+constexpr absl::Duration kDownFor = absl::Seconds(5);
+constexpr absl::Duration kProbeInterval = absl::Milliseconds(200);
+constexpr absl::Duration kProbeTimeout = absl::Milliseconds(200);
+// Cached answers are dropped on every change notice; this bounds how stale one can get if a
+// notice is lost (PUB drops while a subscriber is reconnecting). An empty answer is kept only
+// briefly: it may come from a sidecar that restarted and is being refilled.
+constexpr absl::Duration kCacheTtl = absl::Seconds(5);
+constexpr absl::Duration kEmptyCacheTtl = absl::Milliseconds(250);
+constexpr std::chrono::milliseconds kListenerPoll(100);
+// Bounds on the heartbeat interval a sidecar may ask for.
+constexpr absl::Duration kMinHeartbeat = absl::Milliseconds(100);
+constexpr absl::Duration kMaxHeartbeat = absl::Seconds(1);
+
+std::string CacheKey(std::string_view exchange, std::string_view key) {
+  return absl::StrCat(ToAbsl(exchange), "|", ToAbsl(key));
+}
+
+int Millis(absl::Duration d) {
+  return static_cast<int>(std::max<int64_t>(1, absl::ToInt64Milliseconds(d)));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Matchmaker>> SidecarMatchmaker::Create(std::string url) {
+  auto mm = std::unique_ptr<SidecarMatchmaker>(new SidecarMatchmaker(std::move(url)));
+  {
+    absl::MutexLock lock(&mm->mu_);
+    if (absl::Status s = mm->EnsureHello(); !s.ok()) {
+      ZRPC_LOG(kWarning, "%s (will keep trying)", s.message());
+    }
+  }
+  mm->listener_ = std::thread([raw = mm.get()] { raw->ListenForChanges(); });
+  return std::unique_ptr<Matchmaker>(std::move(mm));
+}
+
+SidecarMatchmaker::SidecarMatchmaker(std::string url)
+    : url_(std::move(url)), self_(Self(absl::StrCat(getpid(), "-", NewUniqueId()))), ctx_(1) {}
+
+SidecarMatchmaker::~SidecarMatchmaker() {
+  stop_ = true;
+  if (listener_.joinable()) listener_.join();
+  absl::MutexLock lock(&mu_);
+  dealer_monitor_.reset();
+  dealer_.reset();
+}
+
+absl::Duration SidecarMatchmaker::HeartbeatInterval() const {
+  return absl::Milliseconds(heartbeat_ms_.load());
+}
+
+void SidecarMatchmaker::EnsureDealer() {
+  if (dealer_) return;
+  dealer_ = std::make_unique<zmq::socket_t>(ctx_, zmq::socket_type::dealer);
+  dealer_->set(zmq::sockopt::linger, 0);
+  dealer_->set(zmq::sockopt::immediate, 1);  // no queueing for a sidecar that is not there
+  // A request in flight when the connection drops is never answered (a restarted sidecar answers
+  // only what reached it): the monitor lets Request send it again instead of waiting it out.
+  absl::StatusOr<std::unique_ptr<SocketMonitor>> m =
+      SocketMonitor::Create(ctx_, *dealer_, ZMQ_EVENT_DISCONNECTED);
+  if (m.ok()) dealer_monitor_ = *std::move(m);
+  dealer_->connect(url_);
+}
+
+SidecarMatchmaker::Wait SidecarMatchmaker::AwaitReply(const std::string& expected,
+                                                      absl::Time deadline, Reply* reply) {
+  for (absl::Duration left = deadline - absl::Now(); left > absl::ZeroDuration();
+       left = deadline - absl::Now()) {
+    zmq::pollitem_t items[2] = {
+        {dealer_->handle(), 0, ZMQ_POLLIN, 0},
+        {dealer_monitor_ ? dealer_monitor_->handle() : nullptr, 0, ZMQ_POLLIN, 0}};
+    zmq::poll(items, dealer_monitor_ ? 2 : 1, std::chrono::milliseconds(Millis(left)));
+    if (dealer_monitor_ && (items[1].revents & ZMQ_POLLIN) && dealer_monitor_->Drain() > 0) {
+      return Wait::kDisconnected;
+    }
+    zmq::message_t h, b;
+    if (!(items[0].revents & ZMQ_POLLIN) || !dealer_->recv(h, zmq::recv_flags::dontwait)) continue;
+    if (!h.more() || !dealer_->recv(b, zmq::recv_flags::dontwait)) continue;
+    if (h.to_string_view() != expected) continue;  // a late answer to an earlier request
+    *reply = DecodeReply(b.to_string_view());
+    return Wait::kAnswered;
+  }
+  return Wait::kTimedOut;
+}
+
+absl::StatusOr<Value> SidecarMatchmaker::Request(std::string_view op, Object body) {
+  if (absl::Now() < down_until_) {
+    return absl::UnavailableError(
+        absl::StrCat("matchmaker sidecar at ", url_, " is not answering"));
+  }
+  absl::StatusOr<std::string> text = ToJson(Value(std::move(body)));
+  if (!text.ok()) return text.status();
+  try {
+    EnsureDealer();
+    const uint64_t id = next_request_++;
+    const std::string header = RequestHeader(op, id);
+    const std::string expected = ReplyHeader(std::to_string(id));
+    const absl::Time deadline = absl::Now() + kRequestTimeout;
+    // Every request is idempotent: one that a dropped connection lost is sent again.
+    for (Wait wait = Wait::kDisconnected; wait == Wait::kDisconnected;) {
+      if (dealer_monitor_) dealer_monitor_->Drain();
+      dealer_->set(zmq::sockopt::sndtimeo, Millis(deadline - absl::Now()));
+      if (!dealer_->send(zmq::buffer(header), zmq::send_flags::sndmore) ||
+          !dealer_->send(zmq::buffer(*text), zmq::send_flags::none)) {
+        break;
+      }
+      Reply reply;
+      wait = AwaitReply(expected, deadline, &reply);
+      if (wait == Wait::kAnswered) {
+        if (!reply.boot.empty()) NoteAnswer(reply.boot);
+        return std::move(reply.result);
+      }
+    }
+    NoteUnreachable();
+    return absl::UnavailableError(absl::StrCat("matchmaker sidecar at ", url_,
+                                               " did not answer within ",
+                                               absl::FormatDuration(kRequestTimeout)));
+  } catch (const zmq::error_t& e) {
+    NoteUnreachable();
+    return absl::UnavailableError(absl::StrCat("matchmaker sidecar at ", url_, ": ", e.what()));
+  }
+}
+
+void SidecarMatchmaker::NoteUnreachable() {
+  dealer_monitor_.reset();
+  dealer_.reset();  // a fresh socket next time: nothing stale queued
+  down_until_ = absl::Now() + kDownFor;
+  pub_endpoint_.clear();  // ask again on reconnecting: a restarted sidecar may publish elsewhere
+  unreachable_ = true;
+  probing_ = true;
+}
+
+void SidecarMatchmaker::NoteAnswer(const std::string& boot) {
+  const bool restarted = !boot_.empty() && boot != boot_;
+  if (restarted || unreachable_) {
+    ZRPC_LOG(kInfo, "matchmaker sidecar at %s is %s", url_,
+             restarted ? "a new one (restarted)" : "back");
+    if (restarted) pub_endpoint_.clear();
+    resync_ = true;
+    came_back_ = true;
+    last_reconnect_.Set(absl::Now());
+  }
+  boot_ = boot;
+  unreachable_ = false;
+  probing_ = false;
+  down_until_ = absl::InfinitePast();
+}
+
+absl::StatusOr<Value> SidecarMatchmaker::Call(std::string_view op, Object body) {
+  absl::StatusOr<Value> result = Request(op, std::move(body));
+  Resync(/*sent_everything=*/op == kHeartbeat);
+  return result;
+}
+
+void SidecarMatchmaker::Resync(bool sent_everything) {
+  if (!resync_) return;
+  resync_ = false;
+  (void)EnsureHello();
+  if (!sent_everything && !own_.empty()) (void)Request(kHeartbeat, HeartbeatBody());
+}
+
+absl::Status SidecarMatchmaker::EnsureHello() {
+  if (!pub_endpoint_.empty()) return absl::OkStatus();
+  absl::StatusOr<Value> hello = Request(kHello, Object{});
+  if (!hello.ok()) return hello.status();
+  const Value* pub = hello->Find("pub");
+  if (pub && pub->is_string()) pub_endpoint_ = pub->AsString();
+  if (const Value* ms = hello->Find("heartbeat_ms"); ms && ms->is_int()) {
+    heartbeat_ms_ = std::clamp<int64_t>(ms->AsInt(), absl::ToInt64Milliseconds(kMinHeartbeat),
+                                        absl::ToInt64Milliseconds(kMaxHeartbeat));
+  }
+  return absl::OkStatus();
+}
+
+Object SidecarMatchmaker::WithOwner(Object body) const {
+  AddOwner(self_, &body);
+  return body;
+}
+
+Object SidecarMatchmaker::HeartbeatBody() const {
+  // Carries every registration: a restarted sidecar learns them all back from one beat.
+  return WithOwner(Object{{"registrations", RegistrationsToValue({own_.begin(), own_.end()})}});
+}
+
+void SidecarMatchmaker::FlushNotices() {
+  if (came_back_.exchange(false)) Changed();
+}
+
+absl::Status SidecarMatchmaker::Register(const Registration& r) {
+  if (absl::Status s = ValidateRegistration(r); !s.ok()) return s;
+  absl::Status s;
+  {
+    absl::MutexLock lock(&mu_);
+    own_.insert(r);
+    (void)EnsureHello();
+    s = Call(kRegister, WithOwner(Object{{"registration", RegistrationToValue(r)}})).status();
+  }
+  FlushNotices();
+  return s;
+}
+
+absl::Status SidecarMatchmaker::Unregister(const Registration& r) {
+  absl::Status s;
+  {
+    absl::MutexLock lock(&mu_);
+    own_.erase(r);
+    s = Call(kUnregister, WithOwner(Object{{"registration", RegistrationToValue(r)}})).status();
+  }
+  FlushNotices();
+  return s;
+}
+
+absl::Status SidecarMatchmaker::Heartbeat() {
+  absl::Status s;
+  {
+    absl::MutexLock lock(&mu_);
+    if (own_.empty()) return absl::OkStatus();
+    (void)EnsureHello();
+    s = Call(kHeartbeat, HeartbeatBody()).status();
+  }
+  FlushNotices();
+  return s;
+}
+
+absl::StatusOr<std::vector<Registration>> SidecarMatchmaker::Resolve(std::string_view exchange,
+                                                                     std::string_view key) {
+  const std::string ck = CacheKey(exchange, key);
+  uint64_t generation;
+  {
+    absl::MutexLock lock(&cache_mu_);
+    auto it = cache_.find(ck);
+    if (it != cache_.end() &&
+        absl::Now() - it->second.fetched < (it->second.regs.empty() ? kEmptyCacheTtl : kCacheTtl)) {
+      return it->second.regs;
+    }
+    generation = generation_;
+  }
+  absl::StatusOr<Value> result;
+  {
+    absl::MutexLock lock(&mu_);
+    (void)EnsureHello();
+    result = Call(kResolve, Object{{"exchange", std::string(exchange)}, {"key", std::string(key)}});
+  }
+  FlushNotices();  // before caching: a restarted sidecar's answer is the fresh one
+  if (!result.ok()) {
+    // Serve what we knew while the sidecar is away.
+    absl::MutexLock lock(&cache_mu_);
+    auto it = cache_.find(ck);
+    if (it != cache_.end()) return it->second.regs;
+    return result.status();
+  }
+  absl::StatusOr<std::vector<Registration>> regs =
+      RegistrationsFromValue(result->Find("registrations"));
+  if (!regs.ok()) return regs.status();
+  absl::MutexLock lock(&cache_mu_);
+  // A change notice that came while we asked may be newer than this answer: then it is stale.
+  cache_[ck] = Cached{*regs, generation == generation_ ? absl::Now() : absl::InfinitePast()};
+  return regs;
+}
+
+absl::StatusOr<std::vector<Registration>> SidecarMatchmaker::List(std::string_view exchange) {
+  absl::StatusOr<Value> result;
+  {
+    absl::MutexLock lock(&mu_);
+    result = Call(kList, Object{{"exchange", std::string(exchange)}});
+  }
+  FlushNotices();
+  if (!result.ok()) return result.status();
+  return RegistrationsFromValue(result->Find("registrations"));
+}
+
+absl::StatusOr<std::unique_ptr<WatchHandle>> SidecarMatchmaker::Watch(
+    std::function<void()> on_change) {
+  return watchers_.Add(std::move(on_change));
+}
+
+void SidecarMatchmaker::Changed() {
+  {
+    // Stale, not gone: refetched on the next lookup, still served while the sidecar is away.
+    absl::MutexLock lock(&cache_mu_);
+    ++generation_;
+    for (auto& [key, entry] : cache_) entry.fetched = absl::InfinitePast();
+  }
+  watchers_.Notify();
+}
+
+bool SidecarMatchmaker::Probe() {
+  try {
+    zmq::socket_t s(ctx_, zmq::socket_type::dealer);
+    s.set(zmq::sockopt::linger, 0);
+    s.set(zmq::sockopt::immediate, 1);
+    s.set(zmq::sockopt::sndtimeo, Millis(kProbeTimeout));
+    s.set(zmq::sockopt::rcvtimeo, Millis(kProbeTimeout));
+    s.connect(url_);
+    const std::string header = RequestHeader(kHello, 0);
+    if (!s.send(zmq::buffer(header), zmq::send_flags::sndmore) ||
+        !s.send(zmq::str_buffer("{}"), zmq::send_flags::none)) {
+      return false;
+    }
+    zmq::message_t h, b;
+    return s.recv(h) && h.more() && s.recv(b) && h.to_string_view() == ReplyHeader("0");
+  } catch (const zmq::error_t&) {
+    return false;
+  }
+}
+
+void SidecarMatchmaker::Recover() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!unreachable_) return;  // a caller got there first
+    down_until_ = absl::InfinitePast();
+    (void)EnsureHello();  // the answer marks the sidecar back
+    Resync(/*sent_everything=*/false);
+  }
+  FlushNotices();
+}
+
+void SidecarMatchmaker::CheckSidecar() {
+  {
+    absl::MutexLock lock(&mu_);
+    (void)Call(kHello, Object{});  // its answer tells whether the sidecar restarted
+  }
+  FlushNotices();
+}
+
+void SidecarMatchmaker::ListenForChanges() {
+  std::unique_ptr<zmq::socket_t> sub;
+  std::unique_ptr<SocketMonitor> monitor;  // destroyed before `sub`
+  std::string connected_to;
+  absl::Time next_probe = absl::InfinitePast();
+  while (!stop_) {
+    if (probing_ && absl::Now() >= next_probe) {
+      next_probe = absl::Now() + kProbeInterval;
+      if (Probe()) Recover();
+    }
+    std::string pub;
+    {
+      absl::MutexLock lock(&mu_);
+      pub = pub_endpoint_;
+    }
+    try {
+      if (!pub.empty() && pub != connected_to) {
+        monitor.reset();
+        sub = std::make_unique<zmq::socket_t>(ctx_, zmq::socket_type::sub);
+        sub->set(zmq::sockopt::linger, 0);
+        sub->set(zmq::sockopt::subscribe, std::string(kProtocol));
+        // Every (re)connection may follow missed notices: it marks the cache stale too.
+        absl::StatusOr<std::unique_ptr<SocketMonitor>> m =
+            SocketMonitor::Create(ctx_, *sub, ZMQ_EVENT_CONNECTED);
+        if (m.ok()) monitor = *std::move(m);
+        sub->connect(pub);
+        connected_to = pub;
+        Changed();  // anything may have changed before we listened
+      }
+      if (!sub) {
+        absl::SleepFor(absl::FromChrono(kListenerPoll));
+        continue;
+      }
+      zmq::pollitem_t items[2] = {{sub->handle(), 0, ZMQ_POLLIN, 0},
+                                  {monitor ? monitor->handle() : nullptr, 0, ZMQ_POLLIN, 0}};
+      zmq::poll(items, monitor ? 2 : 1, kListenerPoll);
+      if (monitor && (items[1].revents & ZMQ_POLLIN) && monitor->Drain() > 0) {
+        // The PUB is back, perhaps that of a restarted sidecar: ask now, not at the next beat.
+        CheckSidecar();
+        Changed();
+      }
+      zmq::message_t m;
+      bool any = false;
+      while (sub->recv(m, zmq::recv_flags::dontwait)) any = true;
+      if (any) Changed();
+    } catch (const zmq::error_t& e) {
+      ZRPC_LOG(kWarning, "matchmaker sidecar notifications: %s", e.what());
+      monitor.reset();
+      sub.reset();
+      connected_to.clear();
+      absl::SleepFor(absl::Milliseconds(200));
+    }
+  }
+}
+
+}  // namespace zrpc::internal::sidecar

@@ -1,0 +1,126 @@
+// The matchmaker backend that talks to a zrpc-matchmaker sidecar (URLs ipc://... and tcp://...;
+// protocol in matchmaker/sidecar/protocol.h).
+//
+// Registry restarts cost nothing: every reply carries the sidecar's boot id, so the client sees
+// a restarted sidecar in its next answer (a heartbeat at least every second) and sends all of
+// its registrations again at once; while the sidecar does not answer, a background probe asks it
+// every 200 ms and does the same as soon as it is back. Answers are cached until a change notice
+// (5 s at most; an empty answer 250 ms at most) and served while the sidecar is away.
+#ifndef ZRPC_MATCHMAKER_SIDECAR_CLIENT_H_
+#define ZRPC_MATCHMAKER_SIDECAR_CLIENT_H_
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+#include <zmq.hpp>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
+#include "matchmaker/atomic_time.h"
+#include "matchmaker/identity.h"
+#include "matchmaker/sidecar/monitor.h"
+#include "matchmaker/sidecar/protocol.h"
+#include "matchmaker/watchers.h"
+#include "zrpc/matchmaker.h"
+#include "zrpc/value.h"
+
+namespace zrpc::internal::sidecar {
+
+// Thread-safe (every Matchmaker method may be called concurrently).
+class SidecarMatchmaker : public Matchmaker {
+ public:
+  // Does not fail when the sidecar is not running yet: requests fail with UNAVAILABLE until it is.
+  static absl::StatusOr<std::unique_ptr<Matchmaker>> Create(std::string url);
+  ~SidecarMatchmaker() override;
+
+  absl::Status Register(const Registration& r) override;
+  absl::Status Unregister(const Registration& r) override;
+  absl::Status Heartbeat() override;
+  absl::StatusOr<std::vector<Registration>> Resolve(std::string_view exchange,
+                                                    std::string_view key) override;
+  absl::StatusOr<std::vector<Registration>> List(std::string_view exchange) override;
+  absl::StatusOr<std::unique_ptr<WatchHandle>> Watch(std::function<void()> on_change) override;
+  std::string url() const override { return url_; }
+  // The interval the sidecar asks for in its hello (a fifth of its TTL), at most a second.
+  absl::Duration HeartbeatInterval() const override;
+  // When the sidecar last answered again after being unreachable, or was found restarted.
+  absl::Time LastReconnect() const override { return last_reconnect_.Get(); }
+
+ private:
+  struct Cached {
+    std::vector<Registration> regs;
+    absl::Time fetched;
+  };
+
+  enum class Wait { kAnswered, kDisconnected, kTimedOut };
+
+  explicit SidecarMatchmaker(std::string url);
+  void EnsureDealer() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Waits for the answer headed `expected` until `deadline`, or until the connection drops.
+  Wait AwaitReply(const std::string& expected, absl::Time deadline, Reply* reply)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // One request; UNAVAILABLE naming the sidecar when it does not answer within a second (and at
+  // once while it is known to be away).
+  absl::StatusOr<Value> Request(std::string_view op, Object body)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Request, then what a sidecar that came back or restarted needs (Resync).
+  absl::StatusOr<Value> Call(std::string_view op, Object body) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status EnsureHello() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // After an answer stamped `boot`: a sidecar that was unreachable or has a new boot id is back.
+  void NoteAnswer(const std::string& boot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void NoteUnreachable() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Learns the (perhaps new) PUB and, unless `sent_everything`, sends every registration again.
+  void Resync(bool sent_everything) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Object WithOwner(Object body) const;
+  Object HeartbeatBody() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether the sidecar answers a hello now, on a socket of its own (no lock held meanwhile).
+  bool Probe();
+  // After a successful probe: talk to the sidecar again.
+  void Recover();
+  // Asks the sidecar whether it restarted (resyncing if so).
+  void CheckSidecar();
+  // Calls Changed() when a request found the sidecar back (after the lock is released).
+  void FlushNotices();
+  // Marks every cached answer stale and tells the watchers.
+  void Changed();
+  // The listener thread: change notices, (re)connections of the SUB, probes while unreachable.
+  void ListenForChanges();
+
+  const std::string url_;
+  const Owner self_;
+  zmq::context_t ctx_;
+
+  absl::Mutex mu_;
+  std::unique_ptr<zmq::socket_t> dealer_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<SocketMonitor> dealer_monitor_ ABSL_GUARDED_BY(mu_);  // reset before dealer_
+  uint64_t next_request_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::flat_hash_set<Registration, RegistrationHash> own_ ABSL_GUARDED_BY(mu_);
+  std::string pub_endpoint_ ABSL_GUARDED_BY(mu_);
+  std::string boot_ ABSL_GUARDED_BY(mu_);
+  // While the sidecar is away, requests fail at once until then (no pile-up of timeouts, e.g. a
+  // service unregistering many consumers); the probe ends it early.
+  absl::Time down_until_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  bool unreachable_ ABSL_GUARDED_BY(mu_) = false;
+  bool resync_ ABSL_GUARDED_BY(mu_) = false;
+
+  std::atomic<bool> probing_{false};  // unreachable_, for the listener thread
+  std::atomic<bool> came_back_{false};
+  AtomicTime last_reconnect_;
+  std::atomic<int64_t> heartbeat_ms_{1000};
+
+  absl::Mutex cache_mu_;
+  absl::flat_hash_map<std::string, Cached> cache_ ABSL_GUARDED_BY(cache_mu_);
+  uint64_t generation_ ABSL_GUARDED_BY(cache_mu_) = 0;  // change notices so far
+  WatcherList watchers_;
+
+  std::atomic<bool> stop_{false};
+  std::thread listener_;
+};
+
+}  // namespace zrpc::internal::sidecar
+
+#endif  // ZRPC_MATCHMAKER_SIDECAR_CLIENT_H_

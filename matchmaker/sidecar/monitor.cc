@@ -1,0 +1,51 @@
+#include "matchmaker/sidecar/monitor.h"
+
+#include <atomic>
+
+#include "absl/strings/str_cat.h"
+
+namespace zrpc::internal::sidecar {
+namespace {
+
+std::atomic<uint64_t> monitor_counter{0};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<SocketMonitor>> SocketMonitor::Create(zmq::context_t& ctx,
+                                                                     zmq::socket_t& socket,
+                                                                     int events) {
+  const std::string address = absl::StrCat("inproc://zrpc-monitor-", monitor_counter.fetch_add(1),
+                                           "-", reinterpret_cast<uintptr_t>(socket.handle()));
+  if (zmq_socket_monitor(socket.handle(), address.c_str(), events) != 0) {
+    return absl::InternalError(absl::StrCat("zmq_socket_monitor: ", zmq_strerror(zmq_errno())));
+  }
+  try {
+    zmq::socket_t pair(ctx, zmq::socket_type::pair);
+    pair.set(zmq::sockopt::linger, 0);
+    pair.connect(address);
+    return std::unique_ptr<SocketMonitor>(new SocketMonitor(socket, std::move(pair)));
+  } catch (const zmq::error_t& e) {
+    zmq_socket_monitor(socket.handle(), nullptr, 0);
+    return absl::InternalError(absl::StrCat("socket monitor: ", e.what()));
+  }
+}
+
+SocketMonitor::~SocketMonitor() {
+  zmq_socket_monitor(socket_.handle(), nullptr, 0);
+  pair_.close();
+}
+
+int SocketMonitor::Drain() {
+  int events = 0;
+  try {
+    // Each event is two frames: 6 bytes (event number, value), then the endpoint.
+    zmq::message_t frame;
+    while (pair_.recv(frame, zmq::recv_flags::dontwait)) {
+      if (!frame.more()) ++events;
+    }
+  } catch (const zmq::error_t&) {
+  }
+  return events;
+}
+
+}  // namespace zrpc::internal::sidecar

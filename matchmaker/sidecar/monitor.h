@@ -1,0 +1,40 @@
+// Events of a ZeroMQ socket (zmq_socket_monitor), read without blocking from an inproc PAIR:
+// how the sidecar learns that a connection closed, and its client that its subscription
+// (re)connected.
+#ifndef ZRPC_MATCHMAKER_SIDECAR_MONITOR_H_
+#define ZRPC_MATCHMAKER_SIDECAR_MONITOR_H_
+
+#include <memory>
+#include <zmq.hpp>
+
+#include "absl/status/statusor.h"
+
+namespace zrpc::internal::sidecar {
+
+// Thread-compatible; lives on the thread of the socket it watches.
+class SocketMonitor {
+ public:
+  // Reports `events` (ZMQ_EVENT_* bits) of `socket`, which must outlive the monitor (destroy
+  // the monitor first: it stops the monitoring).
+  static absl::StatusOr<std::unique_ptr<SocketMonitor>> Create(zmq::context_t& ctx,
+                                                               zmq::socket_t& socket, int events);
+  SocketMonitor(const SocketMonitor&) = delete;
+  SocketMonitor& operator=(const SocketMonitor&) = delete;
+  ~SocketMonitor();
+
+  // For zmq::poll (ZMQ_POLLIN: events are waiting).
+  void* handle() { return pair_.handle(); }
+  // Reads every waiting event; returns how many there were. Does not block.
+  int Drain();
+
+ private:
+  SocketMonitor(zmq::socket_t& socket, zmq::socket_t pair)
+      : socket_(socket), pair_(std::move(pair)) {}
+
+  zmq::socket_t& socket_;
+  zmq::socket_t pair_;
+};
+
+}  // namespace zrpc::internal::sidecar
+
+#endif  // ZRPC_MATCHMAKER_SIDECAR_MONITOR_H_

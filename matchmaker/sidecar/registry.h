@@ -1,0 +1,86 @@
+// The sidecar's table: every registration it holds, the client that owns it, and when each
+// client was last heard from. Keeps the backend in step. A request costs O(1) per registration
+// it carries, whatever the table holds; dropping clients costs one pass over the table.
+#ifndef ZRPC_MATCHMAKER_SIDECAR_REGISTRY_H_
+#define ZRPC_MATCHMAKER_SIDECAR_REGISTRY_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "matchmaker/backend.h"
+#include "matchmaker/identity.h"
+#include "matchmaker/sidecar/protocol.h"
+#include "zrpc/matchmaker.h"
+
+namespace zrpc::internal::sidecar {
+
+// The keys ("compute", "fanout~compute") whose registrations changed, to announce: one notice
+// per key, or a single "*" once more than a few changed (a client refilling a restarted sidecar).
+class Changes {
+ public:
+  void Add(std::string key);
+  // "*" alone, or the keys; empties the set.
+  std::vector<std::string> Take();
+  bool empty() const { return !all_ && keys_.empty(); }
+
+ private:
+  absl::flat_hash_set<std::string> keys_;
+  bool all_ = false;
+};
+
+// Thread-compatible (the server's one thread).
+class Registry {
+ public:
+  // `backend` (and `bulk`, the same backend's bulk registration, or null) outlive the registry;
+  // `ttl` is how long a silent client keeps its registrations.
+  Registry(Matchmaker* backend, BulkRegistrar* bulk, absl::Duration ttl)
+      : backend_(backend), bulk_(bulk), ttl_(ttl) {}
+
+  // Adds `regs` for `owner` (ones it holds already are only refreshed; ones another client held
+  // become this one's) and marks `owner` as heard from at `now`. The new ones go to the backend
+  // in one round trip when it can; an error of the backend is returned (what it refused is not
+  // held).
+  absl::Status Add(const Owner& owner, const std::vector<Registration>& regs, absl::Time now,
+                   Changes* changed);
+  // Marks `owner` as heard from at `now`.
+  void Touch(const Owner& owner, absl::Time now);
+  // Withdraws `r`, whoever owns it (OK when unknown).
+  absl::Status Remove(const Registration& r, Changes* changed);
+  // Withdraws everything of the clients not heard from for the ttl.
+  void Expire(absl::Time now, Changes* changed);
+  // Withdraws everything of the clients whose process has exited: those on this machine whose
+  // pid and start time were confirmed when they registered. Reads /proc once per such client.
+  void DropExited(Changes* changed);
+
+  size_t size() const { return owner_of_.size(); }
+
+ private:
+  struct Client {
+    uint64_t number = 0;  // what owner_of_ holds (cheaper than the id)
+    pid_t pid = 0;
+    uint64_t start = 0;
+    bool local = false;  // pid and start time name a process of this machine
+    absl::Time last_seen;
+  };
+  Client& Heard(const Owner& owner, absl::Time now);
+  // Gives `fresh` to the backend; on an error, forgets the ones it may not hold.
+  absl::Status RegisterFresh(const std::vector<Registration>& fresh);
+  // Withdraws every registration of `clients` (ids) and forgets them.
+  void DropClients(const std::vector<std::string>& clients, const char* why, Changes* changed);
+
+  Matchmaker* const backend_;
+  BulkRegistrar* const bulk_;
+  const absl::Duration ttl_;
+  uint64_t next_client_ = 1;
+  absl::flat_hash_map<Registration, uint64_t, RegistrationHash> owner_of_;
+  absl::flat_hash_map<std::string, Client> clients_;
+};
+
+}  // namespace zrpc::internal::sidecar
+
+#endif  // ZRPC_MATCHMAKER_SIDECAR_REGISTRY_H_

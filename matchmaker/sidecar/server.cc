@@ -1,0 +1,229 @@
+#include "matchmaker/sidecar/server.h"
+
+#include <algorithm>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "matchmaker/memory.h"
+#include "matchmaker/registration_json.h"
+#include "src/codec/json_internal.h"
+#include "src/base/log_internal.h"
+#include "src/zmq/socket_factory.h"
+#include "zrpc/message.h"
+
+namespace zrpc::internal::sidecar {
+namespace {
+
+// The loop wakes at least this often to expire silent clients and beat the backend.
+constexpr absl::Duration kSweepInterval = absl::Milliseconds(100);
+// After a connection closes, exited services are looked for this often, for this long: the
+// connection closes while the process is still exiting, before kill() and /proc show it gone.
+constexpr absl::Duration kExitCheckInterval = absl::Milliseconds(20);
+constexpr absl::Duration kExitCheckWindow = absl::Seconds(2);
+// The standalone backend: only this sidecar changes it.
+constexpr char kMemoryBackend[] = "memory";
+
+absl::StatusOr<Backend> CreateSidecarBackend(const std::string& url) {
+  if (url == kMemoryBackend) return Backend{std::make_unique<MemoryMatchmaker>()};
+  if (IsSidecarUrl(url)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("backend \"", url, "\": a sidecar cannot use another sidecar as its backend"));
+  }
+  return CreateBackend(url);
+}
+
+std::string StringField(const Value& v, std::string_view key) {
+  const Value* f = v.Find(key);
+  return f && f->is_string() ? f->AsString() : std::string();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<SidecarServer>> SidecarServer::Create(Options options) {
+  if (options.endpoints.empty()) return absl::InvalidArgumentError("the sidecar needs an endpoint");
+  if (options.ttl < absl::Seconds(1))
+    return absl::InvalidArgumentError("the ttl must be at least 1 s");
+  if (options.pub.empty()) {
+    const std::string& first = options.endpoints.front();
+    options.pub = absl::StartsWith(first, "ipc://") ? first + ".pub" : "tcp://127.0.0.1:*";
+  }
+  absl::StatusOr<Backend> backend = CreateSidecarBackend(options.backend);
+  if (!backend.ok()) return backend.status();
+  auto server =
+      std::unique_ptr<SidecarServer>(new SidecarServer(std::move(options), *std::move(backend)));
+  if (absl::Status s = server->Bind(); !s.ok()) return s;
+  return server;
+}
+
+SidecarServer::SidecarServer(Options options, Backend backend)
+    : options_(std::move(options)),
+      boot_(NewUniqueId()),
+      backend_(std::move(backend.matchmaker)),
+      registry_(backend_.get(), backend.bulk, options_.ttl) {}
+
+SidecarServer::~SidecarServer() {
+  monitors_.clear();  // before the sockets they watch
+  routers_.clear();
+  pub_.reset();
+  backend_watch_.reset();
+}
+
+absl::Status SidecarServer::Bind() {
+  try {
+    for (const std::string& ep : options_.endpoints) {
+      auto s = std::make_unique<zmq::socket_t>(ctx_, zmq::socket_type::router);
+      s->set(zmq::sockopt::linger, 0);
+      s->bind(ep);
+      // A closed connection may be a service that died: Sweep() then looks for exited processes.
+      absl::StatusOr<std::unique_ptr<SocketMonitor>> m =
+          SocketMonitor::Create(ctx_, *s, ZMQ_EVENT_DISCONNECTED);
+      if (!m.ok()) return m.status();
+      routers_.push_back(std::move(s));
+      monitors_.push_back(*std::move(m));
+    }
+    pub_ = std::make_unique<zmq::socket_t>(ctx_, zmq::socket_type::pub);
+    pub_->set(zmq::sockopt::linger, 0);
+    pub_->bind(options_.pub);
+    pub_endpoint_ = pub_->get(zmq::sockopt::last_endpoint);
+  } catch (const zmq::error_t& e) {
+    return absl::UnavailableError(absl::StrCat("cannot bind: ", e.what()));
+  }
+  return absl::OkStatus();
+}
+
+void SidecarServer::Stop() { stop_ = true; }
+
+void SidecarServer::Run() {
+  if (options_.backend != kMemoryBackend) {
+    // A shared backend also changes under us (another host's sidecar): announce it as "*".
+    absl::StatusOr<std::unique_ptr<WatchHandle>> watch =
+        backend_->Watch([this] { backend_changed_ = true; });
+    if (watch.ok()) backend_watch_ = *std::move(watch);
+  }
+  next_backend_beat_ = absl::Now() + std::min(backend_->HeartbeatInterval(), absl::Hours(24));
+  std::vector<zmq::pollitem_t> items;
+  for (auto& r : routers_) items.push_back({r->handle(), 0, ZMQ_POLLIN, 0});
+  for (auto& m : monitors_) items.push_back({m->handle(), 0, ZMQ_POLLIN, 0});
+  while (!stop_) {
+    const bool checking_exits = absl::Now() < check_exits_until_;
+    zmq::poll(items, std::chrono::milliseconds(absl::ToInt64Milliseconds(
+                         checking_exits ? kExitCheckInterval : kSweepInterval)));
+    for (size_t i = 0; i < routers_.size(); ++i) {
+      if (items[i].revents & ZMQ_POLLIN) Serve(*routers_[i]);
+    }
+    for (size_t i = 0; i < monitors_.size(); ++i) {
+      if ((items[routers_.size() + i].revents & ZMQ_POLLIN) && monitors_[i]->Drain() > 0) {
+        check_exits_until_ = absl::Now() + kExitCheckWindow;
+      }
+    }
+    Sweep();
+    if (backend_changed_.exchange(false)) changed_.Add(std::string(kAnyKey));
+    PublishChanges();
+    BeatBackend();
+  }
+  ZRPC_LOG(kInfo, "zrpc-matchmaker stopping (%d registrations)",
+           static_cast<int>(registry_.size()));
+}
+
+void SidecarServer::Sweep() {
+  const absl::Time now = absl::Now();
+  if (now < check_exits_until_) registry_.DropExited(&changed_);
+  registry_.Expire(now, &changed_);
+}
+
+void SidecarServer::BeatBackend() {
+  if (absl::Now() < next_backend_beat_) return;
+  if (absl::Status s = backend_->Heartbeat(); !s.ok()) {
+    ZRPC_LOG(kWarning, "backend heartbeat: %s", s.message());
+  }
+  next_backend_beat_ = absl::Now() + backend_->HeartbeatInterval();
+}
+
+void SidecarServer::PublishChanges() {
+  if (changed_.empty()) return;
+  for (const std::string& key : changed_.Take()) {
+    const std::string notice = ChangeNotice(key);
+    try {
+      pub_->send(zmq::buffer(notice), zmq::send_flags::dontwait);
+    } catch (const zmq::error_t&) {
+    }
+  }
+}
+
+void SidecarServer::Serve(zmq::socket_t& router) {
+  // A bounded batch, so that one busy client cannot keep the sweep from running.
+  std::vector<zmq::message_t> frames;
+  for (int n = 0; n < 256; ++n) {
+    const RecvResult got = RecvMessage(router, &frames, /*wait=*/false, /*max_frames=*/4);
+    if (got == RecvResult::kNone) break;
+    if (got == RecvResult::kTruncated) {
+      ZRPC_LOG(kError, "a truncated message arrived at the sidecar; dropped");
+      break;
+    }
+    if (frames.size() != 3) continue;
+    std::optional<RequestLine> line = ParseRequestHeader(frames[1].to_string_view());
+    if (!line) {
+      ZRPC_LOG(kWarning, "dropping a request with a bad header");
+      continue;
+    }
+    const std::string reply = EncodeReply(Handle(line->op, frames[2].to_string_view()), boot_);
+    const std::string header = ReplyHeader(line->id);
+    try {
+      router.send(frames[0], zmq::send_flags::sndmore);
+      router.send(zmq::buffer(header), zmq::send_flags::sndmore);
+      router.send(zmq::buffer(reply), zmq::send_flags::none);
+    } catch (const zmq::error_t&) {
+    }
+  }
+}
+
+absl::StatusOr<Value> SidecarServer::Handle(std::string_view op, std::string_view body) {
+  absl::StatusOr<Value> request = ParseJson(body);
+  if (!request.ok()) return request.status();
+  if (op == kHello) {
+    return Value(Object{{"pub", pub_endpoint_},
+                        {"heartbeat_ms", absl::ToInt64Milliseconds(options_.ttl / 5)},
+                        {"boot", boot_}});
+  }
+  if (op == kRegister || op == kUnregister) return HandleRegister(op, *request);
+  if (op == kHeartbeat) return HandleHeartbeat(*request);
+  if (op == kResolve || op == kList) return HandleLookup(op, *request);
+  return absl::InvalidArgumentError(absl::StrCat("unknown operation \"", ToAbsl(op), "\""));
+}
+
+absl::StatusOr<Value> SidecarServer::HandleRegister(std::string_view op, const Value& request) {
+  const Value* rv = request.Find("registration");
+  if (rv == nullptr) return absl::InvalidArgumentError("request lacks \"registration\"");
+  absl::StatusOr<Registration> r = RegistrationFromValue(*rv);
+  if (!r.ok()) return r.status();
+  if (absl::Status s = ValidateRegistration(*r); !s.ok()) return s;
+  absl::Status s = op == kRegister ? registry_.Add(OwnerOf(request), {*r}, absl::Now(), &changed_)
+                                   : registry_.Remove(*r, &changed_);
+  if (!s.ok()) return s;
+  return Value(Object{});
+}
+
+absl::StatusOr<Value> SidecarServer::HandleHeartbeat(const Value& request) {
+  const Owner owner = OwnerOf(request);
+  registry_.Touch(owner, absl::Now());
+  const Value* list = request.Find("registrations");
+  if (list == nullptr) return Value(Object{});
+  absl::StatusOr<std::vector<Registration>> regs = RegistrationsFromValue(list);
+  if (!regs.ok()) return regs.status();
+  for (const Registration& r : *regs) {
+    if (absl::Status s = ValidateRegistration(r); !s.ok()) return s;
+  }
+  if (absl::Status s = registry_.Add(owner, *regs, absl::Now(), &changed_); !s.ok()) return s;
+  return Value(Object{});
+}
+
+absl::StatusOr<Value> SidecarServer::HandleLookup(std::string_view op, const Value& request) {
+  absl::StatusOr<std::vector<Registration>> regs =
+      op == kResolve
+          ? backend_->Resolve(StringField(request, "exchange"), StringField(request, "key"))
+          : backend_->List(StringField(request, "exchange"));
+  if (!regs.ok()) return regs.status();
+  return Value(Object{{"registrations", RegistrationsToValue(*regs)}});
+}
+
+}  // namespace zrpc::internal::sidecar

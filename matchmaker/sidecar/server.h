@@ -1,0 +1,106 @@
+// The zrpc-matchmaker sidecar: serves the protocol of matchmaker/sidecar/protocol.h to the
+// services and clients of its host, over a backend (memory, ring:// or redis://).
+//
+//   absl::StatusOr<std::unique_ptr<SidecarServer>> server =
+//       SidecarServer::Create({.endpoints = {"ipc:///run/zrpc/mm.sock"}});
+//   std::thread t([&] { (*server)->Run(); });
+//   ...
+//   (*server)->Stop();
+//   t.join();
+//
+// It answers lookups from its backend, publishes every change on its PUB, and takes a dead
+// service out of rotation: at once when a connection closes and the process that owned
+// registrations has exited (services of this machine), else when its client has not been heard
+// from for the TTL (clients over tcp:// from other hosts).
+#ifndef ZRPC_MATCHMAKER_SIDECAR_SERVER_H_
+#define ZRPC_MATCHMAKER_SIDECAR_SERVER_H_
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+#include <zmq.hpp>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "matchmaker/backend.h"
+#include "matchmaker/sidecar/monitor.h"
+#include "matchmaker/sidecar/registry.h"
+#include "zrpc/matchmaker.h"
+#include "zrpc/value.h"
+
+namespace zrpc::internal::sidecar {
+
+// Created, served and stopped from one thread, except Stop() (any thread). Not copyable.
+class SidecarServer {
+ public:
+  struct Options {
+    // Where to listen (ROUTER); the first is the sidecar's URL, e.g. "ipc:///run/zrpc/mm.sock",
+    // others may add "tcp://0.0.0.0:7400".
+    std::vector<std::string> endpoints;
+    // Where to publish changes; "" = the first endpoint plus ".pub" for ipc://, else
+    // "tcp://127.0.0.1:*".
+    std::string pub;
+    // "memory" (standalone), "ring:///path/ring.json" or "redis://..."; not another sidecar.
+    std::string backend = "memory";
+    // How long a client that is not heard from keeps its registrations (its heartbeat is a fifth).
+    absl::Duration ttl = absl::Seconds(5);
+  };
+
+  // Creates the backend and binds every socket. INVALID_ARGUMENT for bad options (no endpoint,
+  // a ttl under a second, a sidecar as backend, a bad backend URL); UNAVAILABLE when an endpoint
+  // cannot be bound.
+  static absl::StatusOr<std::unique_ptr<SidecarServer>> Create(Options options);
+  SidecarServer(const SidecarServer&) = delete;
+  SidecarServer& operator=(const SidecarServer&) = delete;
+  ~SidecarServer();
+
+  // Where changes are published (the bound address: a tcp port is resolved).
+  const std::string& pub_endpoint() const { return pub_endpoint_; }
+  // This run's random id, sent in every reply.
+  const std::string& boot_id() const { return boot_; }
+  const Options& options() const { return options_; }
+
+  // Serves until Stop() is called. Blocks.
+  void Run();
+  // Makes Run return within its next poll. Thread-safe and idempotent.
+  void Stop();
+
+ private:
+  SidecarServer(Options options, Backend backend);
+  absl::Status Bind();
+  // Answers every waiting request on `router`.
+  void Serve(zmq::socket_t& router);
+  absl::StatusOr<Value> Handle(std::string_view op, std::string_view body);
+  absl::StatusOr<Value> HandleRegister(std::string_view op, const Value& request);
+  absl::StatusOr<Value> HandleHeartbeat(const Value& request);
+  absl::StatusOr<Value> HandleLookup(std::string_view op, const Value& request);
+  // Checks for exited services while a connection closed recently; expires silent clients.
+  void Sweep();
+  void BeatBackend();
+  // Publishes the collected changes.
+  void PublishChanges();
+
+  const Options options_;
+  const std::string boot_;
+  std::unique_ptr<Matchmaker> backend_;
+  Registry registry_;
+  Changes changed_;
+  std::unique_ptr<WatchHandle> backend_watch_;
+  std::atomic<bool> backend_changed_{false};
+  std::atomic<bool> stop_{false};
+  std::string pub_endpoint_;
+  absl::Time next_backend_beat_ = absl::InfiniteFuture();
+  // Until then, a connection closed recently: look for exited services on every sweep.
+  absl::Time check_exits_until_ = absl::InfinitePast();
+
+  // Sockets last: they close before the context, and monitors before their sockets.
+  zmq::context_t ctx_;
+  std::vector<std::unique_ptr<zmq::socket_t>> routers_;
+  std::unique_ptr<zmq::socket_t> pub_;
+  std::vector<std::unique_ptr<SocketMonitor>> monitors_;
+};
+
+}  // namespace zrpc::internal::sidecar
+
+#endif  // ZRPC_MATCHMAKER_SIDECAR_SERVER_H_

@@ -1,0 +1,146 @@
+// The sidecar's registration table on a fake clock: ownership, TTL expiry, exited processes,
+// change notices, and costs that stay linear in the registrations a request carries.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "matchmaker/memory.h"
+#include "matchmaker/process.h"
+#include "matchmaker/sidecar/registry.h"
+#include "test_util.h"
+#include "testing/child_process.h"
+
+namespace zrpc::internal::sidecar {
+namespace {
+
+const absl::Time kT0 = absl::FromUnixSeconds(1000000);
+constexpr absl::Duration kTtl = absl::Seconds(5);
+
+Registration Reg(const std::string& topic, const std::string& host = "h") {
+  return Registration{.topic = topic, .host = host, .endpoint = "tcp://127.0.0.1:1"};
+}
+
+class RegistryTest : public ::testing::Test {
+ protected:
+  size_t Resolved(const std::string& key) { return backend_.Resolve("openstack", key)->size(); }
+
+  MemoryMatchmaker backend_;
+  Registry registry_{&backend_, nullptr, kTtl};
+  Changes changed_;
+};
+
+TEST_F(RegistryTest, AddsOnceAndAnnouncesEachChangedKey) {
+  ZRPC_ASSERT_OK(
+      registry_.Add({.client = "a"}, {Reg("compute"), Reg("compute.h")}, kT0, &changed_));
+  ZRPC_ASSERT_OK(registry_.Add({.client = "a"}, {Reg("compute")}, kT0, &changed_));  // known
+  EXPECT_EQ(registry_.size(), 2u);
+  EXPECT_EQ(Resolved("compute"), 1u);
+  std::vector<std::string> keys = changed_.Take();
+  std::sort(keys.begin(), keys.end());
+  EXPECT_EQ(keys, (std::vector<std::string>{"compute", "compute.h"}));
+  EXPECT_TRUE(changed_.empty());
+}
+
+TEST_F(RegistryTest, ManyChangesAreAnnouncedAsOneStar) {
+  std::vector<Registration> many;
+  for (int i = 0; i < 1000; ++i) many.push_back(Reg("t" + std::to_string(i)));
+  ZRPC_ASSERT_OK(registry_.Add({.client = "a"}, many, kT0, &changed_));
+  EXPECT_EQ(changed_.Take(), std::vector<std::string>{std::string(kAnyKey)});
+}
+
+TEST_F(RegistryTest, SilentClientsExpireAfterTheTtlOthersStay) {
+  ZRPC_ASSERT_OK(registry_.Add({.client = "a"}, {Reg("compute", "a")}, kT0, &changed_));
+  ZRPC_ASSERT_OK(registry_.Add({.client = "b"}, {Reg("compute", "b")}, kT0, &changed_));
+  registry_.Touch({.client = "b"}, kT0 + absl::Seconds(4));
+  registry_.Expire(kT0 + kTtl, &changed_);
+  EXPECT_EQ(Resolved("compute"), 2u);  // not yet: the ttl has not passed
+  (void)changed_.Take();
+  registry_.Expire(kT0 + kTtl + absl::Milliseconds(1), &changed_);
+  EXPECT_EQ(Resolved("compute"), 1u);
+  EXPECT_EQ(backend_.Resolve("openstack", "compute")->front().host, "b");
+  EXPECT_EQ(changed_.Take(), std::vector<std::string>{"compute"});
+}
+
+TEST_F(RegistryTest, ARegistrationTakenOverByAnotherClientSurvivesItsFormerOwner) {
+  ZRPC_ASSERT_OK(registry_.Add({.client = "old"}, {Reg("compute")}, kT0, &changed_));
+  ZRPC_ASSERT_OK(
+      registry_.Add({.client = "new"}, {Reg("compute")}, kT0 + absl::Seconds(3), &changed_));
+  registry_.Expire(kT0 + absl::Seconds(6), &changed_);  // "old" expires
+  EXPECT_EQ(Resolved("compute"), 1u);
+  registry_.Expire(kT0 + absl::Seconds(9), &changed_);  // "new" too
+  EXPECT_EQ(Resolved("compute"), 0u);
+}
+
+TEST_F(RegistryTest, RegistrationsOfAnExitedLocalProcessAreDroppedOthersAreNot) {
+  zrpc::testing::ChildProcess child;
+  ASSERT_TRUE(child.Start({"/bin/sleep", "30"}));
+  const pid_t pid = child.pid();
+  ASSERT_NE(ProcessStartTime(pid), 0u);
+  const Owner local{.client = "local", .pid = pid, .start = ProcessStartTime(pid)};
+  // Claims the same pid with another start time: not trusted, the TTL applies.
+  const Owner stranger{.client = "stranger", .pid = pid, .start = ProcessStartTime(pid) + 1};
+  ZRPC_ASSERT_OK(registry_.Add(local, {Reg("compute", "local")}, kT0, &changed_));
+  ZRPC_ASSERT_OK(registry_.Add(stranger, {Reg("compute", "stranger")}, kT0, &changed_));
+  registry_.DropExited(&changed_);
+  EXPECT_EQ(Resolved("compute"), 2u);  // alive
+  child.Kill();
+  registry_.DropExited(&changed_);
+  std::vector<Registration> left = *backend_.Resolve("openstack", "compute");
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0].host, "stranger");
+}
+
+TEST_F(RegistryTest, RemoveWithdrawsWhoeverOwnsIt) {
+  ZRPC_ASSERT_OK(registry_.Add({.client = "a"}, {Reg("compute")}, kT0, &changed_));
+  ZRPC_ASSERT_OK(registry_.Remove(Reg("compute"), &changed_));
+  ZRPC_ASSERT_OK(registry_.Remove(Reg("compute"), &changed_));  // unknown: OK
+  EXPECT_EQ(registry_.size(), 0u);
+  EXPECT_EQ(Resolved("compute"), 0u);
+  registry_.Expire(kT0 + absl::Hours(1), &changed_);  // nothing left to drop
+}
+
+// Registers into a memory backend, counting round trips; fails when told to.
+class CountingBulk : public BulkRegistrar {
+ public:
+  explicit CountingBulk(Matchmaker* backend) : backend_(backend) {}
+  absl::Status RegisterAll(const std::vector<Registration>& regs) override {
+    ++calls;
+    if (fail) return absl::UnavailableError("backend down");
+    for (const Registration& r : regs) (void)backend_->Register(r);
+    return absl::OkStatus();
+  }
+  int calls = 0;
+  bool fail = false;
+
+ private:
+  Matchmaker* backend_;
+};
+
+TEST(RegistryBulkTest, NewRegistrationsGoToTheBackendInOneRoundTrip) {
+  MemoryMatchmaker backend;
+  CountingBulk bulk(&backend);
+  Registry registry(&backend, &bulk, kTtl);
+  Changes changed;
+  std::vector<Registration> many;
+  for (int i = 0; i < 100; ++i) many.push_back(Reg("t" + std::to_string(i)));
+  ZRPC_ASSERT_OK(registry.Add({.client = "a"}, many, kT0, &changed));
+  ZRPC_ASSERT_OK(registry.Add({.client = "a"}, many, kT0, &changed));  // all known: no trip
+  EXPECT_EQ(bulk.calls, 1);
+  EXPECT_EQ(backend.List("")->size(), 100u);
+  // What the backend refused is not held, so the next beat tries again.
+  bulk.fail = true;
+  many.push_back(Reg("u1"));
+  many.push_back(Reg("u2"));
+  EXPECT_EQ(registry.Add({.client = "a"}, many, kT0, &changed).code(),
+            absl::StatusCode::kUnavailable);
+  EXPECT_EQ(registry.size(), 100u);
+  bulk.fail = false;
+  ZRPC_ASSERT_OK(registry.Add({.client = "a"}, many, kT0, &changed));
+  EXPECT_EQ(registry.size(), 102u);
+  EXPECT_EQ(bulk.calls, 3);
+}
+
+}  // namespace
+}  // namespace zrpc::internal::sidecar
