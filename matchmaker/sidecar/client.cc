@@ -4,7 +4,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "matchmaker/registration_json.h"
-#include "matchmaker/sidecar/monitor.h"
+#include "src/zmq/socket_factory.h"
+#include "src/zmq/socket_monitor.h"
 #include "src/codec/json_internal.h"
 #include "src/base/log_internal.h"
 #include "zrpc/message.h"
@@ -67,9 +68,11 @@ absl::Duration SidecarMatchmaker::HeartbeatInterval() const {
 
 void SidecarMatchmaker::EnsureDealer() {
   if (dealer_) return;
-  dealer_ = std::make_unique<zmq::socket_t>(ctx_, zmq::socket_type::dealer);
+  absl::StatusOr<std::unique_ptr<zmq::socket_t>> made =
+      MakeSocket(ctx_, SocketRole::kSidecarClient);  // IMMEDIATE: no queueing for an absent sidecar
+  if (!made.ok()) throw zmq::error_t();
+  dealer_ = *std::move(made);
   dealer_->set(zmq::sockopt::linger, 0);
-  dealer_->set(zmq::sockopt::immediate, 1);  // no queueing for a sidecar that is not there
   // A request in flight when the connection drops is never answered (a restarted sidecar answers
   // only what reached it): the monitor lets Request send it again instead of waiting it out.
   absl::StatusOr<std::unique_ptr<SocketMonitor>> m =
@@ -357,7 +360,9 @@ void SidecarMatchmaker::ListenForChanges() {
     try {
       if (!pub.empty() && pub != connected_to) {
         monitor.reset();
-        sub = std::make_unique<zmq::socket_t>(ctx_, zmq::socket_type::sub);
+        absl::StatusOr<std::unique_ptr<zmq::socket_t>> made = MakeSocket(ctx_, SocketRole::kSidecarSub);
+        if (!made.ok()) throw zmq::error_t();
+        sub = *std::move(made);
         sub->set(zmq::sockopt::linger, 0);
         sub->set(zmq::sockopt::subscribe, std::string(kProtocol));
         // Every (re)connection may follow missed notices: it marks the cache stale too.

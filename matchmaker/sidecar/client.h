@@ -22,7 +22,7 @@
 #include "absl/synchronization/mutex.h"
 #include "matchmaker/atomic_time.h"
 #include "matchmaker/identity.h"
-#include "matchmaker/sidecar/monitor.h"
+#include "src/zmq/socket_monitor.h"
 #include "matchmaker/sidecar/protocol.h"
 #include "matchmaker/watchers.h"
 #include "zrpc/matchmaker.h"

@@ -71,7 +71,9 @@ SidecarServer::~SidecarServer() {
 absl::Status SidecarServer::Bind() {
   try {
     for (const std::string& ep : options_.endpoints) {
-      auto s = std::make_unique<zmq::socket_t>(ctx_, zmq::socket_type::router);
+      absl::StatusOr<std::unique_ptr<zmq::socket_t>> made = MakeSocket(ctx_, SocketRole::kSidecarRouter);
+      if (!made.ok()) return made.status();
+      std::unique_ptr<zmq::socket_t> s = *std::move(made);
       s->set(zmq::sockopt::linger, 0);
       s->bind(ep);
       // A closed connection may be a service that died: Sweep() then looks for exited processes.
@@ -81,7 +83,9 @@ absl::Status SidecarServer::Bind() {
       routers_.push_back(std::move(s));
       monitors_.push_back(*std::move(m));
     }
-    pub_ = std::make_unique<zmq::socket_t>(ctx_, zmq::socket_type::pub);
+    absl::StatusOr<std::unique_ptr<zmq::socket_t>> pub = MakeSocket(ctx_, SocketRole::kSidecarPub);
+    if (!pub.ok()) return pub.status();
+    pub_ = *std::move(pub);
     pub_->set(zmq::sockopt::linger, 0);
     pub_->bind(options_.pub);
     pub_endpoint_ = pub_->get(zmq::sockopt::last_endpoint);

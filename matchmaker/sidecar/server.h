@@ -24,7 +24,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "matchmaker/backend.h"
-#include "matchmaker/sidecar/monitor.h"
+#include "src/zmq/socket_monitor.h"
 #include "matchmaker/sidecar/registry.h"
 #include "zrpc/matchmaker.h"
 #include "zrpc/value.h"

@@ -12,31 +12,23 @@ namespace zrpc::internal {
 
 void PeerSocket::PollEvents() {
   if (!monitor) return;
-  std::vector<zmq::message_t> frames;
-  try {
-    while (RecvMessage(*monitor, &frames) == RecvResult::kMessage) {
-      if (frames.empty() || frames[0].size() < 2) continue;
-      uint16_t event;
-      std::memcpy(&event, frames[0].data(), sizeof(event));
-      switch (event) {
-        case ZMQ_EVENT_CONNECTED:
-          up = ever_up = true;
-          refused = false;
-          break;
-        case ZMQ_EVENT_DISCONNECTED:
-          if (up) lost = true;
-          up = false;
-          break;
-        case ZMQ_EVENT_CONNECT_RETRIED:
-          if (!up) refused = true;
-          break;
-        default:
-          break;
-      }
+  monitor->Drain([this](uint16_t event) {
+    switch (event) {
+      case ZMQ_EVENT_CONNECTED:
+        up = ever_up = true;
+        refused = false;
+        break;
+      case ZMQ_EVENT_DISCONNECTED:
+        if (up) lost = true;
+        up = false;
+        break;
+      case ZMQ_EVENT_CONNECT_RETRIED:
+        if (!up) refused = true;
+        break;
+      default:
+        break;
     }
-  } catch (const zmq::error_t&) {
-    broken = true;
-  }
+  });
 }
 
 absl::StatusOr<std::unique_ptr<PeerSocket>> SocketPool::Acquire(const std::string& endpoint) {
@@ -60,7 +52,8 @@ absl::StatusOr<std::unique_ptr<PeerSocket>> SocketPool::Acquire(const std::strin
   absl::StatusOr<std::unique_ptr<zmq::socket_t>> socket =
       MakeSocket(ctx_, SocketRole::kClientDealer, options_);
   if (!socket.ok()) return fail(socket.status());
-  absl::StatusOr<std::unique_ptr<zmq::socket_t>> monitor = AttachMonitor(ctx_, **socket);
+  absl::StatusOr<std::unique_ptr<SocketMonitor>> monitor = SocketMonitor::Create(
+      ctx_, **socket, ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_CONNECT_RETRIED);
   if (!monitor.ok()) return fail(monitor.status());
   try {
     (*socket)->connect(endpoint);

@@ -16,6 +16,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "zmq/socket_monitor.h"
 #include "zrpc/transport.h"
 
 namespace zrpc::internal {
@@ -24,7 +25,7 @@ namespace zrpc::internal {
 // thread at a time (whoever leased it).
 struct PeerSocket {
   std::unique_ptr<zmq::socket_t> socket;
-  std::unique_ptr<zmq::socket_t> monitor;
+  std::unique_ptr<SocketMonitor> monitor;  // destroyed before the socket it watches
   std::string endpoint;
   bool up = false;       // a connection is established now
   bool ever_up = false;  // one was, at some point

@@ -14,20 +14,30 @@ absl::Status ZmqError(std::string_view what, const zmq::error_t& e) {
   return absl::UnavailableError(absl::StrCat(ToAbsl(what), ": ", e.what()));
 }
 
+absl::StatusOr<std::unique_ptr<zmq::socket_t>> MakeSocket(zmq::context_t& ctx, SocketRole role) {
+  static const TransportOptions kDefaults;
+  return MakeSocket(ctx, role, kDefaults);
+}
+
 absl::StatusOr<std::unique_ptr<zmq::socket_t>> MakeSocket(zmq::context_t& ctx, SocketRole role,
                                                           const TransportOptions& options) {
   try {
-    const zmq::socket_type type = role == SocketRole::kServiceRouter ? zmq::socket_type::router
-                                  : role == SocketRole::kServicePub  ? zmq::socket_type::xpub
-                                  : role == SocketRole::kListenerSub ? zmq::socket_type::sub
-                                                                     : zmq::socket_type::dealer;
+    const zmq::socket_type type =
+        role == SocketRole::kServiceRouter || role == SocketRole::kSidecarRouter
+            ? zmq::socket_type::router
+        : role == SocketRole::kServicePub  ? zmq::socket_type::xpub
+        : role == SocketRole::kSidecarPub  ? zmq::socket_type::pub
+        : role == SocketRole::kListenerSub || role == SocketRole::kSidecarSub
+            ? zmq::socket_type::sub
+            : zmq::socket_type::dealer;
     auto s = std::make_unique<zmq::socket_t>(ctx, type);
     s->set(zmq::sockopt::linger, static_cast<int>(absl::ToInt64Milliseconds(options.linger)));
     s->set(zmq::sockopt::ipv6, 1);
-    if (role == SocketRole::kServicePub) {
+    if (role == SocketRole::kServicePub || role == SocketRole::kSidecarPub) {
       // XPUB with NODROP: a subscriber with a full queue makes the send fail (EAGAIN) instead of
-      // dropping silently, so zrpc can count what it drops.
-      s->set(zmq::sockopt::xpub_nodrop, 1);
+      // dropping silently, so zrpc can count what it drops. (The sidecar's change notices are
+      // hints, so its plain PUB may drop.)
+      if (role == SocketRole::kServicePub) s->set(zmq::sockopt::xpub_nodrop, 1);
       s->set(zmq::sockopt::sndhwm, 10000);
       // What arrives on an XPUB is subscriptions ("TOPIC.PRIORITY" prefixes): a peer sending a
       // larger frame is cut off instead of growing the subscription trie without bound.
@@ -48,7 +58,7 @@ absl::StatusOr<std::unique_ptr<zmq::socket_t>> MakeSocket(zmq::context_t& ctx, S
     s->set(zmq::sockopt::reconnect_ivl_max, 2000);
     if (role == SocketRole::kServiceRouter) {
       s->set(zmq::sockopt::router_mandatory, 1);
-    } else if (role == SocketRole::kClientDealer) {
+    } else if (role == SocketRole::kClientDealer || role == SocketRole::kSidecarClient) {
       // A sender queues only to live connections: nothing queued for a dead peer is delivered
       // stale when it comes back, and a send to a peer that is gone is refused (EAGAIN) rather
       // than queued, which is how the client tells "never reached" from "may have run".
@@ -58,25 +68,6 @@ absl::StatusOr<std::unique_ptr<zmq::socket_t>> MakeSocket(zmq::context_t& ctx, S
     return s;
   } catch (const zmq::error_t& e) {
     return ZmqError("cannot create socket", e);
-  }
-}
-
-absl::StatusOr<std::unique_ptr<zmq::socket_t>> AttachMonitor(zmq::context_t& ctx,
-                                                             zmq::socket_t& socket) {
-  static std::atomic<uint64_t> next{0};
-  const std::string address = absl::StrCat("inproc://zrpc-monitor-", next.fetch_add(1));
-  try {
-    if (zmq_socket_monitor(socket.handle(), address.c_str(),
-                           ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED |
-                               ZMQ_EVENT_CONNECT_RETRIED | ZMQ_EVENT_CLOSED) != 0) {
-      throw zmq::error_t();
-    }
-    auto pair = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::pair);
-    pair->set(zmq::sockopt::linger, 0);
-    pair->connect(address);
-    return pair;
-  } catch (const zmq::error_t& e) {
-    return ZmqError("cannot monitor a socket", e);
   }
 }
 

@@ -15,9 +15,24 @@
 
 namespace zrpc::internal {
 
-// kClientDealer: every client call path and casts (queues only to live connections, so that a
-// send to a dead peer is refused rather than queued); kListenerSub: a notification listener.
-enum class SocketRole { kServiceRouter, kServicePub, kClientDealer, kListenerSub };
+// Every socket of every role is made here:
+//   kServiceRouter, kServicePub   a service's ROUTER and XPUB
+//   kClientDealer                 every client call path and casts (queues only to live
+//                                 connections, so that a send to a dead peer is refused, not
+//                                 queued)
+//   kListenerSub                  a notification listener
+//   kSidecarRouter, kSidecarPub   the zrpc-matchmaker sidecar's sockets
+//   kSidecarClient, kSidecarSub   a sidecar's clients (requests, change notices)
+enum class SocketRole {
+  kServiceRouter,
+  kServicePub,
+  kClientDealer,
+  kListenerSub,
+  kSidecarRouter,
+  kSidecarPub,
+  kSidecarClient,
+  kSidecarSub,
+};
 
 // The largest frame a service's XPUB accepts: a subscription is a flag byte, a topic of at most
 // 255 bytes, '.', and a priority name.
@@ -28,11 +43,8 @@ inline constexpr size_t kMaxSubscriptionBytes = 512;
 // DEALERs. Errors become statuses.
 absl::StatusOr<std::unique_ptr<zmq::socket_t>> MakeSocket(zmq::context_t& ctx, SocketRole role,
                                                           const TransportOptions& options);
-
-// A PAIR socket that receives the connection events of `socket` (connected, disconnected,
-// connect retried), through zmq_socket_monitor on a unique inproc endpoint.
-absl::StatusOr<std::unique_ptr<zmq::socket_t>> AttachMonitor(zmq::context_t& ctx,
-                                                             zmq::socket_t& socket);
+// The same with the default TransportOptions (the sidecar and its clients).
+absl::StatusOr<std::unique_ptr<zmq::socket_t>> MakeSocket(zmq::context_t& ctx, SocketRole role);
 
 // The status for a ZeroMQ error (ETERM becomes TransportClosed).
 absl::Status ZmqError(std::string_view what, const zmq::error_t& e);

@@ -1,15 +1,17 @@
-// Events of a ZeroMQ socket (zmq_socket_monitor), read without blocking from an inproc PAIR:
-// how the sidecar learns that a connection closed, and its client that its subscription
-// (re)connected.
-#ifndef ZRPC_MATCHMAKER_SIDECAR_MONITOR_H_
-#define ZRPC_MATCHMAKER_SIDECAR_MONITOR_H_
+// Events of a ZeroMQ socket (zmq_socket_monitor), read without blocking from an inproc PAIR: how
+// a client tells a dead peer from a slow one (connected, disconnected, connect retried), how the
+// sidecar learns that a connection closed, and its client that its subscription (re)connected.
+#ifndef ZRPC_SRC_ZMQ_SOCKET_MONITOR_H_
+#define ZRPC_SRC_ZMQ_SOCKET_MONITOR_H_
 
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <zmq.hpp>
 
 #include "absl/status/statusor.h"
 
-namespace zrpc::internal::sidecar {
+namespace zrpc::internal {
 
 // Thread-compatible; lives on the thread of the socket it watches.
 class SocketMonitor {
@@ -24,8 +26,9 @@ class SocketMonitor {
 
   // For zmq::poll (ZMQ_POLLIN: events are waiting).
   void* handle() { return pair_.handle(); }
-  // Reads every waiting event; returns how many there were. Does not block.
-  int Drain();
+  // Reads every waiting event, calling `on_event(ZMQ_EVENT_...)` for each when given; returns how
+  // many there were. Does not block.
+  int Drain(const std::function<void(uint16_t)>& on_event = nullptr);
 
  private:
   SocketMonitor(zmq::socket_t& socket, zmq::socket_t pair)
@@ -35,6 +38,6 @@ class SocketMonitor {
   zmq::socket_t pair_;
 };
 
-}  // namespace zrpc::internal::sidecar
+}  // namespace zrpc::internal
 
-#endif  // ZRPC_MATCHMAKER_SIDECAR_MONITOR_H_
+#endif  // ZRPC_SRC_ZMQ_SOCKET_MONITOR_H_

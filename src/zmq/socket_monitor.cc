@@ -1,10 +1,12 @@
-#include "matchmaker/sidecar/monitor.h"
+#include "zmq/socket_monitor.h"
+
+#include <cstring>
 
 #include <atomic>
 
 #include "absl/strings/str_cat.h"
 
-namespace zrpc::internal::sidecar {
+namespace zrpc::internal {
 namespace {
 
 std::atomic<uint64_t> monitor_counter{0};
@@ -35,17 +37,24 @@ SocketMonitor::~SocketMonitor() {
   pair_.close();
 }
 
-int SocketMonitor::Drain() {
+int SocketMonitor::Drain(const std::function<void(uint16_t)>& on_event) {
   int events = 0;
   try {
     // Each event is two frames: 6 bytes (event number, value), then the endpoint.
     zmq::message_t frame;
+    bool first = true;
     while (pair_.recv(frame, zmq::recv_flags::dontwait)) {
-      if (!frame.more()) ++events;
+      if (first && on_event && frame.size() >= 2) {
+        uint16_t event;
+        std::memcpy(&event, frame.data(), sizeof(event));
+        on_event(event);
+      }
+      first = !frame.more();
+      if (first) ++events;
     }
   } catch (const zmq::error_t&) {
   }
   return events;
 }
 
-}  // namespace zrpc::internal::sidecar
+}  // namespace zrpc::internal
