@@ -133,8 +133,10 @@ absl::StatusOr<std::shared_ptr<const Candidates>> RouteTable::Resolve(std::strin
   const std::string cache_key = absl::StrCat(ToAbsl(exchange), " ", ToAbsl(key));
   const absl::Time now = absl::Now();
   std::shared_ptr<const Candidates> known;
+  uint64_t generation;
   {
     absl::MutexLock lock(&mu_);
+    generation = generation_;
     auto it = cache_.find(cache_key);
     if (it != cache_.end()) {
       it->second.used = now;
@@ -167,7 +169,8 @@ absl::StatusOr<std::shared_ptr<const Candidates>> RouteTable::Resolve(std::strin
     cache_.erase(cache_key);
     return NoConsumerError(StripFanout(key));
   }
-  cache_[cache_key] = Cached{fresh, now, now};
+  // A change notice that came while we asked may postdate this answer: use it, but ask again.
+  cache_[cache_key] = Cached{fresh, generation == generation_ ? now : absl::InfinitePast(), now};
   return fresh;
 }
 
@@ -179,6 +182,7 @@ void RouteTable::MarkStale(std::string_view exchange, std::string_view key) {
 
 void RouteTable::MarkAllStale() {
   absl::MutexLock lock(&mu_);
+  ++generation_;
   for (auto& [key, cached] : cache_) cached.fetched = absl::InfinitePast();
 }
 

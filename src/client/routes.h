@@ -90,6 +90,8 @@ class RouteTable {
   const absl::Duration default_beat_;
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, Cached> cache_ ABSL_GUARDED_BY(mu_);
+  // Bumped by MarkAllStale: an answer fetched across a change notice is stored as stale.
+  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Mutex rr_mu_;
   absl::flat_hash_map<std::string, std::unique_ptr<std::atomic<uint64_t>>> round_robin_
       ABSL_GUARDED_BY(rr_mu_);
