@@ -34,12 +34,34 @@ struct ClientCore::Prepared {
   std::string method;
 };
 
-struct ClientCore::AsyncRequest {
+struct ClientCore::Outgoing {
   CallSession::Request request;
   std::shared_ptr<const Candidates> candidates;  // keeps the routes of `order` alive
-  std::vector<const Route*> order;
+  std::vector<const Route*> order;               // where to try it, in turn
+};
+
+struct ClientCore::AsyncRequest {
+  Outgoing out;
   std::function<void(absl::StatusOr<Value>)> done;
 };
+
+absl::StatusOr<ClientCore::Outgoing> ClientCore::PrepareCall(const Context& context,
+                                                             std::string_view topic,
+                                                             Message& message,
+                                                             std::string_view exchange,
+                                                             absl::Duration timeout,
+                                                             FrameKind kind, uint64_t token) {
+  absl::StatusOr<Prepared> p = Prepare(context, topic, message, exchange, true, timeout);
+  if (!p.ok()) return p.status();
+  absl::StatusOr<std::shared_ptr<const Candidates>> c = routes_->Resolve(p->exchange, topic);
+  if (!c.ok()) return c.status();
+  Outgoing out{CallSession::Request{token, kind, std::string(topic), std::string(topic), p->method,
+                                    p->msg_id, std::move(p->body), p->deadline},
+               *std::move(c),
+               {}};
+  out.candidates->ForCalls().Order(health_, &out.order);
+  return out;
+}
 
 ClientCore::ClientCore(zmq::context_t& ctx, const TransportOptions& options, WorkerPool& workers)
     : options_(options), workers_(workers), sockets_(ctx, options) {}
@@ -135,17 +157,11 @@ absl::StatusOr<ClientCore::Prepared> ClientCore::Prepare(const Context& context,
 
 absl::StatusOr<Value> ClientCore::Call(const Context& context, std::string_view topic,
                                        Message message, const CallOptions& options) {
-  absl::StatusOr<Prepared> p =
-      Prepare(context, topic, message, options.exchange, true, options.timeout);
-  if (!p.ok()) return p.status();
-  absl::StatusOr<std::shared_ptr<const Candidates>> c = routes_->Resolve(p->exchange, topic);
-  if (!c.ok()) return c.status();
-  std::vector<const Route*> order;
-  (*c)->ForCalls().Order(health_, &order);
+  absl::StatusOr<Outgoing> out = PrepareCall(context, topic, message, options.exchange,
+                                             options.timeout, FrameKind::kCall, 0);
+  if (!out.ok()) return out.status();
   CallSession session(env());
-  const CallSession::Request request{0, FrameKind::kCall, std::string(topic), std::string(topic),
-                                     p->method, p->msg_id, std::move(p->body), p->deadline};
-  if (absl::Status s = session.Start(request, order); !s.ok()) return s;
+  if (absl::Status s = session.Start(out->request, out->order); !s.ok()) return s;
   std::vector<CallSession::Event> events;
   while (session.in_flight() > 0) {
     session.Pump(absl::InfiniteFuture(), &events);
@@ -217,18 +233,12 @@ absl::StatusOr<std::unique_ptr<ReplyStream>> ClientCore::MultiCall(const Context
                                                                    Message message,
                                                                    const CallOptions& options,
                                                                    std::shared_ptr<void> keep_alive) {
-  absl::StatusOr<Prepared> p =
-      Prepare(context, topic, message, options.exchange, true, options.timeout);
-  if (!p.ok()) return p.status();
-  absl::StatusOr<std::shared_ptr<const Candidates>> c = routes_->Resolve(p->exchange, topic);
-  if (!c.ok()) return c.status();
-  std::vector<const Route*> order;
-  (*c)->ForCalls().Order(health_, &order);
-  auto stream = std::make_unique<ReplyStreamImpl>(env(), p->msg_id, std::move(keep_alive));
-  const CallSession::Request request{0, FrameKind::kMultiCall, std::string(topic),
-                                     std::string(topic), p->method, p->msg_id,
-                                     std::move(p->body), p->deadline};
-  if (absl::Status s = stream->session().Start(request, order); !s.ok()) return s;
+  absl::StatusOr<Outgoing> out = PrepareCall(context, topic, message, options.exchange,
+                                             options.timeout, FrameKind::kMultiCall, 0);
+  if (!out.ok()) return out.status();
+  auto stream =
+      std::make_unique<ReplyStreamImpl>(env(), out->request.msg_id, std::move(keep_alive));
+  if (absl::Status s = stream->session().Start(out->request, out->order); !s.ok()) return s;
   return std::unique_ptr<ReplyStream>(std::move(stream));
 }
 
@@ -242,30 +252,18 @@ std::vector<absl::StatusOr<Value>> ClientCore::CallMany(const Context& context,
       options.timeout > absl::ZeroDuration() ? options.timeout : options_.response_timeout;
   const size_t window = static_cast<size_t>(std::max(1, options.window));
   CallSession session(env());
-  std::shared_ptr<const Candidates> candidates;
-  std::vector<const Route*> order;
   std::vector<CallSession::Event> events;
   size_t next = 0;
   while (next < n || session.in_flight() > 0) {
     while (next < n && session.in_flight() < window) {
       const size_t index = next++;
-      absl::StatusOr<Prepared> p =
-          Prepare(context, topic, messages[index], options.exchange, true, timeout);
-      if (!p.ok()) {
-        results[index] = p.status();
+      absl::StatusOr<Outgoing> out = PrepareCall(context, topic, messages[index], options.exchange,
+                                                 timeout, FrameKind::kCall, index);
+      if (!out.ok()) {
+        results[index] = out.status();
         continue;
       }
-      absl::StatusOr<std::shared_ptr<const Candidates>> c = routes_->Resolve(p->exchange, topic);
-      if (!c.ok()) {
-        results[index] = c.status();
-        continue;
-      }
-      candidates = *std::move(c);
-      candidates->ForCalls().Order(health_, &order);
-      const CallSession::Request request{index,          FrameKind::kCall,   std::string(topic),
-                                         std::string(topic), p->method,     p->msg_id,
-                                         std::move(p->body), p->deadline};
-      if (absl::Status s = session.Start(request, order); !s.ok()) results[index] = s;
+      if (absl::Status s = session.Start(out->request, out->order); !s.ok()) results[index] = s;
     }
     if (session.in_flight() == 0) continue;
     events.clear();
@@ -280,17 +278,10 @@ std::vector<absl::StatusOr<Value>> ClientCore::CallMany(const Context& context,
 void ClientCore::CallAsync(const Context& context, std::string_view topic, Message message,
                            std::function<void(absl::StatusOr<Value>)> done,
                            const CallOptions& options) {
-  absl::StatusOr<Prepared> p =
-      Prepare(context, topic, message, options.exchange, true, options.timeout);
-  if (!p.ok()) return Complete(std::move(done), p.status());
-  absl::StatusOr<std::shared_ptr<const Candidates>> c = routes_->Resolve(p->exchange, topic);
-  if (!c.ok()) return Complete(std::move(done), c.status());
-  auto r = std::make_unique<AsyncRequest>();
-  r->request = CallSession::Request{0, FrameKind::kCall, std::string(topic), std::string(topic),
-                                    p->method, p->msg_id, std::move(p->body), p->deadline};
-  r->candidates = *std::move(c);
-  r->candidates->ForCalls().Order(health_, &r->order);
-  r->done = std::move(done);
+  absl::StatusOr<Outgoing> out = PrepareCall(context, topic, message, options.exchange,
+                                             options.timeout, FrameKind::kCall, 0);
+  if (!out.ok()) return Complete(std::move(done), out.status());
+  auto r = std::make_unique<AsyncRequest>(AsyncRequest{*std::move(out), std::move(done)});
   std::call_once(async_started_, [this] { async_thread_ = std::thread([this] { AsyncLoop(); }); });
   {
     absl::MutexLock lock(&async_mu_);
@@ -319,11 +310,11 @@ void ClientCore::AsyncLoop() {
     uint64_t count;
     (void)!read(async_wake_fd_, &count, sizeof(count));
     for (auto& r : queued) {
-      r->request.token = next_token++;
-      if (absl::Status s = session.Start(r->request, r->order); !s.ok()) {
+      r->out.request.token = next_token++;
+      if (absl::Status s = session.Start(r->out.request, r->out.order); !s.ok()) {
         Complete(std::move(r->done), s);
       } else {
-        waiting.emplace(r->request.token, std::move(r->done));
+        waiting.emplace(r->out.request.token, std::move(r->done));
       }
     }
     events.clear();

@@ -71,6 +71,11 @@ class ClientCore {
 
  private:
   struct Prepared;
+  struct Outgoing;
+  // A call or multicall ready to start: encoded, resolved, its candidates in order.
+  absl::StatusOr<Outgoing> PrepareCall(const Context& context, std::string_view topic,
+                                       Message& message, std::string_view exchange,
+                                       absl::Duration timeout, FrameKind kind, uint64_t token);
   absl::StatusOr<Prepared> Prepare(const Context& context, std::string_view topic,
                                    Message& message, std::string_view exchange, bool is_call,
                                    absl::Duration timeout);

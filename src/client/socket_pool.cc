@@ -14,7 +14,9 @@ void PeerSocket::PollEvents() {
   if (!monitor) return;
   monitor->Drain([this](uint16_t event) {
     switch (event) {
-      case ZMQ_EVENT_CONNECTED:
+      case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
+        // Up means the ZMTP handshake is done, not just TCP: a stopped (SIGSTOP) process's
+        // kernel still accepts connections, and a send would wait on it forever.
         up = ever_up = true;
         refused = false;
         break;
@@ -23,6 +25,9 @@ void PeerSocket::PollEvents() {
         up = false;
         break;
       case ZMQ_EVENT_CONNECT_RETRIED:
+      case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+      case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+      case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
         if (!up) refused = true;
         break;
       default:
@@ -53,7 +58,10 @@ absl::StatusOr<std::unique_ptr<PeerSocket>> SocketPool::Acquire(const std::strin
       MakeSocket(ctx_, SocketRole::kClientDealer, options_);
   if (!socket.ok()) return fail(socket.status());
   absl::StatusOr<std::unique_ptr<SocketMonitor>> monitor = SocketMonitor::Create(
-      ctx_, **socket, ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_CONNECT_RETRIED);
+      ctx_, **socket,
+      ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_CONNECT_RETRIED |
+          ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+          ZMQ_EVENT_HANDSHAKE_FAILED_AUTH);
   if (!monitor.ok()) return fail(monitor.status());
   try {
     (*socket)->connect(endpoint);

@@ -27,9 +27,9 @@ struct PeerSocket {
   std::unique_ptr<zmq::socket_t> socket;
   std::unique_ptr<SocketMonitor> monitor;  // destroyed before the socket it watches
   std::string endpoint;
-  bool up = false;       // a connection is established now
+  bool up = false;       // a connection is established now (ZMTP handshake done)
   bool ever_up = false;  // one was, at some point
-  bool refused = false;  // a connect attempt failed since the last connection
+  bool refused = false;  // a connect attempt or a handshake failed since the last connection
   bool lost = false;     // a connection went down since the last TakeLost()
   bool broken = false;   // must not be reused (a truncated message, a socket error)
 

@@ -140,6 +140,25 @@ TEST_F(FaultTest, AStoppedInstanceIsEjectedAfterOneCallAndProbedBackAfterItResum
   EXPECT_TRUE(Eventually([&] { return WhoAmI(*client) == "b"; }, absl::Seconds(4)));
 }
 
+TEST_F(FaultTest, ANewConnectionToAStoppedInstanceFailsOverAfterTheConnectTimeout) {
+  StartService("a");
+  ChildProcess& b = StartService("b");
+  StartService("c");
+  b.Signal(SIGSTOP);
+  ASSERT_TRUE(WaitStopped(b.pid()));
+  // A fresh client: its first connection to b is accepted by b's kernel, but the handshake
+  // never completes. Nothing was queued, so the call moves on (connect_timeout is 500 ms here).
+  auto client = Client();
+  for (int i = 0; i < 9; ++i) {
+    const absl::Time start = absl::Now();
+    absl::Status error;
+    const std::string who = WhoAmI(*client, "compute", &error);
+    EXPECT_TRUE(who == "a" || who == "c") << who << " " << error;
+    EXPECT_LT(absl::Now() - start, absl::Milliseconds(1500));
+  }
+  b.Signal(SIGCONT);
+}
+
 TEST_F(FaultTest, EveryCallPathFailsOverFromARegistrationThatCannotBeReached) {
   StartService("live");
   // A registration whose endpoint nobody listens on, owned by this (live) process.

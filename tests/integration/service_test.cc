@@ -55,8 +55,37 @@ struct Instance {
   std::unique_ptr<Connection> connection;
 };
 
+// A service whose one method, "block", sleeps `ms` and counts how often it started.
+// Members are destroyed bottom-up: the connection and transport stop before the dispatcher goes.
+struct BlockingServer {
+  std::atomic<int> ran{0};
+  Dispatcher dispatcher;
+  std::unique_ptr<Transport> transport;
+  std::unique_ptr<Connection> connection;
+};
+
 class ServiceTest : public IntegrationTest {
  protected:
+  // Starts a BlockingServer consuming `topic` with `options`.
+  std::unique_ptr<BlockingServer> StartBlockingServer(const std::string& topic,
+                                                      TransportOptions options) {
+    auto b = std::make_unique<BlockingServer>();
+    std::atomic<int>* ran = &b->ran;
+    EXPECT_TRUE(b->dispatcher
+                    .Add(Endpoint{}.Method("block", {"ms"},
+                                           [ran](int64_t ms) {
+                                             ++*ran;
+                                             absl::SleepFor(absl::Milliseconds(ms));
+                                             return true;
+                                           }))
+                    .ok());
+    b->transport = Client(std::move(options));
+    b->connection = *b->transport->CreateConnection();
+    EXPECT_TRUE(b->connection->CreateConsumer(topic, b->dispatcher).ok());
+    EXPECT_TRUE(b->connection->ConsumeInThread().ok());
+    return b;
+  }
+
   std::unique_ptr<Instance> MakeInstance(const std::string& host, bool inline_handlers = false) {
     auto inst = std::make_unique<Instance>();
     Instance* raw = inst.get();
@@ -196,15 +225,8 @@ TEST_F(ServiceTest, ClosingAConnectionUnregistersItsConsumers) {
 TEST_F(ServiceTest, CloseFailsHandlersThatOutliveTheBound) {
   TransportOptions o = ClientOptions("slow");
   o.close_timeout = absl::Milliseconds(200);
-  Dispatcher d;
-  ZRPC_ASSERT_OK(d.Add(Endpoint{}.Method("block", {"ms"}, [](int64_t ms) {
-    absl::SleepFor(absl::Milliseconds(ms));
-    return true;
-  })));
-  auto server = Client(o);
-  auto conn = *server->CreateConnection();
-  ZRPC_ASSERT_OK(conn->CreateConsumer("slow", d));
-  ZRPC_ASSERT_OK(conn->ConsumeInThread());
+  auto blocking = StartBlockingServer("slow", o);
+  Connection* conn = blocking->connection.get();
   auto client = Client();
   absl::Status result;
   std::thread caller([&] { result = client->Call(Context(), "slow", Msg("block", {{"ms", 1500}})).status(); });
@@ -444,15 +466,9 @@ namespace {
 TEST_F(ServiceTest, CloseRacingARunningHandlerSendsExactlyOneFinalReply) {
   TransportOptions o = ClientOptions("racy");
   o.close_timeout = absl::Milliseconds(50);
-  Dispatcher d;
-  ZRPC_ASSERT_OK(d.Add(Endpoint{}.Method("block", {"ms"}, [](int64_t ms) {
-    absl::SleepFor(absl::Milliseconds(ms));
-    return true;
-  })));
-  auto server = Client(o);
-  auto conn = *server->CreateConnection();
-  ZRPC_ASSERT_OK(conn->CreateConsumer("racy", d));
-  ZRPC_ASSERT_OK(conn->ConsumeInThread());
+  auto blocking = StartBlockingServer("racy", o);
+  Transport* server = blocking->transport.get();
+  Connection* conn = blocking->connection.get();
   RawDealer raw(server->endpoint());
   raw.Send("zrpc1 call openstack racy m1",
            Envelope({{"method", "block"}, {"args", Object{{"ms", 300}}}, {"_msg_id", "m1"}}));
@@ -469,15 +485,8 @@ TEST_F(ServiceTest, CloseRacingARunningHandlerSendsExactlyOneFinalReply) {
 TEST_F(ServiceTest, TheInFlightLimitAnswersResourceExhausted) {
   TransportOptions o = ClientOptions("limited");
   o.max_in_flight_per_peer = 2;
-  Dispatcher d;
-  ZRPC_ASSERT_OK(d.Add(Endpoint{}.Method("block", {"ms"}, [](int64_t ms) {
-    absl::SleepFor(absl::Milliseconds(ms));
-    return true;
-  })));
-  auto server = Client(o);
-  auto conn = *server->CreateConnection();
-  ZRPC_ASSERT_OK(conn->CreateConsumer("limited", d));
-  ZRPC_ASSERT_OK(conn->ConsumeInThread());
+  auto blocking = StartBlockingServer("limited", o);
+  Transport* server = blocking->transport.get();
   RawDealer raw(server->endpoint());
   for (const char* id : {"m1", "m2", "m3"}) {
     raw.Send(absl::StrCat("zrpc1 call openstack limited ", id),
@@ -500,17 +509,8 @@ TEST_F(ServiceTest, TheInFlightLimitAnswersResourceExhausted) {
 TEST_F(ServiceTest, AQueuedRequestWhoseDeadlinePassedIsNotRun) {
   TransportOptions o = ClientOptions("queued");
   o.thread_pool_size = 1;
-  std::atomic<int> ran{0};
-  Dispatcher d;
-  ZRPC_ASSERT_OK(d.Add(Endpoint{}.Method("block", {"ms"}, [&ran](int64_t ms) {
-    ran++;
-    absl::SleepFor(absl::Milliseconds(ms));
-    return true;
-  })));
-  auto server = Client(o);
-  auto conn = *server->CreateConnection();
-  ZRPC_ASSERT_OK(conn->CreateConsumer("queued", d));
-  ZRPC_ASSERT_OK(conn->ConsumeInThread());
+  auto blocking = StartBlockingServer("queued", o);
+  Transport* server = blocking->transport.get();
   RawDealer raw(server->endpoint());
   raw.Send("zrpc1 call openstack queued m1",
            Envelope({{"method", "block"}, {"args", Object{{"ms", 400}}}, {"_msg_id", "m1"}}));
@@ -525,7 +525,7 @@ TEST_F(ServiceTest, AQueuedRequestWhoseDeadlinePassedIsNotRun) {
   ASSERT_TRUE(replies["m2"].failure.has_value());
   EXPECT_TRUE(IsErrorKind(DeserializeRemoteException(*replies["m2"].failure), ErrorKind::kTimeout));
   EXPECT_FALSE(replies["m1"].failure.has_value());
-  EXPECT_EQ(ran.load(), 1);
+  EXPECT_EQ(blocking->ran.load(), 1);
 }
 
 TEST_F(ServiceTest, AStreamCutByItsDeadlineEndsWithTimeout) {
