@@ -73,9 +73,9 @@ struct TransportOptions {
   absl::Duration response_timeout = absl::Seconds(60);
   // How long a cast may wait to be queued for sending (rpc_cast_timeout).
   absl::Duration cast_timeout = absl::Seconds(30);
-  // How long a send waits for a first connection to a peer before trying another instance or
-  // failing with PeerLost.
-  absl::Duration connect_timeout = absl::Seconds(2);
+  // How long a send waits for a connection (TCP and ZMTP handshake) to a peer before trying
+  // another instance or failing with PeerLost. Nothing is queued meanwhile, so moving on is safe.
+  absl::Duration connect_timeout = absl::Seconds(1);
   // Handler threads (rpc_thread_pool_size).
   int thread_pool_size = 8;
   // Servers send a heartbeat for each unanswered call this often; callers that hear nothing for

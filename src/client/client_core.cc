@@ -35,6 +35,7 @@ struct ClientCore::Prepared {
 };
 
 struct ClientCore::Outgoing {
+  std::string exchange;
   CallSession::Request request;
   std::shared_ptr<const Candidates> candidates;  // keeps the routes of `order` alive
   std::vector<const Route*> order;               // where to try it, in turn
@@ -55,12 +56,28 @@ absl::StatusOr<ClientCore::Outgoing> ClientCore::PrepareCall(const Context& cont
   if (!p.ok()) return p.status();
   absl::StatusOr<std::shared_ptr<const Candidates>> c = routes_->Resolve(p->exchange, topic);
   if (!c.ok()) return c.status();
-  Outgoing out{CallSession::Request{token, kind, std::string(topic), std::string(topic), p->method,
+  Outgoing out{p->exchange,
+               CallSession::Request{token, kind, std::string(topic), std::string(topic), p->method,
                                     p->msg_id, std::move(p->body), p->deadline},
                *std::move(c),
                {}};
   out.candidates->ForCalls().Order(health_, &out.order);
   return out;
+}
+
+absl::Status ClientCore::Start(CallSession& session, Outgoing& out) {
+  absl::Status s = session.Start(out.request, out.order);
+  if (!IsErrorKind(s, ErrorKind::kPeerLost)) return s;
+  // Every known instance proved unreachable, and nothing was sent: the routes may be stale (the
+  // cache answers at once and refreshes in the background). Ask the matchmaker now; nobody left
+  // is NoConsumer, new instances get the request within the same deadline.
+  absl::StatusOr<std::shared_ptr<const Candidates>> fresh =
+      routes_->ResolveNow(out.exchange, out.request.key);
+  if (!fresh.ok()) return IsErrorKind(fresh.status(), ErrorKind::kNoConsumer) ? fresh.status() : s;
+  if (*fresh == out.candidates) return s;
+  out.candidates = *std::move(fresh);
+  out.candidates->ForCalls().Order(health_, &out.order);
+  return session.Start(out.request, out.order);
 }
 
 ClientCore::ClientCore(zmq::context_t& ctx, const TransportOptions& options, WorkerPool& workers)
@@ -73,6 +90,10 @@ ClientCore::~ClientCore() {
 
 void ClientCore::Start(Matchmaker& matchmaker) {
   routes_ = std::make_unique<RouteTable>(matchmaker, options_.call_heartbeat_interval);
+  routes_->SetRefresher([this] {
+    absl::MutexLock lock(&mu_);
+    refresh_wanted_ = true;
+  });
   async_wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   maintenance_ = std::thread([this] { MaintenanceLoop(); });
 }
@@ -161,7 +182,7 @@ absl::StatusOr<Value> ClientCore::Call(const Context& context, std::string_view 
                                              options.timeout, FrameKind::kCall, 0);
   if (!out.ok()) return out.status();
   CallSession session(env());
-  if (absl::Status s = session.Start(out->request, out->order); !s.ok()) return s;
+  if (absl::Status s = Start(session, *out); !s.ok()) return s;
   std::vector<CallSession::Event> events;
   while (session.in_flight() > 0) {
     session.Pump(absl::InfiniteFuture(), &events);
@@ -238,7 +259,7 @@ absl::StatusOr<std::unique_ptr<ReplyStream>> ClientCore::MultiCall(const Context
   if (!out.ok()) return out.status();
   auto stream =
       std::make_unique<ReplyStreamImpl>(env(), out->request.msg_id, std::move(keep_alive));
-  if (absl::Status s = stream->session().Start(out->request, out->order); !s.ok()) return s;
+  if (absl::Status s = Start(stream->session(), *out); !s.ok()) return s;
   return std::unique_ptr<ReplyStream>(std::move(stream));
 }
 
@@ -263,7 +284,7 @@ std::vector<absl::StatusOr<Value>> ClientCore::CallMany(const Context& context,
         results[index] = out.status();
         continue;
       }
-      if (absl::Status s = session.Start(out->request, out->order); !s.ok()) results[index] = s;
+      if (absl::Status s = Start(session, *out); !s.ok()) results[index] = s;
     }
     if (session.in_flight() == 0) continue;
     events.clear();
@@ -311,7 +332,7 @@ void ClientCore::AsyncLoop() {
     (void)!read(async_wake_fd_, &count, sizeof(count));
     for (auto& r : queued) {
       r->out.request.token = next_token++;
-      if (absl::Status s = session.Start(r->out.request, r->out.order); !s.ok()) {
+      if (absl::Status s = Start(session, r->out); !s.ok()) {
         Complete(std::move(r->done), s);
       } else {
         waiting.emplace(r->out.request.token, std::move(r->done));
@@ -428,9 +449,16 @@ void ClientCore::MaintenanceLoop() {
     {
       absl::MutexLock lock(&mu_);
       const absl::Time wake = std::min(health_.NextProbe(), absl::Now() + kMaintenanceTick);
-      mu_.AwaitWithDeadline(absl::Condition(&stop_), wake);
+      mu_.AwaitWithDeadline(absl::Condition(
+                                +[](ClientCore* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->mu_) {
+                                  return c->stop_ || c->refresh_wanted_;
+                                },
+                                this),
+                            wake);
       if (stop_) return;
+      refresh_wanted_ = false;
     }
+    routes_->RefreshStale();  // first: calls are using stale routes meanwhile
     const absl::Time now = absl::Now();
     Probe(now);
     if (now >= next_collect) {

@@ -76,6 +76,9 @@ class ClientCore {
   absl::StatusOr<Outgoing> PrepareCall(const Context& context, std::string_view topic,
                                        Message& message, std::string_view exchange,
                                        absl::Duration timeout, FrameKind kind, uint64_t token);
+  // Starts `out` on `session`; when every candidate proved unreachable, asks the matchmaker
+  // again and tries what it answers (NoConsumer when nobody is left).
+  absl::Status Start(CallSession& session, Outgoing& out);
   absl::StatusOr<Prepared> Prepare(const Context& context, std::string_view topic,
                                    Message& message, std::string_view exchange, bool is_call,
                                    absl::Duration timeout);
@@ -95,6 +98,7 @@ class ClientCore {
 
   absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  bool refresh_wanted_ ABSL_GUARDED_BY(mu_) = false;  // the route table has stale keys
   std::thread maintenance_;
 
   // CallAsync: requests queued for the async thread, which owns their session.

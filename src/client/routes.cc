@@ -132,22 +132,78 @@ absl::StatusOr<std::shared_ptr<const Candidates>> RouteTable::Resolve(std::strin
                                                                       std::string_view key) {
   const std::string cache_key = absl::StrCat(ToAbsl(exchange), " ", ToAbsl(key));
   const absl::Time now = absl::Now();
+  bool ask_refresher = false;
   std::shared_ptr<const Candidates> known;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = cache_.find(cache_key);
+    if (it != cache_.end()) {
+      Cached& c = it->second;
+      c.used = now;
+      if (now - c.fetched >= kTtl && !c.refreshing) {
+        // Stale while revalidating: a call never waits on the matchmaker for a key it knows
+        // (a sidecar or Redis that is away would otherwise stall it for a request timeout).
+        c.refreshing = true;
+        refresh_.emplace_back(std::string(exchange), std::string(key));
+        ask_refresher = true;
+      }
+      known = c.candidates;
+    }
+  }
+  if (known) {
+    if (ask_refresher && on_refresh_needed_) on_refresh_needed_();
+    return known;
+  }
+  return Fetch(exchange, key, cache_key, nullptr);
+}
+
+absl::StatusOr<std::shared_ptr<const Candidates>> RouteTable::ResolveNow(std::string_view exchange,
+                                                                         std::string_view key) {
+  const std::string cache_key = absl::StrCat(ToAbsl(exchange), " ", ToAbsl(key));
+  std::shared_ptr<const Candidates> known;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = cache_.find(cache_key);
+    if (it != cache_.end()) known = it->second.candidates;
+  }
+  return Fetch(exchange, key, cache_key, std::move(known));
+}
+
+void RouteTable::RefreshStale() {
+  std::vector<std::pair<std::string, std::string>> keys;
+  {
+    absl::MutexLock lock(&mu_);
+    keys.swap(refresh_);
+  }
+  for (const auto& [exchange, key] : keys) {
+    const std::string cache_key = absl::StrCat(exchange, " ", key);
+    std::shared_ptr<const Candidates> known;
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = cache_.find(cache_key);
+      if (it == cache_.end()) continue;
+      known = it->second.candidates;
+    }
+    (void)Fetch(exchange, key, cache_key, known);
+  }
+}
+
+absl::StatusOr<std::shared_ptr<const Candidates>> RouteTable::Fetch(
+    std::string_view exchange, std::string_view key, const std::string& cache_key,
+    std::shared_ptr<const Candidates> known) {
+  const absl::Time now = absl::Now();
   uint64_t generation;
   {
     absl::MutexLock lock(&mu_);
     generation = generation_;
-    auto it = cache_.find(cache_key);
-    if (it != cache_.end()) {
-      it->second.used = now;
-      if (now - it->second.fetched < kTtl) return it->second.candidates;
-      known = it->second.candidates;
-    }
   }
   absl::StatusOr<std::vector<Registration>> regs = matchmaker_.Resolve(exchange, key);
   if (!regs.ok()) {
-    // Keep serving from what we knew while the matchmaker cannot be asked.
-    if (known) return known;
+    // Keep serving from what we knew while the matchmaker cannot be asked; ask again later.
+    if (known) {
+      Store(cache_key, known, now, now);
+      return known;
+    }
     return regs.status();
   }
   std::shared_ptr<const Candidates> fresh = Build(cache_key, key, *regs);
@@ -159,8 +215,7 @@ absl::StatusOr<std::shared_ptr<const Candidates>> RouteTable::Resolve(std::strin
     if (now - matchmaker_.LastReconnect() < grace) {
       ZRPC_LOG(kDebug, "matchmaker answered no consumer for %s just after it came back; "
                "keeping the known routes", cache_key);
-      absl::MutexLock lock(&mu_);
-      cache_[cache_key] = Cached{known, now, now};
+      Store(cache_key, known, now, now);
       return known;
     }
   }
@@ -172,6 +227,12 @@ absl::StatusOr<std::shared_ptr<const Candidates>> RouteTable::Resolve(std::strin
   // A change notice that came while we asked may postdate this answer: use it, but ask again.
   cache_[cache_key] = Cached{fresh, generation == generation_ ? now : absl::InfinitePast(), now};
   return fresh;
+}
+
+void RouteTable::Store(const std::string& cache_key, std::shared_ptr<const Candidates> c,
+                       absl::Time fetched, absl::Time used) {
+  absl::MutexLock lock(&mu_);
+  cache_[cache_key] = Cached{std::move(c), fetched, used};
 }
 
 void RouteTable::MarkStale(std::string_view exchange, std::string_view key) {

@@ -6,6 +6,7 @@
 #define ZRPC_SRC_CLIENT_ROUTES_H_
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -60,11 +61,21 @@ class RouteTable {
       : matchmaker_(matchmaker), default_beat_(default_beat) {}
 
   // The candidates for `key` in `exchange`: cached for kTtl (a watch notice or a failed send
-  // refreshes sooner). Registrations are validated (names, endpoint syntax, the key they were
+  // refreshes sooner); a known key past kTtl is answered from the cache at once and refreshed in
+  // the background (RefreshStale), so calls never wait on the matchmaker for a key they know. Registrations are validated (names, endpoint syntax, the key they were
   // registered for); bad ones are skipped with a log line and the lookup goes on. NoConsumer when nobody consumes it; the matchmaker's error when it cannot
   // be asked and nothing is known. Thread-safe; may block on the matchmaker.
   absl::StatusOr<std::shared_ptr<const Candidates>> Resolve(std::string_view exchange,
                                                             std::string_view key);
+  // Asks the matchmaker now (after every known candidate of `key` proved unreachable).
+  absl::StatusOr<std::shared_ptr<const Candidates>> ResolveNow(std::string_view exchange,
+                                                               std::string_view key);
+  // Fetches the keys Resolve found stale (the refresher's thread calls it when told).
+  void RefreshStale();
+  // Called (from a calling thread, without locks held) when a key needs refreshing.
+  void SetRefresher(std::function<void()> on_refresh_needed) {
+    on_refresh_needed_ = std::move(on_refresh_needed);
+  }
   // Asks the matchmaker again on the next Resolve of this key (still used if it cannot answer).
   void MarkStale(std::string_view exchange, std::string_view key);
   void MarkAllStale();
@@ -81,7 +92,15 @@ class RouteTable {
     std::shared_ptr<const Candidates> candidates;
     absl::Time fetched;
     absl::Time used;
+    bool refreshing = false;  // queued for RefreshStale
   };
+  // Asks the matchmaker and stores the answer (see Resolve); `known` is what the cache had.
+  absl::StatusOr<std::shared_ptr<const Candidates>> Fetch(std::string_view exchange,
+                                                          std::string_view key,
+                                                          const std::string& cache_key,
+                                                          std::shared_ptr<const Candidates> known);
+  void Store(const std::string& cache_key, std::shared_ptr<const Candidates> c, absl::Time fetched,
+             absl::Time used);
   std::atomic<uint64_t>* Counter(const std::string& key);
   std::shared_ptr<const Candidates> Build(const std::string& cache_key, std::string_view key,
                                           const std::vector<Registration>& regs);
@@ -92,6 +111,8 @@ class RouteTable {
   absl::flat_hash_map<std::string, Cached> cache_ ABSL_GUARDED_BY(mu_);
   // Bumped by MarkAllStale: an answer fetched across a change notice is stored as stale.
   uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<std::pair<std::string, std::string>> refresh_ ABSL_GUARDED_BY(mu_);
+  std::function<void()> on_refresh_needed_;
   absl::Mutex rr_mu_;
   absl::flat_hash_map<std::string, std::unique_ptr<std::atomic<uint64_t>>> round_robin_
       ABSL_GUARDED_BY(rr_mu_);

@@ -59,6 +59,12 @@ absl::StatusOr<std::unique_ptr<zmq::socket_t>> MakeSocket(zmq::context_t& ctx, S
     if (role == SocketRole::kServiceRouter) {
       s->set(zmq::sockopt::router_mandatory, 1);
     } else if (role == SocketRole::kClientDealer || role == SocketRole::kSidecarClient) {
+      // A client pings its service four times a second and drops a connection that has not
+      // answered for a second (libzmq's I/O thread answers pings even while handlers are busy):
+      // a hung (SIGSTOPped, frozen) instance is then noticed in about a second, as a lost
+      // connection, instead of after three silent call beats.
+      s->set(zmq::sockopt::heartbeat_ivl, 250);
+      s->set(zmq::sockopt::heartbeat_timeout, 1000);
       // A sender queues only to live connections: nothing queued for a dead peer is delivered
       // stale when it comes back, and a send to a peer that is gone is refused (EAGAIN) rather
       // than queued, which is how the client tells "never reached" from "may have run".
