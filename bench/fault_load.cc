@@ -161,8 +161,13 @@ void RunClientThread(std::shared_ptr<Load::Shared> shared, const LoadSpec spec, 
     const CallRecord record = MakeRecord(start, end, spec.timeout, result);
     absl::MutexLock lock(&shared->mu);
     if (shared->closed) continue;
-    shared->records.push_back(record);
-    if (shared->on_record) shared->on_record(record);
+    // A soak client streams its records to the parent instead of keeping them, so that its RSS
+    // (which the soak reports) is zrpc's, not this tool's.
+    if (shared->on_record) {
+      shared->on_record(record);
+    } else {
+      shared->records.push_back(record);
+    }
   }
   shared->done[index] = true;
 }
