@@ -44,9 +44,9 @@ absl::StatusOr<CallSession::Lease*> CallSession::LeaseFor(const Route& route) {
   if (it == leases_.end()) {
     absl::StatusOr<std::unique_ptr<PeerSocket>> s = env_.sockets.Acquire(route.endpoint);
     if (!s.ok()) return s.status();
-    it = leases_.emplace(route.endpoint, Lease{*std::move(s), route}).first;
+    return &leases_.emplace(route.endpoint, Lease{*std::move(s), route}).first->second;
   }
-  it->second.route = route;
+  if (it->second.route.target != route.target) it->second.route = route;
   return &it->second;
 }
 
@@ -62,7 +62,7 @@ void CallSession::Eject(Lease& lease, const char* why) {
 
 absl::Status CallSession::Start(const Request& request, const std::vector<const Route*>& order) {
   const bool is_call = request.kind != FrameKind::kCast;
-  absl::Status last = NoConsumerError(request.topic);
+  const Route* last_tried = nullptr;  // the error is built only when every candidate failed
   for (const Route* route : order) {
     const absl::Time now = absl::Now();
     if (now >= request.deadline) {
@@ -93,11 +93,12 @@ absl::Status CallSession::Start(const Request& request, const std::vector<const 
         // Provably not delivered: nothing was queued. Take the instance out and try the next.
         Eject(**lease, "cannot be reached");
         if (env_.routes != nullptr) env_.routes->MarkStale(route->exchange, request.key);
-        last = PeerLostError(request.topic, route->host);
+        last_tried = route;
         break;
     }
   }
-  return last;
+  return last_tried == nullptr ? NoConsumerError(request.topic)
+                               : PeerLostError(request.topic, last_tried->host);
 }
 
 void CallSession::AddEnded(std::vector<CallMonitor::Ended> ended, std::vector<Event>* events) {

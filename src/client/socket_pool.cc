@@ -44,8 +44,7 @@ absl::StatusOr<std::unique_ptr<PeerSocket>> SocketPool::Acquire(const std::strin
     auto it = idle_.find(endpoint);
     if (it != idle_.end() && !it->second.empty()) {
       std::unique_ptr<PeerSocket> s = std::move(it->second.back());
-      it->second.pop_back();
-      if (it->second.empty()) idle_.erase(it);
+      it->second.pop_back();  // an empty list stays (Retain and DropIdle remove it)
       return s;
     }
   }
