@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Encoding and decoding a typical call message (~300 bytes on the wire: envelope, nested JSON
 // text, a context of 5 keys) and its reply. Reports ns per message and bytes per second.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // zrpc-e2e-bench: zrpc against raw libzmq, client and server in separate processes, in one run.
 //
 //   build/bench/zrpc-e2e-bench [--quick]

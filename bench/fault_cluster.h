@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The processes of one zrpc-faults scenario: three zrpc-service instances, and the matchmaker's
 // own processes (a zrpc-matchmaker sidecar, a redis-server, both or neither), all on 127.0.0.1
 // or ipc:// in a private directory. The cluster starts and stops only its own children, by PID.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "bench/fault_load.h"
 
 #include <unistd.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Load for zrpc-faults: client threads calling the reference service through zrpc's public API,
 // one record per call, and the line format that client processes (`zrpc-faults --client`) use to
 // hand their records to the parent.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What zrpc-faults measured in one scenario, and how it prints it: one table row (Markdown) or
 // one JSON object per scenario.
 #ifndef ZRPC_BENCH_FAULT_REPORT_H_

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // zrpc-faults: the fault matrix. For each matchmaker (local://, the sidecar over memory,
 // redis://, the sidecar over Redis) it starts three zrpc-service instances and the matchmaker's
 // processes, drives them with client threads of this process (4 × 50 calls/s of `whoami`, which

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // zrpc-matchmaker-bench: how fast each matchmaker answers, and how soon a new registration is
 // visible to another client. Starts its own redis-server (if installed) and zrpc-matchmaker.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A time one thread writes and others read without a lock (what Matchmaker::LastReconnect()
 // reports must not block).
 #ifndef ZRPC_MATCHMAKER_ATOMIC_TIME_H_

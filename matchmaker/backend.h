@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What the backend factory makes: a Matchmaker, and what it can do beyond that interface (used
 // by the sidecar, which holds every registration of its host).
 #ifndef ZRPC_MATCHMAKER_BACKEND_H_

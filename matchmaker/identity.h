@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What makes two registrations the same one (the fields operator== compares), as a hash for
 // tables keyed by registration, and the stable order every backend answers in.
 #ifndef ZRPC_MATCHMAKER_IDENTITY_H_

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // local:// — the embedded matchmaker: no server, a directory shared by the processes of one
 // machine. Each matchmaker instance owns one file, "<pid>-<n>.json", holding its process's
 // start time and registrations; readers ignore (and remove) files of processes that are gone.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The backend factory and what every backend shares.
 #include <algorithm>
 #include <tuple>

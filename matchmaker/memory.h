@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // An in-process matchmaker: the sidecar's standalone backend. Registrations live until
 // unregistered (the sidecar expires the ones whose services stop heartbeating). Indexed by the
 // key clients resolve, so every operation costs O(1) or the size of its answer.

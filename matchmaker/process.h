@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Whether a process of this machine is still running, guarded against pid reuse by its start
 // time. Shared by local:// (files of exited processes are ignored) and the sidecar (registrations
 // of exited local services are dropped).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // redis://[:password@]host[:port][/db][?ttl=SECONDS&heartbeat=SECONDS] — the distributed
 // matchmaker, through hiredis's synchronous API.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A redis:// URL and one synchronous hiredis connection to it (hiredis 0.14: no async adapter
 // of ours, no TLS), shared by the Redis matchmaker and its Pub/Sub watcher.
 #ifndef ZRPC_MATCHMAKER_REDIS_CONNECTION_H_

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Registrations as JSON objects, shared by the backends that store them as text.
 #ifndef ZRPC_MATCHMAKER_REGISTRATION_JSON_H_
 #define ZRPC_MATCHMAKER_REGISTRATION_JSON_H_

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // ring:///path/ring.json — the seed's static ring file, re-read when it changes.
 //
 //   {

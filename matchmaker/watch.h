@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Watching a directory for changes (inotify), shared by the file-based matchmakers.
 #ifndef ZRPC_MATCHMAKER_WATCH_H_
 #define ZRPC_MATCHMAKER_WATCH_H_

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A list of Watch callbacks, shared by the backends that notify watchers themselves.
 #ifndef ZRPC_MATCHMAKER_WATCHERS_H_
 #define ZRPC_MATCHMAKER_WATCHERS_H_

@@ -1,4 +1,5 @@
-// Transport and Connection: glue between the public API, the client engine (client.h), the I/O
+// SPDX-License-Identifier: Apache-2.0
+// Transport and Connection: glue between the public API, the client engine (client/), the I/O
 // thread (server/server_engine.h on zmq/reactor.h), the worker pool and the matchmaker.
 #include "zrpc/transport.h"
 

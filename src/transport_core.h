@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The internal core of a Transport, shared (std::shared_ptr) by the public facades and by
 // everything that outlives a call into them: connections, reply streams, notifiers and
 // listeners. It owns the context, the worker pool, the server's I/O loop, the client engine and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Starting, reading and stopping child processes (the demo, the integration tests, the benchmarks
 // and the fault tool start zrpc-service, zrpc-matchmaker and redis-server this way).
 // Header-only; Linux.

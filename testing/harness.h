@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Shared set-up for integration tests: a private local:// registry per test, reference services
 // in child processes, and client transports.
 #ifndef ZRPC_TESTING_HARNESS_H_

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A real redis-server on a free loopback port, started and stopped by the test (by PID).
 #ifndef ZRPC_TESTING_REDIS_SERVER_H_
 #define ZRPC_TESTING_REDIS_SERVER_H_

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // zrpc-demo (the README's first command): three instances of the reference `compute` service
 // (hosts node1..node3) in separate processes, found through the embedded local:// matchmaker,
 // and a client showing each messaging pattern. Stops everything it started and exits 0.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A tiny command-line parser for zrpc's tools: --name=value or --name value, and --flag.
 #ifndef ZRPC_TOOLS_FLAGS_H_
 #define ZRPC_TOOLS_FLAGS_H_

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // zrpc-service: the reference service. The demo starts three of it; tests and benchmarks use it;
 // users can start it by hand to try zrpc:
 //

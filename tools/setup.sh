@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # zrpc set-up: installs the Debian packages that are missing, builds with -j2, then runs
 # the demo (`tools/setup.sh demo`, the default) or the whole test suite (`tools/setup.sh test`).
 # Safe to run again: when everything is installed it goes straight to the (incremental) build.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // zrpc: the command line for zrpc services (like grpcurl). See `zrpc --help`.
 #include <signal.h>
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // zrpc/context.h — the request context that travels with every message (the seed's
 // CommonRpcContext).
 //

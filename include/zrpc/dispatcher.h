@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // zrpc/dispatcher.h — maps method names to handlers, by API namespace and version.
 //
 // An Endpoint is a set of methods implementing one API namespace at one version. The Dispatcher

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // zrpc/errors.h — zrpc's error kinds (the seed's RPC exceptions) as absl::Status values.
 //
 // Every public zrpc function reports failure as an absl::Status. The RPC-specific failures carry

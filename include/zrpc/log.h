@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // zrpc/log.h — where zrpc's log lines go.
 //
 // zrpc writes one line per event (never whole payloads above kDebug) to a sink. The default sink

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // zrpc/matchmaker.h — service discovery: who consumes which topic, at which endpoint.
 //
 // Services register each consumer they create; clients resolve a key to the live registrations:

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // zrpc/message.h — RPC messages, replies and the 2.0 envelope they travel in.
 //
 // Requests are the seed's message dict: {"method", "args": {kwargs}, "version", "namespace",

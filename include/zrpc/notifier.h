@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // zrpc/notifier.h — events: the seed's notifier, over the service's PUB socket.
 //
 //   auto notifier = zrpc::Notifier::Create(*transport, "compute.node1");   // topics: notifications

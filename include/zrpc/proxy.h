@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // zrpc/proxy.h — the client-side helper for one topic: versioned messages and the calls that
 // send them (the seed's RpcProxy).
 //

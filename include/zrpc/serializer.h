@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // zrpc/serializer.h — hooks that turn application entities into JSON values and back.
 //
 // The seed's Serializer: the dispatcher deserializes each argument and serializes each result;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // zrpc/transport.h — services and clients over ZeroMQ.
 //
 // A Transport owns the ZeroMQ context, one I/O thread (the service's ROUTER and PUB, timers,

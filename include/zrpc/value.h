@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // zrpc/value.h — the public JSON value that carries arguments, results and contexts.
 //
 // A `zrpc::Value` is null, a bool, an int64, a uint64 (only for integers above INT64_MAX), a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // zrpc/version.h — RPC API versions "X.Y" or "X.Y.Z" and the seed's compatibility rule.
 //
 //   absl::StatusOr<bool> ok = zrpc::VersionIsCompatible("1.24", "1.23.1");  // true

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // zrpc/zrpc.h — includes every public zrpc header.
 #ifndef ZRPC_ZRPC_H_
 #define ZRPC_ZRPC_H_

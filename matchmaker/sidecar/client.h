@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The matchmaker backend that talks to a zrpc-matchmaker sidecar (URLs ipc://... and tcp://...;
 // protocol in matchmaker/sidecar/protocol.h).
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The zrpc-matchmaker sidecar's wire protocol: its constants and the helpers both ends use.
 //
 // Requests, on a DEALER to the sidecar's ROUTER, are two frames: "zmm1 OP ID" and a JSON body.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "matchmaker/sidecar/registry.h"
 
 #include "matchmaker/process.h"

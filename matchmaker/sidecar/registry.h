@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The sidecar's table: every registration it holds, the client that owns it, and when each
 // client was last heard from. Keeps the backend in step. A request costs O(1) per registration
 // it carries, whatever the table holds; dropping clients costs one pass over the table.

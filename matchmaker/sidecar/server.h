@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The zrpc-matchmaker sidecar: serves the protocol of matchmaker/sidecar/protocol.h to the
 // services and clients of its host, over a backend (memory, ring:// or redis://).
 //

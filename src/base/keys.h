@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The topic-key grammar, in one place (DESIGN §4): what clients resolve and what request headers
 // name besides plain topics and `topic.host`.
 //   fanout~TOPIC            every fanout consumer of TOPIC (a matchmaker key and a target)

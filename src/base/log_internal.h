@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // ZRPC_LOG(level, format, args...): formats only when the level is enabled.
 #ifndef ZRPC_SRC_BASE_LOG_INTERNAL_H_
 #define ZRPC_SRC_BASE_LOG_INTERNAL_H_

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The call monitor: the one place that decides how a call in flight ends besides its reply.
 // It matches frames to calls by msg_id, keeps each call's deadline and silence limit (three of
 // the *service's* heartbeat intervals, DESIGN §3), and turns the passage of time or a lost

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A call session: the client engine that every call path uses (DESIGN §3). It sends requests
 // with failover (an instance that provably did not get a request — no connection, refused,
 // connection gone before the send — is ejected and the next candidate is tried within the same

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The client side of a Transport: every call path (Call, MultiCall, CallMany, CallAsync, the
 // casts) over one engine — RouteTable (where), InstanceHealth (who is in rotation), SocketPool
 // (DEALERs) and CallSession (send with failover, the call monitor). A maintenance thread probes

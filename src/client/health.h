@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Instance health as this process sees it (DESIGN §3 "Failure handling"): an instance whose call
 // ended in PeerLost, or that could not be connected, leaves this process's rotation at once, on
 // every call path, and is re-probed (`_zrpc.ping`, with backoff) before it takes traffic again.

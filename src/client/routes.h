@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Where requests go: the matchmaker's answers, cached per (exchange, key), grouped for routing,
 // each group with a round-robin counter that starts at a random instance in every process.
 // Orders candidates healthy-first (ejected instances last, as a last resort), keeps known routes

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Client DEALER sockets, one per service endpoint per user at a time, leased from a pool (DESIGN
 // §2: no hand-off on the hot path). Each socket comes with a monitor that reports its connection
 // state, so that a send to a dead peer is recognised as such (refused connect, lost connection)

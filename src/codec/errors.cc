@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // zrpc error kinds. The kind and fields ride in one status payload as a small JSON object, so
 // they survive copies of the status and can be read back by helpers.
 #include "zrpc/errors.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // JSON for zrpc::Value: simdjson's DOM parser for reading (it rejects trailing content and bad
 // UTF-8 itself; we add the depth limit and duplicate-key checks) and our own writer.
 #include <array>

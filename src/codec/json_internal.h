@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Internal JSON helpers shared by the Value codec and the message codec.
 #ifndef ZRPC_SRC_CODEC_JSON_INTERNAL_H_
 #define ZRPC_SRC_CODEC_JSON_INTERNAL_H_

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Messages, replies and the envelope. Encoding writes JSON text directly (no intermediate Value);
 // decoding parses into a Value and moves the fields out, so there is one validation path.
 #include "zrpc/message.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The frame layout of zrpc messages (docs/PROTOCOL.md): a header frame of space-separated ASCII
 // words, then a body frame (the JSON envelope, or empty).
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Notifications: events on the transport's PUB (plain listeners) and, for listener pools, casts
 // to pool members of "notify~<topic>~<priority>". Publishers register as "publisher~<topic>".
 #include "zrpc/notifier.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What the server engine routes to: one consumer (a topic, direct topic, fanout or pool member of
 // one Connection), and the state a Connection shares with the engine.
 #ifndef ZRPC_SRC_SERVER_CONSUMER_H_

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "server/duplicate_window.h"
 
 #include "absl/hash/hash.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The duplicate window (DESIGN §3): each consumer remembers the last `size` message unique ids
 // and drops repeats (the seed's DuplicateMessageError). Thread-compatible (the I/O thread's).
 #ifndef ZRPC_SRC_SERVER_DUPLICATE_WINDOW_H_

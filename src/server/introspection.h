@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The reserved namespace `_zrpc` (PROTOCOL.md §8): ping, health and describe, answered by the
 // server engine on the I/O thread for every consumer.
 #ifndef ZRPC_SRC_SERVER_INTROSPECTION_H_

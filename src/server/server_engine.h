@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The server engine (DESIGN §2, §3): the service's ROUTER and XPUB, run on the transport's
 // reactor thread. It routes each request to its consumer, checks duplicates, deadlines, draining
 // and the in-flight limit, resolves the handler, runs it inline or on the worker pool, sends

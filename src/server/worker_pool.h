@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A fixed pool of handler threads fed fairly: each task belongs to a lane (the server uses one
 // lane per client connection) and the threads take tasks from the lanes in turn, so one
 // client's backlog delays another client's request by at most one task per thread. Thread-safe.

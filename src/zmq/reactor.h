@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The reactor: one I/O thread that waits on ZeroMQ sockets and an eventfd, runs tasks queued by
 // other threads, and fires one timer. It knows nothing of RPC: the server engine registers its
 // sockets and its beat timer here (DESIGN §8: zmq ← server). Thread-safe where stated.

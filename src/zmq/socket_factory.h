@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Every ZeroMQ socket zrpc makes is made here, so that its options (and, later, CurveZMQ keys)
 // are set in one place.
 #ifndef ZRPC_SRC_ZMQ_SOCKET_FACTORY_H_

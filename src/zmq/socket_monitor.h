@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Events of a ZeroMQ socket (zmq_socket_monitor), read without blocking from an inproc PAIR: how
 // a client tells a dead peer from a slow one (connected, disconnected, connect retried), how the
 // sidecar learns that a connection closed, and its client that its subscription (re)connected.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Fuzz target for every decoder that reads bytes from the network. Built as a libFuzzer binary
 // with `tools/setup.sh fuzz`; the unit tests replay the checked-in corpus through the same
 // function (fuzz_replay_test.cc).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The zrpc command line against a real service: output and exit codes.
 #include <sys/wait.h>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Fault behaviour of the client engine against real service processes (DESIGN §3): fail fast,
 // fail over, eject and re-probe, nothing leaked. The fast subset of bench/'s fault matrix.
 #include <dirent.h>

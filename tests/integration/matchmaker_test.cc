@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Every matchmaker backend behind real services (zrpc-service processes) and real servers
 // (redis-server), including faults.
 #include <atomic>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Notifications across processes: publishers are zrpc-service processes (method emit), listeners
 // live in the test process.
 #include <atomic>

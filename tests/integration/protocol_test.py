@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """A zrpc client in Python, written from docs/PROTOCOL.md alone, against the C++ reference service.
 
 Run by CTest as: /usr/bin/python3 protocol_test.py PATH/TO/zrpc-service

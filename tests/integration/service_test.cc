@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Services inside the test process (each Transport with its own sockets on loopback), for what
 // needs a look inside: pools, logs, cancellation, close.
 #include <arpa/inet.h>

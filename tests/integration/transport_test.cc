@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Services in child processes (zrpc-service), clients in the test process, real sockets.
 #include <signal.h>
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Installs zrpc from BUILD_DIR into a temporary prefix, then builds and runs a separate consumer
 # project against it twice: with find_package(zrpc CONFIG) and with pkg-config.
 set -euo pipefail

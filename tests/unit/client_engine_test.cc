@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The client engine's pure parts on an injected clock: the call monitor, instance health, route
 // ordering, and the beat header.
 #include <gtest/gtest.h>

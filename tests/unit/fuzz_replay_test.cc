@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Replays the checked-in fuzz corpus through the fuzz target under the normal build, so every
 // corpus entry (including crashers once fixed) stays a regression test.
 #include <filesystem>

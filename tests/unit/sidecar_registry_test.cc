@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The sidecar's registration table on a fake clock: ownership, TTL expiry, exited processes,
 // change notices, and costs that stay linear in the registrations a request carries.
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Small helpers for tests (Abseil 20220623 has no status matchers).
 #ifndef ZRPC_TESTS_UNIT_TEST_UTIL_H_
 #define ZRPC_TESTS_UNIT_TEST_UTIL_H_

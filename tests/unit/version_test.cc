@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "zrpc/version.h"
 
 #include "test_util.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Internal: the machinery behind typed handlers (Endpoint::Method with argument names). Include
 // zrpc/dispatcher.h instead of this file.
 #ifndef ZRPC_INTERNAL_TYPED_H_

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Uses the installed zrpc: a service and a client in one process, one call through local://.
 #include <cstdio>
 #include <cstdlib>
