@@ -70,7 +70,6 @@ class CallSession {
   // CallAsync's, must not keep sockets to instances that left).
   void ReleaseIdle();
   size_t in_flight() const { return monitor_.size(); }
-  absl::Time NextWake() const { return monitor_.NextWake(); }
 
  private:
   struct Lease {

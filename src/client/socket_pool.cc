@@ -112,13 +112,6 @@ void SocketPool::Retain(const absl::flat_hash_set<std::string>& live) {
   }
 }
 
-size_t SocketPool::idle_count() {
-  absl::MutexLock lock(&mu_);
-  size_t n = 0;
-  for (const auto& [endpoint, sockets] : idle_) n += sockets.size();
-  return n;
-}
-
 void SocketPool::Shutdown() {
   absl::MutexLock lock(&mu_);
   closed_ = true;

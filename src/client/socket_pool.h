@@ -62,7 +62,6 @@ class SocketPool {
   void Retain(const absl::flat_hash_set<std::string>& live);
   // After the context was shut down: waits (bounded) for leased sockets, closes idle ones.
   void Shutdown();
-  size_t idle_count();
 
   // Sends `header` and `body` on `s` (both frames or neither). See SendResult.
   enum class SendResult { kSent, kUnreachable, kQueueFull, kClosed };

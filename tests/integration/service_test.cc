@@ -231,7 +231,7 @@ TEST_F(ServiceTest, CloseFailsHandlersThatOutliveTheBound) {
   auto client = Client();
   absl::Status result;
   std::thread caller([&] { result = client->Call(Context(), "slow", Msg("block", {{"ms", 1500}})).status(); });
-  absl::SleepFor(absl::Milliseconds(200));
+  EXPECT_TRUE(Eventually([&] { return blocking->ran == 1; }));  // the handler is running
   const absl::Time start = absl::Now();
   conn->Close();
   EXPECT_LT(absl::Now() - start, absl::Seconds(1));
@@ -473,7 +473,7 @@ TEST_F(ServiceTest, CloseRacingARunningHandlerSendsExactlyOneFinalReply) {
   RawDealer raw(server->endpoint());
   raw.Send("zrpc1 call openstack racy m1",
            Envelope({{"method", "block"}, {"args", Object{{"ms", 300}}}, {"_msg_id", "m1"}}));
-  absl::SleepFor(absl::Milliseconds(100));
+  EXPECT_TRUE(Eventually([&] { return blocking->ran == 1; }));  // the handler is running
   conn->Close();  // fails the running call, then the handler finishes
   absl::StatusOr<Reply> first = DecodeReply(raw.Receive());
   ZRPC_ASSERT_OK(first);
