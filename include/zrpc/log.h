@@ -8,6 +8,10 @@
 //   zrpc::SetLogSink([](zrpc::LogLevel level, std::string_view line) { my_log(level, line); });
 //   zrpc::SetLogLevel(zrpc::LogLevel::kWarning);  // drop debug and info lines
 //
+// Every line reaches the sink as one line of printable text: control bytes, invalid UTF-8 and
+// backslashes in it are written as \xNN and \\ (bytes from a peer or a registry cannot forge
+// lines or send terminal escapes).
+//
 // Thread-safe: the sink may be called from any zrpc thread at once, and must be thread-safe.
 #ifndef ZRPC_LOG_H_
 #define ZRPC_LOG_H_

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "absl/synchronization/mutex.h"
+#include "src/base/escape.h"
 #include "zrpc/log.h"
 
 namespace zrpc {
@@ -60,6 +61,12 @@ LogLevel GetLogLevel() { return static_cast<LogLevel>(Level().load(std::memory_o
 
 void Log(LogLevel level, std::string_view line) {
   if (static_cast<int>(level) < Level().load(std::memory_order_relaxed)) return;
+  // One event is one line, whatever bytes from the wire or a registry a caller formatted in.
+  std::string escaped;
+  if (!internal::IsTerminalSafe(line)) {
+    escaped = internal::EscapeForTerminal(line);
+    line = escaped;
+  }
   std::shared_ptr<LogSink> sink;
   {
     SinkHolder& h = Holder();
