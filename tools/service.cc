@@ -42,7 +42,14 @@ zrpc::Endpoint ReferenceEndpoint(const std::string& host, Notes* notes, bool inl
             [](zrpc::CallContext&, const zrpc::Object& args) -> absl::StatusOr<zrpc::Value> {
               return zrpc::Value(args);
             })
-      .Method("add", {"a", "b"}, [](int64_t a, int64_t b) { return a + b; })
+      .Method("add", {"a", "b"},
+              [](int64_t a, int64_t b) -> absl::StatusOr<int64_t> {
+                int64_t sum;
+                if (__builtin_add_overflow(a, b, &sum)) {
+                  return absl::OutOfRangeError("add: the sum does not fit in a 64-bit integer");
+                }
+                return sum;
+              })
       .Stream("count",
               [](zrpc::CallContext& ctx, const zrpc::Object& args,
                  zrpc::StreamWriter& out) -> absl::Status {

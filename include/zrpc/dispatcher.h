@@ -44,6 +44,10 @@
 
 namespace zrpc {
 
+namespace internal {
+class ServerEngine;
+}  // namespace internal
+
 // The namespace zrpc keeps for its own introspection methods; user endpoints may not use it.
 inline constexpr std::string_view kReservedNamespace = "_zrpc";
 
@@ -83,6 +87,8 @@ class CallContext {
 
  private:
   friend class Dispatcher;
+  friend class internal::ServerEngine;  // sets the deadline of a request it decodes late
+  void set_deadline(absl::Time deadline) { deadline_ = deadline; }
   Context context_;
   absl::Time deadline_;
   std::string topic_;

@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -34,8 +35,10 @@ class Value;
 // A JSON array.
 using Array = std::vector<Value>;
 
-// A JSON object: keys in insertion order, each key at most once. Lookups are linear, which is
-// the fastest choice for the small objects RPC messages carry (a few dozen keys at most).
+// A JSON object: keys in insertion order, each key at most once. Small objects (the usual few
+// keys) are searched linearly; from 32 keys on, a hash index keeps Find, Set and operator[] at
+// constant time, so building or reading an object of n keys is linear in n. Change values
+// through iterators freely, but never a key: Erase and Set/operator[] are the way to rename.
 class Object {
  public:
   using Entry = std::pair<std::string, Value>;
@@ -45,6 +48,11 @@ class Object {
   Object() = default;
   // Later duplicates of a key replace earlier ones.
   Object(std::initializer_list<Entry> entries);
+  Object(const Object& other);
+  Object& operator=(const Object& other);
+  Object(Object&&) noexcept = default;
+  Object& operator=(Object&&) noexcept = default;
+  ~Object() = default;
 
   // Returns the value at `key`, or nullptr.
   const Value* Find(std::string_view key) const;
@@ -59,7 +67,7 @@ class Object {
   // Appends `key` with a null value and returns that value to fill in place; the caller
   // guarantees `key` is new.
   Value& EmplaceUnchecked(std::string_view key);
-  // Removes `key`; returns whether it was there.
+  // Removes `key`; returns whether it was there. Linear in the object's size.
   bool Erase(std::string_view key);
 
   size_t size() const;
@@ -73,7 +81,19 @@ class Object {
   friend bool operator==(const Object& a, const Object& b);
 
  private:
+  // Key hash -> position, built once an object holds kIndexFrom keys.
+  struct Index;
+  struct IndexDeleter {
+    void operator()(Index* index) const;
+  };
+  static constexpr size_t kIndexFrom = 32;
+  // Keeps the index in step after entries_.back() was appended.
+  void IndexLast();
+  void Reindex();
+  size_t Position(std::string_view key) const;  // size() when absent
+
   std::vector<Entry> entries_;
+  std::unique_ptr<Index, IndexDeleter> index_;
 };
 
 class Value {
@@ -143,9 +163,11 @@ class Value {
 // Object's inline members need Value complete (clang instantiates std::pair eagerly).
 inline bool Object::Contains(std::string_view key) const { return Find(key) != nullptr; }
 inline Value& Object::EmplaceUnchecked(std::string_view key) {
-  return entries_.emplace_back(std::piecewise_construct, std::forward_as_tuple(key),
-                               std::forward_as_tuple())
-      .second;
+  Value& v = entries_.emplace_back(std::piecewise_construct, std::forward_as_tuple(key),
+                                   std::forward_as_tuple())
+                 .second;
+  if (index_ || entries_.size() >= kIndexFrom) IndexLast();
+  return v;
 }
 inline size_t Object::size() const { return entries_.size(); }
 inline bool Object::empty() const { return entries_.empty(); }
@@ -162,11 +184,17 @@ std::string_view TypeName(Value::Type type);
 struct JsonLimits {
   // Deepest nesting of arrays and objects accepted (the top level counts as 1).
   int max_depth = 64;
+  // Most members one object may have.
+  size_t max_object_members = 65536;
+  // Most values (of any type, containers included) in the whole document: bounds the memory a
+  // decoded message takes (about 40 bytes per value) whatever its text holds.
+  size_t max_elements = 1u << 19;
 };
 
 // Parses one JSON text. Errors (INVALID_ARGUMENT, with the reason): malformed JSON, trailing
 // content, invalid UTF-8 or lone surrogates, NaN/Infinity, numbers out of range (1e400, 2^64),
-// duplicate object keys, nesting deeper than `limits.max_depth`. Thread-safe.
+// duplicate object keys, nesting deeper than `limits.max_depth`, more members or values than
+// `limits` allows. Linear in the text's size. Thread-safe.
 absl::StatusOr<Value> ParseJson(std::string_view text, const JsonLimits& limits = {});
 
 // Writes `value` as compact JSON. Doubles are written so that they read back as the same double

@@ -190,19 +190,43 @@ absl::Status JsonError(simdjson::error_code error, int max_depth) {
   return absl::InvalidArgumentError(absl::StrCat("invalid JSON: ", ToAbsl(reason)));
 }
 
+namespace {
+constexpr size_t kKeptParserCapacity = 1 << 20;
+thread_local simdjson::dom::parser parsers[2];
+}  // namespace
+
+void TrimJsonParsers(size_t size) {
+  if (size <= kKeptParserCapacity) return;
+  for (simdjson::dom::parser& p : parsers) {
+    if (p.capacity() > kKeptParserCapacity) p = simdjson::dom::parser();
+  }
+}
+
 absl::StatusOr<simdjson::dom::element> ParseDom(std::string_view text, const JsonLimits& limits,
                                                 int slot) {
   // An empty text (a missing body frame) may have a null data pointer: never hand it on.
   if (text.empty()) return absl::InvalidArgumentError("invalid JSON: empty text");
-  thread_local simdjson::dom::parser parsers[2];
   auto result = parsers[slot].parse(text.data(), text.size(), /*realloc_if_needed=*/true);
   if (result.error()) return JsonError(result.error(), limits.max_depth);
   return result.value_unsafe();
 }
 
+absl::Status TooManyMembers(size_t members, const JsonLimits& limits) {
+  return absl::InvalidArgumentError(absl::StrCat("invalid JSON: an object has ", members,
+                                                 " members, more than the receiver's limit of ",
+                                                 limits.max_object_members));
+}
+
+absl::Status TooManyElements(const JsonLimits& limits) {
+  return absl::InvalidArgumentError(absl::StrCat("invalid JSON: more than ", limits.max_elements,
+                                                 " values in one document (the receiver's limit)"));
+}
+
 absl::Status FromDom(simdjson::dom::element element, int depth, const JsonLimits& limits,
-                     Value* out) {
+                     size_t* elements_left, Value* out) {
   using simdjson::dom::element_type;
+  if (*elements_left == 0) return TooManyElements(limits);
+  --*elements_left;
   switch (element.type()) {
     case element_type::NULL_VALUE: *out = Value(); return absl::OkStatus();
     case element_type::BOOL: *out = Value(element.get_bool().value_unsafe()); return absl::OkStatus();
@@ -220,16 +244,23 @@ absl::Status FromDom(simdjson::dom::element element, int depth, const JsonLimits
   }
   if (element.type() == element_type::ARRAY) {
     simdjson::dom::array in = element.get_array().value_unsafe();
+    const size_t n = in.size();
+    if (n > *elements_left) return TooManyElements(limits);
     *out = Value(Array{});
     Array& array = out->MutableArray();
-    array.reserve(in.size());
+    array.reserve(n);
     for (simdjson::dom::element item : in) {
-      if (absl::Status s = FromDom(item, depth + 1, limits, &array.emplace_back()); !s.ok()) return s;
+      if (absl::Status s = FromDom(item, depth + 1, limits, elements_left, &array.emplace_back());
+          !s.ok()) {
+        return s;
+      }
     }
     return absl::OkStatus();
   }
   simdjson::dom::object in = element.get_object().value_unsafe();
   const size_t n = in.size();
+  if (n > limits.max_object_members) return TooManyMembers(n, limits);
+  if (n > *elements_left) return TooManyElements(limits);
   *out = Value(Object{});
   Object& object = out->MutableObject();
   object.reserve(n);
@@ -243,7 +274,9 @@ absl::Status FromDom(simdjson::dom::element element, int depth, const JsonLimits
           absl::StrCat("invalid JSON: duplicate key \"", ToAbsl(field.key), "\""));
     }
     Value& slot = object.EmplaceUnchecked(field.key);
-    if (absl::Status s = FromDom(field.value, depth + 1, limits, &slot); !s.ok()) return s;
+    if (absl::Status s = FromDom(field.value, depth + 1, limits, elements_left, &slot); !s.ok()) {
+      return s;
+    }
   }
   return absl::OkStatus();
 }
@@ -254,7 +287,8 @@ absl::StatusOr<Value> ParseJson(std::string_view text, const JsonLimits& limits)
   absl::StatusOr<simdjson::dom::element> dom = internal::ParseDom(text, limits);
   if (!dom.ok()) return dom.status();
   Value v;
-  if (absl::Status s = internal::FromDom(*dom, 1, limits, &v); !s.ok()) return s;
+  size_t elements_left = limits.max_elements;
+  if (absl::Status s = internal::FromDom(*dom, 1, limits, &elements_left, &v); !s.ok()) return s;
   return v;
 }
 

@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "zrpc/message.h"
 #include "zrpc/value.h"
 
 namespace zrpc::internal {
@@ -59,10 +60,21 @@ absl::Status AppendDouble(double d, std::string* out);
 // the message inside it).
 absl::StatusOr<simdjson::dom::element> ParseDom(std::string_view text, const JsonLimits& limits,
                                                 int slot = 0);
-// Converts a DOM element to a Value, enforcing the depth limit and unique keys. `depth` is the
-// depth of `element` itself (the top level is 1).
+// Converts a DOM element to a Value, enforcing the depth, member and element limits and unique
+// keys. `depth` is the depth of `element` itself (the top level is 1); `*elements_left` is what
+// remains of limits.max_elements for the whole document, and is decreased by the values taken.
 absl::Status FromDom(simdjson::dom::element element, int depth, const JsonLimits& limits,
-                     Value* out);
+                     size_t* elements_left, Value* out);
+// The errors of the member and element limits.
+absl::Status TooManyMembers(size_t members, const JsonLimits& limits);
+absl::Status TooManyElements(const JsonLimits& limits);
+// DecodeMessage that also tells how many JSON values the message held: its decoded form takes
+// about that many Values (whatever the text's size), which admission counts.
+absl::StatusOr<Message> DecodeMessageCounting(std::string_view wire, const JsonLimits& limits,
+                                              size_t* values);
+// After a document of `size` bytes: frees this thread's parser buffers if it grew them past
+// 1 MiB, so that a worker thread does not keep the largest message's buffers for good.
+void TrimJsonParsers(size_t size);
 // INVALID_ARGUMENT "invalid JSON: <reason>" for a simdjson error.
 absl::Status JsonError(simdjson::error_code error, int max_depth);
 

@@ -62,7 +62,8 @@ class ValueField {
 
 class DomField {
  public:
-  DomField(simdjson::dom::element e, const JsonLimits& limits) : e_(e), limits_(limits) {}
+  DomField(simdjson::dom::element e, const JsonLimits& limits, size_t* elements_left)
+      : e_(e), limits_(limits), elements_left_(elements_left) {}
   bool is_null() const { return e_.is_null(); }
   bool is_string() const { return e_.is_string(); }
   bool is_object() const { return e_.is_object(); }
@@ -73,11 +74,13 @@ class DomField {
   std::string take_string() { return std::string(e_.get_string().value_unsafe()); }
   absl::Status take_object(Object* out) {
     Value v;
-    if (absl::Status s = internal::FromDom(e_, 2, limits_, &v); !s.ok()) return s;
+    if (absl::Status s = internal::FromDom(e_, 2, limits_, elements_left_, &v); !s.ok()) return s;
     *out = std::move(v.MutableObject());
     return absl::OkStatus();
   }
-  absl::Status take_value(Value* out) { return internal::FromDom(e_, 2, limits_, out); }
+  absl::Status take_value(Value* out) {
+    return internal::FromDom(e_, 2, limits_, elements_left_, out);
+  }
   std::string_view type_name() const {
     using T = simdjson::dom::element_type;
     switch (e_.type()) {
@@ -96,6 +99,7 @@ class DomField {
  private:
   simdjson::dom::element e_;
   const JsonLimits& limits_;
+  size_t* elements_left_;  // of the whole document
 };
 
 bool IsContextKey(std::string_view key) {
@@ -187,9 +191,11 @@ absl::Status UnpackReplyField(std::string_view key, Field f, Reply& r) {
 // Unpacks the members of a DOM object with `unpack(key, DomField)`, refusing duplicate keys.
 // Linear time: a hash set past a handful of keys (a peer may send 180,000 of them).
 template <typename F>
-absl::Status ForEachDomMember(simdjson::dom::object object, const JsonLimits& limits, F unpack) {
+absl::Status ForEachDomMember(simdjson::dom::object object, const JsonLimits& limits,
+                              size_t& elements_left, F unpack) {
   constexpr size_t kLinear = 16;
   const size_t n = object.size();
+  if (n > limits.max_object_members) return internal::TooManyMembers(n, limits);
   std::vector<std::string_view> few;
   absl::flat_hash_set<std::string_view> many;
   if (n > kLinear) many.reserve(n);
@@ -202,7 +208,7 @@ absl::Status ForEachDomMember(simdjson::dom::object object, const JsonLimits& li
           absl::StrCat("invalid JSON: duplicate key \"", ToAbsl(field.key), "\""));
     }
     if (n <= kLinear) few.push_back(field.key);
-    if (absl::Status s = unpack(field.key, DomField(field.value, limits)); !s.ok()) return s;
+    if (absl::Status s = unpack(field.key, DomField(field.value, limits, &elements_left)); !s.ok()) return s;
   }
   return absl::OkStatus();
 }
@@ -217,8 +223,11 @@ absl::StatusOr<simdjson::dom::object> OpenWireDom(std::string_view wire, const J
   };
   absl::StatusOr<simdjson::dom::element> outer = internal::ParseDom(wire, limits, 0);
   if (!outer.ok()) return outer.status();
-  if (!outer->is_object()) return not_object(DomField(*outer, limits).type_name());
+  if (!outer->is_object()) return not_object(DomField(*outer, limits, nullptr).type_name());
   simdjson::dom::object object = outer->get_object().value_unsafe();
+  if (object.size() > limits.max_object_members) {
+    return internal::TooManyMembers(object.size(), limits);
+  }
   std::optional<simdjson::dom::element> version, inner;
   for (simdjson::dom::key_value_pair field : object) {
     if (field.key == kEnvelopeVersionKey || field.key == kEnvelopeMessageKey) {
@@ -233,7 +242,8 @@ absl::StatusOr<simdjson::dom::object> OpenWireDom(std::string_view wire, const J
   if (!version || !inner) return object;  // a 1.0 message
   if (!version->is_string()) {
     Value v;
-    (void)internal::FromDom(*version, 2, limits, &v);
+    size_t elements_left = 64;  // only to name it in the error
+    (void)internal::FromDom(*version, 2, limits, &elements_left, &v);
     return UnsupportedRpcEnvelopeVersionError(ToJson(v).value_or("?"));
   }
   const std::string_view v = version->get_string().value_unsafe();
@@ -242,12 +252,12 @@ absl::StatusOr<simdjson::dom::object> OpenWireDom(std::string_view wire, const J
   if (!inner->is_string()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "envelope field \"oslo.message\" must be a string of JSON text, got ",
-        ToAbsl(DomField(*inner, limits).type_name())));
+        ToAbsl(DomField(*inner, limits, nullptr).type_name())));
   }
   absl::StatusOr<simdjson::dom::element> message =
       internal::ParseDom(inner->get_string().value_unsafe(), limits, 1);
   if (!message.ok()) return message.status();
-  if (!message->is_object()) return not_object(DomField(*message, limits).type_name());
+  if (!message->is_object()) return not_object(DomField(*message, limits, nullptr).type_name());
   return message->get_object().value_unsafe();
 }
 
@@ -369,16 +379,21 @@ absl::StatusOr<Value> DeserializeMsg(Value msg, const JsonLimits& limits) {
   return ParseJson(inner->AsString(), limits);
 }
 
+// For text this process wrote itself.
+constexpr JsonLimits kUnlimited{.max_depth = 1 << 20,
+                                .max_object_members = SIZE_MAX,
+                                .max_elements = SIZE_MAX};
+
 absl::StatusOr<Value> PackMessage(const Message& message) {
   absl::StatusOr<std::string> text = Plain([&](internal::JsonSink& w) { return WriteMessage(message, w); });
   if (!text.ok()) return text.status();
-  return ParseJson(*text, JsonLimits{.max_depth = 1 << 20});
+  return ParseJson(*text, kUnlimited);
 }
 
 absl::StatusOr<Value> PackReply(const Reply& reply) {
   absl::StatusOr<std::string> text = Plain([&](internal::JsonSink& w) { return WriteReply(reply, w); });
   if (!text.ok()) return text.status();
-  return ParseJson(*text, JsonLimits{.max_depth = 1 << 20});
+  return ParseJson(*text, kUnlimited);
 }
 
 absl::StatusOr<Message> UnpackMessage(Value value) {
@@ -417,25 +432,40 @@ absl::StatusOr<std::string> EncodeReply(const Reply& reply) {
 }
 
 absl::StatusOr<Message> DecodeMessage(std::string_view wire, const JsonLimits& limits) {
+  size_t values = 0;
+  return internal::DecodeMessageCounting(wire, limits, &values);
+}
+
+namespace internal {
+
+absl::StatusOr<Message> DecodeMessageCounting(std::string_view wire, const JsonLimits& limits,
+                                              size_t* values) {
   absl::StatusOr<simdjson::dom::object> object = OpenWireDom(wire, limits, "message");
   if (!object.ok()) return object.status();
   Message m;
   Object context;
-  absl::Status s = ForEachDomMember(*object, limits, [&](std::string_view key, DomField f) {
-    return UnpackMessageField(key, f, m, context);
-  });
+  size_t elements_left = limits.max_elements;
+  absl::Status s =
+      ForEachDomMember(*object, limits, elements_left, [&](std::string_view key, DomField f) {
+        return UnpackMessageField(key, f, m, context);
+      });
+  *values = limits.max_elements - elements_left;
   if (!s.ok()) return s;
   if (s = FinishMessage(m, std::move(context)); !s.ok()) return s;
   return m;
 }
 
+}  // namespace internal
+
 absl::StatusOr<Reply> DecodeReply(std::string_view wire, const JsonLimits& limits) {
   absl::StatusOr<simdjson::dom::object> object = OpenWireDom(wire, limits, "reply");
   if (!object.ok()) return object.status();
   Reply r;
-  absl::Status s = ForEachDomMember(*object, limits, [&](std::string_view key, DomField f) {
-    return UnpackReplyField(key, f, r);
-  });
+  size_t elements_left = limits.max_elements;
+  absl::Status s =
+      ForEachDomMember(*object, limits, elements_left, [&](std::string_view key, DomField f) {
+        return UnpackReplyField(key, f, r);
+      });
   if (!s.ok()) return s;
   return r;
 }

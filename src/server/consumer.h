@@ -12,6 +12,7 @@
 
 #include "server/duplicate_window.h"
 #include "zrpc/dispatcher.h"
+#include "absl/synchronization/mutex.h"
 #include "zrpc/matchmaker.h"
 #include "zrpc/message.h"
 
@@ -31,8 +32,17 @@ struct Consumer {
   std::function<void(const Message&)> callback;    // a raw pool member (JoinConsumerPool)
   Registration registration;
   std::string key;  // "<exchange> <target>"
-  DuplicateWindow duplicates;
   explicit Consumer(int window) : duplicates(window) {}
+  // True when `unique_id` was seen recently (a repeat). Thread-safe: large requests are checked
+  // by the worker that decodes them.
+  bool SeenBefore(std::string_view unique_id) {
+    absl::MutexLock lock(&duplicates_mu);
+    return duplicates.Seen(unique_id);
+  }
+
+ private:
+  absl::Mutex duplicates_mu;
+  DuplicateWindow duplicates ABSL_GUARDED_BY(duplicates_mu);
 };
 
 }  // namespace zrpc::internal

@@ -76,6 +76,7 @@ class ServerEngine {
  private:
   struct InFlight {
     std::string rid;
+    std::string msg_id;
     std::shared_ptr<CallContext> ctx;
     uint64_t connection_id;
     size_t bytes;
@@ -94,7 +95,18 @@ class ServerEngine {
   // The client behind `rid` is gone: its running calls are cancelled (they stop at their next
   // yield or reply).
   void ClientGone(const std::string& rid);
+  // Calls are told apart by their client and id: two clients may pick the same MSG_ID.
+  static std::string InFlightKey(std::string_view rid, std::string_view msg_id);
+  // Admission by load alone: this client's requests, the queue, the bytes queued.
+  absl::Status AdmitLoad(const std::string& rid, size_t bytes);
   void Submit(Job job);
+  // A body larger than kDecodeOnLoopBytes is admitted by load, queued as text and decoded by the
+  // worker (DecodeOnWorker), so that no decode holds the reactor thread for long.
+  void SubmitUndecoded(std::string rid, const Header& header, std::shared_ptr<Consumer> consumer,
+                       std::string_view body);
+  // Decodes, checks and resolves a job queued as text; false when it ended there (its error
+  // sent or its cast dropped).
+  bool DecodeOnWorker(Job& job, const std::function<void(Reply, bool)>& send);
   void Execute(Job& job, bool on_loop);
   absl::Status RunHandler(Job& job, const std::function<void(Reply, bool)>& send,
                           std::optional<Value>* last);
@@ -120,7 +132,7 @@ class ServerEngine {
   std::unique_ptr<zmq::socket_t> pub_;
   absl::flat_hash_map<std::string, std::shared_ptr<Consumer>> consumers_;
   std::string key_buffer_;  // reused to look consumers up without allocating
-  absl::flat_hash_map<std::string, InFlight> in_flight_;  // by msg_id
+  absl::flat_hash_map<std::string, InFlight> in_flight_;  // by InFlightKey(rid, msg_id)
   absl::flat_hash_map<std::string, int> peer_work_;  // pool requests queued or running, by rid
   size_t queued_requests_ = 0;
   size_t queued_bytes_ = 0;

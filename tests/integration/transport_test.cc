@@ -432,5 +432,39 @@ TEST_F(TransportTest, AsyncCallToAKilledServerFailsWithPeerLost) {
   EXPECT_TRUE(IsErrorKind(result, ErrorKind::kPeerLost)) << result;
 }
 
+
+TEST_F(TransportTest, LargeRequestsDoNotHoldUpOtherClients) {
+  StartService("node1");
+  auto big_client = Client();
+  auto quick_client = Client();
+  // ~1 MB of 400,000 values each: decoded by workers, not by the service's I/O thread.
+  Array zeros(400000, Value(0));
+  std::atomic<int> big_done{0};
+  std::vector<std::thread> senders;
+  for (int i = 0; i < 4; ++i) {
+    senders.emplace_back([&] {
+      absl::StatusOr<Value> echoed =
+          big_client->Call(Context(), "compute", Msg("echo", {{"a", zeros}}));
+      if (echoed.ok() && echoed->Find("a") && echoed->Find("a")->AsArray().size() == 400000) {
+        big_done.fetch_add(1);
+      }
+    });
+  }
+  for (int i = 0; i < 20; ++i) {
+    CallOptions quick{.timeout = absl::Seconds(5)};
+    const absl::Time start = absl::Now();
+    ZRPC_EXPECT_OK(quick_client->Call(Context(), "compute", Msg("whoami"), quick));
+    // Generous: a quick call never waits behind a whole large decode.
+    EXPECT_LT(absl::Now() - start, absl::Seconds(2));
+  }
+  for (std::thread& t : senders) t.join();
+  EXPECT_EQ(big_done.load(), 4);
+  // Past the value limit: a clear error naming it, and the service goes on.
+  Array too_many(600000, Value(0));
+  EXPECT_THAT(quick_client->Call(Context(), "compute", Msg("echo", {{"a", too_many}})).status().message(),
+              HasSubstr("more than 524288 values"));
+  ZRPC_EXPECT_OK(quick_client->Call(Context(), "compute", Msg("whoami")));
+}
+
 }  // namespace
 }  // namespace zrpc::testing

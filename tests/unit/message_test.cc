@@ -191,5 +191,25 @@ TEST(UniqueIdTest, IsHexAndUnique) {
   EXPECT_NE(a, b);
 }
 
+
+TEST(MessageTest, DecodeAppliesJsonLimitsInsideTheEnvelope) {
+  Message m;
+  m.method = "echo";
+  for (int i = 0; i < 70000; ++i) m.args.AppendUnchecked("k" + std::to_string(i), 1);
+  absl::StatusOr<std::string> wire = EncodeMessage(m);
+  ZRPC_ASSERT_OK(wire);
+  ZRPC_EXPECT_ERROR(DecodeMessage(*wire), absl::StatusCode::kInvalidArgument,
+                    "an object has 70000 members, more than the receiver's limit of 65536");
+  Message deep;
+  deep.method = "echo";
+  deep.args.Set("a", Array{Array{1, 2}, Array{3}});
+  deep.context.Set("user", "u");
+  wire = EncodeMessage(deep);
+  ZRPC_ASSERT_OK(wire);
+  // The whole message counts: args (1) + a (1) + 2 arrays + 3 numbers + the context string.
+  ZRPC_EXPECT_OK(DecodeMessage(*wire, {.max_elements = 8}));
+  ZRPC_EXPECT_ERROR(DecodeMessage(*wire, {.max_elements = 6}), absl::StatusCode::kInvalidArgument, "more than 6 values");
+}
+
 }  // namespace
 }  // namespace zrpc

@@ -5,6 +5,7 @@
 #include <limits>
 #include <string>
 
+#include "absl/time/clock.h"
 #include "test_util.h"
 
 namespace zrpc {
@@ -175,6 +176,69 @@ TEST(JsonTest, DepthLimitIsExactAndConfigurable) {
   const std::string ten = std::string(10, '[') + std::string(10, ']');
   ZRPC_EXPECT_OK(ParseJson(ten, {.max_depth = 10}));
   ZRPC_EXPECT_ERROR(ParseJson(ten, {.max_depth = 9}), kInvalid, "deeper than 9");
+}
+
+
+TEST(JsonTest, MemberAndElementLimitsApplyToTheWholeDocument) {
+  std::string wide = "{";
+  for (int i = 0; i < 11; ++i) wide += (i ? ",\"k" : "\"k") + std::to_string(i) + "\":1";
+  wide += "}";
+  ZRPC_EXPECT_OK(ParseJson(wide, {.max_object_members = 11}));
+  ZRPC_EXPECT_ERROR(ParseJson(wide, {.max_object_members = 10}), kInvalid,
+                    "an object has 11 members, more than the receiver's limit of 10");
+  // Values are counted across every level: 1 array + 3 arrays + 6 numbers = 10.
+  const std::string nested = "[[1,2],[3,4],[5,6]]";
+  ZRPC_EXPECT_OK(ParseJson(nested, {.max_elements = 10}));
+  ZRPC_EXPECT_ERROR(ParseJson(nested, {.max_elements = 9}), kInvalid,
+                    "more than 9 values in one document");
+  // The defaults: 2^19 values, 65536 members.
+  std::string many = "[";
+  for (int i = 0; i <= (1 << 19); ++i) many += i ? ",0" : "0";
+  many += "]";
+  ZRPC_EXPECT_ERROR(ParseJson(many), kInvalid, "more than 524288 values");
+}
+
+TEST(ObjectTest, LargeObjectsStayConsistentAndLinear) {
+  // 200,000 keys: quadratic lookups would take minutes; the index keeps this well under a second.
+  constexpr int kKeys = 200000;
+  Object o;
+  for (int i = 0; i < kKeys; ++i) o.Set("k" + std::to_string(i), i);
+  for (int i = 0; i < kKeys; ++i) o["k" + std::to_string(i)] = Value(i + 1);  // replaces
+  ASSERT_EQ(o.size(), static_cast<size_t>(kKeys));
+  ASSERT_NE(o.Find("k199999"), nullptr);
+  EXPECT_EQ(o.Find("k199999")->AsInt(), 200000);
+  EXPECT_EQ(o.Find("nope"), nullptr);
+  Object copy = o;
+  EXPECT_TRUE(copy == o);
+  EXPECT_TRUE(copy.Erase("k5"));
+  EXPECT_FALSE(copy.Erase("k5"));
+  EXPECT_EQ(copy.Find("k5"), nullptr);
+  ASSERT_NE(copy.Find("k6"), nullptr);
+  EXPECT_EQ(copy.Find("k6")->AsInt(), 7);  // positions after the erased key are found again
+  EXPECT_FALSE(copy == o);
+  Object moved = std::move(copy);
+  EXPECT_EQ(moved.Find("k100")->AsInt(), 101);
+  // Shrinking below the index size and growing again.
+  Object small;
+  for (int i = 0; i < 40; ++i) small.Set(std::to_string(i), i);
+  for (int i = 0; i < 35; ++i) EXPECT_TRUE(small.Erase(std::to_string(i)));
+  for (int i = 35; i < 40; ++i) EXPECT_EQ(small.Find(std::to_string(i))->AsInt(), i);
+  for (int i = 0; i < 40; ++i) small.Set(std::to_string(i), -i);
+  EXPECT_EQ(small.size(), 40u);
+  for (int i = 0; i < 40; ++i) EXPECT_EQ(small.Find(std::to_string(i))->AsInt(), -i);
+}
+
+TEST(ObjectTest, ParsingAHugeObjectIsLinear) {
+  std::string text = "{";
+  for (int i = 0; i < 60000; ++i) text += (i ? ",\"k" : "\"k") + std::to_string(i) + "\":1";
+  text += "}";
+  const absl::Time start = absl::Now();
+  absl::StatusOr<Value> v = ParseJson(text);
+  ZRPC_ASSERT_OK(v);
+  EXPECT_EQ(v->AsObject().size(), 60000u);
+  EXPECT_EQ(v->Find("k59999")->AsInt(), 1);
+  // Generous: linear work is a few milliseconds; quadratic was over ten seconds.
+  EXPECT_LT(absl::Now() - start, absl::Seconds(2));
 }
 
 }  // namespace
