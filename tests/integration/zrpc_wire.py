@@ -49,6 +49,7 @@ class Client:
         self.sock.connect(endpoint)
         self.beats = {}
         self.beat_intervals = set()
+        self.stash = {}  # msg_id -> reply frames that arrived while another call was awaited
 
     def close(self):
         self.sock.close(linger=0)
@@ -66,17 +67,25 @@ class Client:
         return msg_id
 
     def replies(self, msg_id, timeout_s=10):
-        """Yields the reply objects of one call until the one with ending."""
+        """Yields the reply objects of one call until the one with ending. Replies of other calls
+        that arrive meanwhile are kept for their own replies() (late ones are never read)."""
         deadline = time.time() + timeout_s
-        while time.time() < deadline:
-            if not self.sock.poll(int((deadline - time.time()) * 1000) + 1):
-                break
-            frames = self.sock.recv_multipart()
-            assert len(frames) == 2, frames
+        while True:
+            stashed = self.stash.get(msg_id)
+            if stashed:
+                frames = stashed.pop(0)
+            else:
+                if time.time() >= deadline or not self.sock.poll(int((deadline - time.time()) * 1000) + 1):
+                    break
+                frames = self.sock.recv_multipart()
+                assert len(frames) == 2, frames
+                words = frames[0].decode().split(" ")
+                assert words[0] == "zrpc1", words
+                if words[2] != msg_id:
+                    if words[1] == "reply":
+                        self.stash.setdefault(words[2], []).append(frames)
+                    continue
             words = frames[0].decode().split(" ")
-            assert words[0] == "zrpc1", words
-            if words[2] != msg_id:
-                continue  # another (late) call's reply
             if words[1] == "beat":
                 self.beats[msg_id] = self.beats.get(msg_id, 0) + 1
                 if len(words) == 4:  # the service's announced interval (ms)
@@ -104,7 +113,8 @@ class Service:
     """The reference service (tools/service.cc) in a process of its own, with a local:// registry
     in a temporary directory. With capture_stderr its log lines are kept (see wait_for_log)."""
 
-    def __init__(self, binary, args=(), capture_stderr=False, env=None, ready_timeout_s=10):
+    def __init__(self, binary, args=(), capture_stderr=False, env=None, preexec_fn=None,
+                 ready_timeout_s=10):
         self.registry = tempfile.mkdtemp(prefix="zrpc-py-")
         self.lines = []
         self._lock = threading.Lock()
@@ -113,7 +123,7 @@ class Service:
         self.proc = subprocess.Popen(
             [binary, "--matchmaker", "local://" + self.registry, *args],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE if capture_stderr else None,
-            env=full_env)
+            env=full_env, preexec_fn=preexec_fn)
         if capture_stderr:
             self._reader = threading.Thread(target=self._read_stderr, daemon=True)
             self._reader.start()
