@@ -116,7 +116,8 @@ def attacked(name, args=(), env=None, bystander_ms=500, preexec_fn=None):
         lines = svc.log_since()
         check(f"{name}: every log line is one escaped zrpc line (nothing forged, no raw control bytes)",
               all(line.startswith("zrpc ") and line.isprintable() for line in lines),
-              [line for line in lines if not (line.startswith("zrpc ") and line.isprintable())][:3])
+              [Service.printable(line) for line in lines
+               if not (line.startswith("zrpc ") and line.isprintable())][:3])
     finally:
         code = svc.stop()
         check(f"{name}: the service stops cleanly on SIGTERM", code == 0, f"exit code {code}")
@@ -124,7 +125,7 @@ def attacked(name, args=(), env=None, bystander_ms=500, preexec_fn=None):
         if RESULTS["failed"] > failed_before:
             print(f"--- {name}: the service's log (last 30 lines)")
             for line in svc.log_since()[-30:]:
-                print("    " + line)
+                print("    " + Service.printable(line))
 
 
 DROP_LINE = r'zrpc WARNING: dropping a (message|"\w+" frame)'
@@ -458,9 +459,10 @@ def rejections(replies):
 @case
 def Admission(name="Admission"):
     """One client beyond max_in_flight_per_peer: its extra calls get a retryable RESOURCE_EXHAUSTED
-    at once and its extra casts are dropped with a log line, while another client is served fairly."""
-    limit, sleep_ms = 4, 600
-    args = ["--threads", "2", "--max-in-flight-per-peer", str(limit)]
+    at once and its extra casts are dropped with a log line, while another client is served fairly.
+    Then two clients beyond max_queued_requests together: the excess is refused the same way."""
+    limit, total, sleep_ms = 4, 6, 600
+    args = ["--threads", "2", "--max-in-flight-per-peer", str(limit), "--max-queued-requests", str(total)]
     with attacked(name, args=args, bystander_ms=50) as (svc, ctx):
         a, b = Client(svc.endpoint, ctx), Client(svc.endpoint, ctx)
         admitted = [a.request("call", "compute", "sleep", {"ms": sleep_ms}) for _ in range(limit)]
@@ -505,6 +507,19 @@ def Admission(name="Admission"):
             time.sleep(0.02)
         check(f"{name}: admitted casts run and the dropped ones never did", notes.get("flood") == 2, notes)
         prompt_call(name, a, "the attacker is served again once under its limit")
+
+        # Two clients, each within its own limit, together beyond the service's.
+        c1, c2 = Client(svc.endpoint, ctx), Client(svc.endpoint, ctx)
+        calls = [(c, c.request("call", "compute", "sleep", {"ms": 300})) for c in (c1, c2) for _ in range(limit)]
+        got = gather(calls, 4 * 0.3 + 5)
+        refused = rejections(got)
+        texts = {failure(got[i][1])["message"] for i in refused}
+        check(f"{name}: {len(calls)} requests against max_queued_requests {total}: the excess gets RESOURCE_EXHAUSTED",
+              len(got) == len(calls) and len(refused) == len(calls) - total, f"{len(refused)} refused of {len(got)}")
+        check(f"{name}: its text says the service is overloaded and to retry",
+              len(texts) == 1 and all("overloaded" in t and "retry" in t for t in texts), texts)
+        check(f"{name}: the admitted ones complete",
+              all(got[i][1]["result"] == "hostile" for _, i in calls if i in got and i not in refused), "")
 
 
 @case

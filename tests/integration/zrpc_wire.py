@@ -144,9 +144,11 @@ class Service:
         return line.decode(errors="backslashreplace").strip()
 
     def _read_stderr(self):
+        # surrogateescape: a byte that is not UTF-8 stays distinguishable (str.isprintable() is
+        # False for it) from the service's own escaping, which writes it as the text "\xNN".
         for raw in self.proc.stderr:
             with self._lock:
-                self.lines.append(raw.decode(errors="backslashreplace").rstrip("\n"))
+                self.lines.append(raw.decode(errors="surrogateescape").rstrip("\n"))
 
     def registrations(self):
         entries = []
@@ -171,6 +173,11 @@ class Service:
     def log_since(self, mark=0):
         with self._lock:
             return list(self.lines[mark:])
+
+    @staticmethod
+    def printable(line):
+        """A log line as it can be printed: bytes that are not UTF-8 as \\xNN."""
+        return line.encode(errors="surrogateescape").decode(errors="backslashreplace")
 
     def count_log(self, pattern, mark=0):
         return sum(1 for line in self.log_since(mark) if re.search(pattern, line))
