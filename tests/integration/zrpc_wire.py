@@ -4,11 +4,13 @@
 Shared by protocol_test.py (a client written from the document alone) and hostile_test.py (a
 peer that sends what the document forbids). Needs Debian's python3-zmq (/usr/bin/python3).
 """
+import ctypes
 import json
 import os
 import re
 import select
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -109,6 +111,17 @@ class Client:
         return replies[0]
 
 
+def _child_setup(then=None):
+    # The service gets SIGTERM when the test process dies (a crash, CTest's timeout), so a test
+    # never leaves a service behind.
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if then:
+        then()
+
+
+PR_SET_PDEATHSIG = 1
+
+
 class Service:
     """The reference service (tools/service.cc) in a process of its own, with a local:// registry
     in a temporary directory. With capture_stderr its log lines are kept (see wait_for_log)."""
@@ -123,7 +136,7 @@ class Service:
         self.proc = subprocess.Popen(
             [binary, "--matchmaker", "local://" + self.registry, *args],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE if capture_stderr else None,
-            env=full_env, preexec_fn=preexec_fn)
+            env=full_env, preexec_fn=lambda: _child_setup(preexec_fn))
         if capture_stderr:
             self._reader = threading.Thread(target=self._read_stderr, daemon=True)
             self._reader.start()
