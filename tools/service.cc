@@ -119,6 +119,11 @@ int main(int argc, char** argv) {
        {"ipc-dir", "listen on ipc:// sockets in this directory instead of TCP"},
        {"threads", "handler threads (default 8)"},
        {"heartbeat-ms", "call heartbeat interval in ms (default 1000)"},
+       {"max-in-flight-per-peer",
+        "requests one client may have queued or running at once (default 1000); beyond it calls "
+        "get a retryable RESOURCE_EXHAUSTED and casts are dropped"},
+       {"max-queued-requests",
+        "requests all clients together may have queued or running (default 10000)"},
        {"inline!", "run handlers on the I/O thread (lowest latency; handlers must not block)"}});
   flags.Parse(argc, argv);
   zrpc::tools::UseReleaseMutexes();
@@ -136,6 +141,13 @@ int main(int argc, char** argv) {
   options.ipc_dir = flags.Get("ipc-dir");
   options.thread_pool_size = static_cast<int>(flags.GetInt("threads", 8));
   options.call_heartbeat_interval = absl::Milliseconds(flags.GetInt("heartbeat-ms", 1000));
+  options.max_in_flight_per_peer = static_cast<int>(
+      flags.GetInt("max-in-flight-per-peer", options.max_in_flight_per_peer));
+  options.max_queued_requests =
+      static_cast<int>(flags.GetInt("max-queued-requests", options.max_queued_requests));
+  if (options.max_in_flight_per_peer < 1 || options.max_queued_requests < 1) {
+    flags.Fail("--max-in-flight-per-peer and --max-queued-requests need a number >= 1");
+  }
   absl::StatusOr<std::unique_ptr<zrpc::Transport>> transport = zrpc::Transport::Create(options);
   if (!transport.ok()) {
     std::cerr << "zrpc-service: " << transport.status().message() << "\n";

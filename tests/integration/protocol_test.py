@@ -3,108 +3,28 @@
 """A zrpc client in Python, written from docs/PROTOCOL.md alone, against the C++ reference service.
 
 Run by CTest as: /usr/bin/python3 protocol_test.py PATH/TO/zrpc-service
+The wire helpers it uses (zrpc_wire.py, beside it) are written from the document too.
 Needs Debian's python3-zmq. Prints 'N passed, N failed' and exits non-zero on any failure.
 """
 import json
-import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 
 import zmq
 
-RESULTS = {"passed": 0, "failed": 0}
-
-
-def check(name, condition, detail=""):
-    if condition:
-        RESULTS["passed"] += 1
-        print(f"[ OK ] {name}")
-    else:
-        RESULTS["failed"] += 1
-        print(f"[FAIL] {name} {detail}")
-
-
-def envelope(message):
-    return json.dumps({"oslo.version": "2.0", "oslo.message": json.dumps(message)}).encode()
-
-
-class Client:
-    def __init__(self, endpoint):
-        self.ctx = zmq.Context()
-        self.sock = self.ctx.socket(zmq.DEALER)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.connect(endpoint)
-        self.beats = {}
-        self.beat_intervals = set()
-
-    def send(self, kind, target, message, msg_id=None, exchange="openstack"):
-        header = f"zrpc1 {kind} {exchange} {target} {msg_id or '-'}"
-        self.sock.send_multipart([header.encode(), envelope(message) if isinstance(message, dict) else message])
-
-    def request(self, kind, target, method, args=None, version="1.3", extra=None):
-        msg_id = uuid.uuid4().hex
-        message = {"method": method, "args": args or {}, "version": version,
-                   "_msg_id": msg_id, "_unique_id": uuid.uuid4().hex, "_timeout": 10000}
-        message.update(extra or {})
-        self.send(kind, target, message, msg_id)
-        return msg_id
-
-    def replies(self, msg_id, timeout_s=10):
-        """Yields the reply objects of one call until the one with ending."""
-        deadline = time.time() + timeout_s
-        while time.time() < deadline:
-            if not self.sock.poll(int((deadline - time.time()) * 1000) + 1):
-                break
-            frames = self.sock.recv_multipart()
-            assert len(frames) == 2, frames
-            words = frames[0].decode().split(" ")
-            assert words[0] == "zrpc1", words
-            if words[2] != msg_id:
-                continue  # another (late) call's reply
-            if words[1] == "beat":
-                self.beats[msg_id] = self.beats.get(msg_id, 0) + 1
-                if len(words) == 4:  # the service's announced interval (ms)
-                    self.beat_intervals.add(int(words[3]))
-                continue
-            assert words[1] == "reply", words
-            outer = json.loads(frames[1])
-            reply = json.loads(outer["oslo.message"])
-            yield reply
-            if reply["ending"]:
-                return
-        raise TimeoutError(f"no reply for {msg_id}")
-
-    def call(self, target, method, args=None, **kw):
-        replies = list(self.replies(self.request("call", target, method, args, **kw)))
-        assert len(replies) == 1 and replies[0]["ending"], replies
-        return replies[0]
-
-
-def failure(reply):
-    return json.loads(reply["failure"]) if reply["failure"] is not None else None
+from zrpc_wire import RESULTS, Client, Service, check, failure
 
 
 def main():
-    service = sys.argv[1]
-    registry = tempfile.mkdtemp(prefix="zrpc-py-")
-    proc = subprocess.Popen([service, "--host", "pyhost", "--matchmaker", "local://" + registry,
-                             "--heartbeat-ms", "200"], stdout=subprocess.PIPE, text=True)
+    service = Service(sys.argv[1], ["--host", "pyhost", "--heartbeat-ms", "200"])
     try:
-        ready = proc.stdout.readline().strip()
-        check("service starts and prints READY", ready.startswith("READY "), ready)
-        endpoint = ready.split(" ", 1)[1]
+        check("service starts and prints READY", service.endpoint is not None, service.ready)
+        endpoint = service.endpoint
         c = Client(endpoint)
 
         # Section 7.1: the local:// registry lists the service.
-        entries = []
-        for name in os.listdir(registry):
-            if name.endswith(".json"):
-                with open(os.path.join(registry, name)) as f:
-                    entries += json.load(f)["registrations"]
+        entries = service.registrations()
         keys = sorted((e["topic"], e["fanout"]) for e in entries)
         check("registry lists topic, topic.host, fanout and the notification publisher",
               keys == [("compute", False), ("compute", True), ("compute.pyhost", False),
@@ -215,13 +135,7 @@ def main():
         check("no reply to the expired request", c.sock.poll(300) == 0 or
               c.sock.recv_multipart()[0].decode().split(" ")[2] != dropped)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(registry, ignore_errors=True)
+        service.stop()
     print(f"{RESULTS['passed']} passed, {RESULTS['failed']} failed")
     return 1 if RESULTS["failed"] else 0
 
