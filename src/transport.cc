@@ -3,6 +3,7 @@
 // thread (server/server_engine.h on zmq/reactor.h), the worker pool and the matchmaker.
 #include "zrpc/transport.h"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -10,6 +11,7 @@
 #include <thread>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/base/call_once.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "transport_core.h"
@@ -51,6 +53,14 @@ absl::Status ValidateOptions(TransportOptions& o) {
   }
   if (o.max_message_size < 1024) return absl::InvalidArgumentError("max_message_size must be >= 1024");
   if (o.max_in_flight_per_peer < 1) return absl::InvalidArgumentError("max_in_flight_per_peer must be >= 1");
+  if (o.max_queued_requests < 1) return absl::InvalidArgumentError("max_queued_requests must be >= 1");
+  if (o.max_queued_bytes < o.max_message_size) {
+    return absl::InvalidArgumentError("max_queued_bytes must be >= max_message_size");
+  }
+  if (o.cast_deadline <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("cast_deadline must be positive");
+  }
+  if (o.duplicate_window < 16) return absl::InvalidArgumentError("duplicate_window must be >= 16");
   if (!o.insecure && (o.bind_address == "*" || o.bind_address == "0.0.0.0" ||
                       o.bind_address == "::" || o.bind_address == "[::]")) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -425,7 +435,29 @@ void ConnectionImpl::Detach() {
 
 }  // namespace internal
 
+namespace {
+
+// Each connection a service accepts holds a descriptor: the soft limit (often 1024) is raised to
+// the hard one once per process, as servers do.
+void RaiseFdLimit() {
+  static absl::once_flag once;
+  absl::call_once(once, [] {
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+    const rlim_t before = limit.rlim_cur;
+    // An unlimited hard limit is taken as the kernel's own ceiling (fs.nr_open, 1 Mi by default).
+    limit.rlim_cur = limit.rlim_max == RLIM_INFINITY ? rlim_t{1} << 20 : limit.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &limit) == 0) {
+      ZRPC_LOG(kInfo, "raised this process's open-file limit from %d to %d",
+               static_cast<int64_t>(before), static_cast<int64_t>(limit.rlim_cur));
+    }
+  });
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<Transport>> Transport::Create(TransportOptions options) {
+  RaiseFdLimit();
   absl::StatusOr<std::shared_ptr<internal::TransportCore>> core =
       internal::TransportCore::Create(std::move(options));
   if (!core.ok()) return core.status();

@@ -19,8 +19,6 @@ namespace {
 
 constexpr char kHex[] = "0123456789abcdef";
 
-// Objects with more keys than this use a hash set for the duplicate check.
-constexpr size_t kLinearDuplicateCheck = 16;
 
 }  // namespace
 
@@ -222,38 +220,52 @@ absl::Status TooManyElements(const JsonLimits& limits) {
                                                  " values in one document (the receiver's limit)"));
 }
 
+absl::Status DuplicateKeyError(std::string_view key) {
+  return absl::InvalidArgumentError(absl::StrCat("invalid JSON: duplicate key \"", ToAbsl(key), "\""));
+}
+
+bool KeySet::Insert(std::string_view key) {
+  if (!linear_) return many_.insert(key).second;
+  if (std::find(few_.begin(), few_.end(), key) != few_.end()) return false;
+  few_.push_back(key);
+  return true;
+}
+
 absl::Status FromDom(simdjson::dom::element element, int depth, const JsonLimits& limits,
                      size_t* elements_left, Value* out) {
   using simdjson::dom::element_type;
   if (*elements_left == 0) return TooManyElements(limits);
   --*elements_left;
-  switch (element.type()) {
-    case element_type::NULL_VALUE: *out = Value(); return absl::OkStatus();
-    case element_type::BOOL: *out = Value(element.get_bool().value_unsafe()); return absl::OkStatus();
-    case element_type::INT64: *out = Value(element.get_int64().value_unsafe()); return absl::OkStatus();
-    case element_type::UINT64: *out = Value(element.get_uint64().value_unsafe()); return absl::OkStatus();
-    case element_type::DOUBLE: *out = Value(element.get_double().value_unsafe()); return absl::OkStatus();
-    case element_type::STRING: *out = Value(element.get_string().value_unsafe()); return absl::OkStatus();
-    case element_type::ARRAY:
-    case element_type::OBJECT:
-      break;
+  const element_type type = element.type();
+  if (type != element_type::ARRAY && type != element_type::OBJECT) {
+    if (out == nullptr) return absl::OkStatus();
+    switch (type) {
+      case element_type::BOOL: *out = Value(element.get_bool().value_unsafe()); break;
+      case element_type::INT64: *out = Value(element.get_int64().value_unsafe()); break;
+      case element_type::UINT64: *out = Value(element.get_uint64().value_unsafe()); break;
+      case element_type::DOUBLE: *out = Value(element.get_double().value_unsafe()); break;
+      case element_type::STRING: *out = Value(element.get_string().value_unsafe()); break;
+      default: *out = Value(); break;
+    }
+    return absl::OkStatus();
   }
   if (depth > limits.max_depth) {
     return absl::InvalidArgumentError(
         absl::StrCat("invalid JSON: nesting deeper than ", limits.max_depth, " levels"));
   }
-  if (element.type() == element_type::ARRAY) {
+  if (type == element_type::ARRAY) {
     simdjson::dom::array in = element.get_array().value_unsafe();
     const size_t n = in.size();
     if (n > *elements_left) return TooManyElements(limits);
-    *out = Value(Array{});
-    Array& array = out->MutableArray();
-    array.reserve(n);
+    Array* array = nullptr;
+    if (out != nullptr) {
+      *out = Value(Array{});
+      array = &out->MutableArray();
+      array->reserve(n);
+    }
     for (simdjson::dom::element item : in) {
-      if (absl::Status s = FromDom(item, depth + 1, limits, elements_left, &array.emplace_back());
-          !s.ok()) {
-        return s;
-      }
+      Value* slot = array != nullptr ? &array->emplace_back() : nullptr;
+      if (absl::Status s = FromDom(item, depth + 1, limits, elements_left, slot); !s.ok()) return s;
     }
     return absl::OkStatus();
   }
@@ -261,20 +273,17 @@ absl::Status FromDom(simdjson::dom::element element, int depth, const JsonLimits
   const size_t n = in.size();
   if (n > limits.max_object_members) return TooManyMembers(n, limits);
   if (n > *elements_left) return TooManyElements(limits);
-  *out = Value(Object{});
-  Object& object = out->MutableObject();
-  object.reserve(n);
-  absl::flat_hash_set<std::string_view> seen;
-  if (n > kLinearDuplicateCheck) seen.reserve(n);
+  Object* object = nullptr;
+  if (out != nullptr) {
+    *out = Value(Object{});
+    object = &out->MutableObject();
+    object->reserve(n);
+  }
+  KeySet seen(n);
   for (simdjson::dom::key_value_pair field : in) {
-    const bool duplicate = n > kLinearDuplicateCheck ? !seen.insert(field.key).second
-                                                     : object.Contains(field.key);
-    if (duplicate) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("invalid JSON: duplicate key \"", ToAbsl(field.key), "\""));
-    }
-    Value& slot = object.EmplaceUnchecked(field.key);
-    if (absl::Status s = FromDom(field.value, depth + 1, limits, elements_left, &slot); !s.ok()) {
+    if (!seen.Insert(field.key)) return DuplicateKeyError(field.key);
+    Value* slot = object != nullptr ? &object->EmplaceUnchecked(field.key) : nullptr;
+    if (absl::Status s = FromDom(field.value, depth + 1, limits, elements_left, slot); !s.ok()) {
       return s;
     }
   }

@@ -7,6 +7,9 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
 
 #include "absl/status/status.h"
 #include "zrpc/message.h"
@@ -63,8 +66,26 @@ absl::StatusOr<simdjson::dom::element> ParseDom(std::string_view text, const Jso
 // Converts a DOM element to a Value, enforcing the depth, member and element limits and unique
 // keys. `depth` is the depth of `element` itself (the top level is 1); `*elements_left` is what
 // remains of limits.max_elements for the whole document, and is decreased by the values taken.
+// With `out` null it only checks (for members a decoder ignores: the rules hold for the whole
+// document).
 absl::Status FromDom(simdjson::dom::element element, int depth, const JsonLimits& limits,
                      size_t* elements_left, Value* out);
+// The keys of one object, to refuse duplicates in linear time: a list for the usual handful, a
+// hash set past 16 (a peer may send 180,000).
+class KeySet {
+ public:
+  explicit KeySet(size_t members) : linear_(members <= 16) {
+    if (!linear_) many_.reserve(members);
+  }
+  // False when `key` is there already.
+  bool Insert(std::string_view key);
+
+ private:
+  bool linear_;
+  std::vector<std::string_view> few_;
+  absl::flat_hash_set<std::string_view> many_;
+};
+absl::Status DuplicateKeyError(std::string_view key);
 // The errors of the member and element limits.
 absl::Status TooManyMembers(size_t members, const JsonLimits& limits);
 absl::Status TooManyElements(const JsonLimits& limits);

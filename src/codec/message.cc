@@ -62,8 +62,9 @@ class ValueField {
 
 class DomField {
  public:
-  DomField(simdjson::dom::element e, const JsonLimits& limits, size_t* elements_left)
-      : e_(e), limits_(limits), elements_left_(elements_left) {}
+  DomField(simdjson::dom::element e, const JsonLimits& limits, size_t* elements_left,
+           bool* taken = nullptr)
+      : e_(e), limits_(limits), elements_left_(elements_left), taken_(taken) {}
   bool is_null() const { return e_.is_null(); }
   bool is_string() const { return e_.is_string(); }
   bool is_object() const { return e_.is_object(); }
@@ -71,14 +72,19 @@ class DomField {
   bool is_int() const { return e_.type() == simdjson::dom::element_type::INT64; }
   int64_t int_value() const { return e_.get_int64().value_unsafe(); }
   bool bool_value() const { return e_.get_bool().value_unsafe(); }
-  std::string take_string() { return std::string(e_.get_string().value_unsafe()); }
+  std::string take_string() {
+    Taken();
+    return std::string(e_.get_string().value_unsafe());
+  }
   absl::Status take_object(Object* out) {
     Value v;
+    Taken();
     if (absl::Status s = internal::FromDom(e_, 2, limits_, elements_left_, &v); !s.ok()) return s;
     *out = std::move(v.MutableObject());
     return absl::OkStatus();
   }
   absl::Status take_value(Value* out) {
+    Taken();
     return internal::FromDom(e_, 2, limits_, elements_left_, out);
   }
   std::string_view type_name() const {
@@ -99,7 +105,11 @@ class DomField {
  private:
   simdjson::dom::element e_;
   const JsonLimits& limits_;
+  void Taken() {
+    if (taken_ != nullptr) *taken_ = true;
+  }
   size_t* elements_left_;  // of the whole document
+  bool* taken_;            // set when the value was taken (and so checked)
 };
 
 bool IsContextKey(std::string_view key) {
@@ -189,26 +199,26 @@ absl::Status UnpackReplyField(std::string_view key, Field f, Reply& r) {
 }
 
 // Unpacks the members of a DOM object with `unpack(key, DomField)`, refusing duplicate keys.
-// Linear time: a hash set past a handful of keys (a peer may send 180,000 of them).
+// Members `unpack` leaves are still checked against the rules (depth, duplicates, limits).
 template <typename F>
 absl::Status ForEachDomMember(simdjson::dom::object object, const JsonLimits& limits,
                               size_t& elements_left, F unpack) {
-  constexpr size_t kLinear = 16;
   const size_t n = object.size();
   if (n > limits.max_object_members) return internal::TooManyMembers(n, limits);
-  std::vector<std::string_view> few;
-  absl::flat_hash_set<std::string_view> many;
-  if (n > kLinear) many.reserve(n);
+  internal::KeySet seen(n);
   for (simdjson::dom::key_value_pair field : object) {
-    const bool duplicate =
-        n > kLinear ? !many.insert(field.key).second
-                    : std::find(few.begin(), few.end(), field.key) != few.end();
-    if (duplicate) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("invalid JSON: duplicate key \"", ToAbsl(field.key), "\""));
+    if (!seen.Insert(field.key)) return internal::DuplicateKeyError(field.key);
+    bool taken = false;
+    if (absl::Status s = unpack(field.key, DomField(field.value, limits, &elements_left, &taken));
+        !s.ok()) {
+      return s;
     }
-    if (n <= kLinear) few.push_back(field.key);
-    if (absl::Status s = unpack(field.key, DomField(field.value, limits, &elements_left)); !s.ok()) return s;
+    if (!taken) {
+      if (absl::Status s = internal::FromDom(field.value, 2, limits, &elements_left, nullptr);
+          !s.ok()) {
+        return s;
+      }
+    }
   }
   return absl::OkStatus();
 }
@@ -240,6 +250,19 @@ absl::StatusOr<simdjson::dom::object> OpenWireDom(std::string_view wire, const J
     }
   }
   if (!version || !inner) return object;  // a 1.0 message
+  {
+    // The envelope's other members are ignored, but the rules hold for the whole document.
+    internal::KeySet seen(object.size());
+    size_t elements_left = limits.max_elements;
+    for (simdjson::dom::key_value_pair field : object) {
+      if (!seen.Insert(field.key)) return internal::DuplicateKeyError(field.key);
+      if (field.key == kEnvelopeVersionKey || field.key == kEnvelopeMessageKey) continue;
+      if (absl::Status s = internal::FromDom(field.value, 2, limits, &elements_left, nullptr);
+          !s.ok()) {
+        return s;
+      }
+    }
+  }
   if (!version->is_string()) {
     Value v;
     size_t elements_left = 64;  // only to name it in the error

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "server/server_engine.h"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -13,6 +14,7 @@
 #include "zmq/socket_factory.h"
 #include "zrpc/errors.h"
 #include "zrpc/message.h"
+#include "zrpc/notifier.h"
 
 namespace zrpc::internal {
 namespace {
@@ -73,6 +75,8 @@ void ServerEngine::OnWake() {
 
 void ServerEngine::OnExit() {
   OnWake();
+  for (std::unique_ptr<SocketMonitor>& m : monitors_) reactor_.Unwatch(m->events_socket());
+  monitors_.clear();
   router_.reset();
   pub_.reset();
 }
@@ -127,6 +131,7 @@ absl::Status ServerEngine::EnsureBound() {
   pub_ = *std::move(pub);
   reactor_.Watch(pub_.get(), [this] { return DrainSubscriptions(); });
   reactor_.Watch(router_.get(), [this] { return HandleRouter(); });
+  WatchConnections();
   absl::MutexLock lock(&mu_);
   endpoint_ = router_ep;
   pub_endpoint_ = pub_ep;
@@ -159,12 +164,123 @@ void ServerEngine::AbandonCalls(uint64_t connection_id) {
   }
 }
 
+void ServerEngine::WatchConnections() {
+  struct rlimit limit;
+  fd_limit_ = getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY
+                  ? static_cast<size_t>(limit.rlim_cur)
+                  : 0;
+  constexpr int kEvents = ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_ACCEPT_FAILED;
+  for (zmq::socket_t* socket : {router_.get(), pub_.get()}) {
+    absl::StatusOr<std::unique_ptr<SocketMonitor>> m = SocketMonitor::Create(ctx_, *socket, kEvents);
+    if (!m.ok()) {
+      ZRPC_LOG(kWarning, "cannot watch the service's connections: %s", m.status().message());
+      continue;
+    }
+    SocketMonitor* monitor = m->get();
+    monitors_.push_back(*std::move(m));
+    reactor_.Watch(monitor->events_socket(),
+                   [this, monitor] { return monitor->Drain([this](uint16_t e) { OnConnectionEvent(e); }) > 0; });
+  }
+}
+
+void ServerEngine::OnConnectionEvent(uint16_t event) {
+  // A service holds one descriptor per connection: tell the operator before accept() fails.
+  if (event == ZMQ_EVENT_ACCEPTED) {
+    ++connections_;
+  } else if (event == ZMQ_EVENT_DISCONNECTED) {
+    if (connections_ > 0) --connections_;
+  }
+  const absl::Time now = absl::Now();
+  if (event == ZMQ_EVENT_ACCEPT_FAILED) {
+    if (now - last_fd_warning_ > absl::Seconds(10)) {
+      last_fd_warning_ = now;
+      ZRPC_LOG(kError,
+               "service %s cannot accept connections (%zu open; open-file limit %zu): raise "
+               "the limit (ulimit -n, LimitNOFILE=) or find who holds idle connections",
+               options_.host, connections_, fd_limit_);
+    }
+    return;
+  }
+  if (fd_limit_ > 0 && connections_ * 10 >= fd_limit_ * 8 && now - last_fd_warning_ > absl::Seconds(10)) {
+    last_fd_warning_ = now;
+    ZRPC_LOG(kWarning,
+             "service %s has %zu connections, near its open-file limit of %zu: raise the limit "
+             "(ulimit -n, LimitNOFILE=) or find who holds idle connections",
+             options_.host, connections_, fd_limit_);
+  }
+}
+
 bool ServerEngine::DrainSubscriptions() {
-  // Subscription messages of the XPUB: libzmq keeps the filters itself; just drain them.
+  // The XPUB tells each subscription the first time any peer makes it (1 + prefix) and when the
+  // last peer drops it (0 + prefix); libzmq keeps the filters itself. A subscription is a prefix
+  // in libzmq's trie, thousands of bytes of memory each, and libzmq cannot cut off one peer: so a
+  // form zrpc's listeners never send ("TOPIC.PRIORITY"), or more distinct subscriptions than
+  // kMaxSubscriptions, resets the socket, which drops them all. Listeners reconnect and
+  // subscribe again by themselves.
   zmq::message_t sub;
   bool got = false;
-  while (pub_->recv(sub, zmq::recv_flags::dontwait)) got = true;
+  std::string reset_why;
+  for (int i = 0; i < 10000 && pub_->recv(sub, zmq::recv_flags::dontwait); ++i) {
+    got = true;
+    const std::string_view frame = View(sub);
+    if (sub.more() || frame.empty() || (frame[0] != 0 && frame[0] != 1)) {
+      // Data a peer sent up to the XPUB: libzmq queues it for us; it is dropped here.
+      ++ignored_upstream_;
+      continue;
+    }
+    const std::string_view prefix = frame.substr(1);
+    if (frame[0] == 0) {
+      if (subscriptions_ > 0) --subscriptions_;
+      continue;
+    }
+    ++subscriptions_;
+    if (absl::Status form = ValidateSubscription(prefix); !form.ok()) {
+      reset_why = std::string(form.message());
+    } else if (subscriptions_ > kMaxSubscriptions) {
+      reset_why = absl::StrCat("more than ", kMaxSubscriptions, " distinct subscriptions");
+    }
+  }
+  if (!reset_why.empty()) ResetPub(reset_why);
   return got;
+}
+
+absl::Status ServerEngine::ValidateSubscription(std::string_view prefix) {
+  const size_t dot = prefix.rfind('.');
+  if (dot == std::string_view::npos || !ParsePriority(prefix.substr(dot + 1)).ok()) {
+    return absl::InvalidArgumentError(
+        "a subscription not of the form TOPIC.PRIORITY (zrpc listeners subscribe to nothing else)");
+  }
+  return ValidateName("subscription topic", prefix.substr(0, dot));
+}
+
+void ServerEngine::ResetPub(const std::string& why) {
+  const std::string bound = pub_->get(zmq::sockopt::last_endpoint);
+  pub_resets_.fetch_add(1);
+  ZRPC_LOG(kWarning,
+           "notification socket %s: %s; dropping every subscription (%zu held), listeners "
+           "subscribe again",
+           bound, why, subscriptions_);
+  subscriptions_ = 0;
+  try {
+    // Unbinding ends every connection accepted through the endpoint, and with them their
+    // subscriptions; the same address is bound again at once.
+    pub_->unbind(bound);
+  } catch (const zmq::error_t& e) {
+    ZRPC_LOG(kError, "notification socket %s: cannot unbind: %s", bound, e.what());
+    return;
+  }
+  for (int attempt = 0;; ++attempt) {
+    try {
+      pub_->bind(bound);
+      return;
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EADDRINUSE || attempt >= 40) {
+        ZRPC_LOG(kError, "notification socket %s: cannot bind again: %s", bound, e.what());
+        return;
+      }
+    }
+    absl::SleepFor(absl::Milliseconds(5));  // the old listener closes on libzmq's I/O thread
+  }
 }
 
 bool ServerEngine::HandleRouter() {
@@ -183,8 +299,10 @@ bool ServerEngine::HandleRouter() {
       return i > 0;
     }
     if (frames.size() < 2 || frames.size() > 3) {
-      ZRPC_LOG(kWarning, "dropping a message of %d frames (zrpc messages have 2: header, body)",
-               static_cast<int>(frames.size()) - 1);
+      // RecvMessage keeps at most 4 frames (routing id + 3): more reads as "more than 2".
+      ZRPC_LOG(kWarning, "dropping a message of %s frames (zrpc messages have 2: header, body)",
+               frames.size() > 3 ? std::string("more than 2")
+                                 : std::to_string(static_cast<int>(frames.size()) - 1));
       continue;
     }
     std::string rid(View(frames[0]));
@@ -444,8 +562,16 @@ void ServerEngine::Release(const std::string& rid, size_t bytes) {
 }
 
 void ServerEngine::ClientGone(const std::string& rid) {
+  int cancelled = 0;
   for (auto& [key, call] : in_flight_) {
-    if (call.rid == rid) call.ctx->Cancel();
+    if (call.rid == rid && !call.ctx->cancelled()) {
+      call.ctx->Cancel();
+      ++cancelled;
+    }
+  }
+  if (cancelled > 0) {
+    ZRPC_LOG(kInfo, "a client went away: cancelled its %d call(s) still queued or running",
+             cancelled);
   }
 }
 

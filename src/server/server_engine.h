@@ -21,6 +21,7 @@
 #include "server/worker_pool.h"
 #include "codec/wire.h"
 #include "zmq/reactor.h"
+#include "zmq/socket_monitor.h"
 #include "zrpc/dispatcher.h"
 #include "zrpc/transport.h"
 
@@ -70,6 +71,8 @@ class ServerEngine {
   uint64_t published_drops() const { return published_drops_.load(); }
   // Casts dropped by admission (a client's, or the service's, limits were reached).
   uint64_t dropped_casts() const { return dropped_casts_.load(); }
+  // Times the notification socket was reset for hostile subscriptions.
+  uint64_t pub_resets() const { return pub_resets_.load(); }
   std::string endpoint() const;
   std::string pub_endpoint() const;
 
@@ -85,6 +88,13 @@ class ServerEngine {
 
   bool HandleRouter();
   bool DrainSubscriptions();
+  // Counts the service's connections (socket monitors) and warns near the open-file limit.
+  void WatchConnections();
+  void OnConnectionEvent(uint16_t event);
+  // OK for "TOPIC.PRIORITY" (a valid name, a known priority): what zrpc listeners subscribe to.
+  static absl::Status ValidateSubscription(std::string_view prefix);
+  // Drops every connection of the notification socket (so every subscription) and binds again.
+  void ResetPub(const std::string& why);
   void HandleRequest(std::string rid, const Header& header, std::string_view body);
   // Checks draining, the deadline and the in-flight limit; resolves the handler.
   absl::StatusOr<Dispatcher::Target> Admit(const Consumer& consumer, const Header& header,
@@ -139,6 +149,15 @@ class ServerEngine {
   std::vector<zmq::message_t> frames_;
   std::atomic<uint64_t> published_drops_{0};
   std::atomic<uint64_t> dropped_casts_{0};
+  // Distinct subscriptions the XPUB holds (as it told them), and resets for hostile ones.
+  static constexpr size_t kMaxSubscriptions = 2048;
+  size_t subscriptions_ = 0;
+  std::vector<std::unique_ptr<SocketMonitor>> monitors_;
+  size_t connections_ = 0;
+  size_t fd_limit_ = 0;
+  absl::Time last_fd_warning_ = absl::InfinitePast();
+  uint64_t ignored_upstream_ = 0;
+  std::atomic<uint64_t> pub_resets_{0};
 };
 
 }  // namespace zrpc::internal

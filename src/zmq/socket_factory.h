@@ -37,7 +37,7 @@ enum class SocketRole {
 
 // The largest frame a service's XPUB accepts: a subscription is a flag byte, a topic of at most
 // 255 bytes, '.', and a priority name.
-inline constexpr size_t kMaxSubscriptionBytes = 512;
+inline constexpr size_t kMaxSubscriptionBytes = 1 + 255 + 1 + 16;
 
 // A socket of `role` with zrpc's options: bounded linger, ZMTP heartbeats, IPv6, a per-frame size
 // guard; ROUTER_MANDATORY on the service ROUTER; IMMEDIATE and a unique routing id on client

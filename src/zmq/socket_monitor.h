@@ -27,6 +27,8 @@ class SocketMonitor {
 
   // For zmq::poll (ZMQ_POLLIN: events are waiting).
   void* handle() { return pair_.handle(); }
+  // The socket the events arrive on (for Reactor::Watch).
+  zmq::socket_t* events_socket() { return &pair_; }
   // Reads every waiting event, calling `on_event(ZMQ_EVENT_...)` for each when given; returns how
   // many there were. Does not block.
   int Drain(const std::function<void(uint16_t)>& on_event = nullptr);
