@@ -18,15 +18,15 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "matchmaker/identity.h"
 #include "matchmaker/memory.h"
 #include "matchmaker/process.h"
-#include "src/base/secure_fs.h"
 #include "matchmaker/registration_json.h"
 #include "matchmaker/watch.h"
 #include "src/base/log_internal.h"
+#include "src/base/secure_fs.h"
 #include "zrpc/value.h"
 
 namespace zrpc::internal {
@@ -86,7 +86,9 @@ absl::StatusOr<std::unique_ptr<Matchmaker>> LocalMatchmaker::Create(std::string 
   std::optional<gid_t> gid;
   if (!group.empty()) {
     absl::StatusOr<gid_t> g = LookupGroup(group);
-    if (!g.ok()) return absl::NotFoundError(absl::StrCat("local matchmaker: ", g.status().message()));
+    if (!g.ok()) {
+      return absl::NotFoundError(absl::StrCat("local matchmaker: ", g.status().message()));
+    }
     gid = *g;
     policy.shared_group = gid;
     policy.shared_group_name = group;
@@ -110,7 +112,8 @@ LocalMatchmaker::LocalMatchmaker(std::string dir, std::string group_name,
 LocalMatchmaker::~LocalMatchmaker() { unlink(own_file_.c_str()); }
 
 std::string LocalMatchmaker::url() const {
-  return group_name_.empty() ? "local://" + dir_ : absl::StrCat("local://", dir_, "?group=", group_name_);
+  return group_name_.empty() ? "local://" + dir_
+                             : absl::StrCat("local://", dir_, "?group=", group_name_);
 }
 
 absl::Status LocalMatchmaker::WriteOwnFile() {
@@ -129,7 +132,9 @@ absl::Status LocalMatchmaker::WriteOwnFile() {
   // A shared directory's readers are the group's members.
   absl::StatusOr<FileId> id = WriteFileAtomically(
       dir_, own_name_, *text, {.mode = static_cast<mode_t>(group_ ? 0640 : 0600), .group = group_});
-  if (!id.ok()) return absl::UnavailableError(absl::StrCat("local matchmaker: ", id.status().message()));
+  if (!id.ok()) {
+    return absl::UnavailableError(absl::StrCat("local matchmaker: ", id.status().message()));
+  }
   own_id_ = *id;
   return absl::OkStatus();
 }
@@ -177,7 +182,8 @@ absl::StatusOr<std::shared_ptr<const std::vector<Registration>>> LocalMatchmaker
       continue;
     }
     const std::string path = absl::StrCat(dir_, "/", name);
-    absl::StatusOr<std::string> text = ReadUntrustedFile(path, kMaxRegistryFileBytes, readers_trust_);
+    absl::StatusOr<std::string> text =
+        ReadUntrustedFile(path, kMaxRegistryFileBytes, readers_trust_);
     if (!text.ok()) {
       if (!absl::IsNotFound(text.status())) ReportSkipped(name, e->d_ino, text.status().message());
       continue;  // removed since listed: its process exited

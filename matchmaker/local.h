@@ -40,7 +40,8 @@ class LocalMatchmaker : public Matchmaker {
   // `dir` "" = the default (above). `group` "" = a private directory, else the group sharing it.
   // FAILED_PRECONDITION when the directory is not safe to use (the message says why and how to
   // fix it); NOT_FOUND for an unknown group; UNAVAILABLE when it cannot be created.
-  static absl::StatusOr<std::unique_ptr<Matchmaker>> Create(std::string dir, std::string group = "");
+  static absl::StatusOr<std::unique_ptr<Matchmaker>> Create(std::string dir,
+                                                            std::string group = "");
   ~LocalMatchmaker() override;
 
   absl::Status Register(const Registration& r) override;

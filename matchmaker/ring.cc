@@ -7,8 +7,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "matchmaker/watch.h"
-#include "src/base/secure_fs.h"
 #include "src/base/log_internal.h"
+#include "src/base/secure_fs.h"
 #include "zrpc/errors.h"
 #include "zrpc/value.h"
 
@@ -36,7 +36,8 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   if (text.ok()) return text;
   const std::string why(text.status().message());
   if (absl::IsNotFound(text.status())) {
-    return absl::NotFoundError(absl::StrCat("ring file ", why, "; create it or fix the ring:// path"));
+    return absl::NotFoundError(
+        absl::StrCat("ring file ", why, "; create it or fix the ring:// path"));
   }
   return absl::Status(text.status().code(), absl::StrCat("ring file cannot be read: ", why));
 }

@@ -2,7 +2,7 @@
 // zrpc-matchmaker: the matchmaker sidecar, run beside the services of a host.
 //
 //   zrpc-matchmaker --endpoint ipc:///run/zrpc/mm.sock --backend redis://10.0.0.9:6379 --ttl 5
-//   zrpc-matchmaker --endpoint ipc:///run/zrpc-shared/mm.sock --socket-group zrpc --socket-mode 0660
+//   zrpc-matchmaker --endpoint ipc:///srv/zrpc/mm.sock --socket-group zrpc --socket-mode 0660
 //
 // Services and clients of the host use it with TransportOptions.matchmaker = the endpoint. The
 // sidecar itself is matchmaker/sidecar/server.h; this is its command line. Prints

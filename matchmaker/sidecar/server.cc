@@ -75,8 +75,9 @@ absl::Status SidecarServer::PrepareIpcDir(const std::string& endpoint) const {
   if (path.empty()) return absl::OkStatus();  // tcp://, or an abstract ipc:// socket
   const size_t slash = path.rfind('/');
   if (path[0] != '/' || slash == std::string::npos) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "ipc endpoint ", endpoint, " needs an absolute path, e.g. ipc:///run/zrpc/matchmaker.sock"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("ipc endpoint ", endpoint,
+                     " needs an absolute path, e.g. ipc:///run/zrpc/matchmaker.sock"));
   }
   return EnsurePrivateDir(
       slash == 0 ? "/" : path.substr(0, slash),

@@ -76,7 +76,8 @@ absl::Status CheckDirItself(const std::string& path, const struct stat& st, cons
     return absl::FailedPreconditionError(absl::StrCat(
         who, ": ", path, " is a symbolic link", to,
         ", not a directory: zrpc does not follow links here, as another user may have planted "
-        "it; remove it (rm ", path, ")", hint));
+        "it; remove it (rm ",
+        path, ")", hint));
   }
   if (!S_ISDIR(st.st_mode)) {
     return absl::FailedPreconditionError(absl::StrCat(who, ": ", path, " is ", TypeName(st.st_mode),
@@ -84,17 +85,18 @@ absl::Status CheckDirItself(const std::string& path, const struct stat& st, cons
   }
   if (p.shared_group) {
     if (st.st_uid != me && st.st_uid != 0) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          who, ": shared directory ", path, " is owned by ", DescribeUid(st.st_uid),
-          ", not you (", DescribeUid(me), ") or root: another user may have created it; have "
-          "root or yourself create it (install -d -m 2770 -g ", p.shared_group_name, " ", path,
-          ")", hint));
+      return absl::FailedPreconditionError(
+          absl::StrCat(who, ": shared directory ", path, " is owned by ", DescribeUid(st.st_uid),
+                       ", not you (", DescribeUid(me),
+                       ") or root: another user may have created it; have "
+                       "root or yourself create it (install -d -m 2770 -g ",
+                       p.shared_group_name, " ", path, ")", hint));
     }
     if (st.st_gid != *p.shared_group) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          who, ": shared directory ", path, " belongs to gid ", st.st_gid, ", not group ",
-          p.shared_group_name, " (gid ", *p.shared_group, "); fix it with chgrp ",
-          p.shared_group_name, " ", path, hint));
+      return absl::FailedPreconditionError(
+          absl::StrCat(who, ": shared directory ", path, " belongs to gid ", st.st_gid,
+                       ", not group ", p.shared_group_name, " (gid ", *p.shared_group,
+                       "); fix it with chgrp ", p.shared_group_name, " ", path, hint));
     }
     if (st.st_mode & S_IWOTH) {
       return absl::FailedPreconditionError(absl::StrCat(
@@ -104,22 +106,23 @@ absl::Status CheckDirItself(const std::string& path, const struct stat& st, cons
     return absl::OkStatus();
   }
   if (st.st_uid != me) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        who, ": ", path, " is owned by ", DescribeUid(st.st_uid), ", not you (", DescribeUid(me),
-        "): another user may have created it; remove it", hint));
+    return absl::FailedPreconditionError(
+        absl::StrCat(who, ": ", path, " is owned by ", DescribeUid(st.st_uid), ", not you (",
+                     DescribeUid(me), "): another user may have created it; remove it", hint));
   }
   if (st.st_mode & (S_IWGRP | S_IWOTH)) {
     return absl::FailedPreconditionError(absl::StrCat(
         who, ": ", path, " can be written by ", (st.st_mode & S_IWOTH) ? "every user" : "its group",
-        " (mode ", Octal(st.st_mode), "), so others could register in your place: chmod 700 ",
-        path, hint));
+        " (mode ", Octal(st.st_mode), "), so others could register in your place: chmod 700 ", path,
+        hint));
   }
   return absl::OkStatus();
 }
 
 // No directory above `path` may be replaced by a user other than root and you: each one is owned
 // by one of them, and group/other write needs the sticky bit (as /tmp has).
-absl::Status CheckParents(const std::string& path, const std::string& who, const std::string& hint) {
+absl::Status CheckParents(const std::string& path, const std::string& who,
+                          const std::string& hint) {
   const uid_t me = geteuid();
   // A link on the way must be yours or root's: its owner could point it elsewhere later.
   for (size_t pos = 1; pos < path.size(); ++pos) {
@@ -127,15 +130,15 @@ absl::Status CheckParents(const std::string& path, const std::string& who, const
     const std::string part = path.substr(0, pos);
     struct stat st;
     if (lstat(part.c_str(), &st) == 0 && S_ISLNK(st.st_mode) && st.st_uid != 0 && st.st_uid != me) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          who, ": ", part, " on the way to ", path, " is a symbolic link owned by ",
-          DescribeUid(st.st_uid), ", who could point it elsewhere", hint));
+      return absl::FailedPreconditionError(
+          absl::StrCat(who, ": ", part, " on the way to ", path, " is a symbolic link owned by ",
+                       DescribeUid(st.st_uid), ", who could point it elsewhere", hint));
     }
   }
   char* real = realpath(ParentOf(path).c_str(), nullptr);
   if (real == nullptr) {
-    return absl::UnavailableError(absl::StrCat(who, ": cannot resolve the directory above ", path,
-                                               ": ", ErrnoText()));
+    return absl::UnavailableError(
+        absl::StrCat(who, ": cannot resolve the directory above ", path, ": ", ErrnoText()));
   }
   std::string dir = real;
   std::free(real);
@@ -184,10 +187,11 @@ absl::Status EnsurePrivateDir(std::string path, const DirPolicy& policy) {
     if (mkdir(part.c_str(), 0700) == 0) {
       if (!last) continue;
       // Group first: chown may clear the setgid bit that chmod then sets.
-      if ((policy.shared_group && chown(part.c_str(), static_cast<uid_t>(-1), *policy.shared_group) != 0) ||
+      if ((policy.shared_group &&
+           chown(part.c_str(), static_cast<uid_t>(-1), *policy.shared_group) != 0) ||
           chmod(part.c_str(), last_mode) != 0) {
-        return absl::UnavailableError(absl::StrCat(who, ": cannot set the group and mode of ",
-                                                   part, ": ", ErrnoText()));
+        return absl::UnavailableError(
+            absl::StrCat(who, ": cannot set the group and mode of ", part, ": ", ErrnoText()));
       }
       continue;
     }
@@ -305,14 +309,17 @@ absl::StatusOr<std::string> ReadUntrustedFile(const std::string& path, size_t ma
   }
   if (!owners.Accepts(st.st_uid, st.st_gid)) {
     std::string trusted;
-    for (uid_t u : owners.uids) absl::StrAppend(&trusted, trusted.empty() ? "" : " or ", DescribeUid(u));
-    if (owners.group) absl::StrAppend(&trusted, trusted.empty() ? "" : " or ", "gid ", *owners.group);
-    return absl::FailedPreconditionError(absl::StrCat(path, " is owned by ", DescribeUid(st.st_uid),
-                                                      ", not ", trusted));
+    for (uid_t u : owners.uids)
+      absl::StrAppend(&trusted, trusted.empty() ? "" : " or ", DescribeUid(u));
+    if (owners.group) {
+      absl::StrAppend(&trusted, trusted.empty() ? "" : " or ", "gid ", *owners.group);
+    }
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, " is owned by ", DescribeUid(st.st_uid), ", not ", trusted));
   }
   if (static_cast<uint64_t>(st.st_size) > max_bytes) {
-    return absl::FailedPreconditionError(absl::StrCat(path, " is ", st.st_size,
-                                                      " bytes long; at most ", max_bytes, " are read"));
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, " is ", st.st_size, " bytes long; at most ", max_bytes, " are read"));
   }
   // One byte more than expected: a file that grows past the limit while read is noticed.
   std::string out(std::min<size_t>(max_bytes, static_cast<size_t>(st.st_size)) + 1, '\0');

@@ -79,7 +79,8 @@ struct AtomicWriteOptions {
 // (which replaces a link there instead of following it). Returns the identity of the file
 // written. UNAVAILABLE with the path and errno text on failure (nothing is left behind).
 absl::StatusOr<FileId> WriteFileAtomically(const std::string& dir, std::string_view name,
-                                           std::string_view bytes, const AtomicWriteOptions& options = {});
+                                           std::string_view bytes,
+                                           const AtomicWriteOptions& options = {});
 
 // True when `path` (not followed if a link) is the regular file `id`.
 bool SameFile(const std::string& path, const FileId& id);

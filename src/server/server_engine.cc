@@ -102,12 +102,13 @@ absl::Status ServerEngine::EnsureBound() {
   }
   try {
     if (!options_.ipc_dir.empty()) {
-      const std::string base = absl::StrCat("ipc://", options_.ipc_dir, "/", getpid(), "-",
-                                            ipc_counter.fetch_add(1));
+      const std::string base =
+          absl::StrCat("ipc://", options_.ipc_dir, "/", getpid(), "-", ipc_counter.fetch_add(1));
       router_ep = base + ".r";
       pub_ep = base + ".p";
       // Each socket gets its mode before it is registered: only this user may connect.
-      for (auto [socket, ep] : {std::pair{router->get(), &router_ep}, std::pair{pub->get(), &pub_ep}}) {
+      for (auto [socket, ep] :
+           {std::pair{router->get(), &router_ep}, std::pair{pub->get(), &pub_ep}}) {
         socket->bind(*ep);
         if (absl::Status s = SetSocketMode(IpcPath(*ep), kIpcSocketMode); !s.ok()) return s;
       }

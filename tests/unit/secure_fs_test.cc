@@ -85,7 +85,8 @@ TEST_F(SecureFsTest, RefusesALinkAFileAndAWritableDirectoryAndSaysHowToFixIt) {
   ASSERT_EQ(chmod(real.c_str(), 0770), 0);
   ZRPC_EXPECT_ERROR(EnsurePrivateDir(real, {.what = "t"}), absl::StatusCode::kFailedPrecondition,
                     "can be written by its group (mode 0770), so others could register in your "
-                    "place: chmod 700 " + real);
+                    "place: chmod 700 " +
+                        real);
   ASSERT_EQ(chmod(real.c_str(), 0703), 0);
   ZRPC_EXPECT_ERROR(EnsurePrivateDir(real, {.what = "t"}), absl::StatusCode::kFailedPrecondition,
                     "can be written by every user");
@@ -99,8 +100,9 @@ TEST_F(SecureFsTest, RefusesADirectoryUnderAParentOthersCanWriteWithoutTheSticky
   ASSERT_EQ(chmod(open.c_str(), 0777), 0);
   ZRPC_EXPECT_ERROR(EnsurePrivateDir(open + "/zrpc", {.what = "t"}),
                     absl::StatusCode::kFailedPrecondition,
-                    open + " (above " + open + "/zrpc) can be written by every user (mode 0777) "
-                    "without the sticky bit");
+                    open + " (above " + open +
+                        "/zrpc) can be written by every user (mode 0777) "
+                        "without the sticky bit");
   ASSERT_EQ(chmod(open.c_str(), 01777), 0);  // as /tmp is
   ZRPC_EXPECT_OK(EnsurePrivateDir(open + "/zrpc", {.what = "t"}));
 }
@@ -111,8 +113,7 @@ TEST_F(SecureFsTest, RefusesADirectoryAnotherUserOwns) {
   ASSERT_EQ(mkdir(theirs.c_str(), 0700), 0);
   ASSERT_EQ(chown(theirs.c_str(), kOtherUid, kOtherGid), 0);
   ZRPC_EXPECT_ERROR(EnsurePrivateDir(theirs, {.what = "local matchmaker"}),
-                    absl::StatusCode::kFailedPrecondition,
-                    theirs + " is owned by uid 65534");
+                    absl::StatusCode::kFailedPrecondition, theirs + " is owned by uid 65534");
   EXPECT_THAT(Msg(EnsurePrivateDir(theirs, {.what = "t"})),
               HasSubstr("not you (uid 0 (root)): another user may have created it; remove it"));
   // A parent owned by them is refused too: they could rename ours away.
@@ -159,7 +160,8 @@ TEST_F(SecureFsTest, WritesAtomicallyWithTheExactModeAndReplacesAPlantedLink) {
   EXPECT_EQ(ModeOf(root_ + "/" + name), 0640u);  // not the umask's 0600
   EXPECT_TRUE(SameFile(root_ + "/" + name, *id));
   std::vector<std::string> names;
-  for (const auto& e : std::filesystem::directory_iterator(root_)) names.push_back(e.path().filename());
+  for (const auto& e : std::filesystem::directory_iterator(root_))
+    names.push_back(e.path().filename());
   EXPECT_EQ(names.size(), 2u) << "a temporary file was left behind";
 
   // Replaced by another file: no longer the same.
