@@ -49,6 +49,7 @@ cleanup() {
   rm -rf "$W"
 }
 trap cleanup EXIT
+trap 'exit 1' INT TERM  # so that cleanup runs when CTest stops the test
 
 pass() { echo "PASS: $*"; }
 fail() { echo "FAIL: $*" >&2; FAILURES=$((FAILURES + 1)); }
@@ -151,7 +152,7 @@ VICTIM=$!
 PIDS+=("$VICTIM")
 as_attacker ln -s "$W/precious" "$W/shared/$VICTIM-0.json.tmp"
 as_attacker ln -s "$W/precious" "$W/shared/$VICTIM-0.json"
-echo go >"$W/go"
+timeout 10 bash -c 'echo go >"$1"' _ "$W/go" || fail "(b) the victim's wrapper did not wait"
 if wait_for_line "$W/b.out" READY; then
   [[ "$(cat "$W/precious")" == precious ]] && pass "(b) the symlinks' target is untouched" ||
     fail "(b) the victim wrote through a planted symlink: $(cat "$W/precious")"
