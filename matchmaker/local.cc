@@ -78,11 +78,14 @@ absl::StatusOr<std::unique_ptr<Matchmaker>> LocalMatchmaker::Create(std::string 
   if (is_default) dir = DefaultRuntimeDir();
   while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
   DirPolicy policy{.what = "local matchmaker",
-                   .fix_hint = is_default
-                                   ? "or use a directory of yours: set XDG_RUNTIME_DIR, or the "
-                                     "matchmaker URL local:///a/directory/of/yours"
-                                   : "or use another directory (local:///a/directory/of/yours, "
-                                     "or local:///dir?group=NAME for one shared by a group)"};
+                   .fix_hint = !is_default ? "or use another directory (local:///a/directory/"
+                                             "of/yours, or local:///dir?group=NAME for one "
+                                             "shared by a group)"
+                               : geteuid() == 0 ? "or use the matchmaker URL local:///a/directory"
+                                                  "/of/yours"
+                                                : "or use a directory of yours: set "
+                                                  "XDG_RUNTIME_DIR, or the matchmaker URL "
+                                                  "local:///a/directory/of/yours"};
   std::optional<gid_t> gid;
   if (!group.empty()) {
     absl::StatusOr<gid_t> g = LookupGroup(group);
