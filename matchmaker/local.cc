@@ -14,18 +14,19 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 #include <thread>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "matchmaker/identity.h"
 #include "matchmaker/memory.h"
 #include "matchmaker/process.h"
 #include "matchmaker/registration_json.h"
 #include "matchmaker/watch.h"
 #include "src/base/log_internal.h"
+#include "src/base/secure_fs.h"
 #include "zrpc/value.h"
 
 namespace zrpc::internal {
@@ -34,6 +35,10 @@ namespace {
 // How long a directory listing is trusted while the directory itself is unchanged: bounds how
 // long a process that died stays in rotation.
 constexpr absl::Duration kCacheTtl = absl::Milliseconds(250);
+// A registry file holds one process's registrations: far below this.
+constexpr size_t kMaxRegistryFileBytes = 1 << 20;
+// Skipped files remembered so each is logged once; forgotten (and logged again) past this.
+constexpr size_t kMaxReported = 4096;
 
 std::atomic<int> instance_counter{0};
 
@@ -42,22 +47,21 @@ absl::Status Errno(std::string_view what, const std::string& path) {
                                              " ", path, ": ", std::strerror(errno)));
 }
 
-std::string DefaultDir() {
-  if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg != nullptr && *xdg == '/') {
-    return absl::StrCat(xdg, "/zrpc");
+// "<pid>-<n>.json", the only names zrpc gives registry files.
+bool IsRegistryFileName(absl::string_view name) {
+  if (!absl::ConsumeSuffix(&name, ".json")) return false;
+  const size_t dash = name.find('-');
+  if (dash == 0 || dash == absl::string_view::npos || dash + 1 == name.size()) return false;
+  for (size_t i = 0; i < name.size(); ++i) {
+    if (i != dash && !absl::ascii_isdigit(static_cast<unsigned char>(name[i]))) return false;
   }
-  return absl::StrCat("/tmp/zrpc-", getuid());
+  return name.size() <= 32;
 }
 
-absl::Status MakeDirs(const std::string& dir) {
-  for (size_t pos = 1; pos <= dir.size(); ++pos) {
-    if (pos != dir.size() && dir[pos] != '/') continue;
-    std::string part = dir.substr(0, pos);
-    if (mkdir(part.c_str(), 0700) != 0 && errno != EEXIST) return Errno("cannot create", part);
-  }
-  struct stat st;
-  if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return Errno("not a directory:", dir);
-  return absl::OkStatus();
+TrustedOwners ReaderTrust(uid_t dir_owner, std::optional<gid_t> group) {
+  TrustedOwners t{.uids = {dir_owner}, .group = group};
+  if (geteuid() != dir_owner) t.uids.push_back(geteuid());
+  return t;
 }
 
 int64_t DirMtimeNs(const std::string& dir) {
@@ -68,18 +72,52 @@ int64_t DirMtimeNs(const std::string& dir) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Matchmaker>> LocalMatchmaker::Create(std::string dir) {
-  if (dir.empty()) dir = DefaultDir();
+absl::StatusOr<std::unique_ptr<Matchmaker>> LocalMatchmaker::Create(std::string dir,
+                                                                    std::string group) {
+  const bool is_default = dir.empty();
+  if (is_default) dir = DefaultRuntimeDir();
   while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
-  if (absl::Status s = MakeDirs(dir); !s.ok()) return s;
-  return std::unique_ptr<Matchmaker>(new LocalMatchmaker(std::move(dir)));
+  DirPolicy policy{.what = "local matchmaker",
+                   .fix_hint = !is_default ? "or use another directory (local:///a/directory/"
+                                             "of/yours, or local:///dir?group=NAME for one "
+                                             "shared by a group)"
+                               : geteuid() == 0 ? "or use the matchmaker URL local:///a/directory"
+                                                  "/of/yours"
+                                                : "or use a directory of yours: set "
+                                                  "XDG_RUNTIME_DIR, or the matchmaker URL "
+                                                  "local:///a/directory/of/yours"};
+  std::optional<gid_t> gid;
+  if (!group.empty()) {
+    absl::StatusOr<gid_t> g = LookupGroup(group);
+    if (!g.ok()) {
+      return absl::NotFoundError(absl::StrCat("local matchmaker: ", g.status().message()));
+    }
+    gid = *g;
+    policy.shared_group = gid;
+    policy.shared_group_name = group;
+  }
+  if (absl::Status s = EnsurePrivateDir(dir, policy); !s.ok()) return s;
+  struct stat st;
+  if (lstat(dir.c_str(), &st) != 0) return Errno("cannot check", dir);
+  return std::unique_ptr<Matchmaker>(
+      new LocalMatchmaker(std::move(dir), std::move(group), gid, st.st_uid));
 }
 
-LocalMatchmaker::LocalMatchmaker(std::string dir)
+LocalMatchmaker::LocalMatchmaker(std::string dir, std::string group_name,
+                                 std::optional<gid_t> group, uid_t dir_owner)
     : dir_(std::move(dir)),
-      own_file_(absl::StrCat(dir_, "/", getpid(), "-", instance_counter.fetch_add(1), ".json")) {}
+      group_name_(std::move(group_name)),
+      group_(group),
+      readers_trust_(ReaderTrust(dir_owner, group)),
+      own_name_(absl::StrCat(getpid(), "-", instance_counter.fetch_add(1), ".json")),
+      own_file_(absl::StrCat(dir_, "/", own_name_)) {}
 
 LocalMatchmaker::~LocalMatchmaker() { unlink(own_file_.c_str()); }
+
+std::string LocalMatchmaker::url() const {
+  return group_name_.empty() ? "local://" + dir_
+                             : absl::StrCat("local://", dir_, "?group=", group_name_);
+}
 
 absl::Status LocalMatchmaker::WriteOwnFile() {
   if (own_.empty()) {
@@ -94,15 +132,13 @@ absl::Status LocalMatchmaker::WriteOwnFile() {
       {"start", static_cast<int64_t>(ProcessStartTime(pid))},
       {"registrations", std::move(regs)}}));
   if (!text.ok()) return text.status();
-  const std::string tmp = own_file_ + ".tmp";
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return Errno("cannot write", tmp);
-  const bool written = write(fd, text->data(), text->size()) == static_cast<ssize_t>(text->size());
-  close(fd);
-  if (!written || rename(tmp.c_str(), own_file_.c_str()) != 0) {
-    unlink(tmp.c_str());
-    return Errno("cannot write", own_file_);
+  // A shared directory's readers are the group's members.
+  absl::StatusOr<FileId> id = WriteFileAtomically(
+      dir_, own_name_, *text, {.mode = static_cast<mode_t>(group_ ? 0640 : 0600), .group = group_});
+  if (!id.ok()) {
+    return absl::UnavailableError(absl::StrCat("local matchmaker: ", id.status().message()));
   }
+  own_id_ = *id;
   return absl::OkStatus();
 }
 
@@ -122,9 +158,10 @@ absl::Status LocalMatchmaker::Unregister(const Registration& r) {
 }
 
 absl::Status LocalMatchmaker::Heartbeat() {
-  // Liveness is the process itself; only restore the file if someone removed it.
+  // Liveness is the process itself; only restore the file if it was removed or replaced.
   absl::MutexLock lock(&mu_);
-  if (own_.empty() || access(own_file_.c_str(), F_OK) == 0) return absl::OkStatus();
+  if (own_.empty() || SameFile(own_file_, own_id_)) return absl::OkStatus();
+  ZRPC_LOG(kWarning, "local matchmaker: %s was removed or replaced; writing it again", own_file_);
   return WriteOwnFile();
 }
 
@@ -141,13 +178,24 @@ absl::StatusOr<std::shared_ptr<const std::vector<Registration>>> LocalMatchmaker
   auto all = std::make_shared<std::vector<Registration>>();
   while (dirent* e = readdir(d)) {
     absl::string_view name(e->d_name);
+    // Not a registry: "." and "..", files being written ("*.tmp"), sockets, ...
     if (!absl::EndsWith(name, ".json")) continue;
+    if (!IsRegistryFileName(name)) {
+      ReportSkipped(name, e->d_ino, "is not named as zrpc names registry files (<pid>-<n>.json)");
+      continue;
+    }
     const std::string path = absl::StrCat(dir_, "/", name);
-    std::ifstream in(path);
-    std::stringstream buf;
-    buf << in.rdbuf();
-    absl::StatusOr<Value> file = ParseJson(buf.str());
-    if (!file.ok()) continue;  // being replaced, or not ours
+    absl::StatusOr<std::string> text =
+        ReadUntrustedFile(path, kMaxRegistryFileBytes, readers_trust_);
+    if (!text.ok()) {
+      if (!absl::IsNotFound(text.status())) ReportSkipped(name, e->d_ino, text.status().message());
+      continue;  // removed since listed: its process exited
+    }
+    absl::StatusOr<Value> file = ParseJson(*text);
+    if (!file.ok()) {
+      ReportSkipped(name, e->d_ino, absl::StrCat("is not valid JSON: ", file.status().message()));
+      continue;
+    }
     const Value* pid = file->Find("pid");
     const Value* start = file->Find("start");
     const Value* regs = file->Find("registrations");
@@ -171,6 +219,21 @@ absl::StatusOr<std::shared_ptr<const std::vector<Registration>>> LocalMatchmaker
   cache_time_ = absl::Now();
   cache_dir_mtime_ns_ = mtime;
   return cache_;
+}
+
+void LocalMatchmaker::ReportSkipped(absl::string_view name, ino_t ino, absl::string_view why) {
+  {
+    absl::MutexLock lock(&cache_mu_);
+    if (reported_.size() >= kMaxReported) reported_.clear();
+    if (!reported_.insert(absl::StrCat(name, "/", ino)).second) return;
+  }
+  // `why` names the path when it comes from ReadUntrustedFile.
+  const std::string path = absl::StrCat(dir_, "/", name);
+  if (absl::StrContains(why, path)) {
+    ZRPC_LOG(kWarning, "local matchmaker: skipping a registry file: %s", why);
+  } else {
+    ZRPC_LOG(kWarning, "local matchmaker: skipping %s: it %s", path, why);
+  }
 }
 
 absl::StatusOr<std::vector<Registration>> LocalMatchmaker::Resolve(std::string_view exchange,

@@ -6,6 +6,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "matchmaker/backend.h"
 #include "matchmaker/local.h"
 #include "matchmaker/redis.h"
@@ -67,10 +68,21 @@ absl::StatusOr<Backend> CreateBackend(std::string_view url) {
   if (u.empty() || u == "local://") return plain(LocalMatchmaker::Create(""));
   if (absl::StartsWith(u, "local://")) {
     absl::string_view path = u.substr(8);
+    std::string group;
+    if (const size_t q = path.find('?'); q != absl::string_view::npos) {
+      // The one option: ?group=NAME, a directory shared by that group (see local.h).
+      absl::string_view option = path.substr(q + 1);
+      path = path.substr(0, q);
+      if (!absl::ConsumePrefix(&option, "group=") || option.empty() ||
+          option.find_first_of("&=?") != absl::string_view::npos) {
+        return bad("local:// takes one option, ?group=NAME (a directory shared by that group)");
+      }
+      group = std::string(option);
+    }
     if (!absl::StartsWith(path, "/")) {
       return bad("local:// takes an absolute directory, e.g. local:///run/zrpc");
     }
-    return plain(LocalMatchmaker::Create(std::string(path)));
+    return plain(LocalMatchmaker::Create(std::string(path), std::move(group)));
   }
   if (absl::StartsWith(u, "ring://")) {
     absl::string_view path = u.substr(7);
@@ -88,7 +100,7 @@ absl::StatusOr<Backend> CreateBackend(std::string_view url) {
   }
   return absl::InvalidArgumentError(absl::StrCat(
       "unsupported matchmaker URL \"", u,
-      "\"; supported: local:// (or local:///dir), ring:///path/ring.json, "
+      "\"; supported: local:// (or local:///dir, local:///dir?group=NAME), ring:///path/ring.json, "
       "redis://[:password@]host[:port][/db], ipc://... or tcp://... (a zrpc-matchmaker sidecar)"));
 }
 

@@ -3,13 +3,12 @@
 
 #include <sys/stat.h>
 
-#include <fstream>
 #include <set>
-#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "matchmaker/watch.h"
 #include "src/base/log_internal.h"
+#include "src/base/secure_fs.h"
 #include "zrpc/errors.h"
 #include "zrpc/value.h"
 
@@ -25,12 +24,22 @@ std::string Stamp(const std::string& path) {
   return absl::StrCat(st.st_mtim.tv_sec, ".", st.st_mtim.tv_nsec, "/", st.st_size, "/", st.st_ino);
 }
 
+// A ring file lists hosts per topic: far below this.
+constexpr size_t kMaxRingFileBytes = 16 << 20;
+
+// Any owner (rings are written by whoever deploys them) and through a link (its path is
+// configured, and deployment tools mount files as links), but a regular file of bounded size:
+// not a FIFO that blocks the reader or a device that never ends.
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("ring file ", path, " cannot be read"));
-  std::stringstream buf;
-  buf << in.rdbuf();
-  return buf.str();
+  absl::StatusOr<std::string> text =
+      ReadUntrustedFile(path, kMaxRingFileBytes, TrustedOwners{}, FinalLink::kFollow);
+  if (text.ok()) return text;
+  const std::string why(text.status().message());
+  if (absl::IsNotFound(text.status())) {
+    return absl::NotFoundError(
+        absl::StrCat("ring file ", why, "; create it or fix the ring:// path"));
+  }
+  return absl::Status(text.status().code(), absl::StrCat("ring file cannot be read: ", why));
 }
 
 std::string DirOf(const std::string& path) {

@@ -2,6 +2,7 @@
 // zrpc-matchmaker: the matchmaker sidecar, run beside the services of a host.
 //
 //   zrpc-matchmaker --endpoint ipc:///run/zrpc/mm.sock --backend redis://10.0.0.9:6379 --ttl 5
+//   zrpc-matchmaker --endpoint ipc:///srv/zrpc/mm.sock --socket-group zrpc --socket-mode 0660
 //
 // Services and clients of the host use it with TransportOptions.matchmaker = the endpoint. The
 // sidecar itself is matchmaker/sidecar/server.h; this is its command line. Prints
@@ -9,6 +10,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <iostream>
 #include <string>
 #include <thread>
@@ -19,6 +21,7 @@
 #include "flags.h"
 #include "matchmaker/sidecar/protocol.h"
 #include "matchmaker/sidecar/server.h"
+#include "src/base/secure_fs.h"
 #include "zrpc/log.h"
 
 int main(int argc, char** argv) {
@@ -27,7 +30,14 @@ int main(int argc, char** argv) {
       "usage: zrpc-matchmaker [flags]\n"
       "The zrpc matchmaker sidecar: services and clients of this host use --endpoint as their\n"
       "matchmaker URL.",
-      {{"endpoint", "where to listen (default ipc:///tmp/zrpc-matchmaker-UID.sock)"},
+      {{"endpoint",
+        "where to listen (default ipc://RUNTIME_DIR/matchmaker.sock, RUNTIME_DIR being /run/zrpc "
+        "for root, else $XDG_RUNTIME_DIR/zrpc, else /tmp/zrpc-UID); an ipc:// socket's directory "
+        "is created, or must be yours and writable by you alone (see --socket-group)"},
+       {"socket-mode", "octal mode of the ipc:// sockets (default 0600: only you may connect)"},
+       {"socket-group",
+        "group of the ipc:// sockets; their directory may then be shared with that group "
+        "(owned by you or root, of that group, not writable by others); use --socket-mode 0660"},
        {"tcp", "also listen here, e.g. tcp://0.0.0.0:7400"},
        {"pub",
         "where to publish changes (default: the endpoint + \".pub\" for ipc, else tcp ephemeral)"},
@@ -39,8 +49,23 @@ int main(int argc, char** argv) {
   sigset_t signals = zrpc::tools::BlockTerminationSignals();
 
   SidecarServer::Options options;
-  options.endpoints = {
-      flags.Get("endpoint", absl::StrCat("ipc:///tmp/zrpc-matchmaker-", getuid(), ".sock"))};
+  options.endpoints = {flags.Get(
+      "endpoint", absl::StrCat("ipc://", zrpc::internal::DefaultRuntimeDir(), "/matchmaker.sock"))};
+  if (flags.Has("socket-mode")) {
+    const std::string mode = flags.Get("socket-mode");
+    char* end = nullptr;
+    const unsigned long v = std::strtoul(mode.c_str(), &end, 8);
+    if (mode.empty() || *end != '\0' || v > 0777) {
+      flags.Fail("--socket-mode needs an octal mode 0..0777, e.g. 0600 or 0660");
+    }
+    options.socket_mode = static_cast<mode_t>(v);
+  }
+  if (flags.Has("socket-group")) {
+    absl::StatusOr<gid_t> gid = zrpc::internal::LookupGroup(flags.Get("socket-group"));
+    if (!gid.ok()) flags.Fail(absl::StrCat("--socket-group: ", gid.status().message()));
+    options.socket_group = *gid;
+    options.socket_group_name = flags.Get("socket-group");
+  }
   if (flags.Has("tcp")) options.endpoints.push_back(flags.Get("tcp"));
   options.pub = flags.Get("pub");
   options.backend = flags.Get("backend", "memory");

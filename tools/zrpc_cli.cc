@@ -304,7 +304,9 @@ int Listen(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  zrpc::SetLogLevel(zrpc::LogLevel::kError);  // stderr is for the one-line error
+  // stderr is for the one-line error, unless ZRPC_LOG_LEVEL asks for more (e.g. "warning" to see
+  // which registry files a lookup skipped).
+  if (std::getenv("ZRPC_LOG_LEVEL") == nullptr) zrpc::SetLogLevel(zrpc::LogLevel::kError);
   zrpc::tools::UseReleaseMutexes();
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h" ||
       std::string(argv[1]) == "help") {

@@ -9,6 +9,7 @@
 #include "matchmaker/registration_json.h"
 #include "src/codec/json_internal.h"
 #include "src/base/log_internal.h"
+#include "src/base/secure_fs.h"
 #include "src/zmq/socket_factory.h"
 #include "zrpc/message.h"
 
@@ -69,6 +70,33 @@ SidecarServer::~SidecarServer() {
   backend_watch_.reset();
 }
 
+absl::Status SidecarServer::PrepareIpcDir(const std::string& endpoint) const {
+  const std::string path = IpcPath(endpoint);
+  if (path.empty()) return absl::OkStatus();  // tcp://, or an abstract ipc:// socket
+  const size_t slash = path.rfind('/');
+  if (path[0] != '/' || slash == std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("ipc endpoint ", endpoint,
+                     " needs an absolute path, e.g. ipc:///run/zrpc/matchmaker.sock"));
+  }
+  return EnsurePrivateDir(
+      slash == 0 ? "/" : path.substr(0, slash),
+      {.what = absl::StrCat("socket directory of ", endpoint),
+       .fix_hint = "or choose a socket in a directory of yours (--endpoint ipc:///DIR/mm.sock)",
+       .shared_group = options_.socket_group,
+       .shared_group_name = options_.socket_group_name,
+       .create_mode = static_cast<mode_t>(options_.socket_group ? 02750 : 0700)});
+}
+
+absl::Status SidecarServer::BindWithMode(zmq::socket_t& socket, const std::string& endpoint) const {
+  if (absl::Status s = PrepareIpcDir(endpoint); !s.ok()) return s;
+  socket.bind(endpoint);
+  // Before anyone is told the endpoint: the mode the user chose, not the umask's.
+  const std::string path = IpcPath(endpoint);
+  return path.empty() ? absl::OkStatus()
+                      : SetSocketMode(path, options_.socket_mode, options_.socket_group);
+}
+
 absl::Status SidecarServer::Bind() {
   try {
     for (const std::string& ep : options_.endpoints) {
@@ -76,7 +104,7 @@ absl::Status SidecarServer::Bind() {
       if (!made.ok()) return made.status();
       std::unique_ptr<zmq::socket_t> s = *std::move(made);
       s->set(zmq::sockopt::linger, 0);
-      s->bind(ep);
+      if (absl::Status bound = BindWithMode(*s, ep); !bound.ok()) return bound;
       // A closed connection may be a service that died: Sweep() then looks for exited processes.
       absl::StatusOr<std::unique_ptr<SocketMonitor>> m =
           SocketMonitor::Create(ctx_, *s, ZMQ_EVENT_DISCONNECTED);
@@ -88,7 +116,7 @@ absl::Status SidecarServer::Bind() {
     if (!pub.ok()) return pub.status();
     pub_ = *std::move(pub);
     pub_->set(zmq::sockopt::linger, 0);
-    pub_->bind(options_.pub);
+    if (absl::Status bound = BindWithMode(*pub_, options_.pub); !bound.ok()) return bound;
     pub_endpoint_ = pub_->get(zmq::sockopt::last_endpoint);
   } catch (const zmq::error_t& e) {
     return absl::UnavailableError(absl::StrCat("cannot bind: ", e.what()));

@@ -16,8 +16,11 @@
 #ifndef ZRPC_MATCHMAKER_SIDECAR_SERVER_H_
 #define ZRPC_MATCHMAKER_SIDECAR_SERVER_H_
 
+#include <sys/types.h>
+
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 #include <zmq.hpp>
@@ -46,11 +49,19 @@ class SidecarServer {
     std::string backend = "memory";
     // How long a client that is not heard from keeps its registrations (its heartbeat is a fifth).
     absl::Duration ttl = absl::Seconds(5);
+    // ipc:// sockets: their directory is created (0700, or 02750 with `socket_group`) or checked
+    // as src/base/secure_fs.h's EnsurePrivateDir does (yours, or with `socket_group` yours or
+    // root's of that group; writable by nobody else), and each socket gets this mode ...
+    mode_t socket_mode = 0600;
+    // ... and this group when set (its members may then connect: give socket_mode 0660).
+    std::optional<gid_t> socket_group;
+    std::string socket_group_name;  // for messages
   };
 
   // Creates the backend and binds every socket. INVALID_ARGUMENT for bad options (no endpoint,
-  // a ttl under a second, a sidecar as backend, a bad backend URL); UNAVAILABLE when an endpoint
-  // cannot be bound.
+  // a ttl under a second, a sidecar as backend, a bad backend URL, a relative ipc:// path);
+  // FAILED_PRECONDITION when an ipc:// socket's directory is not safe (the message says which and
+  // how to fix it); UNAVAILABLE when an endpoint cannot be bound.
   static absl::StatusOr<std::unique_ptr<SidecarServer>> Create(Options options);
   SidecarServer(const SidecarServer&) = delete;
   SidecarServer& operator=(const SidecarServer&) = delete;
@@ -70,6 +81,10 @@ class SidecarServer {
  private:
   SidecarServer(Options options, Backend backend);
   absl::Status Bind();
+  // For an ipc:// endpoint: creates or checks its directory (Options::socket_mode's comment).
+  absl::Status PrepareIpcDir(const std::string& endpoint) const;
+  // Binds, then gives an ipc:// socket its mode and group.
+  absl::Status BindWithMode(zmq::socket_t& socket, const std::string& endpoint) const;
   // Answers every waiting request on `router`.
   void Serve(zmq::socket_t& router);
   absl::StatusOr<Value> Handle(std::string_view op, std::string_view body);

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "codec/json_internal.h"
 #include "base/log_internal.h"
+#include "base/secure_fs.h"
 #include "server/introspection.h"
 #include "zmq/socket_factory.h"
 #include "zrpc/errors.h"
@@ -24,6 +25,8 @@ namespace {
 constexpr size_t kDecodeOnLoopBytes = 16 << 10;
 
 std::atomic<int> ipc_counter{0};
+// ipc:// sockets of a service: its own user connects (connecting needs write permission).
+constexpr mode_t kIpcSocketMode = 0600;
 
 bool IsRoutingError(const absl::Status& s) {
   std::optional<ErrorKind> k = GetErrorKind(s);
@@ -100,14 +103,28 @@ absl::Status ServerEngine::EnsureBound() {
       MakeSocket(ctx_, SocketRole::kServicePub, options_);
   if (!pub.ok()) return pub.status();
   std::string router_ep, pub_ep;
+  if (!options_.ipc_dir.empty()) {
+    // Whoever can create or write the directory could put their socket in place of ours.
+    if (absl::Status s = EnsurePrivateDir(
+            options_.ipc_dir,
+            {.what = "service ipc_dir",
+             .fix_hint = "or choose another TransportOptions.ipc_dir (zrpc-service: --ipc-dir)"});
+        !s.ok()) {
+      return s;
+    }
+  }
   try {
     if (!options_.ipc_dir.empty()) {
-      const std::string base = absl::StrCat("ipc://", options_.ipc_dir, "/", getpid(), "-",
-                                            ipc_counter.fetch_add(1));
-      (*router)->bind(base + ".r");
-      (*pub)->bind(base + ".p");
+      const std::string base =
+          absl::StrCat("ipc://", options_.ipc_dir, "/", getpid(), "-", ipc_counter.fetch_add(1));
       router_ep = base + ".r";
       pub_ep = base + ".p";
+      // Each socket gets its mode before it is registered: only this user may connect.
+      for (auto [socket, ep] :
+           {std::pair{router->get(), &router_ep}, std::pair{pub->get(), &pub_ep}}) {
+        socket->bind(*ep);
+        if (absl::Status s = SetSocketMode(IpcPath(*ep), kIpcSocketMode); !s.ok()) return s;
+      }
     } else {
       const std::string bind = options_.bind_address == "*" ? "*" : Bracketed(options_.bind_address);
       auto port = [](int p) { return p > 0 ? std::to_string(p) : std::string("*"); };
