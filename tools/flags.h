@@ -5,6 +5,7 @@
 
 #include <signal.h>
 
+#include <cmath>
 #include <cstdlib>
 
 #include "absl/synchronization/mutex.h"
@@ -63,6 +64,20 @@ class Flags {
     char* end = nullptr;
     long v = std::strtol(it->second.c_str(), &end, 10);
     if (end == it->second.c_str() || *end != '\0') Fail("--" + name + " needs a number");
+    return v;
+  }
+  // A duration in seconds: a finite number in (0, 1e7] (or [0, 1e7] with allow_zero); anything
+  // else (nan, inf, -1, "10s") fails with the usage.
+  double GetSeconds(const std::string& name, double fallback, bool allow_zero = false) const {
+    auto it = values_.find(name);
+    if (it == values_.end()) return fallback;
+    char* end = nullptr;
+    const double v = std::strtod(it->second.c_str(), &end);
+    if (end == it->second.c_str() || *end != '\0' || !std::isfinite(v) || v > 1e7 ||
+        (allow_zero ? v < 0 : v <= 0)) {
+      Fail("--" + name + " needs a number of seconds, " + (allow_zero ? "0" : "above 0") +
+           " to 10000000");
+    }
     return v;
   }
   const std::vector<std::string>& positional() const { return positional_; }

@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_format.h"
 #include "flags.h"
+#include "src/base/escape.h"
 #include "zrpc/zrpc.h"
 
 namespace {
@@ -46,9 +47,13 @@ int ExitCode(const absl::Status& s) {
   return zrpc::IsRemote(s) ? 1 : 6;
 }
 
+// Text from a service or a registry, safe for the terminal (no control bytes or escapes).
+std::string Safe(std::string_view text) { return zrpc::internal::EscapeForTerminal(text); }
+
 int Fail(const absl::Status& s) {
   std::string text(s.message());
   for (size_t p; (p = text.find('\n')) != std::string::npos;) text.replace(p, 1, " | ");
+  text = Safe(text);
   std::optional<zrpc::ErrorKind> kind = zrpc::GetErrorKind(s);
   std::cerr << "zrpc: " << (kind ? std::string(zrpc::ErrorKindName(*kind)) : absl::StatusCodeToString(s.code()))
             << ": " << text << std::endl;
@@ -91,11 +96,7 @@ absl::StatusOr<Common> Setup(const Flags& f, const std::string& topic_arg) {
   c.json = f.Has("json");
   std::string mm = f.Get("matchmaker");
   if (mm.empty()) mm = getenv("ZRPC_MATCHMAKER") ? getenv("ZRPC_MATCHMAKER") : "local://";
-  const std::string timeout = f.Get("timeout", "10");
-  char* end = nullptr;
-  const double seconds = std::strtod(timeout.c_str(), &end);
-  if (end == timeout.c_str() || *end != '\0' || seconds <= 0) f.Fail("--timeout needs a positive number of seconds");
-  c.timeout = absl::Seconds(seconds);
+  c.timeout = absl::Seconds(f.GetSeconds("timeout", 10));
   if (f.Has("context")) c.context = zrpc::Context(ParseArg(f, "--context", f.Get("context"), true).AsObject());
   c.topic = f.Has("host") ? zrpc::QueueGetFor(topic_arg, f.Get("host")) : topic_arg;
   zrpc::TransportOptions o;
@@ -181,23 +182,37 @@ int Introspect(const std::string& cmd, int argc, char** argv) {
   const absl::Time start = absl::Now();
   absl::StatusOr<zrpc::Value> r = c->transport->Call(c->context, c->topic, std::move(m), {.timeout = c->timeout});
   if (!r.ok()) return Fail(r.status());
+  // What a service answers is untrusted: any shape is printed, never trusted to have fields.
+  auto str = [](const zrpc::Value* v) { return v && v->is_string() ? Safe(v->AsString()) : "?"; };
+  auto array = [](const zrpc::Value* v) -> const zrpc::Array& {
+    static const zrpc::Array empty;
+    return v && v->is_array() ? v->AsArray() : empty;
+  };
   if (cmd == "ping" && !c->json) {
-    std::cout << absl::StrFormat("pong from %s in %.2f ms", r->Find("host")->AsString(),
+    std::cout << absl::StrFormat("pong from %s in %.2f ms", str(r->Find("host")),
                                  absl::ToDoubleMilliseconds(absl::Now() - start))
               << std::endl;
     return 0;
   }
   if (cmd == "describe" && !c->json) {
-    std::cout << "host " << r->Find("host")->AsString() << " at " << r->Find("endpoint")->AsString() << "\n";
-    for (const zrpc::Value& t : r->Find("topics")->AsArray()) {
-      std::cout << "  consumes " << t.Find("exchange")->AsString() << " " << t.Find("topic")->AsString()
-                << (t.Find("fanout")->AsBool() ? " (fanout)" : "")
-                << (t.Find("pool") ? " (pool " + t.Find("pool")->AsString() + ")" : "") << "\n";
+    if (!r->is_object() || !r->Find("topics") || !r->Find("endpoints")) {
+      std::cout << "unexpected answer: " << Safe(Json(*r)) << std::endl;
+      return 6;
     }
-    for (const zrpc::Value& e : r->Find("endpoints")->AsArray()) {
-      std::cout << "  namespace \"" << e.Find("namespace")->AsString() << "\" version "
-                << e.Find("version")->AsString() << ":";
-      for (const zrpc::Value& name : e.Find("methods")->AsArray()) std::cout << " " << name.AsString();
+    std::cout << "host " << str(r->Find("host")) << " at " << str(r->Find("endpoint")) << "\n";
+    for (const zrpc::Value& t : array(r->Find("topics"))) {
+      const zrpc::Value* fanout = t.Find("fanout");
+      std::cout << "  consumes " << str(t.Find("exchange")) << " " << str(t.Find("topic"))
+                << (fanout && fanout->is_bool() && fanout->AsBool() ? " (fanout)" : "")
+                << (t.Find("pool") ? " (pool " + str(t.Find("pool")) + ")" : "") << "\n";
+    }
+    for (const zrpc::Value& e : array(r->Find("endpoints"))) {
+      const zrpc::Value* ns = e.Find("namespace");
+      std::cout << "  namespace \"" << (ns && ns->is_string() ? Safe(ns->AsString()) : "")
+                << "\" version " << str(e.Find("version")) << ":";
+      for (const zrpc::Value& name : array(e.Find("methods"))) {
+        std::cout << " " << (name.is_string() ? Safe(name.AsString()) : "?");
+      }
       std::cout << "\n";
     }
     return 0;
@@ -222,8 +237,9 @@ int Topics(int argc, char** argv) {
                                                  {"pool", r.pool}}))
                 << "\n";
     } else {
-      std::cout << absl::StrFormat("%-10s %-28s %-14s %s%s\n", r.exchange, r.Key(), r.host, r.endpoint,
-                                   r.pool.empty() ? "" : "  pool " + r.pool);
+      std::cout << absl::StrFormat("%-10s %-28s %-14s %s%s\n", Safe(r.exchange), Safe(r.Key()),
+                                   Safe(r.host), Safe(r.endpoint),
+                                   r.pool.empty() ? "" : "  pool " + Safe(r.pool));
     }
   }
   return 0;
@@ -248,7 +264,7 @@ int Notify(int argc, char** argv) {
   absl::StatusOr<std::unique_ptr<zrpc::Notifier>> n = zrpc::Notifier::Create(
       *c->transport, f.Get("publisher-id", "zrpc-cli"), {.topics = {f.Get("topic", "notifications")}});
   if (!n.ok()) return Fail(n.status());
-  absl::SleepFor(absl::Seconds(std::strtod(f.Get("wait", "1").c_str(), nullptr)));
+  absl::SleepFor(absl::Seconds(f.GetSeconds("wait", 1, /*allow_zero=*/true)));
   if (absl::Status s = (*n)->Notify(c->context, pos[0], pos[1], std::move(payload)); !s.ok()) return Fail(s);
   absl::SleepFor(absl::Milliseconds(100));  // let the I/O thread publish before closing
   if (c->json) std::cout << "{\"ok\":true}" << std::endl;
@@ -295,8 +311,8 @@ int Listen(int argc, char** argv) {
   if (!listener.ok()) return Fail(listener.status());
   signal(SIGINT, [](int) { interrupted = true; });
   signal(SIGTERM, [](int) { interrupted = true; });
-  const absl::Time until = f.Has("for") ? absl::Now() + absl::Seconds(std::strtod(f.Get("for").c_str(), nullptr))
-                                        : absl::InfiniteFuture();
+  const absl::Time until =
+      f.Has("for") ? absl::Now() + absl::Seconds(f.GetSeconds("for", 0)) : absl::InfiniteFuture();
   while (!interrupted && absl::Now() < until && (count < 0 || seen < count)) absl::SleepFor(absl::Milliseconds(20));
   return 0;
 }

@@ -2,6 +2,12 @@
 // The zrpc command line against a real service: output and exit codes.
 #include <sys/wait.h>
 
+#include <thread>
+
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
+
+#include "codec/wire.h"
 #include "testing/harness.h"
 #include "unit/test_util.h"
 
@@ -138,6 +144,74 @@ TEST_F(CliTest, EveryCommandHasHelp) {
     CliRun help = Cli({cmd, "--help"});
     EXPECT_EQ(help.exit_code, 0) << cmd;
     EXPECT_THAT(help.output, HasSubstr(std::string("usage: zrpc ") + cmd)) << cmd;
+  }
+}
+
+
+// A fake instance that answers every request with `result`, whatever was asked.
+class FakeInstance {
+ public:
+  explicit FakeInstance(Value result) : router_(ctx_, zmq::socket_type::router) {
+    router_.bind("tcp://127.0.0.1:*");
+    endpoint_ = router_.get(zmq::sockopt::last_endpoint);
+    thread_ = std::thread([this, result = std::move(result)] {
+      while (!stop_) {
+        zmq::pollitem_t item{router_.handle(), 0, ZMQ_POLLIN, 0};
+        zmq::poll(&item, 1, std::chrono::milliseconds(20));
+        std::vector<zmq::message_t> frames;
+        if (!(item.revents & ZMQ_POLLIN) ||
+            !zmq::recv_multipart(router_, std::back_inserter(frames), zmq::recv_flags::dontwait)) {
+          continue;
+        }
+        if (frames.size() != 3) continue;
+        absl::StatusOr<internal::Header> h = internal::ParseHeader(frames[1].to_string_view());
+        if (!h.ok()) continue;
+        const std::string id(h->msg_id);
+        absl::StatusOr<std::string> body = EncodeReply(Reply{.result = result, .ending = true, .msg_id = id});
+        router_.send(frames[0], zmq::send_flags::sndmore);
+        router_.send(zmq::buffer(internal::ControlHeader(internal::FrameKind::kReply, id)),
+                     zmq::send_flags::sndmore);
+        router_.send(zmq::buffer(*body), zmq::send_flags::none);
+      }
+    });
+  }
+  ~FakeInstance() {
+    stop_ = true;
+    thread_.join();
+  }
+  const std::string& endpoint() const { return endpoint_; }
+
+ private:
+  zmq::context_t ctx_;
+  zmq::socket_t router_;
+  std::string endpoint_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+TEST_F(CliTest, MalformedAnswersAndBadFlagsAreClearErrorsNeverCrashes) {
+  absl::StatusOr<std::unique_ptr<Matchmaker>> mm = CreateMatchmaker(matchmaker_);
+  ZRPC_ASSERT_OK(mm);
+  // A hostile instance: its "describe" is a string with terminal escapes, its ping lacks a host.
+  FakeInstance evil(Value("\x1b[2Jgotcha\nzrpc ERROR: forged"));
+  FakeInstance odd(Value(Object{{"host", 5}, {"topics", "not a list"}}));
+  ZRPC_ASSERT_OK((*mm)->Register(Registration{.topic = "evil", .host = "evil", .endpoint = evil.endpoint()}));
+  ZRPC_ASSERT_OK((*mm)->Register(Registration{.topic = "odd", .host = "odd", .endpoint = odd.endpoint()}));
+  CliRun described = Cli({"describe", "evil"});
+  EXPECT_EQ(described.exit_code, 6);
+  EXPECT_THAT(described.output, HasSubstr("unexpected answer"));
+  EXPECT_EQ(described.output.find('\x1b'), std::string::npos) << described.output;
+  EXPECT_EQ(std::count(described.output.begin(), described.output.end(), '\n'), 1);
+  CliRun pinged = Cli({"ping", "odd"});
+  EXPECT_EQ(pinged.exit_code, 0);
+  EXPECT_THAT(pinged.output, HasSubstr("pong from ?"));
+  EXPECT_EQ(Cli({"describe", "odd"}).exit_code, 6);
+  ZRPC_ASSERT_OK((*mm)->Unregister(Registration{.topic = "odd", .host = "odd", .endpoint = odd.endpoint()}));
+  for (const char* bad : {"nan", "inf", "-1", "0", "10s", "1e300"}) {
+    CliRun r = Cli({"listen", "notifications.info", "--for", bad});
+    EXPECT_EQ(r.exit_code, 2) << bad;
+    EXPECT_THAT(r.output, HasSubstr("--for needs a number of seconds")) << bad;
+    EXPECT_EQ(Cli({"call", "compute", "whoami", "--timeout", bad}).exit_code, 2) << bad;
   }
 }
 
