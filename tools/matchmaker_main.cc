@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "flags.h"
@@ -38,7 +39,10 @@ int main(int argc, char** argv) {
        {"socket-group",
         "group of the ipc:// sockets; their directory may then be shared with that group "
         "(owned by you or root, of that group, not writable by others); use --socket-mode 0660"},
-       {"tcp", "also listen here, e.g. tcp://0.0.0.0:7400"},
+       {"tcp", "also listen here, e.g. tcp://10.0.0.5:7400 (every interface: add --insecure)"},
+       {"insecure!",
+        "allow --tcp/--pub on every interface (*, 0.0.0.0, ::): anyone who reaches the port can "
+        "register and unregister instances until CurveZMQ lands"},
        {"pub",
         "where to publish changes (default: the endpoint + \".pub\" for ipc, else tcp ephemeral)"},
        {"backend", "memory (default), ring:///path/ring.json or redis://[:pw@]host[:port][/db]"},
@@ -68,6 +72,15 @@ int main(int argc, char** argv) {
   }
   if (flags.Has("tcp")) options.endpoints.push_back(flags.Get("tcp"));
   options.pub = flags.Get("pub");
+  for (const std::string& ep : {flags.Get("tcp"), options.pub}) {
+    const bool everywhere = absl::StartsWith(ep, "tcp://*:") || absl::StartsWith(ep, "tcp://0.0.0.0:") ||
+                            absl::StartsWith(ep, "tcp://[::]:") || absl::StartsWith(ep, "tcp://:::");
+    if (everywhere && !flags.Has("insecure")) {
+      flags.Fail(absl::StrCat(ep, " listens on every interface: add --insecure (zrpc does not "
+                              "authenticate peers yet, so anyone who reaches it can register and "
+                              "unregister instances), or listen on one private address"));
+    }
+  }
   options.backend = flags.Get("backend", "memory");
   const long ttl_s = flags.GetInt("ttl", 5);
   if (ttl_s < 1) flags.Fail("--ttl must be at least 1");

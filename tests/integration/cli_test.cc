@@ -215,5 +215,18 @@ TEST_F(CliTest, MalformedAnswersAndBadFlagsAreClearErrorsNeverCrashes) {
   }
 }
 
+
+TEST_F(CliTest, SidecarRefusesEveryInterfaceWithoutInsecure) {
+  for (const char* ep : {"tcp://0.0.0.0:0", "tcp://*:0", "tcp://[::]:0"}) {
+    ChildProcess p;
+    ASSERT_TRUE(p.Start({ZRPC_MATCHMAKER_BINARY, "--endpoint", "tcp://127.0.0.1:0", "--tcp", ep},
+                        {.capture_stderr = true}));
+    const std::string out = p.ReadAll(10000);
+    const int status = p.Reap(10000);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << ep << ": " << out;
+    EXPECT_THAT(out, HasSubstr("listens on every interface: add --insecure")) << ep;
+  }
+}
+
 }  // namespace
 }  // namespace zrpc::testing
