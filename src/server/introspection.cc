@@ -17,7 +17,8 @@ absl::StatusOr<Value> Introspect(const Consumer& consumer, std::string_view meth
   }
   if (method == "health") {
     return Value(Object{{"status", consumer.connection->draining.load() ? "not_serving" : "serving"},
-                        {"host", service.host}});
+                        {"host", service.host},
+                        {"load", service.load}});
   }
   if (method == "describe") {
     Array topics;

@@ -20,6 +20,8 @@ struct ServiceView {
   const std::string& host;
   const std::string& endpoint;
   const absl::flat_hash_map<std::string, std::shared_ptr<Consumer>>& consumers;
+  // What `health` reports of the service's load and what its limits dropped.
+  Object load;
 };
 
 // The answer to `_zrpc.<method>` asked of `asked`; NoSuchMethod for another method.

@@ -392,7 +392,14 @@ void ServerEngine::HandleRequest(std::string rid, const Header& header, std::str
     if (is_cast) return;
     const std::string endpoint = this->endpoint();
     absl::StatusOr<Value> answer =
-        Introspect(*consumer, message->method, ServiceView{options_.host, endpoint, consumers_});
+        Introspect(*consumer, message->method,
+                   ServiceView{options_.host, endpoint, consumers_,
+                               Object{{"queued_requests", queued_requests_},
+                                      {"queued_bytes", queued_bytes_},
+                                      {"connections", connections_},
+                                      {"dropped_casts", dropped_casts_.load()},
+                                      {"dropped_notifications", published_drops_.load()},
+                                      {"subscription_resets", pub_resets_.load()}}});
     if (!answer.ok()) return fail(answer.status());
     return SendFinalReply(rid, header.msg_id, Reply{.result = *std::move(answer)});
   }

@@ -506,6 +506,9 @@ def Admission(name="Admission"):
             notes = a.call("compute", "stats", timeout_s=PROMPT_S)["result"]["notes"]
             time.sleep(0.02)
         check(f"{name}: admitted casts run and the dropped ones never did", notes.get("flood") == 2, notes)
+        health = a.call("compute", "health", timeout_s=PROMPT_S, extra={"namespace": "_zrpc"})["result"]
+        check(f"{name}: _zrpc.health counts the 5 dropped casts",
+              health.get("load", {}).get("dropped_casts") == 5, health)
         prompt_call(name, a, "the attacker is served again once under its limit")
 
         # Two clients, each within its own limit, together beyond the service's.
