@@ -616,6 +616,13 @@ void ServerEngine::Execute(Job& job, bool on_loop) {
       body = EncodeReply(Reply{.failure = SerializeRemoteException(body.status()),
                                .ending = reply.ending,
                                .msg_id = job.msg_id});
+      if (!body.ok()) {
+        body = EncodeReply(Reply{.failure = SerializeRemoteException(absl::InternalError(
+                                     "the service could not encode its reply")),
+                                 .ending = reply.ending,
+                                 .msg_id = job.msg_id});
+      }
+      if (!body.ok()) return;  // cannot happen: a fixed text and a validated id
     }
     Outbound out{job.rid, ControlHeader(FrameKind::kReply, job.msg_id), *std::move(body),
                  job.msg_id, last, /*tracked=*/!on_loop};
