@@ -46,6 +46,8 @@ class SidecarServer {
     std::string backend = "memory";
     // How long a client that is not heard from keeps its registrations (its heartbeat is a fifth).
     absl::Duration ttl = absl::Seconds(5);
+    // How many registrations it takes per request, per connection and in all.
+    RegistryLimits limits;
   };
 
   // Creates the backend and binds every socket. INVALID_ARGUMENT for bad options (no endpoint,
@@ -72,9 +74,12 @@ class SidecarServer {
   absl::Status Bind();
   // Answers every waiting request on `router`.
   void Serve(zmq::socket_t& router);
-  absl::StatusOr<Value> Handle(std::string_view op, std::string_view body);
-  absl::StatusOr<Value> HandleRegister(std::string_view op, const Value& request);
-  absl::StatusOr<Value> HandleHeartbeat(const Value& request);
+  // `connection` names the peer (see Owner::connection).
+  absl::StatusOr<Value> Handle(std::string_view op, std::string_view body,
+                               std::string connection);
+  absl::StatusOr<Value> HandleRegister(std::string_view op, const Value& request,
+                                       const Owner& owner);
+  absl::StatusOr<Value> HandleHeartbeat(const Value& request, const Owner& owner);
   absl::StatusOr<Value> HandleLookup(std::string_view op, const Value& request);
   // Checks for exited services while a connection closed recently; expires silent clients.
   void Sweep();
