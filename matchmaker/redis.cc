@@ -363,6 +363,17 @@ class RedisWatch : public WatchHandle {
           conn_.Drop("SUBSCRIBE failed");
           continue;
         }
+        if (r->type == REDIS_REPLY_ERROR) {  // e.g. an ACL without the channel: retried, logged once
+          const std::string err(r->str, r->len);
+          freeReplyObject(r);
+          if (err != refused_) {
+            refused_ = err;
+            ZRPC_LOG(kWarning, "redis refused SUBSCRIBE %s: %s; changes are noticed by polling",
+                     kChannel, err);
+          }
+          conn_.Drop(err);  // with backoff
+          continue;
+        }
         freeReplyObject(r);
         subscribed = true;
         on_change_();
@@ -382,6 +393,7 @@ class RedisWatch : public WatchHandle {
   }
 
   RedisConnection conn_;
+  std::string refused_;  // the last SUBSCRIBE error logged
   std::function<void()> on_change_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
