@@ -707,6 +707,30 @@ TEST_F(SidecarTest, OnlyTheConnectionThatRegisteredSomethingMayUnregisterIt) {
   EXPECT_TRUE(ListedHosts(**other).empty());
 }
 
+TEST_F(SidecarTest, AClientThatReconnectedStillOwnsItsRegistrations) {
+  matchmaker_ = "ipc://" + registry_ + "/mm.sock";
+  sidecar_ = StartSidecar(matchmaker_);
+  absl::StatusOr<std::unique_ptr<Matchmaker>> owner = CreateMatchmaker(matchmaker_);
+  ZRPC_ASSERT_OK(owner);
+  const Registration r{.topic = "compute", .host = "mine", .endpoint = "tcp://127.0.0.1:1"};
+  ZRPC_ASSERT_OK((*owner)->Register(r));
+  // A request the frozen sidecar does not answer makes the client drop its socket and make a
+  // new one once the sidecar is back: the same owner, with the same routing id.
+  sidecar_->Signal(SIGSTOP);
+  ASSERT_TRUE(Eventually([&] {  // stopped for certain ('T' in /proc/PID/stat)
+    std::ifstream stat("/proc/" + std::to_string(sidecar_->pid()) + "/stat");
+    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    const size_t paren = text.rfind(')');
+    return paren != std::string::npos && paren + 2 < text.size() && text[paren + 2] == 'T';
+  }));
+  EXPECT_EQ((*owner)->List("").status().code(), absl::StatusCode::kUnavailable);
+  sidecar_->Signal(SIGCONT);
+  ASSERT_TRUE(Eventually([&] { return (*owner)->List("").ok(); }, absl::Seconds(10)));
+  EXPECT_EQ(ListedHosts(**owner), std::set<std::string>{"mine"});
+  ZRPC_ASSERT_OK((*owner)->Unregister(r));
+  EXPECT_TRUE(ListedHosts(**owner).empty());
+}
+
 TEST_F(SidecarTest, InvalidRegistrationsAreRefusedByNameAndTheValidOnesOfTheRequestKept) {
   matchmaker_ = "ipc://" + registry_ + "/mm.sock";
   sidecar_ = StartSidecar(matchmaker_);
