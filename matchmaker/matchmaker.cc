@@ -72,15 +72,15 @@ absl::Status ValidateRegistration(const Registration& r) {
   if (!r.pool.empty()) {
     if (absl::Status s = ValidateName("pool", r.pool); !s.ok()) return s;
     if (r.pool.find('~') != std::string::npos) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "pool \"", absl::CHexEscape(r.pool), "\" contains '~', which pool names may not"));
+      return absl::InvalidArgumentError(absl::StrCat("pool \"", absl::CHexEscape(r.pool),
+                                                     "\" contains '~', which pool names may not"));
     }
     if (r.fanout) return absl::InvalidArgumentError("a worker pool cannot be a fanout consumer");
   }
   auto bad_endpoint = [](absl::string_view what, const std::string& e) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        what, " \"", absl::CHexEscape(e.substr(0, 80)), e.size() > 80 ? "...\"" : "\"",
-        " is not tcp://HOST:PORT or ipc://PATH (printable, at most 512 bytes)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " \"", absl::CHexEscape(e.substr(0, 80)), e.size() > 80 ? "...\"" : "\"",
+                     " is not tcp://HOST:PORT or ipc://PATH (printable, at most 512 bytes)"));
   };
   if (r.endpoint.empty()) return absl::InvalidArgumentError("registration needs an endpoint");
   if (!IsValidEndpoint(r.endpoint)) return bad_endpoint("endpoint", r.endpoint);

@@ -363,7 +363,8 @@ class RedisWatch : public WatchHandle {
           conn_.Drop("SUBSCRIBE failed");
           continue;
         }
-        if (r->type == REDIS_REPLY_ERROR) {  // e.g. an ACL without the channel: retried, logged once
+        // Refused (e.g. an ACL without the channel): logged once, retried with backoff.
+        if (r->type == REDIS_REPLY_ERROR) {
           const std::string err(r->str, r->len);
           freeReplyObject(r);
           if (err != refused_) {

@@ -98,7 +98,8 @@ class RedisMatchmaker : public Matchmaker, public BulkRegistrar {
   // conn_.Run's replies, or the first error reply among them as a status (logged once).
   absl::StatusOr<std::vector<RedisConnection::Reply>> Checked(
       const std::vector<RedisConnection::Command>& cmds,
-      absl::StatusOr<std::vector<RedisConnection::Reply>> replies) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+      absl::StatusOr<std::vector<RedisConnection::Reply>> replies)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Logs `line` unless a line with the same `key` was logged already (a bounded memory).
   void LogOnce(const std::string& key, const std::string& line) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The members of the set `index`, at most `cap` of them, read in bounded SSCAN steps.

@@ -7,11 +7,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-
-#include <algorithm>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
@@ -116,10 +115,10 @@ absl::StatusOr<std::string> ReadPasswordFile(const std::string& path) {
 absl::StatusOr<RedisAddress> ParseRedisUrl(std::string_view url) {
   absl::string_view u(url.data(), url.size());
   auto bad = [&](absl::string_view why) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "matchmaker URL \"", absl::CHexEscape(RedactUrl(url)), "\": ", why,
-        " (expected redis://[[user]:password@]host[:port][/db]"
-        "[?ttl=SECONDS&heartbeat=SECONDS&password_file=PATH])"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("matchmaker URL \"", absl::CHexEscape(RedactUrl(url)), "\": ", why,
+                     " (expected redis://[[user]:password@]host[:port][/db]"
+                     "[?ttl=SECONDS&heartbeat=SECONDS&password_file=PATH])"));
   };
   if (!absl::ConsumePrefix(&u, "redis://")) return bad("not a redis:// URL");
   RedisAddress a;
@@ -172,7 +171,8 @@ absl::StatusOr<RedisAddress> ParseRedisUrl(std::string_view url) {
   }
   if (a.heartbeat >= a.ttl) return bad("heartbeat must be shorter than ttl");
   if (!password_file.empty()) {
-    if (!a.password.empty()) return bad("give the password in the URL or in password_file, not both");
+    if (!a.password.empty())
+      return bad("give the password in the URL or in password_file, not both");
     absl::StatusOr<std::string> pw = ReadPasswordFile(password_file);
     if (!pw.ok()) return pw.status();
     a.password = *std::move(pw);

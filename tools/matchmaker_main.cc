@@ -34,7 +34,8 @@ int main(int argc, char** argv) {
         "where to publish changes (default: the endpoint + \".pub\" for ipc, else tcp ephemeral)"},
        {"backend",
         "memory (default), ring:///path/ring.json or\n"
-        "      redis://[[user]:password@]host[:port][/db][?password_file=/abs/path]. Keep the Redis\n"
+        "      redis://[[user]:password@]host[:port][/db][?password_file=/abs/path]. Keep the "
+        "Redis\n"
         "      password off this command line (every local user can read it in /proc): give\n"
         "      password_file=PATH (a file only its owner may read: chmod 600) or set\n"
         "      $ZRPC_REDIS_PASSWORD; the URL is logged with its password masked"},
@@ -66,8 +67,8 @@ int main(int argc, char** argv) {
   const std::string& endpoint = options.endpoints.front();
   zrpc::Log(zrpc::LogLevel::kInfo,
             absl::StrFormat("zrpc-matchmaker listening on %s (changes on %s), backend %s, ttl %ds",
-                            endpoint, (*server)->pub_endpoint(),
-                            zrpc::RedactUrl(options.backend), ttl_s));
+                            endpoint, (*server)->pub_endpoint(), zrpc::RedactUrl(options.backend),
+                            ttl_s));
   std::cout << "READY " << endpoint << " " << (*server)->pub_endpoint() << std::endl;
   std::thread serving([&] { (*server)->Run(); });
   int sig = 0;

@@ -118,9 +118,10 @@ absl::StatusOr<Value> SidecarMatchmaker::Request(std::string_view op, Object bod
   absl::StatusOr<std::string> text = ToJson(Value(std::move(body)));
   if (!text.ok()) return text.status();
   if (text->size() > kMaxRequestBytes) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "a ", ToAbsl(op), " request to the matchmaker sidecar would be ", text->size(),
-        " bytes; the sidecar takes at most ", kMaxRequestBytes, " (fewer registrations per process)"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("a ", ToAbsl(op), " request to the matchmaker sidecar would be ", text->size(),
+                     " bytes; the sidecar takes at most ", kMaxRequestBytes,
+                     " (fewer registrations per process)"));
   }
   try {
     EnsureDealer();

@@ -58,9 +58,9 @@ absl::Status Registry::Add(const Owner& owner, const std::vector<Registration>& 
   Client& c = Heard(owner, now);
   const uint64_t client = c.number;
   if (regs.size() > limits_.per_request) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "a request carries ", regs.size(), " registrations; the sidecar takes at most ",
-        limits_.per_request, " per request"));
+    return absl::ResourceExhaustedError(absl::StrCat("a request carries ", regs.size(),
+                                                     " registrations; the sidecar takes at most ",
+                                                     limits_.per_request, " per request"));
   }
   // Checked before anything changes, so that a refused request holds nothing new. (A
   // registration listed twice counts twice here: the check errs on the safe side.)
@@ -80,12 +80,13 @@ absl::Status Registry::Add(const Owner& owner, const std::vector<Registration>& 
         " registrations; the sidecar allows at most ", limits_.per_client, " per connection"));
   }
   if (owner_of_.size() + new_in_table > limits_.total) {
-    ZRPC_LOG(kWarning, "refusing %d registrations of client %s: the table is full (%d of at most %d)",
+    ZRPC_LOG(kWarning,
+             "refusing %d registrations of client %s: the table is full (%d of at most %d)",
              static_cast<int>(new_in_table), owner.client, static_cast<int>(owner_of_.size()),
              static_cast<int>(limits_.total));
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "the sidecar holds ", owner_of_.size(), " registrations and takes at most ", limits_.total,
-        "; ", new_in_table, " more do not fit"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the sidecar holds ", owner_of_.size(), " registrations and takes at most ",
+                     limits_.total, "; ", new_in_table, " more do not fit"));
   }
   owner_of_.reserve(owner_of_.size() + new_in_table);
   std::vector<Registration> fresh;

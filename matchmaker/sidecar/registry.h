@@ -55,8 +55,7 @@ class Registry {
  public:
   // `backend` (and `bulk`, the same backend's bulk registration, or null) outlive the registry;
   // `ttl` is how long a silent client keeps its registrations.
-  Registry(Matchmaker* backend, BulkRegistrar* bulk, absl::Duration ttl,
-           RegistryLimits limits = {})
+  Registry(Matchmaker* backend, BulkRegistrar* bulk, absl::Duration ttl, RegistryLimits limits = {})
       : backend_(backend), bulk_(bulk), ttl_(ttl), limits_(limits) {}
 
   // Adds `regs` for `owner` (ones it holds already are only refreshed; ones another connection

@@ -8,8 +8,8 @@
 #include "absl/strings/str_cat.h"
 #include "matchmaker/memory.h"
 #include "matchmaker/registration_json.h"
-#include "src/codec/json_internal.h"
 #include "src/base/log_internal.h"
+#include "src/codec/json_internal.h"
 #include "src/zmq/socket_factory.h"
 #include "zrpc/message.h"
 
@@ -29,7 +29,8 @@ absl::StatusOr<Backend> CreateSidecarBackend(const std::string& url) {
   if (url == kMemoryBackend) return Backend{std::make_unique<MemoryMatchmaker>()};
   if (IsSidecarUrl(url)) {
     return absl::InvalidArgumentError(
-        absl::StrCat("backend \"", absl::CHexEscape(RedactUrl(url)), "\": a sidecar cannot use another sidecar as its backend"));
+        absl::StrCat("backend \"", absl::CHexEscape(RedactUrl(url)),
+                     "\": a sidecar cannot use another sidecar as its backend"));
   }
   return CreateBackend(url);
 }
@@ -158,9 +159,10 @@ void SidecarServer::PublishChanges() {
 
 void SidecarServer::Serve(zmq::socket_t& router) {
   // Which of our ROUTERs, as part of the connection's name: routing ids are per socket.
-  const size_t socket_index = static_cast<size_t>(
-      std::find_if(routers_.begin(), routers_.end(), [&](const auto& r) { return r.get() == &router; }) -
-      routers_.begin());
+  const size_t socket_index =
+      static_cast<size_t>(std::find_if(routers_.begin(), routers_.end(),
+                                       [&](const auto& r) { return r.get() == &router; }) -
+                          routers_.begin());
   // A bounded batch, so that one busy client cannot keep the sweep from running.
   std::vector<zmq::message_t> frames;
   for (int n = 0; n < 256; ++n) {
@@ -186,9 +188,9 @@ void SidecarServer::Serve(zmq::socket_t& router) {
     if (frames[2].size() > kMaxRequestBytes) {
       ZRPC_LOG(kWarning, "refusing a %s request of %d bytes (at most %d)", line->op,
                static_cast<int>(frames[2].size()), static_cast<int>(kMaxRequestBytes));
-      result = absl::ResourceExhaustedError(
-          absl::StrCat("the request is ", frames[2].size(), " bytes; the sidecar takes at most ",
-                       kMaxRequestBytes));
+      result = absl::ResourceExhaustedError(absl::StrCat("the request is ", frames[2].size(),
+                                                         " bytes; the sidecar takes at most ",
+                                                         kMaxRequestBytes));
     } else {
       result = Handle(line->op, frames[2].to_string_view(),
                       absl::StrCat(socket_index, "/", ToAbsl(frames[0].to_string_view())));
@@ -232,8 +234,7 @@ absl::StatusOr<Value> SidecarServer::HandleRegister(std::string_view op, const V
   }
   if (!r.ok()) {
     ZRPC_LOG(kWarning, "refused a %s of client %s: %s", op, owner.client, r.status().message());
-    return absl::InvalidArgumentError(
-        absl::StrCat("registration refused: ", r.status().message()));
+    return absl::InvalidArgumentError(absl::StrCat("registration refused: ", r.status().message()));
   }
   absl::Status s = op == kRegister ? registry_.Add(owner, {*r}, absl::Now(), &changed_)
                                    : registry_.Remove(owner, *r, &changed_);
@@ -268,12 +269,13 @@ absl::StatusOr<Value> SidecarServer::HandleHeartbeat(const Value& request, const
       valid.push_back(*std::move(r));
       continue;
     }
-    if (refused++ < kNamed) absl::StrAppend(&why, refused > 1 ? "; " : "", "#", i, ": ", r.status().message());
+    if (refused++ < kNamed)
+      absl::StrAppend(&why, refused > 1 ? "; " : "", "#", i, ": ", r.status().message());
   }
   if (absl::Status s = registry_.Add(owner, valid, absl::Now(), &changed_); !s.ok()) return s;
   if (refused > 0) {
-    ZRPC_LOG(kWarning, "refused %d of %d registrations of client %s: %s",
-             static_cast<int>(refused), static_cast<int>(entries.size()), owner.client, why);
+    ZRPC_LOG(kWarning, "refused %d of %d registrations of client %s: %s", static_cast<int>(refused),
+             static_cast<int>(entries.size()), owner.client, why);
     return absl::InvalidArgumentError(absl::StrCat(
         refused, " of ", entries.size(), " registrations refused (the other ",
         entries.size() - refused, " were accepted): ", why, refused > kNamed ? "; ..." : ""));

@@ -75,8 +75,7 @@ class SidecarServer {
   // Answers every waiting request on `router`.
   void Serve(zmq::socket_t& router);
   // `connection` names the peer (see Owner::connection).
-  absl::StatusOr<Value> Handle(std::string_view op, std::string_view body,
-                               std::string connection);
+  absl::StatusOr<Value> Handle(std::string_view op, std::string_view body, std::string connection);
   absl::StatusOr<Value> HandleRegister(std::string_view op, const Value& request,
                                        const Owner& owner);
   absl::StatusOr<Value> HandleHeartbeat(const Value& request, const Owner& owner);

@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 // Every matchmaker backend behind real services (zrpc-service processes) and real servers
 // (redis-server), including faults.
+#include <sys/stat.h>
+
 #include <atomic>
 #include <fstream>
 #include <iostream>
 #include <set>
 #include <thread>
 #include <zmq.hpp>
-
-#include <sys/stat.h>
 
 #include "matchmaker/redis_connection.h"
 #include "matchmaker/registration_json.h"
@@ -698,9 +698,9 @@ TEST_F(SidecarTest, OnlyTheConnectionThatRegisteredSomethingMayUnregisterIt) {
   EXPECT_EQ(ListedHosts(**other), std::set<std::string>{"victim"});  // still there
   // A raw peer naming the owner's "client" is no better: ownership is the connection's.
   RawSidecarClient raw(matchmaker_);
-  absl::StatusOr<Value> forged = raw.Request(
-      internal::sidecar::kUnregister,
-      Object{{"client", "anyone"}, {"registration", internal::RegistrationToValue(r)}});
+  absl::StatusOr<Value> forged =
+      raw.Request(internal::sidecar::kUnregister,
+                  Object{{"client", "anyone"}, {"registration", internal::RegistrationToValue(r)}});
   EXPECT_EQ(forged.status().code(), absl::StatusCode::kPermissionDenied) << forged.status();
   EXPECT_EQ(ListedHosts(**other), std::set<std::string>{"victim"});
   ZRPC_ASSERT_OK((*owner)->Unregister(r));
@@ -768,15 +768,16 @@ TEST_F(SidecarTest, OversizedRequestsAreRefusedWithAClearErrorAndTheSidecarGoesO
   sidecar_ = StartSidecar(matchmaker_);
   RawSidecarClient raw(matchmaker_);
   // More bytes than the sidecar takes (but within what its socket lets through to answer).
-  const std::string huge = "{\"pad\":\"" + std::string(internal::sidecar::kMaxRequestBytes, 'x') + "\"}";
+  const std::string huge =
+      "{\"pad\":\"" + std::string(internal::sidecar::kMaxRequestBytes, 'x') + "\"}";
   absl::StatusOr<Value> big = raw.Request(internal::sidecar::kHeartbeat, huge);
   EXPECT_EQ(big.status().code(), absl::StatusCode::kResourceExhausted) << big.status();
   EXPECT_THAT(std::string(big.status().message()), HasSubstr("at most"));
   // More registrations in one request than it takes.
   std::vector<Registration> many;
   for (int i = 0; i < 20001; ++i) {
-    many.push_back(Registration{.topic = "t" + std::to_string(i), .host = "h",
-                                .endpoint = "tcp://127.0.0.1:1"});
+    many.push_back(Registration{
+        .topic = "t" + std::to_string(i), .host = "h", .endpoint = "tcp://127.0.0.1:1"});
   }
   absl::StatusOr<Value> too_many = raw.Request(
       internal::sidecar::kHeartbeat,
@@ -860,8 +861,8 @@ TEST_F(RedisFaultTest, ThePasswordComesFromAPrivateFileOrTheEnvironmentAndIsNeve
   ZRPC_ASSERT_OK(got);
   EXPECT_EQ(got->size(), 1u);
   // A password in the URL still works, and is masked wherever the URL is shown.
-  absl::StatusOr<std::unique_ptr<Matchmaker>> in_url = CreateMatchmaker(
-      "redis://:s3cret-pw@127.0.0.1:" + std::to_string(secured.port()) + "/0");
+  absl::StatusOr<std::unique_ptr<Matchmaker>> in_url =
+      CreateMatchmaker("redis://:s3cret-pw@127.0.0.1:" + std::to_string(secured.port()) + "/0");
   ZRPC_ASSERT_OK(in_url);
   ZRPC_ASSERT_OK((*in_url)->Register(r));
   EXPECT_EQ((*in_url)->url(), "redis://:***@127.0.0.1:" + std::to_string(secured.port()) + "/0");

@@ -133,7 +133,8 @@ TEST(RegistryLimitsTest, RequestsBeyondEachLimitAreRefusedAndHoldNothingNew) {
   EXPECT_NE(std::string(s.message()).find("at most 3 per request"), std::string::npos) << s;
   EXPECT_EQ(registry.size(), 0u);
   // Per connection: 3 + 2 new > 4; what it holds already does not count again.
-  ZRPC_ASSERT_OK(registry.Add({.connection = "a"}, {Reg("t1"), Reg("t2"), Reg("t3")}, kT0, &changed));
+  ZRPC_ASSERT_OK(
+      registry.Add({.connection = "a"}, {Reg("t1"), Reg("t2"), Reg("t3")}, kT0, &changed));
   s = registry.Add({.connection = "a"}, {Reg("t1"), Reg("t4"), Reg("t5")}, kT0, &changed);
   EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
   EXPECT_NE(std::string(s.message()).find("at most 4 per connection"), std::string::npos) << s;
@@ -203,10 +204,12 @@ TEST(RegistrationRulesTest, NamesEndpointsAndPoolsAreCheckedAndShownEscaped) {
 }
 
 TEST(RedactUrlTest, PasswordsAreMaskedAndTheRestIsKept) {
-  EXPECT_EQ(RedactUrl("redis://:s3cret@10.0.0.9:6379/2?ttl=6"), "redis://:***@10.0.0.9:6379/2?ttl=6");
+  EXPECT_EQ(RedactUrl("redis://:s3cret@10.0.0.9:6379/2?ttl=6"),
+            "redis://:***@10.0.0.9:6379/2?ttl=6");
   EXPECT_EQ(RedactUrl("redis://app:s3/c@et@h:1/0"), "redis://app:***@h:1/0");
   EXPECT_EQ(RedactUrl("redis://s3cret@h:1"), "redis://***@h:1");
-  EXPECT_EQ(RedactUrl("redis://h:1/0?password_file=/etc/pw"), "redis://h:1/0?password_file=/etc/pw");
+  EXPECT_EQ(RedactUrl("redis://h:1/0?password_file=/etc/pw"),
+            "redis://h:1/0?password_file=/etc/pw");
   EXPECT_EQ(RedactUrl("ipc:///run/zrpc/mm.sock"), "ipc:///run/zrpc/mm.sock");
   EXPECT_EQ(RedactUrl("local://"), "local://");
 }
