@@ -167,6 +167,7 @@ absl::StatusOr<std::vector<std::string>> RedisMatchmaker::Members(const std::str
   std::string cursor = "0";
   // SSCAN's COUNT is a hint: bound the round trips as well as the ids.
   const size_t max_rounds = cap / kIdsPerCommand + 16;
+  bool truncated = true;  // unless the scan ends within the bounds
   for (size_t round = 0; round < max_rounds; ++round) {
     absl::StatusOr<std::vector<RedisConnection::Reply>> r =
         Run({{"SSCAN", index, cursor, "COUNT", std::to_string(kIdsPerCommand)}});
@@ -177,14 +178,24 @@ absl::StatusOr<std::vector<std::string>> RedisMatchmaker::Members(const std::str
                                               conn_.address().port,
                                               ": SSCAN answered something that is not a page"));
     }
+    bool full = false;
     for (const RedisConnection::Reply& m : page.elements[1].elements) {
-      if (out.size() >= cap) break;
-      if (seen.insert(m.str).second) out.push_back(m.str);
+      if (seen.contains(m.str)) continue;
+      if (out.size() >= cap) {
+        full = true;
+        break;
+      }
+      seen.insert(m.str);
+      out.push_back(m.str);
     }
     cursor = page.elements[0].str;
-    if (cursor == "0") return out;
-    if (out.size() >= cap) break;
+    if (full) break;
+    if (cursor == "0") {
+      truncated = false;
+      break;
+    }
   }
+  if (!truncated) return out;
   LogOnce(absl::StrCat("cap\n", index),
           absl::StrCat(url_, ": ", index, " holds more than ", out.size(),
                        " registrations; only those are read (logged once)"));

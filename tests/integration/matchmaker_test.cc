@@ -10,6 +10,7 @@
 #include <thread>
 #include <zmq.hpp>
 
+#include "matchmaker/redis.h"
 #include "matchmaker/redis_connection.h"
 #include "matchmaker/registration_json.h"
 #include "matchmaker/sidecar/protocol.h"
@@ -831,6 +832,33 @@ TEST_F(RedisFaultTest, MalformedStoredRegistrationsAreSkippedWithOneLogLine) {
     EXPECT_EQ(got->front().host, "h");
   }
   EXPECT_EQ(log.Count("zrpc:reg:planted"), 1);
+}
+
+TEST_F(RedisFaultTest, AHugeIndexIsReadOnlyUpToItsCapWithOneLogLine) {
+  absl::StatusOr<std::unique_ptr<Matchmaker>> mm = CreateMatchmaker(redis_.Url());
+  ZRPC_ASSERT_OK(mm);
+  absl::StatusOr<internal::RedisAddress> a = internal::ParseRedisUrl(redis_.Url());
+  ZRPC_ASSERT_OK(a);
+  internal::RedisConnection conn(*a);
+  constexpr size_t kPlanted = internal::RedisMatchmaker::kMaxIdsPerIndex + 904;
+  internal::RedisConnection::Command sadd = {"SADD", "zrpc:idx:openstack|compute"};
+  for (size_t i = 0; i < kPlanted; ++i) sadd.push_back("bogus-" + std::to_string(i));
+  ZRPC_ASSERT_OK(conn.Run({sadd}));
+  LogCapture log;
+  // Ids without a registration behind them: read (at most the cap), found expired, pruned.
+  absl::StatusOr<std::vector<Registration>> got = (*mm)->Resolve("openstack", "compute");
+  ZRPC_ASSERT_OK(got);
+  EXPECT_TRUE(got->empty());
+  absl::StatusOr<std::vector<internal::RedisConnection::Reply>> left =
+      conn.Run({{"SCARD", "zrpc:idx:openstack|compute"}});
+  ZRPC_ASSERT_OK(left);
+  EXPECT_EQ((*left)[0].integer, 904);
+  EXPECT_EQ(log.Count("only those are read"), 1);
+  ZRPC_ASSERT_OK((*mm)->Resolve("openstack", "compute"));  // the rest, under the cap
+  left = conn.Run({{"SCARD", "zrpc:idx:openstack|compute"}});
+  ZRPC_ASSERT_OK(left);
+  EXPECT_EQ((*left)[0].integer, 0);
+  EXPECT_EQ(log.Count("only those are read"), 1);
 }
 
 TEST_F(RedisFaultTest, ThePasswordComesFromAPrivateFileOrTheEnvironmentAndIsNeverShown) {
