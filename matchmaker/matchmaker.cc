@@ -47,6 +47,72 @@ absl::Status ValidateName(std::string_view what, std::string_view name) {
   return absl::OkStatus();
 }
 
+bool IsValidEndpoint(std::string_view e) {
+  if (e.size() > 512) return false;
+  for (char c : e) {
+    if (c <= 0x20 || c >= 0x7f) return false;
+  }
+  if (e.starts_with("ipc://")) return e.size() > 6;
+  if (!e.starts_with("tcp://")) return false;
+  const size_t colon = e.rfind(':');
+  if (colon <= 6 || colon + 1 >= e.size()) return false;
+  int port = 0;
+  for (char c : e.substr(colon + 1)) {
+    if (c < '0' || c > '9') return false;
+    port = port * 10 + (c - '0');
+    if (port > 65535) return false;
+  }
+  return port > 0;
+}
+
+absl::Status ValidateRegistration(const Registration& r) {
+  for (auto [what, name] : {std::pair{"topic", &r.topic}, std::pair{"host", &r.host},
+                            std::pair{"exchange", &r.exchange}}) {
+    if (absl::Status s = ValidateName(what, *name); !s.ok()) return s;
+  }
+  if (!r.pool.empty()) {
+    if (absl::Status s = ValidateName("pool", r.pool); !s.ok()) return s;
+    if (r.pool.find('~') != std::string::npos) {
+      return absl::InvalidArgumentError(absl::StrCat("pool \"", absl::CHexEscape(r.pool),
+                                                     "\" contains '~', which pool names may not"));
+    }
+    if (r.fanout) return absl::InvalidArgumentError("a worker pool cannot be a fanout consumer");
+  }
+  auto bad_endpoint = [](absl::string_view what, const std::string& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " \"", absl::CHexEscape(e.substr(0, 80)), e.size() > 80 ? "...\"" : "\"",
+                     " is not tcp://HOST:PORT or ipc://PATH (printable, at most 512 bytes)"));
+  };
+  if (r.endpoint.empty()) return absl::InvalidArgumentError("registration needs an endpoint");
+  if (!IsValidEndpoint(r.endpoint)) return bad_endpoint("endpoint", r.endpoint);
+  if (!r.pub_endpoint.empty() && !IsValidEndpoint(r.pub_endpoint)) {
+    return bad_endpoint("pub_endpoint", r.pub_endpoint);
+  }
+  return absl::OkStatus();
+}
+
+std::string RedactUrl(std::string_view url) {
+  // scheme://[user][:password]@rest: everything after the first ':' of the credentials goes.
+  const size_t scheme = url.find("://");
+  if (scheme == std::string_view::npos) return std::string(url);
+  // As ParseRedisUrl reads it: the last '@' before any '?' ends the credentials (a password may
+  // hold '/'). A path with '@' in another scheme is masked too: harmless.
+  const size_t start = scheme + 3;
+  const std::string_view authority = url.substr(start, url.find('?', start) - start);
+  const size_t at = authority.rfind('@');
+  if (at == std::string_view::npos) return std::string(url);
+  const std::string_view cred = authority.substr(0, at);
+  const size_t colon = cred.find(':');
+  std::string out(url.substr(0, start));
+  if (colon == std::string_view::npos) {
+    out.append("***");  // "redis://secret@host": a bare credential is a password
+  } else {
+    out.append(cred.substr(0, colon)).append(":***");
+  }
+  out.append(url.substr(start + at));
+  return out;
+}
+
 absl::StatusOr<std::unique_ptr<Matchmaker>> CreateMatchmaker(std::string_view url) {
   absl::StatusOr<internal::Backend> backend = internal::CreateBackend(url);
   if (!backend.ok()) return backend.status();
@@ -58,7 +124,8 @@ namespace internal {
 absl::StatusOr<Backend> CreateBackend(std::string_view url) {
   absl::string_view u(url.data(), url.size());
   auto bad = [&](absl::string_view why) {
-    return absl::InvalidArgumentError(absl::StrCat("matchmaker URL \"", u, "\": ", why));
+    return absl::InvalidArgumentError(
+        absl::StrCat("matchmaker URL \"", absl::CHexEscape(RedactUrl(url)), "\": ", why));
   };
   auto plain = [](absl::StatusOr<std::unique_ptr<Matchmaker>> mm) -> absl::StatusOr<Backend> {
     if (!mm.ok()) return mm.status();
@@ -99,18 +166,9 @@ absl::StatusOr<Backend> CreateBackend(std::string_view url) {
     return plain(sidecar::SidecarMatchmaker::Create(std::string(u)));  // a zrpc-matchmaker sidecar
   }
   return absl::InvalidArgumentError(absl::StrCat(
-      "unsupported matchmaker URL \"", u,
+      "unsupported matchmaker URL \"", absl::CHexEscape(RedactUrl(url)),
       "\"; supported: local:// (or local:///dir, local:///dir?group=NAME), ring:///path/ring.json, "
       "redis://[:password@]host[:port][/db], ipc://... or tcp://... (a zrpc-matchmaker sidecar)"));
-}
-
-absl::Status ValidateRegistration(const Registration& r) {
-  for (auto [what, name] : {std::pair{"topic", &r.topic}, std::pair{"host", &r.host},
-                            std::pair{"exchange", &r.exchange}}) {
-    if (absl::Status s = ValidateName(what, *name); !s.ok()) return s;
-  }
-  if (r.endpoint.empty()) return absl::InvalidArgumentError("registration needs an endpoint");
-  return absl::OkStatus();
 }
 
 Value RegistrationToValue(const Registration& r) {

@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <atomic>
 
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "matchmaker/registration_json.h"
 #include "src/base/log_internal.h"
@@ -45,13 +47,6 @@ void AppendChunked(const char* cmd, const std::string& key, const std::vector<st
     c.insert(c.end(), ids.begin() + i, ids.begin() + end);
     out->push_back(std::move(c));
   }
-}
-
-std::vector<std::string> Ids(const std::vector<RedisConnection::Reply>& members) {
-  std::vector<std::string> ids;
-  ids.reserve(members.size());
-  for (const auto& m : members) ids.push_back(m.str);
-  return ids;
 }
 
 }  // namespace
@@ -120,7 +115,7 @@ void RedisMatchmaker::RestoreIfReconnected() {
   // heartbeat, and watchers hear of it.
   std::vector<Command> cmds = StoreAllCommands();
   cmds.push_back({"PUBLISH", kChannel, "*"});
-  absl::StatusOr<std::vector<RedisConnection::Reply>> replies = conn_.Run(cmds);
+  absl::StatusOr<std::vector<RedisConnection::Reply>> replies = Checked(cmds, conn_.Run(cmds));
   if (replies.ok()) {
     ZRPC_LOG(kInfo, "registered %d registrations again with %s", static_cast<int>(own_.size()),
              url_);
@@ -132,7 +127,79 @@ absl::StatusOr<std::vector<RedisConnection::Reply>> RedisMatchmaker::Run(
   conn_.CheckIdle();
   if (absl::StatusOr<redisContext*> c = conn_.Connected(); !c.ok()) return c.status();
   RestoreIfReconnected();
-  return conn_.Run(cmds);
+  return Checked(cmds, conn_.Run(cmds));
+}
+
+absl::StatusOr<std::vector<RedisConnection::Reply>> RedisMatchmaker::Checked(
+    const std::vector<Command>& cmds, absl::StatusOr<std::vector<RedisConnection::Reply>> replies) {
+  if (!replies.ok()) return replies;
+  for (size_t i = 0; i < replies->size() && i < cmds.size(); ++i) {
+    const RedisConnection::Reply& r = (*replies)[i];
+    if (!r.error) continue;
+    // "CMD key": enough to find the culprit in redis-cli (never the values: a SET's JSON).
+    const std::string what = absl::StrCat(cmds[i][0], cmds[i].size() > 1 ? " " : "",
+                                          cmds[i].size() > 1 ? cmds[i][1] : "");
+    const std::string text = absl::StrCat(conn_.address().host, ":", conn_.address().port,
+                                          " answered ", what, " with an error: ", r.str);
+    LogOnce(absl::StrCat(what, "\n", r.str),
+            absl::StrCat("redis at ", text, " (logged once; every call that meets it fails)"));
+    const bool transient = absl::StartsWith(r.str, "LOADING") || absl::StartsWith(r.str, "BUSY") ||
+                           absl::StartsWith(r.str, "TRYAGAIN") ||
+                           absl::StartsWith(r.str, "MASTERDOWN");
+    const std::string message = absl::StrCat("redis at ", absl::CHexEscape(text));
+    return transient ? absl::UnavailableError(message) : absl::InternalError(message);
+  }
+  return replies;
+}
+
+void RedisMatchmaker::LogOnce(const std::string& key, const std::string& line) {
+  constexpr size_t kRemembered = 256;
+  if (logged_.contains(key)) return;
+  if (logged_.size() >= kRemembered) logged_.clear();  // bounded: an old error may be logged again
+  logged_.insert(key);
+  ZRPC_LOG(kWarning, "%s", line);
+}
+
+absl::StatusOr<std::vector<std::string>> RedisMatchmaker::Members(const std::string& index,
+                                                                  size_t cap) {
+  std::vector<std::string> out;
+  absl::flat_hash_set<std::string> seen;  // SSCAN may return a member twice
+  std::string cursor = "0";
+  // SSCAN's COUNT is a hint: bound the round trips as well as the ids.
+  const size_t max_rounds = cap / kIdsPerCommand + 16;
+  bool truncated = true;  // unless the scan ends within the bounds
+  for (size_t round = 0; round < max_rounds; ++round) {
+    absl::StatusOr<std::vector<RedisConnection::Reply>> r =
+        Run({{"SSCAN", index, cursor, "COUNT", std::to_string(kIdsPerCommand)}});
+    if (!r.ok()) return r.status();
+    const RedisConnection::Reply& page = (*r)[0];
+    if (page.elements.size() != 2) {
+      return absl::InternalError(absl::StrCat("redis at ", conn_.address().host, ":",
+                                              conn_.address().port,
+                                              ": SSCAN answered something that is not a page"));
+    }
+    bool full = false;
+    for (const RedisConnection::Reply& m : page.elements[1].elements) {
+      if (seen.contains(m.str)) continue;
+      if (out.size() >= cap) {
+        full = true;
+        break;
+      }
+      seen.insert(m.str);
+      out.push_back(m.str);
+    }
+    cursor = page.elements[0].str;
+    if (full) break;
+    if (cursor == "0") {
+      truncated = false;
+      break;
+    }
+  }
+  if (!truncated) return out;
+  LogOnce(absl::StrCat("cap\n", index),
+          absl::StrCat(url_, ": ", index, " holds more than ", out.size(),
+                       " registrations; only those are read (logged once)"));
+  return out;
 }
 
 void RedisMatchmaker::KeepConnected() {
@@ -215,22 +282,37 @@ absl::StatusOr<std::vector<Registration>> RedisMatchmaker::Load(
     const std::string& index, const std::vector<std::string>& ids) {
   std::vector<Registration> out;
   if (ids.empty()) return out;
-  Command mget = {"MGET"};
-  mget.reserve(ids.size() + 1);
-  for (const std::string& id : ids) mget.push_back("zrpc:reg:" + id);
-  absl::StatusOr<std::vector<RedisConnection::Reply>> values = Run({mget});
+  std::vector<Command> mgets;
+  for (size_t i = 0; i < ids.size(); i += kIdsPerCommand) {
+    Command mget = {"MGET"};
+    const size_t end = std::min(ids.size(), i + kIdsPerCommand);
+    for (size_t j = i; j < end; ++j) mget.push_back("zrpc:reg:" + ids[j]);
+    mgets.push_back(std::move(mget));
+  }
+  absl::StatusOr<std::vector<RedisConnection::Reply>> values = Run(mgets);
   if (!values.ok()) return values.status();
+  std::vector<const RedisConnection::Reply*> items;
+  items.reserve(ids.size());
+  for (const RedisConnection::Reply& chunk : *values) {
+    for (const RedisConnection::Reply& item : chunk.elements) items.push_back(&item);
+  }
   std::vector<std::string> expired;
-  const std::vector<RedisConnection::Reply>& items = (*values)[0].elements;
   for (size_t i = 0; i < ids.size() && i < items.size(); ++i) {
-    if (items[i].nil) {  // expired: its service stopped heartbeating
+    if (items[i]->nil) {  // expired: its service stopped heartbeating
       expired.push_back(ids[i]);
       continue;
     }
-    absl::StatusOr<Value> v = ParseJson(items[i].str);
+    absl::StatusOr<Value> v = ParseJson(items[i]->str);
     absl::StatusOr<Registration> r =
         v.ok() ? RegistrationFromValue(*v) : absl::StatusOr<Registration>(v.status());
-    if (r.ok()) out.push_back(*std::move(r));
+    if (!r.ok()) {
+      // Skipped; the rules on names and endpoints are applied where routes are built.
+      LogOnce(absl::StrCat("bad\n", ids[i]),
+              absl::StrCat(url_, ": skipping zrpc:reg:", ids[i], " (in ", index,
+                           "), not a registration: ", r.status().message(), " (logged once)"));
+      continue;
+    }
+    out.push_back(*std::move(r));
   }
   if (!expired.empty()) {
     std::vector<Command> prune;
@@ -246,16 +328,16 @@ absl::StatusOr<std::vector<Registration>> RedisMatchmaker::Resolve(std::string_v
                                                                    std::string_view key) {
   const std::string index = IndexKey(exchange, key);
   absl::MutexLock lock(&mu_);
-  absl::StatusOr<std::vector<RedisConnection::Reply>> members = Run({{"SMEMBERS", index}});
-  if (!members.ok()) return members.status();
-  return Load(index, Ids((*members)[0].elements));
+  absl::StatusOr<std::vector<std::string>> ids = Members(index, kMaxIdsPerIndex);
+  if (!ids.ok()) return ids.status();
+  return Load(index, *ids);
 }
 
 absl::StatusOr<std::vector<Registration>> RedisMatchmaker::List(std::string_view exchange) {
   absl::MutexLock lock(&mu_);
-  absl::StatusOr<std::vector<RedisConnection::Reply>> members = Run({{"SMEMBERS", kAll}});
-  if (!members.ok()) return members.status();
-  absl::StatusOr<std::vector<Registration>> all = Load(kAll, Ids((*members)[0].elements));
+  absl::StatusOr<std::vector<std::string>> ids = Members(kAll, kMaxIdsListed);
+  if (!ids.ok()) return ids.status();
+  absl::StatusOr<std::vector<Registration>> all = Load(kAll, *ids);
   if (!all.ok() || exchange.empty()) return all;
   std::vector<Registration> out;
   for (Registration& r : *all) {
@@ -292,6 +374,18 @@ class RedisWatch : public WatchHandle {
           conn_.Drop("SUBSCRIBE failed");
           continue;
         }
+        // Refused (e.g. an ACL without the channel): logged once, retried with backoff.
+        if (r->type == REDIS_REPLY_ERROR) {
+          const std::string err(r->str, r->len);
+          freeReplyObject(r);
+          if (err != refused_) {
+            refused_ = err;
+            ZRPC_LOG(kWarning, "redis refused SUBSCRIBE %s: %s; changes are noticed by polling",
+                     kChannel, err);
+          }
+          conn_.Drop(err);  // with backoff
+          continue;
+        }
         freeReplyObject(r);
         subscribed = true;
         on_change_();
@@ -311,6 +405,7 @@ class RedisWatch : public WatchHandle {
   }
 
   RedisConnection conn_;
+  std::string refused_;  // the last SUBSCRIBE error logged
   std::function<void()> on_change_;
   std::atomic<bool> stop_{false};
   std::thread thread_;

@@ -1,6 +1,21 @@
 // SPDX-License-Identifier: Apache-2.0
-// redis://[:password@]host[:port][/db][?ttl=SECONDS&heartbeat=SECONDS] — the distributed
-// matchmaker, through hiredis's synchronous API.
+// redis://[[user]:password@]host[:port][/db][?ttl=SECONDS&heartbeat=SECONDS&password_file=PATH]
+// — the distributed matchmaker, through hiredis's synchronous API.
+//
+// The password: a password in the URL is visible to every local user in /proc/PID/cmdline when
+// it is passed on a command line. Prefer password_file=/abs/path (a regular file only its owner
+// may read, mode 0600 or stricter, at most 4 KiB; a trailing newline is ignored; anything else
+// is refused with an error saying why) or the environment variable ZRPC_REDIS_PASSWORD, used
+// when the URL has neither. url() and every log line and error show the URL with the password
+// masked (redis://:***@host:port/db).
+//
+// Errors and untrusted data: an error reply of Redis (a wrong-typed key: WRONGTYPE; an ACL
+// refusal) fails the call with the server's text — UNAVAILABLE for transient ones (LOADING,
+// BUSY, TRYAGAIN, MASTERDOWN), INTERNAL otherwise — and is logged once per distinct error, not
+// per call; it is never read as "no consumer". An index is read with SSCAN, at most
+// kMaxIdsPerIndex ids per key (kMaxIdsListed for List); a stored registration that is not valid
+// JSON of a registration is skipped with a log line (once per entry), and the routes built from
+// the answer apply the registration rules and the key asked for (src/client/routes.cc).
 //
 // Data model (every key under "zrpc:", so nothing clashes with other data or with itself):
 //   zrpc:reg:<id>                 STRING, the registration's JSON, with a TTL (PX). Liveness is
@@ -26,6 +41,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "matchmaker/backend.h"
 #include "matchmaker/identity.h"
@@ -36,6 +52,10 @@ namespace zrpc::internal {
 
 class RedisMatchmaker : public Matchmaker, public BulkRegistrar {
  public:
+  // The most ids read from one index set (Resolve), and from zrpc:all (List).
+  static constexpr size_t kMaxIdsPerIndex = 4096;
+  static constexpr size_t kMaxIdsListed = 200000;
+
   static absl::StatusOr<std::unique_ptr<RedisMatchmaker>> Create(std::string_view url);
   ~RedisMatchmaker() override;
 
@@ -48,6 +68,7 @@ class RedisMatchmaker : public Matchmaker, public BulkRegistrar {
                                                     std::string_view key) override;
   absl::StatusOr<std::vector<Registration>> List(std::string_view exchange) override;
   absl::StatusOr<std::unique_ptr<WatchHandle>> Watch(std::function<void()> on_change) override;
+  // The URL with its password masked.
   std::string url() const override { return url_; }
   absl::Duration HeartbeatInterval() const override { return address_.heartbeat; }
   // When the connection was last made again after a failure (Redis came back).
@@ -62,7 +83,7 @@ class RedisMatchmaker : public Matchmaker, public BulkRegistrar {
   using Own = absl::flat_hash_map<Registration, Stored, RegistrationHash>;
 
   RedisMatchmaker(std::string url, RedisAddress address)
-      : url_(std::move(url)), address_(address), conn_(std::move(address)) {}
+      : url_(RedactUrl(url)), address_(address), conn_(std::move(address)) {}
   // The commands that store `regs` (of own_) with a fresh TTL: one SET each, one SADD and
   // PEXPIRE per index.
   std::vector<RedisConnection::Command> StoreCommands(
@@ -74,6 +95,16 @@ class RedisMatchmaker : public Matchmaker, public BulkRegistrar {
   absl::StatusOr<std::vector<RedisConnection::Reply>> Run(
       const std::vector<RedisConnection::Command>& cmds) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RestoreIfReconnected() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // conn_.Run's replies, or the first error reply among them as a status (logged once).
+  absl::StatusOr<std::vector<RedisConnection::Reply>> Checked(
+      const std::vector<RedisConnection::Command>& cmds,
+      absl::StatusOr<std::vector<RedisConnection::Reply>> replies)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Logs `line` unless a line with the same `key` was logged already (a bounded memory).
+  void LogOnce(const std::string& key, const std::string& line) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The members of the set `index`, at most `cap` of them, read in bounded SSCAN steps.
+  absl::StatusOr<std::vector<std::string>> Members(const std::string& index, size_t cap)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Reads the registrations `ids` and removes the expired ones from `index` (and zrpc:all).
   absl::StatusOr<std::vector<Registration>> Load(const std::string& index,
                                                  const std::vector<std::string>& ids)
@@ -87,6 +118,7 @@ class RedisMatchmaker : public Matchmaker, public BulkRegistrar {
   absl::Mutex mu_;
   RedisConnection conn_ ABSL_GUARDED_BY(mu_);
   Own own_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<std::string> logged_ ABSL_GUARDED_BY(mu_);  // LogOnce's keys
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread keeper_;
 };

@@ -1,16 +1,24 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "matchmaker/redis_connection.h"
 
+#include <fcntl.h>
 #include <hiredis/hiredis.h>
 #include <poll.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "src/base/log_internal.h"
+#include "zrpc/matchmaker.h"
 
 namespace zrpc::internal {
 namespace {
@@ -66,12 +74,51 @@ std::string Failure(redisContext* c, redisReply* r) {
 
 }  // namespace
 
+absl::StatusOr<std::string> ReadPasswordFile(const std::string& path) {
+  auto bad = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Redis password file \"", absl::CHexEscape(path), "\": ", why));
+  };
+  // O_NONBLOCK: a FIFO planted there must not hang us; it is refused below as not regular.
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) return bad(absl::StrCat("cannot open it: ", strerror(errno)));
+  struct stat st {};
+  std::string text;
+  absl::Status status;
+  if (fstat(fd, &st) != 0) {
+    status = bad(absl::StrCat("cannot stat it: ", strerror(errno)));
+  } else if (!S_ISREG(st.st_mode)) {
+    status = bad("not a regular file");
+  } else if ((st.st_mode & 077) != 0) {
+    status = bad(absl::StrCat("group or others may access it (mode 0", absl::Hex(st.st_mode & 0777),
+                              "); make it private: chmod 600 ", absl::CHexEscape(path)));
+  } else if (static_cast<size_t>(st.st_size) > kMaxPasswordFileBytes) {
+    status = bad(absl::StrCat("it is ", st.st_size, " bytes; a password file holds at most ",
+                              kMaxPasswordFileBytes));
+  } else {
+    text.resize(kMaxPasswordFileBytes + 1);
+    const ssize_t n = read(fd, text.data(), text.size());
+    if (n < 0) {
+      status = bad(absl::StrCat("cannot read it: ", strerror(errno)));
+    } else {
+      text.resize(static_cast<size_t>(n));
+      if (text.size() > kMaxPasswordFileBytes) status = bad("it grew while being read");
+    }
+  }
+  close(fd);
+  if (!status.ok()) return status;
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  if (text.empty()) return bad("it is empty");
+  return text;
+}
+
 absl::StatusOr<RedisAddress> ParseRedisUrl(std::string_view url) {
   absl::string_view u(url.data(), url.size());
   auto bad = [&](absl::string_view why) {
-    return absl::InvalidArgumentError(absl::StrCat("matchmaker URL \"", u, "\": ", why,
-                                                   " (expected redis://[:password@]host[:port][/db]"
-                                                   "[?ttl=SECONDS&heartbeat=SECONDS])"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("matchmaker URL \"", absl::CHexEscape(RedactUrl(url)), "\": ", why,
+                     " (expected redis://[[user]:password@]host[:port][/db]"
+                     "[?ttl=SECONDS&heartbeat=SECONDS&password_file=PATH])"));
   };
   if (!absl::ConsumePrefix(&u, "redis://")) return bad("not a redis:// URL");
   RedisAddress a;
@@ -103,8 +150,14 @@ absl::StatusOr<RedisAddress> ParseRedisUrl(std::string_view url) {
   }
   if (u.empty()) return bad("no host");
   a.host = std::string(u);
+  std::string password_file;
   for (absl::string_view kv : absl::StrSplit(query, '&', absl::SkipEmpty())) {
     std::pair<absl::string_view, absl::string_view> p = absl::StrSplit(kv, absl::MaxSplits('=', 1));
+    if (p.first == "password_file") {
+      if (!absl::StartsWith(p.second, "/")) return bad("password_file takes an absolute path");
+      password_file = std::string(p.second);
+      continue;
+    }
     double seconds = 0;
     if (!absl::SimpleAtod(p.second, &seconds) || seconds <= 0)
       return bad(absl::StrCat("bad ", p.first));
@@ -117,6 +170,15 @@ absl::StatusOr<RedisAddress> ParseRedisUrl(std::string_view url) {
     }
   }
   if (a.heartbeat >= a.ttl) return bad("heartbeat must be shorter than ttl");
+  if (!password_file.empty()) {
+    if (!a.password.empty())
+      return bad("give the password in the URL or in password_file, not both");
+    absl::StatusOr<std::string> pw = ReadPasswordFile(password_file);
+    if (!pw.ok()) return pw.status();
+    a.password = *std::move(pw);
+  } else if (a.password.empty()) {
+    if (const char* env = getenv(kPasswordEnv); env != nullptr && env[0] != '\0') a.password = env;
+  }
   return a;
 }
 

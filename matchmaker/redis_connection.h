@@ -31,9 +31,19 @@ struct RedisAddress {
   absl::Duration heartbeat = absl::Seconds(2);
 };
 
-// Parses redis://[:password@]host[:port][/db][?ttl=SECONDS&heartbeat=SECONDS]; INVALID_ARGUMENT
-// naming what is wrong.
+// The environment variable that holds the Redis password when the URL gives none.
+inline constexpr char kPasswordEnv[] = "ZRPC_REDIS_PASSWORD";
+// The largest password file read.
+inline constexpr size_t kMaxPasswordFileBytes = 4096;
+
+// Parses redis://[[user]:password@]host[:port][/db][?ttl=SECONDS&heartbeat=SECONDS&
+// password_file=PATH]. The password is, in this order: the URL's; the contents of password_file
+// (an absolute path to a regular file that only its owner may read, at most 4 KiB, trailing
+// newlines dropped); $ZRPC_REDIS_PASSWORD; none. INVALID_ARGUMENT naming what is wrong (the URL
+// shown with its password masked).
 absl::StatusOr<RedisAddress> ParseRedisUrl(std::string_view url);
+// The password in the file at `path`, checked as above.
+absl::StatusOr<std::string> ReadPasswordFile(const std::string& path);
 
 // One connection, made on first use and again after a failure (with backoff: 100 ms doubling to
 // 1 s, so that a caller fails fast while Redis is away). Thread-compatible: callers lock, except

@@ -10,8 +10,6 @@
 namespace zrpc::internal {
 
 Value RegistrationToValue(const Registration& r);
-// Checks the names of `r` (topic, host, exchange) and that it has an endpoint.
-absl::Status ValidateRegistration(const Registration& r);
 // INVALID_ARGUMENT naming the field for a malformed entry.
 absl::StatusOr<Registration> RegistrationFromValue(const Value& v);
 

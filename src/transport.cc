@@ -244,13 +244,22 @@ void TransportCore::Unregister(const Registration& r) {
 void TransportCore::HeartbeatLoop() {
   const absl::Duration interval =
       std::min(options_.matchmaker_heartbeat_interval, matchmaker_->HeartbeatInterval());
+  // A failure is logged when it starts or changes, and its end once: not once per beat (a
+  // wrong-typed Redis key or a refused registration fails every beat the same way).
+  std::string failing;
   absl::MutexLock lock(&mu_);
   while (!closed_) {
     mu_.AwaitWithTimeout(absl::Condition(&closed_), interval);
     if (closed_) return;
     mu_.Unlock();
     absl::Status s = matchmaker_->Heartbeat();
-    if (!s.ok()) ZRPC_LOG(kWarning, "matchmaker heartbeat failed: %s", s.message());
+    if (!s.ok() && s.message() != failing) {
+      failing = std::string(s.message());
+      ZRPC_LOG(kWarning, "matchmaker heartbeat failed: %s (logged again when it changes)", failing);
+    } else if (s.ok() && !failing.empty()) {
+      failing.clear();
+      ZRPC_LOG(kInfo, "matchmaker heartbeats succeed again");
+    }
     mu_.Lock();
   }
 }

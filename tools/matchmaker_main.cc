@@ -24,6 +24,7 @@
 #include "matchmaker/sidecar/server.h"
 #include "src/base/secure_fs.h"
 #include "zrpc/log.h"
+#include "zrpc/matchmaker.h"
 
 int main(int argc, char** argv) {
   using zrpc::internal::sidecar::SidecarServer;
@@ -45,7 +46,13 @@ int main(int argc, char** argv) {
         "register and unregister instances until CurveZMQ lands"},
        {"pub",
         "where to publish changes (default: the endpoint + \".pub\" for ipc, else tcp ephemeral)"},
-       {"backend", "memory (default), ring:///path/ring.json or redis://[:pw@]host[:port][/db]"},
+       {"backend",
+        "memory (default), ring:///path/ring.json or\n"
+        "      redis://[[user]:password@]host[:port][/db][?password_file=/abs/path]. Keep the "
+        "Redis\n"
+        "      password off this command line (every local user can read it in /proc): give\n"
+        "      password_file=PATH (a file only its owner may read: chmod 600) or set\n"
+        "      $ZRPC_REDIS_PASSWORD; the URL is logged with its password masked"},
        {"ttl", "seconds without a heartbeat before a registration expires (default 5)"}});
   flags.Parse(argc, argv);
   zrpc::tools::UseReleaseMutexes();
@@ -98,7 +105,8 @@ int main(int argc, char** argv) {
   const std::string& endpoint = options.endpoints.front();
   zrpc::Log(zrpc::LogLevel::kInfo,
             absl::StrFormat("zrpc-matchmaker listening on %s (changes on %s), backend %s, ttl %ds",
-                            endpoint, (*server)->pub_endpoint(), options.backend, ttl_s));
+                            endpoint, (*server)->pub_endpoint(), zrpc::RedactUrl(options.backend),
+                            ttl_s));
   std::cout << "READY " << endpoint << " " << (*server)->pub_endpoint() << std::endl;
   std::thread serving([&] { (*server)->Run(); });
   int sig = 0;

@@ -109,7 +109,9 @@ int main(int argc, char** argv) {
       "usage: zrpc-service [flags]\n"
       "The zrpc reference service: echo, add, count (stream), fail, sleep, whoami, note, stats.",
       {{"host", "this instance's host name (default: the machine's)"},
-       {"matchmaker", "matchmaker URL (default local://)"},
+       {"matchmaker",
+        "matchmaker URL (default local://); for redis:// keep the password off argv:\n"
+        "      ?password_file=PATH (mode 0600) or $ZRPC_REDIS_PASSWORD"},
        {"topic", "topic to consume (default compute)"},
        {"bind", "address to listen on (default 127.0.0.1; 0.0.0.0 or * for every interface, "
                 "which needs --insecure)"},

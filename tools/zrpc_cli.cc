@@ -64,7 +64,9 @@ std::string Json(const zrpc::Value& v) { return zrpc::ToJson(v).value_or("null")
 
 // The flags every command shares.
 std::map<std::string, std::string> CommonFlags() {
-  return {{"matchmaker", "matchmaker URL (default: $ZRPC_MATCHMAKER, else local://)"},
+  return {{"matchmaker",
+           "matchmaker URL (default: $ZRPC_MATCHMAKER, else local://); for redis:// keep the\n"
+           "      password off argv: ?password_file=PATH (mode 0600) or $ZRPC_REDIS_PASSWORD"},
           {"host", "send to TOPIC.HOST, that instance"},
           {"version", "API version to ask for (default 1.0)"},
           {"namespace", "API namespace"},

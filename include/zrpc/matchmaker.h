@@ -65,6 +65,16 @@ struct Registration {
 // (INVALID_ARGUMENT).
 absl::Status ValidateName(std::string_view what, std::string_view name);
 
+// Checks a whole registration as services, the sidecar, every backend and every client do: the
+// names (topic, host, exchange; a pool, if any, without '~' and not with fanout), the endpoint
+// (tcp://HOST:PORT or ipc://PATH, printable, at most 512 bytes) and the pub_endpoint (empty or
+// the same syntax). INVALID_ARGUMENT naming the field, with the bad value escaped.
+absl::Status ValidateRegistration(const Registration& r);
+// Whether `endpoint` has the syntax ValidateRegistration accepts.
+bool IsValidEndpoint(std::string_view endpoint);
+// `url` with any password replaced by "***" ("redis://:***@host:6379/0"), for logs and errors.
+std::string RedactUrl(std::string_view url);
+
 // Stops a Watch when destroyed.
 class WatchHandle {
  public:
@@ -95,7 +105,7 @@ class Matchmaker {
   // Calls `on_change` (on a matchmaker thread, never concurrently with itself) after
   // registrations may have changed, until the handle is destroyed. Does not block.
   virtual absl::StatusOr<std::unique_ptr<WatchHandle>> Watch(std::function<void()> on_change) = 0;
-  // The URL this matchmaker was created from.
+  // The URL this matchmaker was created from, with any password masked (RedactUrl): safe to log.
   virtual std::string url() const = 0;
   // How often Heartbeat() must be called to keep registrations alive; InfiniteDuration when
   // liveness needs no heartbeats (local://, ring://). Does not block.

@@ -53,7 +53,10 @@ absl::StatusOr<std::unique_ptr<Matchmaker>> SidecarMatchmaker::Create(std::strin
 }
 
 SidecarMatchmaker::SidecarMatchmaker(std::string url)
-    : url_(std::move(url)), self_(Self(absl::StrCat(getpid(), "-", NewUniqueId()))), ctx_(1) {}
+    : url_(std::move(url)),
+      self_(Self(absl::StrCat(getpid(), "-", NewUniqueId()))),
+      routing_id_("c" + NewUniqueId()),
+      ctx_(1) {}
 
 SidecarMatchmaker::~SidecarMatchmaker() {
   stop_ = true;
@@ -74,6 +77,10 @@ void SidecarMatchmaker::EnsureDealer() {
   if (!made.ok()) throw zmq::error_t();
   dealer_ = *std::move(made);
   dealer_->set(zmq::sockopt::linger, 0);
+  // One routing id for this client's life: the sidecar ties the registrations it makes to its
+  // connection's routing id (only that connection may withdraw them), so a new socket after a
+  // lost connection must be the same owner.
+  dealer_->set(zmq::sockopt::routing_id, routing_id_);
   // A request in flight when the connection drops is never answered (a restarted sidecar answers
   // only what reached it): the monitor lets Request send it again instead of waiting it out.
   absl::StatusOr<std::unique_ptr<SocketMonitor>> m =
@@ -110,6 +117,12 @@ absl::StatusOr<Value> SidecarMatchmaker::Request(std::string_view op, Object bod
   }
   absl::StatusOr<std::string> text = ToJson(Value(std::move(body)));
   if (!text.ok()) return text.status();
+  if (text->size() > kMaxRequestBytes) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("a ", ToAbsl(op), " request to the matchmaker sidecar would be ", text->size(),
+                     " bytes; the sidecar takes at most ", kMaxRequestBytes,
+                     " (fewer registrations per process)"));
+  }
   try {
     EnsureDealer();
     const uint64_t id = next_request_++;

@@ -93,6 +93,9 @@ class SidecarMatchmaker : public Matchmaker {
 
   const std::string url_;
   const Owner self_;
+  // The DEALER's routing id, kept across reconnections: what owns our registrations at the
+  // sidecar. Random and never shown, so that no one else can claim it.
+  const std::string routing_id_;
   zmq::context_t ctx_;
 
   absl::Mutex mu_;

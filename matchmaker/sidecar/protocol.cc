@@ -80,7 +80,7 @@ Reply DecodeReply(std::string_view body) {
 
 Owner Self(std::string client) {
   const pid_t pid = getpid();
-  return Owner{std::move(client), pid, ProcessStartTime(pid)};
+  return Owner{.client = std::move(client), .pid = pid, .start = ProcessStartTime(pid)};
 }
 
 void AddOwner(const Owner& owner, Object* body) {

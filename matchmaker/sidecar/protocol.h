@@ -18,6 +18,16 @@
 // (clock ticks since boot, field 22 of /proc/PID/stat): a sidecar on the same machine that
 // finds that process gone when a connection closes drops its registrations at once; 0 or absent
 // means unknown, and the TTL applies (clients on other hosts, or other pid namespaces).
+// Trust and limits: every registration is checked as services check theirs (ValidateRegistration:
+// names, endpoint syntax, pool). A register of an invalid one is refused (INVALID_ARGUMENT naming
+// the field, the value escaped); a heartbeat keeps its valid ones and answers INVALID_ARGUMENT
+// naming the first refused ones ("2 of 3 registrations refused (the other 1 were accepted): #0:
+// ..."). A registration belongs to the connection that registered it (see Owner::connection):
+// an unregister from another connection is refused with PERMISSION_DENIED and the registration
+// stays. A body over kMaxRequestBytes, more than 20,000 registrations in a request or owned by a
+// connection, or more than 200,000 in all are refused with RESOURCE_EXHAUSTED, nothing of the
+// request held (RegistryLimits). Requests of other than two frames, or with a header over
+// kMaxHeaderBytes or not "zmm1 OP ID", are dropped with a log line.
 // The sidecar publishes "zmm1 change KEY" on its PUB after every change ("*" when it cannot tell
 // which key changed, or when many did); clients drop their cached answers then.
 #ifndef ZRPC_MATCHMAKER_SIDECAR_PROTOCOL_H_
@@ -32,6 +42,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "src/zmq/socket_factory.h"
 #include "zrpc/matchmaker.h"
 #include "zrpc/value.h"
 
@@ -49,6 +60,11 @@ inline constexpr std::string_view kAnyKey = "*";
 
 // ipc://... and tcp://... matchmaker URLs name a sidecar.
 bool IsSidecarUrl(std::string_view url);
+
+// The largest request body the sidecar takes (RESOURCE_EXHAUSTED beyond; a client does not send
+// one), and the largest header frame (dropped beyond).
+inline constexpr size_t kMaxRequestBytes = kMaxSidecarRequestBytes;  // the ROUTER's limit
+inline constexpr size_t kMaxHeaderBytes = 256;
 
 // "zmm1 OP ID".
 std::string RequestHeader(std::string_view op, uint64_t id);
@@ -71,9 +87,16 @@ struct Reply {
 };
 Reply DecodeReply(std::string_view body);
 
-// Who sends a request: the "client", "pid" and "start" fields.
+// Who sends a request: the connection it came on, and the "client", "pid" and "start" fields.
 struct Owner {
-  std::string client;
+  // What owns registrations: the connection, as the sidecar's ROUTER names it (which socket, and
+  // the peer's routing id). Not on the wire: the server fills it in. A client keeps one routing
+  // id for its life (across reconnections), and libzmq refuses a second connection with an id
+  // that is connected already, so another connection cannot act for it while it is connected.
+  // TODO(CurveZMQ): once connections are authenticated, this becomes the peer's public key (the
+  // ZAP "User-Id" of the message), which cannot be claimed by anyone else at all.
+  std::string connection;
+  std::string client;  // the client's own name for itself (log lines)
   pid_t pid = 0;
   uint64_t start = 0;
 };

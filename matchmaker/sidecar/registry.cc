@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "matchmaker/sidecar/registry.h"
 
+#include "absl/algorithm/container.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
 #include "matchmaker/process.h"
 #include "src/base/log_internal.h"
 
@@ -34,8 +37,9 @@ std::vector<std::string> Changes::Take() {
 }
 
 Registry::Client& Registry::Heard(const Owner& owner, absl::Time now) {
-  Client& c = clients_[owner.client];
+  Client& c = clients_[owner.connection];
   if (c.number == 0) c.number = next_client_++;
+  if (c.name != owner.client) c.name = owner.client;
   if (owner.pid != c.pid || owner.start != c.start) {
     c.pid = owner.pid;
     c.start = owner.start;
@@ -51,19 +55,54 @@ void Registry::Touch(const Owner& owner, absl::Time now) { Heard(owner, now); }
 
 absl::Status Registry::Add(const Owner& owner, const std::vector<Registration>& regs,
                            absl::Time now, Changes* changed) {
-  const uint64_t client = Heard(owner, now).number;
-  owner_of_.reserve(owner_of_.size() + regs.size());
+  Client& c = Heard(owner, now);
+  const uint64_t client = c.number;
+  if (regs.size() > limits_.per_request) {
+    return absl::ResourceExhaustedError(absl::StrCat("a request carries ", regs.size(),
+                                                     " registrations; the sidecar takes at most ",
+                                                     limits_.per_request, " per request"));
+  }
+  // Checked before anything changes, so that a refused request holds nothing new. (A
+  // registration listed twice counts twice here: the check errs on the safe side.)
+  size_t new_for_client = 0, new_in_table = 0;
+  for (const Registration& r : regs) {
+    auto it = owner_of_.find(r);
+    if (it == owner_of_.end()) {
+      ++new_in_table;
+      ++new_for_client;
+    } else if (absl::c_find(it->second, client) == it->second.end()) {
+      ++new_for_client;
+    }
+  }
+  if (c.held + new_for_client > limits_.per_client) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "this connection would own ", c.held + new_for_client,
+        " registrations; the sidecar allows at most ", limits_.per_client, " per connection"));
+  }
+  if (owner_of_.size() + new_in_table > limits_.total) {
+    ZRPC_LOG(kWarning,
+             "refusing %d registrations of client %s: the table is full (%d of at most %d)",
+             static_cast<int>(new_in_table), owner.client, static_cast<int>(owner_of_.size()),
+             static_cast<int>(limits_.total));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the sidecar holds ", owner_of_.size(), " registrations and takes at most ",
+                     limits_.total, "; ", new_in_table, " more do not fit"));
+  }
+  owner_of_.reserve(owner_of_.size() + new_in_table);
   std::vector<Registration> fresh;
   for (const Registration& r : regs) {
-    auto [it, inserted] = owner_of_.try_emplace(r, client);
+    auto [it, inserted] = owner_of_.try_emplace(r);
     if (inserted) {
+      it->second.push_back(client);
       fresh.push_back(r);
-    } else {
-      it->second = client;  // known: refreshed (or now this client's, e.g. after a reconnect)
+      ++c.held;
+    } else if (absl::c_find(it->second, client) == it->second.end()) {
+      it->second.push_back(client);  // held by another connection as well: now by both
+      ++c.held;
     }
   }
   if (fresh.empty()) return absl::OkStatus();
-  if (absl::Status s = RegisterFresh(fresh); !s.ok()) return s;
+  if (absl::Status s = RegisterFresh(fresh, &c); !s.ok()) return s;
   for (const Registration& r : fresh) {
     changed->Add(r.Key());
     if (fresh.size() <= kLoggedOneByOne) {
@@ -77,25 +116,44 @@ absl::Status Registry::Add(const Owner& owner, const std::vector<Registration>& 
   return absl::OkStatus();
 }
 
-absl::Status Registry::RegisterFresh(const std::vector<Registration>& fresh) {
+absl::Status Registry::RegisterFresh(const std::vector<Registration>& fresh, Client* client) {
+  auto forget = [&](size_t from) {
+    for (size_t j = from; j < fresh.size(); ++j) {
+      if (owner_of_.erase(fresh[j]) > 0) --client->held;
+    }
+  };
   if (bulk_ != nullptr && fresh.size() > 1) {
     absl::Status s = bulk_->RegisterAll(fresh);
-    if (!s.ok()) {
-      for (const Registration& r : fresh) owner_of_.erase(r);
-    }
+    if (!s.ok()) forget(0);
     return s;
   }
   for (size_t i = 0; i < fresh.size(); ++i) {
     if (absl::Status s = backend_->Register(fresh[i]); !s.ok()) {
-      for (size_t j = i; j < fresh.size(); ++j) owner_of_.erase(fresh[j]);
+      forget(i);
       return s;
     }
   }
   return absl::OkStatus();
 }
 
-absl::Status Registry::Remove(const Registration& r, Changes* changed) {
-  if (owner_of_.erase(r) == 0) return absl::OkStatus();
+absl::Status Registry::Remove(const Owner& owner, const Registration& r, Changes* changed) {
+  auto it = owner_of_.find(r);
+  if (it == owner_of_.end()) return absl::OkStatus();
+  auto c = clients_.find(owner.connection);
+  auto mine = c == clients_.end() ? it->second.end() : absl::c_find(it->second, c->second.number);
+  if (mine == it->second.end()) {
+    ZRPC_LOG(kWarning, "refused to withdraw %s %s on %s for client %s: another connection owns it",
+             r.exchange, r.Key(), r.host, owner.client);
+    return absl::PermissionDeniedError(absl::StrCat(
+        "cannot withdraw ", absl::CHexEscape(r.Key()), " on host ", absl::CHexEscape(r.host),
+        " at ", absl::CHexEscape(r.endpoint),
+        ": another connection registered it, and only the connection that registered something "
+        "may withdraw it"));
+  }
+  it->second.erase(mine);
+  --c->second.held;
+  if (!it->second.empty()) return absl::OkStatus();  // another owner still holds it
+  owner_of_.erase(it);
   changed->Add(r.Key());
   ZRPC_LOG(kInfo, "unregistered %s %s on %s at %s", r.exchange, r.Key(), r.host, r.endpoint);
   return backend_->Unregister(r);
@@ -104,7 +162,7 @@ absl::Status Registry::Remove(const Registration& r, Changes* changed) {
 void Registry::DropClients(const std::vector<std::string>& clients, const char* why,
                            Changes* changed) {
   struct Dropped {
-    std::string id;
+    std::string name;
     pid_t pid;
     int registrations = 0;
   };
@@ -112,15 +170,20 @@ void Registry::DropClients(const std::vector<std::string>& clients, const char* 
   for (const std::string& id : clients) {
     auto it = clients_.find(id);
     if (it == clients_.end()) continue;
-    dropped[it->second.number] = Dropped{id, it->second.pid};
+    dropped[it->second.number] = Dropped{it->second.name, it->second.pid};
     clients_.erase(it);
   }
   std::vector<Registration> gone;
-  for (const auto& [r, client] : owner_of_) {
-    if (auto d = dropped.find(client); d != dropped.end()) {
-      gone.push_back(r);
-      ++d->second.registrations;
+  for (auto& [r, owners] : owner_of_) {
+    for (size_t i = 0; i < owners.size();) {
+      if (auto d = dropped.find(owners[i]); d != dropped.end()) {
+        ++d->second.registrations;
+        owners.erase(owners.begin() + i);
+      } else {
+        ++i;
+      }
     }
+    if (owners.empty()) gone.push_back(r);
   }
   for (const Registration& r : gone) {
     owner_of_.erase(r);
@@ -131,7 +194,7 @@ void Registry::DropClients(const std::vector<std::string>& clients, const char* 
   }
   for (const auto& [number, d] : dropped) {
     if (d.registrations == 0) continue;
-    ZRPC_LOG(kInfo, "dropped %d registrations of client %s (pid %d): %s", d.registrations, d.id,
+    ZRPC_LOG(kInfo, "dropped %d registrations of client %s (pid %d): %s", d.registrations, d.name,
              static_cast<int>(d.pid), why);
   }
 }

@@ -3,13 +3,14 @@
 
 #include <algorithm>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "matchmaker/memory.h"
 #include "matchmaker/registration_json.h"
-#include "src/codec/json_internal.h"
 #include "src/base/log_internal.h"
 #include "src/base/secure_fs.h"
+#include "src/codec/json_internal.h"
 #include "src/zmq/socket_factory.h"
 #include "zrpc/message.h"
 
@@ -29,7 +30,8 @@ absl::StatusOr<Backend> CreateSidecarBackend(const std::string& url) {
   if (url == kMemoryBackend) return Backend{std::make_unique<MemoryMatchmaker>()};
   if (IsSidecarUrl(url)) {
     return absl::InvalidArgumentError(
-        absl::StrCat("backend \"", url, "\": a sidecar cannot use another sidecar as its backend"));
+        absl::StrCat("backend \"", absl::CHexEscape(RedactUrl(url)),
+                     "\": a sidecar cannot use another sidecar as its backend"));
   }
   return CreateBackend(url);
 }
@@ -61,7 +63,7 @@ SidecarServer::SidecarServer(Options options, Backend backend)
     : options_(std::move(options)),
       boot_(NewUniqueId()),
       backend_(std::move(backend.matchmaker)),
-      registry_(backend_.get(), backend.bulk, options_.ttl) {}
+      registry_(backend_.get(), backend.bulk, options_.ttl, options_.limits) {}
 
 SidecarServer::~SidecarServer() {
   monitors_.clear();  // before the sockets they watch
@@ -184,6 +186,11 @@ void SidecarServer::PublishChanges() {
 }
 
 void SidecarServer::Serve(zmq::socket_t& router) {
+  // Which of our ROUTERs, as part of the connection's name: routing ids are per socket.
+  const size_t socket_index =
+      static_cast<size_t>(std::find_if(routers_.begin(), routers_.end(),
+                                       [&](const auto& r) { return r.get() == &router; }) -
+                          routers_.begin());
   // A bounded batch, so that one busy client cannot keep the sweep from running.
   std::vector<zmq::message_t> frames;
   for (int n = 0; n < 256; ++n) {
@@ -193,13 +200,30 @@ void SidecarServer::Serve(zmq::socket_t& router) {
       ZRPC_LOG(kError, "a truncated message arrived at the sidecar; dropped");
       break;
     }
-    if (frames.size() != 3) continue;
-    std::optional<RequestLine> line = ParseRequestHeader(frames[1].to_string_view());
-    if (!line) {
-      ZRPC_LOG(kWarning, "dropping a request with a bad header");
+    if (frames.size() != 3) {
+      ZRPC_LOG(kWarning, "dropping a request of %d frames (a request is a header and a body)",
+               static_cast<int>(frames.size()) - 1);
       continue;
     }
-    const std::string reply = EncodeReply(Handle(line->op, frames[2].to_string_view()), boot_);
+    std::optional<RequestLine> line;
+    if (frames[1].size() <= kMaxHeaderBytes) line = ParseRequestHeader(frames[1].to_string_view());
+    if (!line) {
+      ZRPC_LOG(kWarning, "dropping a request with a bad header (%d bytes)",
+               static_cast<int>(frames[1].size()));
+      continue;
+    }
+    absl::StatusOr<Value> result;
+    if (frames[2].size() > kMaxRequestBytes) {
+      ZRPC_LOG(kWarning, "refusing a %s request of %d bytes (at most %d)", line->op,
+               static_cast<int>(frames[2].size()), static_cast<int>(kMaxRequestBytes));
+      result = absl::ResourceExhaustedError(absl::StrCat("the request is ", frames[2].size(),
+                                                         " bytes; the sidecar takes at most ",
+                                                         kMaxRequestBytes));
+    } else {
+      result = Handle(line->op, frames[2].to_string_view(),
+                      absl::StrCat(socket_index, "/", ToAbsl(frames[0].to_string_view())));
+    }
+    const std::string reply = EncodeReply(result, boot_);
     const std::string header = ReplyHeader(line->id);
     try {
       router.send(frames[0], zmq::send_flags::sndmore);
@@ -210,7 +234,8 @@ void SidecarServer::Serve(zmq::socket_t& router) {
   }
 }
 
-absl::StatusOr<Value> SidecarServer::Handle(std::string_view op, std::string_view body) {
+absl::StatusOr<Value> SidecarServer::Handle(std::string_view op, std::string_view body,
+                                            std::string connection) {
   absl::StatusOr<Value> request = ParseJson(body);
   if (!request.ok()) return request.status();
   if (op == kHello) {
@@ -218,35 +243,71 @@ absl::StatusOr<Value> SidecarServer::Handle(std::string_view op, std::string_vie
                         {"heartbeat_ms", absl::ToInt64Milliseconds(options_.ttl / 5)},
                         {"boot", boot_}});
   }
-  if (op == kRegister || op == kUnregister) return HandleRegister(op, *request);
-  if (op == kHeartbeat) return HandleHeartbeat(*request);
   if (op == kResolve || op == kList) return HandleLookup(op, *request);
-  return absl::InvalidArgumentError(absl::StrCat("unknown operation \"", ToAbsl(op), "\""));
+  Owner owner = OwnerOf(*request);
+  owner.connection = std::move(connection);
+  if (op == kRegister || op == kUnregister) return HandleRegister(op, *request, owner);
+  if (op == kHeartbeat) return HandleHeartbeat(*request, owner);
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown operation \"", absl::CHexEscape(ToAbsl(op)), "\""));
 }
 
-absl::StatusOr<Value> SidecarServer::HandleRegister(std::string_view op, const Value& request) {
+absl::StatusOr<Value> SidecarServer::HandleRegister(std::string_view op, const Value& request,
+                                                    const Owner& owner) {
   const Value* rv = request.Find("registration");
   if (rv == nullptr) return absl::InvalidArgumentError("request lacks \"registration\"");
   absl::StatusOr<Registration> r = RegistrationFromValue(*rv);
-  if (!r.ok()) return r.status();
-  if (absl::Status s = ValidateRegistration(*r); !s.ok()) return s;
-  absl::Status s = op == kRegister ? registry_.Add(OwnerOf(request), {*r}, absl::Now(), &changed_)
-                                   : registry_.Remove(*r, &changed_);
+  if (r.ok()) {
+    if (absl::Status s = ValidateRegistration(*r); !s.ok()) r = s;
+  }
+  if (!r.ok()) {
+    ZRPC_LOG(kWarning, "refused a %s of client %s: %s", op, owner.client, r.status().message());
+    return absl::InvalidArgumentError(absl::StrCat("registration refused: ", r.status().message()));
+  }
+  absl::Status s = op == kRegister ? registry_.Add(owner, {*r}, absl::Now(), &changed_)
+                                   : registry_.Remove(owner, *r, &changed_);
   if (!s.ok()) return s;
   return Value(Object{});
 }
 
-absl::StatusOr<Value> SidecarServer::HandleHeartbeat(const Value& request) {
-  const Owner owner = OwnerOf(request);
+absl::StatusOr<Value> SidecarServer::HandleHeartbeat(const Value& request, const Owner& owner) {
   registry_.Touch(owner, absl::Now());
   const Value* list = request.Find("registrations");
   if (list == nullptr) return Value(Object{});
-  absl::StatusOr<std::vector<Registration>> regs = RegistrationsFromValue(list);
-  if (!regs.ok()) return regs.status();
-  for (const Registration& r : *regs) {
-    if (absl::Status s = ValidateRegistration(r); !s.ok()) return s;
+  if (!list->is_array()) return absl::InvalidArgumentError("\"registrations\" must be an array");
+  const Array& entries = list->AsArray();
+  if (entries.size() > registry_.limits().per_request) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the heartbeat carries ", entries.size(), " registrations; the sidecar takes at most ",
+        registry_.limits().per_request, " per request"));
   }
-  if (absl::Status s = registry_.Add(owner, *regs, absl::Now(), &changed_); !s.ok()) return s;
+  // Valid entries are kept even when others are refused: the answer names the refused ones,
+  // so nothing is lost silently, and one bad entry does not let a client's others expire.
+  std::vector<Registration> valid;
+  valid.reserve(entries.size());
+  size_t refused = 0;
+  std::string why;
+  constexpr size_t kNamed = 3;  // refused entries named in the answer
+  for (size_t i = 0; i < entries.size(); ++i) {
+    absl::StatusOr<Registration> r = RegistrationFromValue(entries[i]);
+    if (r.ok()) {
+      if (absl::Status s = ValidateRegistration(*r); !s.ok()) r = s;
+    }
+    if (r.ok()) {
+      valid.push_back(*std::move(r));
+      continue;
+    }
+    if (refused++ < kNamed)
+      absl::StrAppend(&why, refused > 1 ? "; " : "", "#", i, ": ", r.status().message());
+  }
+  if (absl::Status s = registry_.Add(owner, valid, absl::Now(), &changed_); !s.ok()) return s;
+  if (refused > 0) {
+    ZRPC_LOG(kWarning, "refused %d of %d registrations of client %s: %s", static_cast<int>(refused),
+             static_cast<int>(entries.size()), owner.client, why);
+    return absl::InvalidArgumentError(absl::StrCat(
+        refused, " of ", entries.size(), " registrations refused (the other ",
+        entries.size() - refused, " were accepted): ", why, refused > kNamed ? "; ..." : ""));
+  }
   return Value(Object{});
 }
 

@@ -56,6 +56,8 @@ class SidecarServer {
     // ... and this group when set (its members may then connect: give socket_mode 0660).
     std::optional<gid_t> socket_group;
     std::string socket_group_name;  // for messages
+    // How many registrations it takes per request, per connection and in all.
+    RegistryLimits limits;
   };
 
   // Creates the backend and binds every socket. INVALID_ARGUMENT for bad options (no endpoint,
@@ -87,9 +89,11 @@ class SidecarServer {
   absl::Status BindWithMode(zmq::socket_t& socket, const std::string& endpoint) const;
   // Answers every waiting request on `router`.
   void Serve(zmq::socket_t& router);
-  absl::StatusOr<Value> Handle(std::string_view op, std::string_view body);
-  absl::StatusOr<Value> HandleRegister(std::string_view op, const Value& request);
-  absl::StatusOr<Value> HandleHeartbeat(const Value& request);
+  // `connection` names the peer (see Owner::connection).
+  absl::StatusOr<Value> Handle(std::string_view op, std::string_view body, std::string connection);
+  absl::StatusOr<Value> HandleRegister(std::string_view op, const Value& request,
+                                       const Owner& owner);
+  absl::StatusOr<Value> HandleHeartbeat(const Value& request, const Owner& owner);
   absl::StatusOr<Value> HandleLookup(std::string_view op, const Value& request);
   // Checks for exited services while a connection closed recently; expires silent clients.
   void Sweep();

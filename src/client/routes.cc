@@ -51,36 +51,10 @@ std::atomic<uint64_t>* RouteTable::Counter(const std::string& key) {
 
 namespace {
 
-// An endpoint a client may connect to: tcp://HOST:PORT ([v6] allowed) or ipc://PATH, printable,
-// bounded.
-bool PlausibleEndpoint(std::string_view e) {
-  if (e.size() > 512) return false;
-  for (char c : e) {
-    if (c <= 0x20 || c >= 0x7f) return false;
-  }
-  if (e.starts_with("ipc://")) return e.size() > 6;
-  if (!e.starts_with("tcp://")) return false;
-  const size_t colon = e.rfind(':');
-  if (colon <= 6 || colon + 1 >= e.size()) return false;
-  int port = 0;
-  for (char c : e.substr(colon + 1)) {
-    if (c < '0' || c > '9') return false;
-    port = port * 10 + (c - '0');
-    if (port > 65535) return false;
-  }
-  return port > 0;
-}
-
-// Why `r` may not be used for `key` ("" when it may). Registries are untrusted input.
+// Why `r` may not be used for `key` ("" when it may). Registries are untrusted input: the same
+// rules as every registration (ValidateRegistration), and the key asked for.
 std::string Unusable(const Registration& r, std::string_view key) {
-  for (auto [what, name] : {std::pair{"topic", &r.topic}, std::pair{"host", &r.host},
-                            std::pair{"exchange", &r.exchange}}) {
-    if (!ValidateName(what, *name).ok()) return absl::StrCat("bad ", what);
-  }
-  if (!r.pool.empty() && (!ValidateName("pool", r.pool).ok() || r.pool.find('~') != std::string::npos)) {
-    return "bad pool";
-  }
-  if (!PlausibleEndpoint(r.endpoint)) return "bad endpoint";
+  if (absl::Status s = ValidateRegistration(r); !s.ok()) return std::string(s.message());
   if (r.Key() != key) return "registered for another key";
   return "";
 }

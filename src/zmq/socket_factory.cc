@@ -52,7 +52,11 @@ absl::StatusOr<std::unique_ptr<zmq::socket_t>> MakeSocket(zmq::context_t& ctx, S
     s->set(zmq::sockopt::heartbeat_ttl, 3000);
     // libzmq drops the connection for a larger frame: a second guard behind zrpc's own check of
     // whole messages, with room for zrpc to answer "too large" itself first.
-    s->set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(options.max_message_size + (64 << 10)));
+    const size_t limit =
+        role == SocketRole::kSidecarRouter || role == SocketRole::kSidecarClient
+            ? kMaxSidecarRequestBytes  // requests, and answers listing as many registrations
+            : options.max_message_size;
+    s->set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(limit + (64 << 10)));
     s->set(zmq::sockopt::sndhwm, 10000);
     s->set(zmq::sockopt::rcvhwm, 10000);
     s->set(zmq::sockopt::reconnect_ivl, 100);

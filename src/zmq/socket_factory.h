@@ -38,6 +38,11 @@ enum class SocketRole {
 // The largest frame a service's XPUB accepts: a subscription is a flag byte, a topic of at most
 // 255 bytes, '.', and a priority name.
 inline constexpr size_t kMaxSubscriptionBytes = 1 + 255 + 1 + 16;
+// The largest request body the zrpc-matchmaker sidecar takes (a heartbeat of 20,000
+// registrations is about 4 MiB). Its ROUTER cuts off a peer whose frame exceeds this by more
+// than 64 KiB; between the two the sidecar answers RESOURCE_EXHAUSTED itself, and its clients
+// refuse to send more than this in the first place.
+inline constexpr size_t kMaxSidecarRequestBytes = 16 << 20;
 
 // A socket of `role` with zrpc's options: bounded linger, ZMTP heartbeats, IPv6, a per-frame size
 // guard; ROUTER_MANDATORY on the service ROUTER; IMMEDIATE and a unique routing id on client

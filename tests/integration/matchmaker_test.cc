@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Every matchmaker backend behind real services (zrpc-service processes) and real servers
 // (redis-server), including faults.
+#include <sys/stat.h>
+
 #include <atomic>
 #include <fstream>
 #include <iostream>
@@ -8,6 +10,9 @@
 #include <thread>
 #include <zmq.hpp>
 
+#include "matchmaker/redis.h"
+#include "matchmaker/redis_connection.h"
+#include "matchmaker/registration_json.h"
 #include "matchmaker/sidecar/protocol.h"
 #include "testing/harness.h"
 #include "testing/redis_server.h"
@@ -654,6 +659,246 @@ TEST(MatchmakerFactoryTest, BadUrlsNameTheSchemes) {
   }
   EXPECT_THAT(std::string(CreateMatchmaker("zk://x").status().message()),
               HasSubstr("local://"));
+}
+
+// Every log line of this process while it lives.
+class LogCapture {
+ public:
+  LogCapture() {
+    SetLogSink([this](LogLevel, std::string_view line) {
+      absl::MutexLock lock(&mu_);
+      lines_.emplace_back(line);
+    });
+  }
+  ~LogCapture() { SetLogSink(nullptr); }
+  // How many lines contain `text`.
+  int Count(std::string_view text) {
+    absl::MutexLock lock(&mu_);
+    int n = 0;
+    for (const std::string& l : lines_) n += l.find(text) != std::string::npos ? 1 : 0;
+    return n;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<std::string> lines_ ABSL_GUARDED_BY(mu_);
+};
+
+TEST_F(SidecarTest, OnlyTheConnectionThatRegisteredSomethingMayUnregisterIt) {
+  matchmaker_ = "ipc://" + registry_ + "/mm.sock";
+  sidecar_ = StartSidecar(matchmaker_);
+  absl::StatusOr<std::unique_ptr<Matchmaker>> owner = CreateMatchmaker(matchmaker_);
+  absl::StatusOr<std::unique_ptr<Matchmaker>> other = CreateMatchmaker(matchmaker_);
+  ZRPC_ASSERT_OK(owner);
+  ZRPC_ASSERT_OK(other);
+  const Registration r{.topic = "compute", .host = "victim", .endpoint = "tcp://127.0.0.1:1"};
+  ZRPC_ASSERT_OK((*owner)->Register(r));
+  const absl::Status s = (*other)->Unregister(r);
+  EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr("only the connection that registered"));
+  EXPECT_EQ(ListedHosts(**other), std::set<std::string>{"victim"});  // still there
+  // A raw peer naming the owner's "client" is no better: ownership is the connection's.
+  RawSidecarClient raw(matchmaker_);
+  absl::StatusOr<Value> forged =
+      raw.Request(internal::sidecar::kUnregister,
+                  Object{{"client", "anyone"}, {"registration", internal::RegistrationToValue(r)}});
+  EXPECT_EQ(forged.status().code(), absl::StatusCode::kPermissionDenied) << forged.status();
+  EXPECT_EQ(ListedHosts(**other), std::set<std::string>{"victim"});
+  ZRPC_ASSERT_OK((*owner)->Unregister(r));
+  EXPECT_TRUE(ListedHosts(**other).empty());
+}
+
+TEST_F(SidecarTest, AClientThatReconnectedStillOwnsItsRegistrations) {
+  matchmaker_ = "ipc://" + registry_ + "/mm.sock";
+  sidecar_ = StartSidecar(matchmaker_);
+  absl::StatusOr<std::unique_ptr<Matchmaker>> owner = CreateMatchmaker(matchmaker_);
+  ZRPC_ASSERT_OK(owner);
+  const Registration r{.topic = "compute", .host = "mine", .endpoint = "tcp://127.0.0.1:1"};
+  ZRPC_ASSERT_OK((*owner)->Register(r));
+  // A request the frozen sidecar does not answer makes the client drop its socket and make a
+  // new one once the sidecar is back: the same owner, with the same routing id.
+  sidecar_->Signal(SIGSTOP);
+  ASSERT_TRUE(Eventually([&] {  // stopped for certain ('T' in /proc/PID/stat)
+    std::ifstream stat("/proc/" + std::to_string(sidecar_->pid()) + "/stat");
+    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    const size_t paren = text.rfind(')');
+    return paren != std::string::npos && paren + 2 < text.size() && text[paren + 2] == 'T';
+  }));
+  EXPECT_EQ((*owner)->List("").status().code(), absl::StatusCode::kUnavailable);
+  sidecar_->Signal(SIGCONT);
+  ASSERT_TRUE(Eventually([&] { return (*owner)->List("").ok(); }, absl::Seconds(10)));
+  EXPECT_EQ(ListedHosts(**owner), std::set<std::string>{"mine"});
+  ZRPC_ASSERT_OK((*owner)->Unregister(r));
+  EXPECT_TRUE(ListedHosts(**owner).empty());
+}
+
+TEST_F(SidecarTest, InvalidRegistrationsAreRefusedByNameAndTheValidOnesOfTheRequestKept) {
+  matchmaker_ = "ipc://" + registry_ + "/mm.sock";
+  sidecar_ = StartSidecar(matchmaker_);
+  RawSidecarClient raw(matchmaker_);
+  const Registration good{.topic = "compute", .host = "good", .endpoint = "tcp://127.0.0.1:1"};
+  Registration forged_host = good;
+  forged_host.host = "h\nINFO forged line";
+  Registration bad_endpoint = good;
+  bad_endpoint.endpoint = "tcp://a b:1";
+  // One registration: refused, saying what is wrong, escaped.
+  absl::StatusOr<Value> one = raw.Request(
+      internal::sidecar::kRegister,
+      Object{{"client", "c"}, {"registration", internal::RegistrationToValue(forged_host)}});
+  EXPECT_EQ(one.status().code(), absl::StatusCode::kInvalidArgument) << one.status();
+  EXPECT_THAT(std::string(one.status().message()), HasSubstr("host"));
+  EXPECT_EQ(std::string(one.status().message()).find('\n'), std::string::npos);
+  // A heartbeat: the valid one is kept, the others named.
+  absl::StatusOr<Value> beat = raw.Request(
+      internal::sidecar::kHeartbeat,
+      Object{{"client", "c"},
+             {"registrations",
+              internal::sidecar::RegistrationsToValue({forged_host, good, bad_endpoint})}});
+  EXPECT_EQ(beat.status().code(), absl::StatusCode::kInvalidArgument) << beat.status();
+  EXPECT_THAT(std::string(beat.status().message()), HasSubstr("2 of 3 registrations refused"));
+  EXPECT_THAT(std::string(beat.status().message()), HasSubstr("#0: host"));
+  EXPECT_THAT(std::string(beat.status().message()), HasSubstr("#2: endpoint"));
+  EXPECT_EQ(std::string(beat.status().message()).find('\n'), std::string::npos);
+  absl::StatusOr<std::unique_ptr<Matchmaker>> mm = CreateMatchmaker(matchmaker_);
+  ZRPC_ASSERT_OK(mm);
+  EXPECT_EQ(ListedHosts(**mm), std::set<std::string>{"good"});
+}
+
+TEST_F(SidecarTest, OversizedRequestsAreRefusedWithAClearErrorAndTheSidecarGoesOn) {
+  matchmaker_ = "ipc://" + registry_ + "/mm.sock";
+  sidecar_ = StartSidecar(matchmaker_);
+  RawSidecarClient raw(matchmaker_);
+  // More bytes than the sidecar takes (but within what its socket lets through to answer).
+  const std::string huge =
+      "{\"pad\":\"" + std::string(internal::sidecar::kMaxRequestBytes, 'x') + "\"}";
+  absl::StatusOr<Value> big = raw.Request(internal::sidecar::kHeartbeat, huge);
+  EXPECT_EQ(big.status().code(), absl::StatusCode::kResourceExhausted) << big.status();
+  EXPECT_THAT(std::string(big.status().message()), HasSubstr("at most"));
+  // More registrations in one request than it takes.
+  std::vector<Registration> many;
+  for (int i = 0; i < 20001; ++i) {
+    many.push_back(Registration{
+        .topic = "t" + std::to_string(i), .host = "h", .endpoint = "tcp://127.0.0.1:1"});
+  }
+  absl::StatusOr<Value> too_many = raw.Request(
+      internal::sidecar::kHeartbeat,
+      Object{{"client", "c"}, {"registrations", internal::sidecar::RegistrationsToValue(many)}});
+  EXPECT_EQ(too_many.status().code(), absl::StatusCode::kResourceExhausted) << too_many.status();
+  EXPECT_THAT(std::string(too_many.status().message()), HasSubstr("per request"));
+  // Nothing of it is held, and the sidecar still answers.
+  absl::StatusOr<Value> listed = raw.Request(internal::sidecar::kList, Object{{"exchange", ""}});
+  ZRPC_ASSERT_OK(listed);
+  EXPECT_TRUE(listed->Find("registrations")->AsArray().empty());
+}
+
+TEST_F(RedisFaultTest, AWrongTypedIndexKeyIsAnErrorLoggedOnceNeverNoConsumer) {
+  absl::StatusOr<std::unique_ptr<Matchmaker>> mm = CreateMatchmaker(redis_.Url());
+  ZRPC_ASSERT_OK(mm);
+  {
+    absl::StatusOr<internal::RedisAddress> a = internal::ParseRedisUrl(redis_.Url());
+    ZRPC_ASSERT_OK(a);
+    internal::RedisConnection conn(*a);
+    ZRPC_ASSERT_OK(conn.Run({{"SET", "zrpc:idx:openstack|compute", "not a set"}}));
+  }
+  LogCapture log;
+  for (int i = 0; i < 3; ++i) {
+    absl::StatusOr<std::vector<Registration>> got = (*mm)->Resolve("openstack", "compute");
+    ASSERT_FALSE(got.ok()) << "a wrong-typed index answered " << got->size() << " registrations";
+    EXPECT_EQ(got.status().code(), absl::StatusCode::kInternal) << got.status();
+    EXPECT_THAT(std::string(got.status().message()), HasSubstr("WRONGTYPE"));
+  }
+  EXPECT_EQ(log.Count("WRONGTYPE"), 1);
+  // Other topics are unaffected.
+  ZRPC_ASSERT_OK((*mm)->Resolve("openstack", "other"));
+}
+
+TEST_F(RedisFaultTest, MalformedStoredRegistrationsAreSkippedWithOneLogLine) {
+  absl::StatusOr<std::unique_ptr<Matchmaker>> mm = CreateMatchmaker(redis_.Url());
+  ZRPC_ASSERT_OK(mm);
+  const Registration good{.topic = "compute", .host = "h", .endpoint = "tcp://127.0.0.1:1"};
+  ZRPC_ASSERT_OK((*mm)->Register(good));
+  {
+    absl::StatusOr<internal::RedisAddress> a = internal::ParseRedisUrl(redis_.Url());
+    ZRPC_ASSERT_OK(a);
+    internal::RedisConnection conn(*a);
+    ZRPC_ASSERT_OK(conn.Run({{"SET", "zrpc:reg:planted", "{\"topic\": 7}"},
+                             {"SADD", "zrpc:idx:openstack|compute", "planted"}}));
+  }
+  LogCapture log;
+  for (int i = 0; i < 3; ++i) {
+    absl::StatusOr<std::vector<Registration>> got = (*mm)->Resolve("openstack", "compute");
+    ZRPC_ASSERT_OK(got);
+    ASSERT_EQ(got->size(), 1u);
+    EXPECT_EQ(got->front().host, "h");
+  }
+  EXPECT_EQ(log.Count("zrpc:reg:planted"), 1);
+}
+
+TEST_F(RedisFaultTest, AHugeIndexIsReadOnlyUpToItsCapWithOneLogLine) {
+  absl::StatusOr<std::unique_ptr<Matchmaker>> mm = CreateMatchmaker(redis_.Url());
+  ZRPC_ASSERT_OK(mm);
+  absl::StatusOr<internal::RedisAddress> a = internal::ParseRedisUrl(redis_.Url());
+  ZRPC_ASSERT_OK(a);
+  internal::RedisConnection conn(*a);
+  constexpr size_t kPlanted = internal::RedisMatchmaker::kMaxIdsPerIndex + 904;
+  internal::RedisConnection::Command sadd = {"SADD", "zrpc:idx:openstack|compute"};
+  for (size_t i = 0; i < kPlanted; ++i) sadd.push_back("bogus-" + std::to_string(i));
+  ZRPC_ASSERT_OK(conn.Run({sadd}));
+  LogCapture log;
+  // Ids without a registration behind them: read (at most the cap), found expired, pruned.
+  absl::StatusOr<std::vector<Registration>> got = (*mm)->Resolve("openstack", "compute");
+  ZRPC_ASSERT_OK(got);
+  EXPECT_TRUE(got->empty());
+  absl::StatusOr<std::vector<internal::RedisConnection::Reply>> left =
+      conn.Run({{"SCARD", "zrpc:idx:openstack|compute"}});
+  ZRPC_ASSERT_OK(left);
+  EXPECT_EQ((*left)[0].integer, 904);
+  EXPECT_EQ(log.Count("only those are read"), 1);
+  ZRPC_ASSERT_OK((*mm)->Resolve("openstack", "compute"));  // the rest, under the cap
+  left = conn.Run({{"SCARD", "zrpc:idx:openstack|compute"}});
+  ZRPC_ASSERT_OK(left);
+  EXPECT_EQ((*left)[0].integer, 0);
+  EXPECT_EQ(log.Count("only those are read"), 1);
+}
+
+TEST_F(RedisFaultTest, ThePasswordComesFromAPrivateFileOrTheEnvironmentAndIsNeverShown) {
+  RedisServer secured;
+  ASSERT_TRUE(secured.Start("s3cret-pw"));
+  const std::string base = "redis://127.0.0.1:" + std::to_string(secured.port()) + "/0";
+  const std::string file = registry_ + "/redis.pw";
+  WriteFile(file, "s3cret-pw\n");
+  ASSERT_EQ(chmod(file.c_str(), 0644), 0);
+  // Readable by others: refused, saying how to fix it.
+  absl::StatusOr<std::unique_ptr<Matchmaker>> open_file =
+      CreateMatchmaker(base + "?password_file=" + file);
+  EXPECT_EQ(open_file.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(open_file.status().message()), HasSubstr("chmod 600"));
+  ASSERT_EQ(chmod(file.c_str(), 0600), 0);
+  LogCapture log;
+  absl::StatusOr<std::unique_ptr<Matchmaker>> from_file =
+      CreateMatchmaker(base + "?password_file=" + file);
+  ZRPC_ASSERT_OK(from_file);
+  const Registration r{.topic = "compute", .host = "h", .endpoint = "tcp://127.0.0.1:1"};
+  ZRPC_ASSERT_OK((*from_file)->Register(r));
+  // The environment, when the URL has no password.
+  ASSERT_EQ(setenv("ZRPC_REDIS_PASSWORD", "s3cret-pw", 1), 0);
+  absl::StatusOr<std::unique_ptr<Matchmaker>> from_env = CreateMatchmaker(base);
+  unsetenv("ZRPC_REDIS_PASSWORD");
+  ZRPC_ASSERT_OK(from_env);
+  absl::StatusOr<std::vector<Registration>> got = (*from_env)->Resolve("openstack", "compute");
+  ZRPC_ASSERT_OK(got);
+  EXPECT_EQ(got->size(), 1u);
+  // A password in the URL still works, and is masked wherever the URL is shown.
+  absl::StatusOr<std::unique_ptr<Matchmaker>> in_url =
+      CreateMatchmaker("redis://:s3cret-pw@127.0.0.1:" + std::to_string(secured.port()) + "/0");
+  ZRPC_ASSERT_OK(in_url);
+  ZRPC_ASSERT_OK((*in_url)->Register(r));
+  EXPECT_EQ((*in_url)->url(), "redis://:***@127.0.0.1:" + std::to_string(secured.port()) + "/0");
+  absl::StatusOr<std::unique_ptr<Matchmaker>> bad =
+      CreateMatchmaker("redis://:s3cret-pw@127.0.0.1:99999/0");
+  EXPECT_FALSE(bad.ok());
+  EXPECT_EQ(std::string(bad.status().message()).find("s3cret"), std::string::npos) << bad.status();
+  EXPECT_EQ(log.Count("s3cret"), 0);
 }
 
 }  // namespace

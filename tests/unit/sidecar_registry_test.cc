@@ -34,8 +34,8 @@ class RegistryTest : public ::testing::Test {
 
 TEST_F(RegistryTest, AddsOnceAndAnnouncesEachChangedKey) {
   ZRPC_ASSERT_OK(
-      registry_.Add({.client = "a"}, {Reg("compute"), Reg("compute.h")}, kT0, &changed_));
-  ZRPC_ASSERT_OK(registry_.Add({.client = "a"}, {Reg("compute")}, kT0, &changed_));  // known
+      registry_.Add({.connection = "a"}, {Reg("compute"), Reg("compute.h")}, kT0, &changed_));
+  ZRPC_ASSERT_OK(registry_.Add({.connection = "a"}, {Reg("compute")}, kT0, &changed_));  // known
   EXPECT_EQ(registry_.size(), 2u);
   EXPECT_EQ(Resolved("compute"), 1u);
   std::vector<std::string> keys = changed_.Take();
@@ -47,14 +47,14 @@ TEST_F(RegistryTest, AddsOnceAndAnnouncesEachChangedKey) {
 TEST_F(RegistryTest, ManyChangesAreAnnouncedAsOneStar) {
   std::vector<Registration> many;
   for (int i = 0; i < 1000; ++i) many.push_back(Reg("t" + std::to_string(i)));
-  ZRPC_ASSERT_OK(registry_.Add({.client = "a"}, many, kT0, &changed_));
+  ZRPC_ASSERT_OK(registry_.Add({.connection = "a"}, many, kT0, &changed_));
   EXPECT_EQ(changed_.Take(), std::vector<std::string>{std::string(kAnyKey)});
 }
 
 TEST_F(RegistryTest, SilentClientsExpireAfterTheTtlOthersStay) {
-  ZRPC_ASSERT_OK(registry_.Add({.client = "a"}, {Reg("compute", "a")}, kT0, &changed_));
-  ZRPC_ASSERT_OK(registry_.Add({.client = "b"}, {Reg("compute", "b")}, kT0, &changed_));
-  registry_.Touch({.client = "b"}, kT0 + absl::Seconds(4));
+  ZRPC_ASSERT_OK(registry_.Add({.connection = "a"}, {Reg("compute", "a")}, kT0, &changed_));
+  ZRPC_ASSERT_OK(registry_.Add({.connection = "b"}, {Reg("compute", "b")}, kT0, &changed_));
+  registry_.Touch({.connection = "b"}, kT0 + absl::Seconds(4));
   registry_.Expire(kT0 + kTtl, &changed_);
   EXPECT_EQ(Resolved("compute"), 2u);  // not yet: the ttl has not passed
   (void)changed_.Take();
@@ -65,9 +65,9 @@ TEST_F(RegistryTest, SilentClientsExpireAfterTheTtlOthersStay) {
 }
 
 TEST_F(RegistryTest, ARegistrationTakenOverByAnotherClientSurvivesItsFormerOwner) {
-  ZRPC_ASSERT_OK(registry_.Add({.client = "old"}, {Reg("compute")}, kT0, &changed_));
+  ZRPC_ASSERT_OK(registry_.Add({.connection = "old"}, {Reg("compute")}, kT0, &changed_));
   ZRPC_ASSERT_OK(
-      registry_.Add({.client = "new"}, {Reg("compute")}, kT0 + absl::Seconds(3), &changed_));
+      registry_.Add({.connection = "new"}, {Reg("compute")}, kT0 + absl::Seconds(3), &changed_));
   registry_.Expire(kT0 + absl::Seconds(6), &changed_);  // "old" expires
   EXPECT_EQ(Resolved("compute"), 1u);
   registry_.Expire(kT0 + absl::Seconds(9), &changed_);  // "new" too
@@ -79,9 +79,9 @@ TEST_F(RegistryTest, RegistrationsOfAnExitedLocalProcessAreDroppedOthersAreNot) 
   ASSERT_TRUE(child.Start({"/bin/sleep", "30"}));
   const pid_t pid = child.pid();
   ASSERT_NE(ProcessStartTime(pid), 0u);
-  const Owner local{.client = "local", .pid = pid, .start = ProcessStartTime(pid)};
+  const Owner local{.connection = "local", .pid = pid, .start = ProcessStartTime(pid)};
   // Claims the same pid with another start time: not trusted, the TTL applies.
-  const Owner stranger{.client = "stranger", .pid = pid, .start = ProcessStartTime(pid) + 1};
+  const Owner stranger{.connection = "stranger", .pid = pid, .start = ProcessStartTime(pid) + 1};
   ZRPC_ASSERT_OK(registry_.Add(local, {Reg("compute", "local")}, kT0, &changed_));
   ZRPC_ASSERT_OK(registry_.Add(stranger, {Reg("compute", "stranger")}, kT0, &changed_));
   registry_.DropExited(&changed_);
@@ -93,13 +93,125 @@ TEST_F(RegistryTest, RegistrationsOfAnExitedLocalProcessAreDroppedOthersAreNot) 
   EXPECT_EQ(left[0].host, "stranger");
 }
 
-TEST_F(RegistryTest, RemoveWithdrawsWhoeverOwnsIt) {
-  ZRPC_ASSERT_OK(registry_.Add({.client = "a"}, {Reg("compute")}, kT0, &changed_));
-  ZRPC_ASSERT_OK(registry_.Remove(Reg("compute"), &changed_));
-  ZRPC_ASSERT_OK(registry_.Remove(Reg("compute"), &changed_));  // unknown: OK
+TEST_F(RegistryTest, OnlyTheConnectionThatRegisteredSomethingMayWithdrawIt) {
+  ZRPC_ASSERT_OK(registry_.Add({.connection = "a"}, {Reg("compute")}, kT0, &changed_));
+  (void)changed_.Take();
+  const absl::Status s = registry_.Remove({.connection = "b"}, Reg("compute"), &changed_);
+  EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied) << s;
+  EXPECT_NE(std::string(s.message()).find("only the connection that registered"), std::string::npos)
+      << s;
+  EXPECT_EQ(registry_.size(), 1u);
+  EXPECT_EQ(Resolved("compute"), 1u);
+  EXPECT_TRUE(changed_.empty());
+  ZRPC_ASSERT_OK(registry_.Remove({.connection = "a"}, Reg("compute"), &changed_));
+  ZRPC_ASSERT_OK(registry_.Remove({.connection = "a"}, Reg("compute"), &changed_));  // unknown: OK
   EXPECT_EQ(registry_.size(), 0u);
   EXPECT_EQ(Resolved("compute"), 0u);
+  EXPECT_EQ(changed_.Take(), std::vector<std::string>{"compute"});
   registry_.Expire(kT0 + absl::Hours(1), &changed_);  // nothing left to drop
+}
+
+TEST_F(RegistryTest, ARegistrationOfTwoConnectionsStaysUntilBothLetGo) {
+  ZRPC_ASSERT_OK(registry_.Add({.connection = "a"}, {Reg("compute")}, kT0, &changed_));
+  ZRPC_ASSERT_OK(registry_.Add({.connection = "b"}, {Reg("compute")}, kT0, &changed_));
+  ZRPC_ASSERT_OK(registry_.Remove({.connection = "a"}, Reg("compute"), &changed_));
+  EXPECT_EQ(Resolved("compute"), 1u);  // "b" still holds it
+  EXPECT_EQ(registry_.Remove({.connection = "a"}, Reg("compute"), &changed_).code(),
+            absl::StatusCode::kPermissionDenied);  // no longer a's
+  ZRPC_ASSERT_OK(registry_.Remove({.connection = "b"}, Reg("compute"), &changed_));
+  EXPECT_EQ(Resolved("compute"), 0u);
+}
+
+TEST(RegistryLimitsTest, RequestsBeyondEachLimitAreRefusedAndHoldNothingNew) {
+  MemoryMatchmaker backend;
+  Registry registry(&backend, nullptr, kTtl, {.per_request = 3, .per_client = 4, .total = 5});
+  Changes changed;
+  // Per request.
+  absl::Status s = registry.Add({.connection = "a"}, {Reg("t1"), Reg("t2"), Reg("t3"), Reg("t4")},
+                                kT0, &changed);
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
+  EXPECT_NE(std::string(s.message()).find("at most 3 per request"), std::string::npos) << s;
+  EXPECT_EQ(registry.size(), 0u);
+  // Per connection: 3 + 2 new > 4; what it holds already does not count again.
+  ZRPC_ASSERT_OK(
+      registry.Add({.connection = "a"}, {Reg("t1"), Reg("t2"), Reg("t3")}, kT0, &changed));
+  s = registry.Add({.connection = "a"}, {Reg("t1"), Reg("t4"), Reg("t5")}, kT0, &changed);
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
+  EXPECT_NE(std::string(s.message()).find("at most 4 per connection"), std::string::npos) << s;
+  EXPECT_EQ(registry.size(), 3u);
+  ZRPC_ASSERT_OK(registry.Add({.connection = "a"}, {Reg("t1"), Reg("t4")}, kT0, &changed));
+  // In all: 4 held, "b" brings 2 new > 5.
+  s = registry.Add({.connection = "b"}, {Reg("u1"), Reg("u2")}, kT0, &changed);
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
+  EXPECT_EQ(registry.size(), 4u);
+  EXPECT_EQ(backend.List("")->size(), 4u);
+  // Withdrawing makes room again.
+  ZRPC_ASSERT_OK(registry.Remove({.connection = "a"}, Reg("t4"), &changed));
+  ZRPC_ASSERT_OK(registry.Add({.connection = "b"}, {Reg("u1"), Reg("u2")}, kT0, &changed));
+  EXPECT_EQ(registry.size(), 5u);
+}
+
+TEST(RegistryLinearTest, HeartbeatsOf20000RegistrationsTakeLinearTime) {
+  // Quadratic work (a scan of the table per registration) takes minutes at this size; linear
+  // work takes milliseconds. The bound is generous so that a loaded machine does not fail it.
+  MemoryMatchmaker backend;
+  Registry registry(&backend, nullptr, kTtl);
+  Changes changed;
+  constexpr int kCount = 20000;
+  std::vector<Registration> others, mine;
+  for (int i = 0; i < kCount; ++i) {
+    others.push_back(Reg("other-" + std::to_string(i)));
+    mine.push_back(Reg("mine-" + std::to_string(i)));
+  }
+  const absl::Time t0 = absl::Now();
+  ZRPC_ASSERT_OK(registry.Add({.connection = "others"}, others, kT0, &changed));
+  for (int beat = 0; beat < 5; ++beat) {  // the first adds, the others refresh
+    ZRPC_ASSERT_OK(registry.Add({.connection = "mine"}, mine, kT0 + absl::Seconds(beat), &changed));
+  }
+  registry.Expire(kT0 + absl::Seconds(4) + kTtl, &changed);  // "others" expire, in one pass
+  const absl::Duration took = absl::Now() - t0;
+  EXPECT_EQ(registry.size(), static_cast<size_t>(kCount));
+  EXPECT_EQ(backend.Resolve("openstack", "mine-19999")->size(), 1u);
+  EXPECT_EQ(backend.Resolve("openstack", "other-19999")->size(), 0u);
+  EXPECT_LT(took, absl::Seconds(2));
+}
+
+TEST(RegistrationRulesTest, NamesEndpointsAndPoolsAreCheckedAndShownEscaped) {
+  ZRPC_EXPECT_OK(ValidateRegistration(Reg("compute")));
+  Registration bad_host = Reg("compute", "h\nforged log line");
+  absl::Status s = ValidateRegistration(bad_host);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(std::string(s.message()).find('\n'), std::string::npos) << s;
+  EXPECT_NE(std::string(s.message()).find("host"), std::string::npos) << s;
+  for (const char* e : {"tcp://a b:1", "tcp://h:1\nX", "tcp://h", "tcp://h:0", "tcp://h:70000",
+                        "inproc://x", "ipc://", ""}) {
+    Registration r = Reg("compute");
+    r.endpoint = e;
+    s = ValidateRegistration(r);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << e;
+    EXPECT_EQ(std::string(s.message()).find('\n'), std::string::npos) << s;
+  }
+  Registration pool = Reg("compute");
+  pool.pool = "a~b";
+  EXPECT_EQ(ValidateRegistration(pool).code(), absl::StatusCode::kInvalidArgument);
+  pool.pool = "workers";
+  ZRPC_EXPECT_OK(ValidateRegistration(pool));
+  pool.fanout = true;
+  EXPECT_EQ(ValidateRegistration(pool).code(), absl::StatusCode::kInvalidArgument);
+  Registration pub = Reg("compute");
+  pub.pub_endpoint = "tcp://\x1b[2J:1";
+  EXPECT_EQ(ValidateRegistration(pub).code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(RedactUrlTest, PasswordsAreMaskedAndTheRestIsKept) {
+  EXPECT_EQ(RedactUrl("redis://:s3cret@10.0.0.9:6379/2?ttl=6"),
+            "redis://:***@10.0.0.9:6379/2?ttl=6");
+  EXPECT_EQ(RedactUrl("redis://app:s3/c@et@h:1/0"), "redis://app:***@h:1/0");
+  EXPECT_EQ(RedactUrl("redis://s3cret@h:1"), "redis://***@h:1");
+  EXPECT_EQ(RedactUrl("redis://h:1/0?password_file=/etc/pw"),
+            "redis://h:1/0?password_file=/etc/pw");
+  EXPECT_EQ(RedactUrl("ipc:///run/zrpc/mm.sock"), "ipc:///run/zrpc/mm.sock");
+  EXPECT_EQ(RedactUrl("local://"), "local://");
 }
 
 // Registers into a memory backend, counting round trips; fails when told to.
@@ -126,19 +238,19 @@ TEST(RegistryBulkTest, NewRegistrationsGoToTheBackendInOneRoundTrip) {
   Changes changed;
   std::vector<Registration> many;
   for (int i = 0; i < 100; ++i) many.push_back(Reg("t" + std::to_string(i)));
-  ZRPC_ASSERT_OK(registry.Add({.client = "a"}, many, kT0, &changed));
-  ZRPC_ASSERT_OK(registry.Add({.client = "a"}, many, kT0, &changed));  // all known: no trip
+  ZRPC_ASSERT_OK(registry.Add({.connection = "a"}, many, kT0, &changed));
+  ZRPC_ASSERT_OK(registry.Add({.connection = "a"}, many, kT0, &changed));  // all known: no trip
   EXPECT_EQ(bulk.calls, 1);
   EXPECT_EQ(backend.List("")->size(), 100u);
   // What the backend refused is not held, so the next beat tries again.
   bulk.fail = true;
   many.push_back(Reg("u1"));
   many.push_back(Reg("u2"));
-  EXPECT_EQ(registry.Add({.client = "a"}, many, kT0, &changed).code(),
+  EXPECT_EQ(registry.Add({.connection = "a"}, many, kT0, &changed).code(),
             absl::StatusCode::kUnavailable);
   EXPECT_EQ(registry.size(), 100u);
   bulk.fail = false;
-  ZRPC_ASSERT_OK(registry.Add({.client = "a"}, many, kT0, &changed));
+  ZRPC_ASSERT_OK(registry.Add({.connection = "a"}, many, kT0, &changed));
   EXPECT_EQ(registry.size(), 102u);
   EXPECT_EQ(bulk.calls, 3);
 }
