@@ -8,8 +8,9 @@
 #       group registry it may write: the file is untouched, the registration is written anyway;
 #   (c) planting a FIFO and a symlink to /dev/zero named "*.json" there: a lookup completes at
 #       once, skips them and logs each;
-#   (d) unregistering another connection's registration at the sidecar: not here yet (the
-#       sidecar's ownership checks are separate work).
+#   (d) reaching a root sidecar: its ipc socket (mode 0600) refuses the attacker; over its TCP
+#       endpoint the attacker may look a registration up but not unregister it (PERMISSION_DENIED,
+#       the registration stays).
 # Needs root (it creates the user and a group, and removes them at exit). Not root: exit 77
 # (CTest: skipped), or a failure when CI=true, where it must run.
 #
@@ -180,8 +181,42 @@ for expected in "$W/shared/99998-0.json is a FIFO" "$W/shared/99999-0.json is a 
     fail "(c) no log line \"$expected\": $(cat "$W/c.err")"
 done
 
-# --- (d) -----------------------------------------------------------------------------------------
-echo "SKIP: (d) sidecar unregistration by another connection (added with the sidecar's ownership checks)"
+# --- (d) the sidecar: another user's connection cannot unregister the victim ---------------------
+PORT=$((20000 + $$ % 20000))
+"$MATCHMAKER" --endpoint "ipc://$W/sockd/mm.sock" --tcp "tcp://127.0.0.1:$PORT" >"$W/mmd.out" 2>&1 &
+PIDS+=($!)
+if ! wait_for_line "$W/mmd.out" READY; then
+  fail "(d) the sidecar did not start: $(cat "$W/mmd.out")"
+else
+  "$SERVICE" --host victim-d --matchmaker "ipc://$W/sockd/mm.sock" >"$W/d.out" 2>"$W/d.err" &
+  PIDS+=($!)
+  wait_for_line "$W/d.out" READY || fail "(d) the victim did not start: $(cat "$W/d.err")"
+  out=$(as_attacker "$CLI" topics --timeout 2 --matchmaker "ipc://$W/sockd/mm.sock" 2>&1)
+  [[ "$out" != *victim-d* ]] && pass "(d) the sidecar's ipc socket refuses the attacker" ||
+    fail "(d) the attacker listed the victim through the ipc socket: $out"
+  out=$(as_attacker timeout 10 python3 - "$PORT" <<'PY' 2>&1
+import json, sys, zmq
+s = zmq.Context().socket(zmq.DEALER)
+s.setsockopt(zmq.RCVTIMEO, 3000)
+s.setsockopt(zmq.LINGER, 0)
+s.connect("tcp://127.0.0.1:%s" % sys.argv[1])
+def ask(op, body):
+    s.send_multipart([("zmm1 %s 1" % op).encode(), json.dumps(body).encode()])
+    return json.loads(s.recv_multipart()[1])
+regs = ask("resolve", {"exchange": "openstack", "key": "compute"})["result"]["registrations"]
+victim = [r for r in regs if r["host"] == "victim-d"][0]
+print(json.dumps(ask("unregister", {"client": "forged", "registration": victim})))
+PY
+)
+  if [[ "$out" == *'"ok": false'* && "$out" == *'"code": 7'* ]]; then
+    pass "(d) the attacker's unregister is refused: $out"
+  else
+    fail "(d) the attacker's unregister was not refused with PERMISSION_DENIED: $out"
+  fi
+  out=$(timeout 20 "$CLI" call compute whoami --matchmaker "ipc://$W/sockd/mm.sock" 2>&1)
+  [[ "$out" == '"victim-d"' ]] && pass "(d) the victim's registration stays: $out" ||
+    fail "(d) the victim's registration is gone: $out"
+fi
 
 if [[ $FAILURES != 0 ]]; then
   echo "$FAILURES check(s) failed" >&2
