@@ -1,0 +1,53 @@
+// SPDX-License-Identifier: Apache-2.0
+// A process's CURVE identity and the keys it admits and trusts: its key pair and its
+// authorized_keys file, re-read when the file changes. Shared by the ZAP handler (who may
+// connect), the client routes (which service keys to trust) and the dispatcher (groups).
+#ifndef ZRPC_SRC_SECURITY_KEYRING_H_
+#define ZRPC_SRC_SECURITY_KEYRING_H_
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "zrpc/security.h"
+
+namespace zrpc::internal {
+
+// Thread-safe.
+class Keyring {
+ public:
+  // Reads the key file and the authorized_keys file (both must be valid: the error names the
+  // file and line). `options.enabled()` must be true.
+  static absl::StatusOr<std::shared_ptr<Keyring>> Load(const SecurityOptions& options);
+
+  const CurveKeyPair& own() const { return own_; }
+
+  // The entry of `public_key` (Z85), or nullopt when it is not authorized. Re-reads the file
+  // first when it changed (at most once a second); a file that became invalid keeps the last good
+  // contents (logged once).
+  std::optional<AuthorizedKey> FindKey(std::string_view public_key);
+  // The entry of `identity`, or nullopt.
+  std::optional<AuthorizedKey> FindIdentity(std::string_view identity);
+
+ private:
+  Keyring(CurveKeyPair own, std::string path) : own_(std::move(own)), path_(std::move(path)) {}
+  void MaybeReload() ABSL_LOCKS_EXCLUDED(mu_);
+
+  const CurveKeyPair own_;
+  const std::string path_;
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, AuthorizedKey> by_key_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, std::string> key_of_identity_ ABSL_GUARDED_BY(mu_);
+  absl::Time checked_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  std::string stamp_ ABSL_GUARDED_BY(mu_);  // dev/inode/size/mtime of what was read
+};
+
+}  // namespace zrpc::internal
+
+#endif  // ZRPC_SRC_SECURITY_KEYRING_H_

@@ -1,0 +1,53 @@
+// SPDX-License-Identifier: Apache-2.0
+// The ZAP handler of one ZeroMQ context (RFC 27): answers libzmq's authentication requests for
+// every CURVE server socket of the context, admitting only keys of the keyring and naming each
+// connection's identity (the ZAP user id, which reaches each message as the "User-Id" property).
+//
+// Stable libzmq admits every key when no handler answers, so zrpc fails closed: the handler is
+// started, and proven to answer, before any CURVE server socket binds; when its thread stops, the
+// sockets are not served (ZapHandler::running() turns false and the owner closes them).
+#ifndef ZRPC_SRC_SECURITY_ZAP_HANDLER_H_
+#define ZRPC_SRC_SECURITY_ZAP_HANDLER_H_
+
+#include <atomic>
+#include <memory>
+#include <thread>
+#include <zmq.hpp>
+
+#include "absl/status/statusor.h"
+#include "src/security/keyring.h"
+
+namespace zrpc::internal {
+
+// The ZAP domain zrpc's server sockets use.
+inline constexpr std::string_view kZapDomain = "zrpc";
+
+class ZapHandler {
+ public:
+  // Binds inproc://zeromq.zap.01 in `ctx` (FAILED_PRECONDITION when another handler holds it),
+  // starts the thread and checks that it answers a request. `ctx` and `keyring` outlive it.
+  static absl::StatusOr<std::unique_ptr<ZapHandler>> Start(zmq::context_t& ctx,
+                                                           std::shared_ptr<Keyring> keyring);
+  ~ZapHandler();  // stops the thread
+  ZapHandler(const ZapHandler&) = delete;
+  ZapHandler& operator=(const ZapHandler&) = delete;
+
+  // False once the thread has stopped (after an error it could not survive, or for tests).
+  bool running() const { return running_.load(); }
+  // Stops the thread now, as a crash of it would (tests of failing closed).
+  void StopForTesting();
+
+ private:
+  ZapHandler(zmq::context_t& ctx, std::shared_ptr<Keyring> keyring);
+  void Run(zmq::socket_t socket);
+
+  zmq::context_t& ctx_;
+  std::shared_ptr<Keyring> keyring_;
+  std::atomic<bool> running_{false};
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+}  // namespace zrpc::internal
+
+#endif  // ZRPC_SRC_SECURITY_ZAP_HANDLER_H_
