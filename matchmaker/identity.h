@@ -18,7 +18,8 @@ namespace zrpc::internal {
 // absl::flat_hash_map<Registration, T, RegistrationHash> finds a registration in O(1).
 struct RegistrationHash {
   size_t operator()(const Registration& r) const {
-    return absl::HashOf(r.exchange, r.topic, r.host, r.endpoint, r.pub_endpoint, r.pool, r.fanout);
+    return absl::HashOf(r.exchange, r.topic, r.host, r.endpoint, r.pub_endpoint, r.pool, r.fanout,
+                        r.public_key);
   }
 };
 

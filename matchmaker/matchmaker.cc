@@ -11,6 +11,7 @@
 #include "matchmaker/local.h"
 #include "matchmaker/redis.h"
 #include "matchmaker/ring.h"
+#include "zrpc/security.h"
 #include "matchmaker/registration_json.h"
 #include "matchmaker/sidecar/client.h"
 #include "matchmaker/sidecar/protocol.h"
@@ -21,8 +22,10 @@ namespace zrpc {
 std::string Registration::Key() const { return fanout ? "fanout~" + topic : topic; }
 
 bool operator==(const Registration& a, const Registration& b) {
-  return std::tie(a.exchange, a.topic, a.host, a.endpoint, a.pub_endpoint, a.pool, a.fanout) ==
-         std::tie(b.exchange, b.topic, b.host, b.endpoint, b.pub_endpoint, b.pool, b.fanout);
+  return std::tie(a.exchange, a.topic, a.host, a.endpoint, a.pub_endpoint, a.pool, a.fanout,
+                  a.public_key) ==
+         std::tie(b.exchange, b.topic, b.host, b.endpoint, b.pub_endpoint, b.pool, b.fanout,
+                  b.public_key);
 }
 
 absl::Status ValidateName(std::string_view what, std::string_view name) {
@@ -87,6 +90,11 @@ absl::Status ValidateRegistration(const Registration& r) {
   if (!IsValidEndpoint(r.endpoint)) return bad_endpoint("endpoint", r.endpoint);
   if (!r.pub_endpoint.empty() && !IsValidEndpoint(r.pub_endpoint)) {
     return bad_endpoint("pub_endpoint", r.pub_endpoint);
+  }
+  if (!r.public_key.empty() && !IsCurveKey(r.public_key)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "public_key \"", absl::CHexEscape(r.public_key.substr(0, 80)),
+        "\" is not a CURVE public key (40 characters of Z85)"));
   }
   return absl::OkStatus();
 }
@@ -172,7 +180,7 @@ absl::StatusOr<Backend> CreateBackend(std::string_view url) {
 }
 
 Value RegistrationToValue(const Registration& r) {
-  return Value(Object{{"exchange", r.exchange},
+  Value v(Object{{"exchange", r.exchange},
                       {"topic", r.topic},
                       {"host", r.host},
                       {"endpoint", r.endpoint},
@@ -180,6 +188,8 @@ Value RegistrationToValue(const Registration& r) {
                       {"pool", r.pool},
                       {"fanout", r.fanout},
                       {"heartbeat_ms", r.heartbeat_ms}});
+  if (!r.public_key.empty()) v.MutableObject().Set("public_key", r.public_key);
+  return v;
 }
 
 absl::StatusOr<Registration> RegistrationFromValue(const Value& v) {
@@ -202,7 +212,8 @@ absl::StatusOr<Registration> RegistrationFromValue(const Value& v) {
                                     std::tuple{"host", &r.host, true},
                                     std::tuple{"endpoint", &r.endpoint, true},
                                     std::tuple{"pub_endpoint", &r.pub_endpoint, false},
-                                    std::tuple{"pool", &r.pool, false}}) {
+                                    std::tuple{"pool", &r.pool, false},
+                                    std::tuple{"public_key", &r.public_key, false}}) {
     if (absl::Status s = str(key, out, required); !s.ok()) return s;
   }
   if (const Value* f = v.Find("fanout"); f != nullptr) {

@@ -61,13 +61,24 @@ absl::Status ValidateOptions(TransportOptions& o) {
     return absl::InvalidArgumentError("cast_deadline must be positive");
   }
   if (o.duplicate_window < 16) return absl::InvalidArgumentError("duplicate_window must be >= 16");
-  if (!o.insecure && (o.bind_address == "*" || o.bind_address == "0.0.0.0" ||
+  if (o.security.enabled() && o.security.authorized_keys_file.empty()) {
+    return absl::InvalidArgumentError(
+        "security.key_file is set but security.authorized_keys_file is not: with CURVE a process "
+        "admits and trusts only the keys listed there");
+  }
+  if (!o.security.enabled() && !o.security.authorized_keys_file.empty()) {
+    return absl::InvalidArgumentError(
+        "security.authorized_keys_file is set but security.key_file is not: give this process "
+        "its own key pair (zrpc keygen NAME) too");
+  }
+  if (!o.insecure && !o.security.enabled() && (o.bind_address == "*" || o.bind_address == "0.0.0.0" ||
                       o.bind_address == "::" || o.bind_address == "[::]")) {
     return absl::InvalidArgumentError(absl::StrCat(
         "binding every interface (\"", o.bind_address,
-        "\") needs TransportOptions.insecure = true (zrpc-service: --insecure): zrpc does not "
-        "authenticate peers yet, so anyone who can reach the port can call every method; "
-        "bind one private address instead, or firewall the port"));
+        "\") needs CurveZMQ keys (TransportOptions.security; zrpc-service --key-file, "
+        "--authorized-keys) or TransportOptions.insecure = true (zrpc-service: --insecure): "
+        "without keys anyone who can reach the port can call every method; bind one private "
+        "address instead, or firewall the port"));
   }
   if (o.ipc_dir.size() > 64) {
     return absl::InvalidArgumentError("ipc_dir is too long for Unix socket paths (at most 64 bytes)");
@@ -169,12 +180,13 @@ class TransportImpl : public Transport {
   std::shared_ptr<TransportCore> core_;
 };
 
-TransportCore::TransportCore(TransportOptions options)
+TransportCore::TransportCore(TransportOptions options, std::shared_ptr<Keyring> keyring)
     : options_(std::move(options)),
+      keyring_(std::move(keyring)),
       ctx_(1),
       workers_(options_.thread_pool_size),
-      server_(ctx_, options_, workers_, reactor_),
-      client_(ctx_, options_, workers_) {}
+      server_(ctx_, options_, workers_, reactor_, keyring_),
+      client_(ctx_, options_, workers_, keyring_) {}
 
 TransportCore::~TransportCore() {
   Close();
@@ -183,7 +195,13 @@ TransportCore::~TransportCore() {
 
 absl::StatusOr<std::shared_ptr<TransportCore>> TransportCore::Create(TransportOptions options) {
   if (absl::Status s = ValidateOptions(options); !s.ok()) return s;
-  std::shared_ptr<TransportCore> core(new TransportCore(std::move(options)));
+  std::shared_ptr<Keyring> keyring;
+  if (options.security.enabled()) {
+    absl::StatusOr<std::shared_ptr<Keyring>> loaded = Keyring::Load(options.security);
+    if (!loaded.ok()) return loaded.status();
+    keyring = *std::move(loaded);
+  }
+  std::shared_ptr<TransportCore> core(new TransportCore(std::move(options), std::move(keyring)));
   if (absl::Status s = core->Init(); !s.ok()) return s;
   return core;
 }
@@ -204,6 +222,17 @@ void TransportCore::ForgetConnection(ConnectionImpl* c) {
 }
 
 absl::Status TransportCore::Init() {
+  if (keyring_) {
+    // Before anything binds: libzmq admits every CURVE key when no handler answers.
+    absl::StatusOr<std::unique_ptr<ZapHandler>> zap = ZapHandler::Start(ctx_, keyring_);
+    if (!zap.ok()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "cannot start the CurveZMQ authentication (ZAP) handler, so this process will not "
+          "serve: ", zap.status().message()));
+    }
+    zap_ = *std::move(zap);
+    server_.SetAuthenticator(zap_.get());
+  }
   if (options_.matchmaker_instance) {
     matchmaker_ = options_.matchmaker_instance;
   } else {
@@ -280,6 +309,7 @@ void TransportCore::Close() {
   ctx_.shutdown();  // callers blocked in ZeroMQ return TransportClosed now
   client_.Shutdown();
   workers_.Stop();
+  zap_.reset();  // its thread has seen the context shut down
 }
 
 ConnectionImpl::ConnectionImpl(std::shared_ptr<TransportCore> core)
@@ -342,6 +372,7 @@ absl::StatusOr<std::shared_ptr<Consumer>> ConnectionImpl::NewConsumer(
   r.pool = std::string(pool);
   r.fanout = fanout;
   r.heartbeat_ms = absl::ToInt64Milliseconds(to.call_heartbeat_interval);
+  if (transport_->keyring()) r.public_key = transport_->keyring()->own().public_key;
   c->key = absl::StrCat(r.exchange, " ", pool.empty() ? r.Key() : PoolTarget(pool, topic));
   return c;
 }

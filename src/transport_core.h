@@ -22,6 +22,9 @@
 #include "server/worker_pool.h"
 #include "zrpc/transport.h"
 
+#include "security/keyring.h"
+#include "security/zap_handler.h"
+
 namespace zrpc::internal {
 
 class ConnectionImpl;
@@ -40,6 +43,10 @@ class TransportCore {
   bool closed();
 
   const TransportOptions& options() const { return options_; }
+  // This process's keys and the keys it admits and trusts; null without CURVE.
+  const std::shared_ptr<Keyring>& keyring() const { return keyring_; }
+  // Its ZAP handler (null without CURVE).
+  ZapHandler* zap() { return zap_.get(); }
   Matchmaker& matchmaker() { return *matchmaker_; }
   Reactor& reactor() { return reactor_; }
   ServerEngine& server() { return server_; }
@@ -54,12 +61,15 @@ class TransportCore {
   void ForgetConnection(ConnectionImpl* c);
 
  private:
-  explicit TransportCore(TransportOptions options);
+  TransportCore(TransportOptions options, std::shared_ptr<Keyring> keyring);
   absl::Status Init();
   void HeartbeatLoop();
 
   TransportOptions options_;
+  std::shared_ptr<Keyring> keyring_;
   zmq::context_t ctx_;
+  // Started before any socket binds (fail closed); stops with the context.
+  std::unique_ptr<ZapHandler> zap_;
   WorkerPool workers_;
   Reactor reactor_;
   ServerEngine server_;

@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "zrpc/security.h"
+
 namespace zrpc::tools {
 
 class Flags {
@@ -21,6 +23,9 @@ class Flags {
   // `known` maps each flag to its help text; flags ending in '!' take no value.
   Flags(std::string usage, std::map<std::string, std::string> known)
       : usage_(std::move(usage)), known_(std::move(known)) {}
+
+  // Adds a flag before Parse (shared groups of flags, e.g. SecurityFlags()).
+  void Add(const std::string& name, const std::string& help) { known_[name] = help; }
 
   // Parses argv; on --help prints usage and exits 0; on a bad flag prints why and exits 2.
   void Parse(int argc, char** argv) {
@@ -118,6 +123,25 @@ inline sigset_t BlockTerminationSignals() {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   return signals;
+}
+
+// The CurveZMQ flags every zrpc tool takes (zrpc/security.h).
+inline std::map<std::string, std::string> SecurityFlags() {
+  return {{"key-file", "this process's CURVE key pair, NAME.key from `zrpc keygen NAME` "
+                       "(default $ZRPC_KEY_FILE; none: plain, unauthenticated ZeroMQ)"},
+          {"authorized-keys", "the keys this process admits and trusts, `IDENTITY KEY [GROUPS]` "
+                              "lines (default $ZRPC_AUTHORIZED_KEYS)"}};
+}
+
+// Reads --key-file and --authorized-keys, or the environment variables.
+inline zrpc::SecurityOptions SecurityFromFlags(const Flags& flags) {
+  auto pick = [&](const std::string& flag, const char* env) {
+    if (flags.Has(flag)) return flags.Get(flag);
+    const char* v = std::getenv(env);
+    return std::string(v != nullptr ? v : "");
+  };
+  return zrpc::SecurityOptions{.key_file = pick("key-file", "ZRPC_KEY_FILE"),
+                               .authorized_keys_file = pick("authorized-keys", "ZRPC_AUTHORIZED_KEYS")};
 }
 
 }  // namespace zrpc::tools

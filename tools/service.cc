@@ -23,6 +23,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "flags.h"
 #include "zrpc/zrpc.h"
@@ -77,6 +78,10 @@ zrpc::Endpoint ReferenceEndpoint(const std::string& host, Notes* notes, bool inl
                 return host;
               })
       .Method("whoami", {}, [host] { return host; })
+      .Method("caller",
+              [](zrpc::CallContext& ctx, const zrpc::Object&) -> absl::StatusOr<zrpc::Value> {
+                return zrpc::Value(ctx.peer_identity());  // who called (CurveZMQ identity)
+              })
       .Method("deadline", {},
               [](zrpc::CallContext& ctx) -> int64_t {
                 if (ctx.deadline() == absl::InfiniteFuture()) return -1;
@@ -107,7 +112,8 @@ zrpc::Endpoint ReferenceEndpoint(const std::string& host, Notes* notes, bool inl
 int main(int argc, char** argv) {
   zrpc::tools::Flags flags(
       "usage: zrpc-service [flags]\n"
-      "The zrpc reference service: echo, add, count (stream), fail, sleep, whoami, note, stats.",
+      "The zrpc reference service: echo, add, count (stream), fail, sleep, whoami, caller, note,\n"
+      "stats.",
       {{"host", "this instance's host name (default: the machine's)"},
        {"matchmaker",
         "matchmaker URL (default local://); for redis:// keep the password off argv:\n"
@@ -126,7 +132,10 @@ int main(int argc, char** argv) {
         "get a retryable RESOURCE_EXHAUSTED and casts are dropped"},
        {"max-queued-requests",
         "requests all clients together may have queued or running (default 10000)"},
-       {"inline!", "run handlers on the I/O thread (lowest latency; handlers must not block)"}});
+       {"inline!", "run handlers on the I/O thread (lowest latency; handlers must not block)"},
+       {"restrict", "METHOD=WHO[,WHO...]: only these identities or groups may call METHOD "
+                    "(CurveZMQ; repeatable as METHOD=..;METHOD2=..)"}});
+  for (auto& [name, help] : zrpc::tools::SecurityFlags()) flags.Add(name, help);
   flags.Parse(argc, argv);
   zrpc::tools::UseReleaseMutexes();
 
@@ -138,6 +147,7 @@ int main(int argc, char** argv) {
   options.matchmaker = flags.Get("matchmaker", "local://");
   options.bind_address = flags.Get("bind", "127.0.0.1");
   options.insecure = flags.Has("insecure");
+  options.security = zrpc::tools::SecurityFromFlags(flags);
   options.advertise_address = flags.Get("advertise");
   options.port = static_cast<int>(flags.GetInt("port", 0));
   options.ipc_dir = flags.Get("ipc-dir");
@@ -166,7 +176,13 @@ int main(int argc, char** argv) {
     return 1;
   }
   zrpc::Dispatcher dispatcher;
-  if (absl::Status s = dispatcher.Add(ReferenceEndpoint(host, &notes, flags.Has("inline"), notifier->get()));
+  zrpc::Endpoint endpoint = ReferenceEndpoint(host, &notes, flags.Has("inline"), notifier->get());
+  // --restrict "sleep=admin,ops;echo=alice": who may call which method.
+  for (absl::string_view rule : absl::StrSplit(flags.Get("restrict"), ';', absl::SkipEmpty())) {
+    std::pair<std::string, std::string> kv = absl::StrSplit(rule, absl::MaxSplits('=', 1));
+    endpoint.Allow(kv.first, absl::StrSplit(kv.second, ',', absl::SkipEmpty()));
+  }
+  if (absl::Status s = dispatcher.Add(std::move(endpoint));
       !s.ok()) {
     std::cerr << "zrpc-service: " << s.message() << "\n";
     return 1;

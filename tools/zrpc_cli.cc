@@ -31,7 +31,7 @@ constexpr char kOverview[] =
     "  ping TOPIC                          is an instance of TOPIC there?\n"
     "  describe TOPIC                      an instance's topics, API versions and methods\n\n"
     "Exit codes: 0 success, 1 remote error, 2 bad usage, 3 timeout, 4 no consumer,\n"
-    "5 lost contact with the service, 6 any other error.";
+    "5 lost contact with the service, 6 any other error, 7 not authorized.";
 
 // The DESIGN §5 exit code of a failure.
 int ExitCode(const absl::Status& s) {
@@ -40,6 +40,7 @@ int ExitCode(const absl::Status& s) {
     case zrpc::ErrorKind::kTimeout: return 3;
     case zrpc::ErrorKind::kNoConsumer: return 4;
     case zrpc::ErrorKind::kPeerLost: return 5;
+    case zrpc::ErrorKind::kNotAuthorized: return 7;
     case zrpc::ErrorKind::kRemoteError:
     case zrpc::ErrorKind::kUnsupportedRpcEnvelopeVersion: return 1;
     default: break;
@@ -73,7 +74,9 @@ std::map<std::string, std::string> CommonFlags() {
           {"timeout", "seconds to wait for replies (default 10)"},
           {"context", "request context as a JSON object"},
           {"exchange", "exchange (default openstack)"},
-          {"json!", "machine-readable output (one JSON document per line)"}};
+          {"json!", "machine-readable output (one JSON document per line)"},
+          {"key-file", "this client's CURVE key pair, NAME.key (default $ZRPC_KEY_FILE)"},
+          {"authorized-keys", "service keys this client trusts (default $ZRPC_AUTHORIZED_KEYS)"}};
 }
 
 struct Common {
@@ -108,6 +111,7 @@ absl::StatusOr<Common> Setup(const Flags& f, const std::string& topic_arg) {
   o.response_timeout = c.timeout;
   o.cast_timeout = c.timeout;
   o.linger = absl::Seconds(1);
+  o.security = zrpc::tools::SecurityFromFlags(f);
   absl::StatusOr<std::unique_ptr<zrpc::Transport>> t = zrpc::Transport::Create(o);
   if (!t.ok()) return t.status();
   c.transport = *std::move(t);

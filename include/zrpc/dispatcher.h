@@ -72,6 +72,9 @@ class CallContext {
   // remaining time on to nested calls.
   absl::Time deadline() const { return deadline_; }
   absl::Duration remaining() const { return deadline_ - absl::Now(); }
+  // The caller's identity (its name in the service's authorized_keys; CurveZMQ), or "" when the
+  // service runs without keys.
+  const std::string& peer_identity() const { return peer_identity_; }
   // The topic the request arrived on and the method it names.
   const std::string& topic() const { return topic_; }
   const std::string& method() const { return method_; }
@@ -89,7 +92,9 @@ class CallContext {
   friend class Dispatcher;
   friend class internal::ServerEngine;  // sets the deadline of a request it decodes late
   void set_deadline(absl::Time deadline) { deadline_ = deadline; }
+  void set_peer_identity(std::string identity) { peer_identity_ = std::move(identity); }
   Context context_;
+  std::string peer_identity_;
   absl::Time deadline_;
   std::string topic_;
   std::string method_;
@@ -129,10 +134,16 @@ struct Endpoint {
   // When true, handlers run on the service's I/O thread with no hand-off (lowest latency). They
   // must not block: a blocking inline handler stalls every request of the service.
   bool inline_handlers = false;
+  // Who may call this endpoint's methods (CurveZMQ, zrpc/security.h): identities and groups of
+  // the service's authorized_keys file. Empty: every peer that may connect. A caller not listed
+  // gets NotAuthorized and nothing runs; a service without keys has no authenticated callers, so
+  // a non-empty list refuses everyone there.
+  std::vector<std::string> allowed;
 
   struct MethodEntry {
     UnaryHandler unary;    // set for Method()
     StreamHandler stream;  // set for Stream()
+    std::vector<std::string> allowed;  // set by Allow(): who may call this method (besides `allowed`)
   };
   // Filled by Method() and Stream().
   absl::flat_hash_map<std::string, MethodEntry> methods;
@@ -154,6 +165,12 @@ struct Endpoint {
   template <typename F>
   Endpoint&& Method(std::string name, std::vector<std::string> arg_names, F f) && {
     return std::move(Method(std::move(name), std::move(arg_names), std::move(f)));
+  }
+  // Restricts method `name` (added before) to these identities and groups; a caller must be
+  // admitted by the endpoint's `allowed` too.
+  Endpoint& Allow(const std::string& name, std::vector<std::string> who) &;
+  Endpoint&& Allow(const std::string& name, std::vector<std::string> who) && {
+    return std::move(Allow(name, std::move(who)));
   }
   // Adds a streaming method (for MultiCall; Call gets its last value).
   Endpoint& Stream(std::string name, StreamHandler handler) &;

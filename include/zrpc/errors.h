@@ -38,11 +38,13 @@ enum class ErrorKind {
   kDuplicateMessage,               // ALREADY_EXISTS; field msg_id
   kInvalidRpcConnectionReuse,      // FAILED_PRECONDITION
   kTransportClosed,                // CANCELLED: the transport was closed while waiting
+  kNotAuthorized,                  // PERMISSION_DENIED; fields identity, method: nothing ran
 };
 
 // The kind's class name on the wire: "RPCException", "RemoteError", "Timeout", "NoConsumer",
 // "PeerLost", "NoSuchMethod", "UnsupportedRpcVersion", "UnsupportedRpcEnvelopeVersion",
-// "RpcVersionCapError", "DuplicateMessageError", "InvalidRPCConnectionReuse", "TransportClosed".
+// "RpcVersionCapError", "DuplicateMessageError", "InvalidRPCConnectionReuse", "TransportClosed",
+// "NotAuthorized".
 std::string_view ErrorKindName(ErrorKind kind);
 // The kind whose name is `name`, if any.
 std::optional<ErrorKind> ErrorKindFromName(std::string_view name);
@@ -58,7 +60,9 @@ absl::Status RemoteError(std::string_view exc_type, std::string_view value,
 absl::Status TimeoutError(std::string_view topic, std::string_view method, std::string_view info);
 // `detail`, when given, is appended in parentheses (e.g. which ring file was asked).
 absl::Status NoConsumerError(std::string_view topic, std::string_view detail = {});
-absl::Status PeerLostError(std::string_view topic, std::string_view host);
+// `detail`, when given, is appended in parentheses (e.g. an authentication failure).
+absl::Status PeerLostError(std::string_view topic, std::string_view host,
+                           std::string_view detail = {});
 absl::Status NoSuchMethodError(std::string_view method);
 absl::Status UnsupportedRpcVersionError(std::string_view version);
 absl::Status UnsupportedRpcEnvelopeVersionError(std::string_view version);
@@ -66,6 +70,8 @@ absl::Status RpcVersionCapError(std::string_view version_cap);
 absl::Status DuplicateMessageError(std::string_view msg_id);
 absl::Status InvalidRpcConnectionReuseError();
 absl::Status TransportClosedError();
+// The caller `identity` ("" when unauthenticated) may not call `method` (Endpoint::allowed).
+absl::Status NotAuthorizedError(std::string_view identity, std::string_view method);
 
 // A handler failure that came from a C++ exception: travels with the exception's type
 // (module "std", class "runtime_error") and arrives at the caller as a RemoteError.

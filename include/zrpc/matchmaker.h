@@ -50,6 +50,10 @@ struct Registration {
   std::string pool;
   // A fanout consumer (gets every FanoutCast).
   bool fanout = false;
+  // The service's CURVE public key (40 characters of Z85), or "" for a plain service. Clients
+  // with keys configured connect with it as the server key and use only registrations whose key
+  // they trust (zrpc/security.h).
+  std::string public_key;
   // The service's call heartbeat interval in milliseconds (TransportOptions::
   // call_heartbeat_interval), announced so that callers judge its silence by its own beat;
   // 0 when unknown (callers then use their own interval). Not part of the identity (==).
@@ -67,8 +71,9 @@ absl::Status ValidateName(std::string_view what, std::string_view name);
 
 // Checks a whole registration as services, the sidecar, every backend and every client do: the
 // names (topic, host, exchange; a pool, if any, without '~' and not with fanout), the endpoint
-// (tcp://HOST:PORT or ipc://PATH, printable, at most 512 bytes) and the pub_endpoint (empty or
-// the same syntax). INVALID_ARGUMENT naming the field, with the bad value escaped.
+// (tcp://HOST:PORT or ipc://PATH, printable, at most 512 bytes), the pub_endpoint (empty or
+// the same syntax) and the public_key (empty or a CURVE key). INVALID_ARGUMENT naming the field,
+// with the bad value escaped.
 absl::Status ValidateRegistration(const Registration& r);
 // Whether `endpoint` has the syntax ValidateRegistration accepts.
 bool IsValidEndpoint(std::string_view endpoint);

@@ -39,6 +39,7 @@
 #include "zrpc/context.h"
 #include "zrpc/dispatcher.h"
 #include "zrpc/matchmaker.h"
+#include "zrpc/security.h"
 #include "zrpc/message.h"
 #include "zrpc/value.h"
 
@@ -51,9 +52,13 @@ struct TransportOptions {
   std::string host;
   // Where the service's sockets listen: an IP address, or "*" for every interface.
   std::string bind_address = "127.0.0.1";
-  // zrpc does not authenticate peers yet (CurveZMQ is coming): anyone who can reach a port can
-  // call every method. Binding every interface ("*", "0.0.0.0", "::") is refused unless this is
-  // set, to say you know (firewall the port, or bind one private address instead).
+  // CurveZMQ keys (zrpc/security.h): with them every socket is encrypted and authenticated,
+  // only keys in the authorized_keys file may connect, and only registrations whose key is
+  // listed there are used. Without them zrpc is plain ZeroMQ: anyone who can reach a port can
+  // call every method.
+  SecurityOptions security;
+  // Without keys, binding every interface ("*", "0.0.0.0", "::") is refused unless this is set,
+  // to say you know (firewall the port, or bind one private address instead).
   bool insecure = false;
   // The address peers connect to; "" = bind_address (or `host` when binding "*").
   std::string advertise_address;

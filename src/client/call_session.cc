@@ -37,13 +37,16 @@ CallSession::~CallSession() {
 
 absl::StatusOr<CallSession::Lease*> CallSession::LeaseFor(const Route& route) {
   auto it = leases_.find(route.endpoint);
-  if (it != leases_.end() && it->second.socket->broken && !monitor_.HasCallsOn(route.endpoint)) {
+  if (it != leases_.end() &&
+      (it->second.socket->broken || it->second.socket->server_key != env_.sockets.KeyFor(route.public_key)) &&
+      !monitor_.HasCallsOn(route.endpoint)) {
     env_.sockets.Release(std::move(it->second.socket));
     leases_.erase(it);
     it = leases_.end();
   }
   if (it == leases_.end()) {
-    absl::StatusOr<std::unique_ptr<PeerSocket>> s = env_.sockets.Acquire(route.endpoint);
+    absl::StatusOr<std::unique_ptr<PeerSocket>> s =
+        env_.sockets.Acquire(route.endpoint, route.public_key);
     if (!s.ok()) return s.status();
     return &leases_.emplace(route.endpoint, Lease{*std::move(s), route}).first->second;
   }
@@ -64,6 +67,7 @@ void CallSession::Eject(Lease& lease, const char* why) {
 absl::Status CallSession::Start(const Request& request, const std::vector<const Route*>& order) {
   const bool is_call = request.kind != FrameKind::kCast;
   const Route* last_tried = nullptr;  // the error is built only when every candidate failed
+  bool auth_failed = false;
   for (const Route* route : order) {
     const absl::Time now = absl::Now();
     if (now >= request.deadline) {
@@ -92,14 +96,25 @@ absl::Status CallSession::Start(const Request& request, const std::vector<const 
             ") stayed full until the deadline; the instance is alive but not reading"));
       case SocketPool::SendResult::kUnreachable:
         // Provably not delivered: nothing was queued. Take the instance out and try the next.
-        Eject(**lease, "cannot be reached");
+        if (s.auth_failed) {
+          auth_failed = true;
+          Eject(**lease, "refused the CurveZMQ handshake (authentication failed: this process's "
+                         "key is not authorized there, or the instance lacks its registered key)");
+        } else {
+          Eject(**lease, "cannot be reached");
+        }
         if (env_.routes != nullptr) env_.routes->MarkStale(route->exchange, request.key);
         last_tried = route;
         break;
     }
   }
-  return last_tried == nullptr ? NoConsumerError(request.topic)
-                               : PeerLostError(request.topic, last_tried->host);
+  return last_tried == nullptr
+             ? NoConsumerError(request.topic)
+             : PeerLostError(request.topic, last_tried->host,
+                             auth_failed ? "CurveZMQ authentication failed: is this process's "
+                                           "key in the service's authorized keys, and the "
+                                           "service's in this process's?"
+                                         : "");
 }
 
 void CallSession::AddEnded(std::vector<CallMonitor::Ended> ended, std::vector<Event>* events) {

@@ -81,8 +81,9 @@ absl::Status ClientCore::Start(CallSession& session, Outgoing& out) {
   return session.Start(out.request, out.order);
 }
 
-ClientCore::ClientCore(zmq::context_t& ctx, const TransportOptions& options, WorkerPool& workers)
-    : options_(options), workers_(workers), sockets_(ctx, options) {}
+ClientCore::ClientCore(zmq::context_t& ctx, const TransportOptions& options, WorkerPool& workers,
+                       std::shared_ptr<Keyring> keyring)
+    : options_(options), workers_(workers), keyring_(std::move(keyring)), sockets_(ctx, options, keyring_) {}
 
 ClientCore::~ClientCore() {
   Stop();
@@ -90,7 +91,7 @@ ClientCore::~ClientCore() {
 }
 
 void ClientCore::Start(Matchmaker& matchmaker) {
-  routes_ = std::make_unique<RouteTable>(matchmaker, options_.call_heartbeat_interval);
+  routes_ = std::make_unique<RouteTable>(matchmaker, options_.call_heartbeat_interval, keyring_);
   routes_->SetRefresher([this] {
     absl::MutexLock lock(&mu_);
     refresh_wanted_ = true;
@@ -416,7 +417,7 @@ void ClientCore::Probe(absl::Time now) {
   if (due.empty()) return;
   std::vector<Route> routes;
   for (InstanceHealth::Probe& p : due) {
-    routes.push_back(Route{p.endpoint, p.target, p.host, p.exchange, p.beat});
+    routes.push_back(Route{p.endpoint, p.target, p.host, p.exchange, p.beat, p.public_key});
   }
   CallSession session(env());
   for (size_t i = 0; i < routes.size(); ++i) {

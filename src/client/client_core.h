@@ -31,7 +31,9 @@ namespace zrpc::internal {
 
 class ClientCore {
  public:
-  ClientCore(zmq::context_t& ctx, const TransportOptions& options, WorkerPool& workers);
+  // `keyring`: this process's CURVE keys and trusted keys (null: plain).
+  ClientCore(zmq::context_t& ctx, const TransportOptions& options, WorkerPool& workers,
+             std::shared_ptr<Keyring> keyring = nullptr);
   ~ClientCore();
   ClientCore(const ClientCore&) = delete;
   ClientCore& operator=(const ClientCore&) = delete;
@@ -92,6 +94,7 @@ class ClientCore {
 
   const TransportOptions& options_;
   WorkerPool& workers_;
+  const std::shared_ptr<Keyring> keyring_;
   SocketPool sockets_;
   InstanceHealth health_;
   std::unique_ptr<RouteTable> routes_;

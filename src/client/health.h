@@ -32,6 +32,7 @@ class InstanceHealth {
     std::string exchange;
     std::string target;  // a consumer key the instance serves (its introspection answers it)
     absl::Duration beat;  // the instance's heartbeat interval
+    std::string public_key;  // its CURVE key, "" for a plain service
   };
 
   InstanceHealth() : InstanceHealth(Options{}) {}

@@ -10,6 +10,7 @@
 #include "codec/json_internal.h"
 #include "base/log_internal.h"
 #include "zrpc/errors.h"
+#include "zrpc/security.h"
 
 namespace zrpc::internal {
 
@@ -80,13 +81,30 @@ std::shared_ptr<const Candidates> RouteTable::Build(const std::string& cache_key
       why = std::move(bad);
       continue;
     }
+    if (keyring_ != nullptr) {
+      // With CURVE a registration is a claim anyone may make: only a key this process trusts
+      // makes it usable (and the handshake proves the instance holds that key).
+      if (r.public_key.empty()) {
+        ++skipped;
+        why = "a plain (keyless) service; this process uses CURVE and only keys it trusts";
+        continue;
+      }
+      if (!keyring_->FindKey(r.public_key)) {
+        ++skipped;
+        why = absl::StrCat("public key ", KeyFingerprint(r.public_key),
+                           " is not in the authorized keys");
+        continue;
+      }
+    }
     ++used;
     const absl::Duration beat =
         r.heartbeat_ms > 0 ? absl::Milliseconds(r.heartbeat_ms) : default_beat_;
     if (r.pool.empty()) {
-      plain.push_back(Route{r.endpoint, fanout ? r.Key() : r.topic, r.host, r.exchange, beat});
+      plain.push_back(
+          Route{r.endpoint, fanout ? r.Key() : r.topic, r.host, r.exchange, beat, r.public_key});
     } else {
-      pools[r.pool].push_back(Route{r.endpoint, PoolTarget(r.pool, r.topic), r.host, r.exchange, beat});
+      pools[r.pool].push_back(
+          Route{r.endpoint, PoolTarget(r.pool, r.topic), r.host, r.exchange, beat, r.public_key});
     }
   }
   if (skipped > 0) {

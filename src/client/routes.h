@@ -19,6 +19,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "client/health.h"
+#include "security/keyring.h"
 #include "zrpc/matchmaker.h"
 
 namespace zrpc::internal {
@@ -30,8 +31,11 @@ struct Route {
   std::string host;
   std::string exchange;
   absl::Duration beat;  // the instance's announced heartbeat interval (or the caller's own)
+  std::string public_key;  // its CURVE key (Z85), "" for a plain service
 
-  InstanceHealth::Probe ToProbe() const { return {endpoint, host, exchange, target, beat}; }
+  InstanceHealth::Probe ToProbe() const {
+    return {endpoint, host, exchange, target, beat, public_key};
+  }
 };
 
 // Routes to one group of consumers, with the round-robin counter of that group.
@@ -58,8 +62,11 @@ RouteList SingleRoute(Route route);
 class RouteTable {
  public:
   // `default_beat`: the heartbeat interval assumed for instances that do not announce one.
-  RouteTable(Matchmaker& matchmaker, absl::Duration default_beat)
-      : matchmaker_(matchmaker), default_beat_(default_beat) {}
+  // `keyring`: with CURVE, only registrations whose public key it lists are used (null: plain,
+  // registrations with and without keys alike).
+  RouteTable(Matchmaker& matchmaker, absl::Duration default_beat,
+             std::shared_ptr<Keyring> keyring = nullptr)
+      : matchmaker_(matchmaker), default_beat_(default_beat), keyring_(std::move(keyring)) {}
 
   // The candidates for `key` in `exchange`: cached for kTtl (a watch notice or a failed send
   // refreshes sooner); a known key past kTtl is answered from the cache at once and refreshed in
@@ -107,6 +114,7 @@ class RouteTable {
                                           const std::vector<Registration>& regs);
 
   Matchmaker& matchmaker_;
+  const std::shared_ptr<Keyring> keyring_;
   const absl::Duration default_beat_;
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, Cached> cache_ ABSL_GUARDED_BY(mu_);

@@ -19,16 +19,24 @@ void PeerSocket::PollEvents() {
         // Up means the ZMTP handshake is done, not just TCP: a stopped (SIGSTOP) process's
         // kernel still accepts connections, and a send would wait on it forever.
         up = ever_up = true;
-        refused = false;
+        refused = auth_failed = false;
         break;
       case ZMQ_EVENT_DISCONNECTED:
         if (up) lost = true;
         up = false;
         break;
+      case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
+        // The service's ZAP handler refused this process's key.
+        auth_failed = true;
+        if (!up) refused = true;
+        break;
+      case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+        // With CURVE: the peer does not hold the key it was registered with (or is plain).
+        if (!server_key.empty()) auth_failed = true;
+        if (!up) refused = true;
+        break;
       case ZMQ_EVENT_CONNECT_RETRIED:
       case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
-      case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
-      case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
         if (!up) refused = true;
         break;
       default:
@@ -37,7 +45,10 @@ void PeerSocket::PollEvents() {
   });
 }
 
-absl::StatusOr<std::unique_ptr<PeerSocket>> SocketPool::Acquire(const std::string& endpoint) {
+absl::StatusOr<std::unique_ptr<PeerSocket>> SocketPool::Acquire(const std::string& endpoint,
+                                                                 const std::string& server_key) {
+  const std::string key = KeyFor(server_key);
+  std::unique_ptr<PeerSocket> other_key;  // closed outside the lock
   {
     absl::MutexLock lock(&mu_);
     if (closed_) return TransportClosedError();
@@ -46,7 +57,8 @@ absl::StatusOr<std::unique_ptr<PeerSocket>> SocketPool::Acquire(const std::strin
     if (it != idle_.end() && !it->second.empty()) {
       std::unique_ptr<PeerSocket> s = std::move(it->second.back());
       it->second.pop_back();  // an empty list stays (Retain and DropIdle remove it)
-      return s;
+      if (s->server_key == key) return s;
+      other_key = std::move(s);  // the endpoint now registers another key
     }
   }
   auto fail = [&](absl::Status status) {
@@ -54,8 +66,10 @@ absl::StatusOr<std::unique_ptr<PeerSocket>> SocketPool::Acquire(const std::strin
     --leased_;
     return status;
   };
+  CurveSettings curve;
+  if (keyring_) curve = CurveSettings{&keyring_->own(), key};
   absl::StatusOr<std::unique_ptr<zmq::socket_t>> socket =
-      MakeSocket(ctx_, SocketRole::kClientDealer, options_);
+      MakeSocket(ctx_, SocketRole::kClientDealer, options_, curve);
   if (!socket.ok()) return fail(socket.status());
   absl::StatusOr<std::unique_ptr<SocketMonitor>> monitor = SocketMonitor::Create(
       ctx_, **socket,
@@ -72,6 +86,7 @@ absl::StatusOr<std::unique_ptr<PeerSocket>> SocketPool::Acquire(const std::strin
   s->socket = *std::move(socket);
   s->monitor = *std::move(monitor);
   s->endpoint = endpoint;
+  s->server_key = key;
   return s;
 }
 

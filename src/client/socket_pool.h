@@ -17,6 +17,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "security/keyring.h"
 #include "zmq/socket_monitor.h"
 #include "zrpc/transport.h"
 
@@ -28,11 +29,13 @@ struct PeerSocket {
   std::unique_ptr<zmq::socket_t> socket;
   std::unique_ptr<SocketMonitor> monitor;  // destroyed before the socket it watches
   std::string endpoint;
+  std::string server_key;  // the CURVE key it connected with ("" plain)
   bool up = false;       // a connection is established now (ZMTP handshake done)
   bool ever_up = false;  // one was, at some point
   bool refused = false;  // a connect attempt or a handshake failed since the last connection
   bool lost = false;     // a connection went down since the last TakeLost()
   bool broken = false;   // must not be reused (a truncated message, a socket error)
+  bool auth_failed = false;  // the last handshake failed authentication (a key was refused)
 
   // Reads the monitor's pending events (non-blocking) and updates the flags above.
   void PollEvents();
@@ -49,11 +52,19 @@ struct PeerSocket {
 
 class SocketPool {
  public:
-  SocketPool(zmq::context_t& ctx, const TransportOptions& options)
-      : ctx_(ctx), options_(options) {}
+  // `keyring` null: plain sockets; else CURVE with this process's keys.
+  SocketPool(zmq::context_t& ctx, const TransportOptions& options,
+             std::shared_ptr<Keyring> keyring = nullptr)
+      : ctx_(ctx), options_(options), keyring_(std::move(keyring)) {}
 
-  // A socket for `endpoint`, idle or new. TransportClosed after Shutdown. Thread-safe.
-  absl::StatusOr<std::unique_ptr<PeerSocket>> Acquire(const std::string& endpoint);
+  // A socket for `endpoint` whose server key is `server_key` (CURVE; ignored without keys), idle
+  // or new. TransportClosed after Shutdown. Thread-safe.
+  absl::StatusOr<std::unique_ptr<PeerSocket>> Acquire(const std::string& endpoint,
+                                                      const std::string& server_key = "");
+  // The server key a socket for a registration with `public_key` uses ("" without CURVE).
+  std::string KeyFor(const std::string& public_key) const {
+    return keyring_ ? public_key : std::string();
+  }
   // Returns a socket; a broken one, or any after Shutdown, is closed. Thread-safe.
   void Release(std::unique_ptr<PeerSocket> socket);
   // Closes the idle sockets of `endpoint` (its instance left rotation). Thread-safe.
@@ -71,6 +82,7 @@ class SocketPool {
  private:
   zmq::context_t& ctx_;
   const TransportOptions& options_;
+  const std::shared_ptr<Keyring> keyring_;
   absl::Mutex mu_;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   int leased_ ABSL_GUARDED_BY(mu_) = 0;

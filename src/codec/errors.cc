@@ -27,7 +27,7 @@ struct KindInfo {
   absl::StatusCode code;
 };
 
-constexpr std::array<KindInfo, 12> kKinds = {{
+constexpr std::array<KindInfo, 13> kKinds = {{
     {ErrorKind::kRpcException, "RPCException", absl::StatusCode::kInternal},
     {ErrorKind::kRemoteError, "RemoteError", absl::StatusCode::kUnknown},
     {ErrorKind::kTimeout, "Timeout", absl::StatusCode::kDeadlineExceeded},
@@ -43,6 +43,7 @@ constexpr std::array<KindInfo, 12> kKinds = {{
     {ErrorKind::kInvalidRpcConnectionReuse, "InvalidRPCConnectionReuse",
      absl::StatusCode::kFailedPrecondition},
     {ErrorKind::kTransportClosed, "TransportClosed", absl::StatusCode::kCancelled},
+    {ErrorKind::kNotAuthorized, "NotAuthorized", absl::StatusCode::kPermissionDenied},
 }};
 
 const KindInfo& Info(ErrorKind kind) { return kKinds[static_cast<size_t>(kind)]; }
@@ -151,10 +152,12 @@ absl::Status NoConsumerError(std::string_view topic, std::string_view detail) {
   return Make(ErrorKind::kNoConsumer, text, {{"topic", topic}});
 }
 
-absl::Status PeerLostError(std::string_view topic, std::string_view host) {
+absl::Status PeerLostError(std::string_view topic, std::string_view host,
+                           std::string_view detail) {
   return Make(ErrorKind::kPeerLost,
               absl::StrCat("Lost contact with \"", ToAbsl(host),
-                           "\" while waiting on RPC response for topic \"", ToAbsl(topic), "\""),
+                           "\" while waiting on RPC response for topic \"", ToAbsl(topic), "\"",
+                           detail.empty() ? "" : " (", ToAbsl(detail), detail.empty() ? "" : ")"),
               {{"topic", topic}, {"host", host}});
 }
 
@@ -196,6 +199,14 @@ absl::Status InvalidRpcConnectionReuseError() {
 
 absl::Status TransportClosedError() {
   return Make(ErrorKind::kTransportClosed, "Transport closed", {});
+}
+
+absl::Status NotAuthorizedError(std::string_view identity, std::string_view method) {
+  return Make(ErrorKind::kNotAuthorized,
+              absl::StrCat(identity.empty() ? std::string("An unauthenticated caller")
+                                            : absl::StrCat("Caller \"", ToAbsl(identity), "\""),
+                           " is not authorized to call ", ToAbsl(method)),
+              {{"identity", identity}, {"method", method}});
 }
 
 absl::Status ExceptionError(std::string_view module, std::string_view class_name,

@@ -158,8 +158,13 @@ class SubListener : public NotificationListener {
  private:
   void Run() {
     zmq::context_t ctx(1);
+    internal::CurveSettings curve;
+    if (core_->keyring()) {
+      // The server key is set per publisher before each connect (below).
+      curve = internal::CurveSettings{&core_->keyring()->own(), std::string(40, '0')};
+    }
     absl::StatusOr<std::unique_ptr<zmq::socket_t>> made =
-        internal::MakeSocket(ctx, internal::SocketRole::kListenerSub, core_->options());
+        internal::MakeSocket(ctx, internal::SocketRole::kListenerSub, core_->options(), curve);
     if (!made.ok()) {
       ZRPC_LOG(kError, "notification listener: %s", made.status().message());
       return;
@@ -174,7 +179,7 @@ class SubListener : public NotificationListener {
         sub.set(zmq::sockopt::subscribe, s);
       }
     }
-    std::set<std::string> connected;
+    std::set<std::string> connected, untrusted;
     absl::Time next_discovery = absl::InfinitePast();
     while (!stop_) {
       try {
@@ -184,7 +189,21 @@ class SubListener : public NotificationListener {
                 core_->matchmaker().Resolve(exchange_, internal::PublisherKey(topic));
             if (!pubs.ok()) continue;
             for (const Registration& r : *pubs) {
-              if (r.pub_endpoint.empty() || !connected.insert(r.pub_endpoint).second) continue;
+              if (r.pub_endpoint.empty() || connected.contains(r.pub_endpoint)) continue;
+              if (const std::shared_ptr<internal::Keyring>& keys = core_->keyring()) {
+                // CURVE: only publishers whose key this process trusts; the key is taken at
+                // connect time, so one SUB serves publishers of different keys.
+                if (r.public_key.empty() || !keys->FindKey(r.public_key)) {
+                  if (untrusted.insert(r.pub_endpoint).second) {
+                    ZRPC_LOG(kWarning, "not listening to %s at %s: %s", r.host, r.pub_endpoint,
+                             r.public_key.empty() ? "it publishes without CURVE"
+                                                  : "its key is not in the authorized keys");
+                  }
+                  continue;
+                }
+                sub.set(zmq::sockopt::curve_serverkey, r.public_key);
+              }
+              connected.insert(r.pub_endpoint);
               sub.connect(r.pub_endpoint);
               ZRPC_LOG(kDebug, "listening to %s at %s", r.host, r.pub_endpoint);
             }
@@ -297,6 +316,7 @@ absl::StatusOr<std::unique_ptr<Notifier>> Notifier::Create(Transport& transport,
     r.host = t->options().host;
     r.endpoint = io.endpoint();
     r.pub_endpoint = io.pub_endpoint();
+    if (t->keyring()) r.public_key = t->keyring()->own().public_key;
     if (absl::Status s = t->Register(r); !s.ok()) return s;
     regs.push_back(std::move(r));
   }

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "codec/json_internal.h"
+#include "zrpc/matchmaker.h"
 #include "zrpc/version.h"
 
 namespace zrpc {
@@ -87,6 +88,21 @@ Endpoint& Endpoint::Stream(std::string name, StreamHandler handler) & {
   return *this;
 }
 
+Endpoint& Endpoint::Allow(const std::string& name, std::vector<std::string> who) & {
+  auto it = methods.find(name);
+  if (it == methods.end()) {
+    if (error.empty()) error = "Allow(\"" + name + "\"): no such method (add it first)";
+    return *this;
+  }
+  for (const std::string& w : who) {
+    if (absl::Status s = ValidateName("allowed identity or group", w); !s.ok() && error.empty()) {
+      error = std::string(s.message());
+    }
+  }
+  it->second.allowed = std::move(who);
+  return *this;
+}
+
 Dispatcher::Dispatcher(std::shared_ptr<Serializer> serializer)
     : serializer_(serializer ? std::move(serializer) : std::make_shared<Serializer>()) {
   const Serializer& s = *serializer_;
@@ -110,6 +126,12 @@ absl::Status Dispatcher::Add(Endpoint endpoint) {
   }
   if (endpoint.methods.contains(absl::string_view())) {
     return absl::InvalidArgumentError("method names must not be empty");
+  }
+  for (const std::string& w : endpoint.allowed) {
+    if (absl::Status s = ValidateName("allowed identity or group", w); !s.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("endpoint of namespace \"", endpoint.ns, "\": ", s.message()));
+    }
   }
   endpoints_.push_back(std::make_unique<Endpoint>(std::move(endpoint)));
   versions_.push_back(*version);

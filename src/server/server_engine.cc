@@ -4,6 +4,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 
@@ -96,11 +97,20 @@ std::string ServerEngine::pub_endpoint() const {
 
 absl::Status ServerEngine::EnsureBound() {
   if (router_) return absl::OkStatus();
+  CurveSettings curve;
+  if (keyring_) {
+    if (zap_ == nullptr || !zap_->running()) {
+      return absl::FailedPreconditionError(
+          "CurveZMQ keys are configured but no authentication (ZAP) handler runs: refusing to "
+          "bind (libzmq would admit every key)");
+    }
+    curve.own = &keyring_->own();
+  }
   absl::StatusOr<std::unique_ptr<zmq::socket_t>> router =
-      MakeSocket(ctx_, SocketRole::kServiceRouter, options_);
+      MakeSocket(ctx_, SocketRole::kServiceRouter, options_, curve);
   if (!router.ok()) return router.status();
   absl::StatusOr<std::unique_ptr<zmq::socket_t>> pub =
-      MakeSocket(ctx_, SocketRole::kServicePub, options_);
+      MakeSocket(ctx_, SocketRole::kServicePub, options_, curve);
   if (!pub.ok()) return pub.status();
   std::string router_ep, pub_ep;
   if (!options_.ipc_dir.empty()) {
@@ -352,12 +362,30 @@ bool ServerEngine::HandleRouter() {
       }
       continue;
     }
-    HandleRequest(std::move(rid), *header, body);
+    // The ZAP user id of the connection (CurveZMQ): who sent it.
+    const char* user = keyring_ ? zmq_msg_gets(frames[1].handle(), "User-Id") : nullptr;
+    if (keyring_ && (zap_ == nullptr || !zap_->running())) {
+      // Fail closed: without its handler libzmq would admit any key from now on.
+      if (!zap_down_logged_) {
+        zap_down_logged_ = true;
+        ZRPC_LOG(kError, "service %s: its authentication (ZAP) handler stopped; refusing every "
+                         "request until it is restarted", options_.host);
+      }
+      if (header->kind != FrameKind::kCast) {
+        ReplyError(rid, header->msg_id,
+                   absl::UnavailableError(absl::StrCat(
+                       "service ", options_.host, " cannot authenticate callers (its ZAP handler "
+                       "stopped) and refuses to serve; try another instance")));
+      }
+      continue;
+    }
+    HandleRequest(std::move(rid), *header, body, user != nullptr ? std::string(user) : "");
   }
   return true;  // bounded: there may be more
 }
 
-void ServerEngine::HandleRequest(std::string rid, const Header& header, std::string_view body) {
+void ServerEngine::HandleRequest(std::string rid, const Header& header, std::string_view body,
+                                 std::string identity) {
   const bool is_cast = header.kind == FrameKind::kCast;
   auto fail = [&](const absl::Status& status) {
     if (is_cast) {
@@ -378,7 +406,9 @@ void ServerEngine::HandleRequest(std::string rid, const Header& header, std::str
   auto it = consumers_.find(key_buffer_);
   if (it == consumers_.end()) return fail(NoConsumerError(header.target));
   std::shared_ptr<Consumer> consumer = it->second;
-  if (body.size() > kDecodeOnLoopBytes) return SubmitUndecoded(std::move(rid), header, consumer, body);
+  if (body.size() > kDecodeOnLoopBytes) {
+    return SubmitUndecoded(std::move(rid), header, consumer, body, std::move(identity));
+  }
   size_t values = 0;
   absl::StatusOr<Message> message = DecodeMessageCounting(body, JsonLimits{}, &values);
   if (!message.ok()) return fail(message.status());
@@ -409,6 +439,11 @@ void ServerEngine::HandleRequest(std::string rid, const Header& header, std::str
     return;
   }
   absl::StatusOr<Dispatcher::Target> target = Admit(*consumer, header, *message, rid, cost);
+  if (target.ok()) {
+    if (absl::Status allowed = Authorize(*target, identity, message->method); !allowed.ok()) {
+      target = allowed;
+    }
+  }
   if (!target.ok()) {
     if (is_cast && target.status().code() == absl::StatusCode::kResourceExhausted) {
       dropped_casts_.fetch_add(1);
@@ -422,6 +457,7 @@ void ServerEngine::HandleRequest(std::string rid, const Header& header, std::str
   Job job{consumer, header.kind, std::move(rid), std::string(header.msg_id), *std::move(message),
           std::make_shared<CallContext>(Context(), deadline, consumer->registration.topic),
           *target, cost};
+  job.ctx->set_peer_identity(std::move(identity));
   if (target->endpoint != nullptr && target->endpoint->inline_handlers) {
     return Execute(job, /*on_loop=*/true);
   }
@@ -448,6 +484,29 @@ absl::StatusOr<Dispatcher::Target> ServerEngine::Admit(const Consumer& consumer,
   if (target.endpoint != nullptr && target.endpoint->inline_handlers) return target;
   if (absl::Status load = AdmitLoad(rid, bytes); !load.ok()) return load;
   return target;
+}
+
+absl::Status ServerEngine::Authorize(const Dispatcher::Target& target, const std::string& identity,
+                                     std::string_view method) {
+  if (target.endpoint == nullptr) return absl::OkStatus();  // a raw pool member
+  const std::vector<std::string>* lists[] = {&target.endpoint->allowed,
+                                             target.method ? &target.method->allowed : nullptr};
+  std::optional<AuthorizedKey> who;
+  bool looked_up = false;
+  for (const std::vector<std::string>* allowed : lists) {
+    if (allowed == nullptr || allowed->empty()) continue;
+    if (identity.empty()) return NotAuthorizedError(identity, method);
+    if (!looked_up && keyring_) {
+      who = keyring_->FindIdentity(identity);
+      looked_up = true;
+    }
+    const bool admitted = std::any_of(allowed->begin(), allowed->end(), [&](const std::string& a) {
+      return a == identity ||
+             (who && std::find(who->groups.begin(), who->groups.end(), a) != who->groups.end());
+    });
+    if (!admitted) return NotAuthorizedError(identity, method);
+  }
+  return absl::OkStatus();
 }
 
 std::string ServerEngine::InFlightKey(std::string_view rid, std::string_view msg_id) {
@@ -477,7 +536,8 @@ absl::Status ServerEngine::AdmitLoad(const std::string& rid, size_t bytes) {
 }
 
 void ServerEngine::SubmitUndecoded(std::string rid, const Header& header,
-                                   std::shared_ptr<Consumer> consumer, std::string_view body) {
+                                   std::shared_ptr<Consumer> consumer, std::string_view body,
+                                   std::string identity) {
   const bool is_cast = header.kind == FrameKind::kCast;
   absl::Status admitted =
       consumer->connection->draining.load()
@@ -498,6 +558,7 @@ void ServerEngine::SubmitUndecoded(std::string rid, const Header& header,
           nullptr, Dispatcher::Target{nullptr, nullptr}, body.size()};
   job.ctx = std::make_shared<CallContext>(Context(), absl::InfiniteFuture(),
                                           job.consumer->registration.topic);
+  job.ctx->set_peer_identity(std::move(identity));
   job.body = std::string(body);
   job.decoded = false;
   job.arrived = absl::Now();
@@ -537,6 +598,10 @@ bool ServerEngine::DecodeOnWorker(Job& job, const std::function<void(Reply, bool
         message->ns ? std::string_view(*message->ns) : std::string_view(), message->version,
         message->method);
     if (!target.ok()) return fail(target.status());
+    if (absl::Status allowed = Authorize(*target, job.ctx->peer_identity(), message->method);
+        !allowed.ok()) {
+      return fail(allowed);
+    }
     job.target = *target;
   }
   job.ctx->set_deadline(message->timeout_ms ? job.arrived + absl::Milliseconds(*message->timeout_ms)

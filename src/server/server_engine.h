@@ -20,6 +20,8 @@
 #include "server/consumer.h"
 #include "server/worker_pool.h"
 #include "codec/wire.h"
+#include "security/keyring.h"
+#include "security/zap_handler.h"
 #include "zmq/reactor.h"
 #include "zmq/socket_monitor.h"
 #include "zrpc/dispatcher.h"
@@ -45,9 +47,14 @@ struct Outbound {
 
 class ServerEngine {
  public:
+  // `keyring`: this process's CURVE keys (null: plain sockets).
   ServerEngine(zmq::context_t& ctx, const TransportOptions& options, WorkerPool& workers,
-               Reactor& reactor)
-      : ctx_(ctx), options_(options), workers_(workers), reactor_(reactor) {}
+               Reactor& reactor, std::shared_ptr<Keyring> keyring = nullptr)
+      : ctx_(ctx), options_(options), workers_(workers), reactor_(reactor),
+        keyring_(std::move(keyring)) {}
+  // With CURVE: the context's ZAP handler, started before any bind. While it is not running the
+  // service refuses every request (fail closed).
+  void SetAuthenticator(const ZapHandler* zap) { zap_ = zap; }
   ServerEngine(const ServerEngine&) = delete;
   ServerEngine& operator=(const ServerEngine&) = delete;
 
@@ -95,7 +102,13 @@ class ServerEngine {
   static absl::Status ValidateSubscription(std::string_view prefix);
   // Drops every connection of the notification socket (so every subscription) and binds again.
   void ResetPub(const std::string& why);
-  void HandleRequest(std::string rid, const Header& header, std::string_view body);
+  // `identity`: the caller's (the ZAP user id of its connection; "" without CURVE).
+  void HandleRequest(std::string rid, const Header& header, std::string_view body,
+                     std::string identity);
+  // OK when `identity` may call `target` (Endpoint::allowed, MethodEntry::allowed); else
+  // NotAuthorized.
+  absl::Status Authorize(const Dispatcher::Target& target, const std::string& identity,
+                         std::string_view method);
   // Checks draining, the deadline and the in-flight limit; resolves the handler.
   absl::StatusOr<Dispatcher::Target> Admit(const Consumer& consumer, const Header& header,
                                            const Message& message, const std::string& rid,
@@ -113,7 +126,7 @@ class ServerEngine {
   // A body larger than kDecodeOnLoopBytes is admitted by load, queued as text and decoded by the
   // worker (DecodeOnWorker), so that no decode holds the reactor thread for long.
   void SubmitUndecoded(std::string rid, const Header& header, std::shared_ptr<Consumer> consumer,
-                       std::string_view body);
+                       std::string_view body, std::string identity);
   // Decodes, checks and resolves a job queued as text; false when it ended there (its error
   // sent or its cast dropped).
   bool DecodeOnWorker(Job& job, const std::function<void(Reply, bool)>& send);
@@ -131,6 +144,9 @@ class ServerEngine {
   const TransportOptions& options_;
   WorkerPool& workers_;
   Reactor& reactor_;
+  const std::shared_ptr<Keyring> keyring_;
+  const ZapHandler* zap_ = nullptr;
+  bool zap_down_logged_ = false;
 
   mutable absl::Mutex mu_;
   std::deque<Outbound> outbound_ ABSL_GUARDED_BY(mu_);

@@ -7,6 +7,7 @@
 #include "codec/json_internal.h"
 #include "zrpc/errors.h"
 #include "zrpc/message.h"
+#include "security/zap_handler.h"
 
 namespace zrpc::internal {
 
@@ -20,8 +21,38 @@ absl::StatusOr<std::unique_ptr<zmq::socket_t>> MakeSocket(zmq::context_t& ctx, S
   return MakeSocket(ctx, role, kDefaults);
 }
 
+bool IsServerRole(SocketRole role) {
+  return role == SocketRole::kServiceRouter || role == SocketRole::kServicePub ||
+         role == SocketRole::kSidecarRouter || role == SocketRole::kSidecarPub;
+}
+
+namespace {
+
+// Before any connect or bind: the handshake uses them.
+absl::Status ApplyCurve(zmq::socket_t& s, SocketRole role, const CurveSettings& curve) {
+  if (curve.own == nullptr) return absl::OkStatus();
+  if (IsServerRole(role)) {
+    s.set(zmq::sockopt::curve_server, 1);
+    s.set(zmq::sockopt::curve_secretkey, curve.own->secret_key);
+    s.set(zmq::sockopt::zap_domain, std::string(kZapDomain));
+    return absl::OkStatus();
+  }
+  if (!IsCurveKey(curve.server_key)) {
+    return absl::InvalidArgumentError(
+        "CURVE is configured but the peer has no valid public key (a registration without one "
+        "is a plain service: it cannot be reached securely)");
+  }
+  s.set(zmq::sockopt::curve_serverkey, curve.server_key);
+  s.set(zmq::sockopt::curve_publickey, curve.own->public_key);
+  s.set(zmq::sockopt::curve_secretkey, curve.own->secret_key);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<zmq::socket_t>> MakeSocket(zmq::context_t& ctx, SocketRole role,
-                                                          const TransportOptions& options) {
+                                                          const TransportOptions& options,
+                                                          const CurveSettings& curve) {
   try {
     const zmq::socket_type type =
         role == SocketRole::kServiceRouter || role == SocketRole::kSidecarRouter
@@ -32,6 +63,7 @@ absl::StatusOr<std::unique_ptr<zmq::socket_t>> MakeSocket(zmq::context_t& ctx, S
             ? zmq::socket_type::sub
             : zmq::socket_type::dealer;
     auto s = std::make_unique<zmq::socket_t>(ctx, type);
+    if (absl::Status c = ApplyCurve(*s, role, curve); !c.ok()) return c;
     s->set(zmq::sockopt::linger, static_cast<int>(absl::ToInt64Milliseconds(options.linger)));
     s->set(zmq::sockopt::ipv6, 1);
     if (role == SocketRole::kServicePub || role == SocketRole::kSidecarPub) {

@@ -12,6 +12,7 @@
 #include <zmq.hpp>
 
 #include "absl/status/statusor.h"
+#include "zrpc/security.h"
 #include "zrpc/transport.h"
 
 namespace zrpc::internal {
@@ -44,11 +45,24 @@ inline constexpr size_t kMaxSubscriptionBytes = 1 + 255 + 1 + 16;
 // refuse to send more than this in the first place.
 inline constexpr size_t kMaxSidecarRequestBytes = 16 << 20;
 
+// CURVE for one socket (issue 10, DESIGN §6). `own` null: a plain socket. Server roles (the
+// service ROUTER and XPUB, the sidecar ROUTER and PUB) become CURVE servers in the ZAP domain
+// kZapDomain (their context must run a ZapHandler); client roles (DEALERs, SUBs) connect to the
+// server whose public key is `server_key`.
+struct CurveSettings {
+  const CurveKeyPair* own = nullptr;
+  std::string server_key;  // Z85; client roles only
+};
+
+// True for the roles that listen (bind): they are CURVE servers when keys are configured.
+bool IsServerRole(SocketRole role);
+
 // A socket of `role` with zrpc's options: bounded linger, ZMTP heartbeats, IPv6, a per-frame size
 // guard; ROUTER_MANDATORY on the service ROUTER; IMMEDIATE and a unique routing id on client
-// DEALERs. Errors become statuses.
+// DEALERs; CURVE when `curve.own` is set. Errors become statuses.
 absl::StatusOr<std::unique_ptr<zmq::socket_t>> MakeSocket(zmq::context_t& ctx, SocketRole role,
-                                                          const TransportOptions& options);
+                                                          const TransportOptions& options,
+                                                          const CurveSettings& curve = {});
 // The same with the default TransportOptions (the sidecar and its clients).
 absl::StatusOr<std::unique_ptr<zmq::socket_t>> MakeSocket(zmq::context_t& ctx, SocketRole role);
 

@@ -1,0 +1,182 @@
+// SPDX-License-Identifier: Apache-2.0
+// CurveZMQ across processes (issue 10): services in child processes with keys, clients in the
+// test process, real sockets.
+#include <filesystem>
+#include <fstream>
+
+#include "security/zap_handler.h"
+#include "testing/harness.h"
+#include "transport_core.h"
+#include "unit/test_util.h"
+#include "zrpc/security.h"
+
+namespace zrpc::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+class SecurityTest : public IntegrationTest {
+ protected:
+  void SetUp() override {
+    IntegrationTest::SetUp();
+    keys_ = registry_ + "-keys";
+    std::filesystem::create_directory(keys_);
+    for (const char* name : {"svc", "alice", "bob", "mallory", "impostor"}) {
+      absl::StatusOr<CurveKeyPair> k = GenerateCurveKeyPair();
+      ASSERT_TRUE(k.ok()) << k.status();
+      ZRPC_ASSERT_OK(WriteCurveKeyPair(keys_, name, *k));
+      pub_[name] = k->public_key;
+    }
+    // Who the service admits, and whom the clients trust: mallory and impostor are strangers.
+    WriteAuthorized("authorized", {{"svc", ""}, {"alice", "ops"}, {"bob", ""}});
+  }
+  void TearDown() override {
+    IntegrationTest::TearDown();
+    std::error_code ec;
+    std::filesystem::remove_all(keys_, ec);
+  }
+
+  void WriteAuthorized(const std::string& file,
+                       std::vector<std::pair<std::string, std::string>> entries) {
+    std::ofstream out(keys_ + "/" + file);
+    out << "# identity key groups\n";
+    for (const auto& [who, groups] : entries) out << who << " " << pub_[who] << " " << groups << "\n";
+  }
+
+  std::vector<std::string> ServiceKeys(const std::string& authorized = "authorized") {
+    return {"--key-file", keys_ + "/svc.key", "--authorized-keys", keys_ + "/" + authorized};
+  }
+
+  TransportOptions As(const std::string& who, const std::string& authorized = "authorized") {
+    TransportOptions o = ClientOptions(who);
+    o.security = SecurityOptions{.key_file = keys_ + "/" + who + ".key",
+                                 .authorized_keys_file = keys_ + "/" + authorized};
+    return o;
+  }
+
+  std::string keys_;
+  std::map<std::string, std::string> pub_;
+};
+
+TEST_F(SecurityTest, AnAuthorizedClientIsServedAndHandlersSeeItsIdentity) {
+  StartService("node1", ServiceKeys());
+  auto alice = Client(As("alice"));
+  absl::StatusOr<Value> who = alice->Call(Context(), "compute", Msg("caller"));
+  ZRPC_ASSERT_OK(who);
+  EXPECT_EQ(who->AsString(), "alice");
+  absl::StatusOr<Value> sum = alice->Call(Context(), "compute", Msg("add", {{"a", 2}, {"b", 40}}));
+  ZRPC_ASSERT_OK(sum);
+  EXPECT_EQ(sum->AsInt(), 42);
+}
+
+TEST_F(SecurityTest, UnauthorizedMethodsAreRefusedAndNothingRuns) {
+  StartService("node1", [&] {
+    std::vector<std::string> a = ServiceKeys();
+    a.insert(a.end(), {"--restrict", "note=bob;sleep=ops"});
+    return a;
+  }());
+  auto alice = Client(As("alice"));
+  auto bob = Client(As("bob"));
+  absl::Status refused = alice->Call(Context(), "compute", Msg("note", {{"kind", "x"}})).status();
+  EXPECT_EQ(GetErrorKind(refused), ErrorKind::kNotAuthorized) << refused;
+  EXPECT_THAT(refused.message(), HasSubstr("Caller \"alice\" is not authorized to call note"));
+  ZRPC_EXPECT_OK(bob->Call(Context(), "compute", Msg("note", {{"kind", "x"}})));
+  // Only bob's note ran.
+  absl::StatusOr<Value> stats = bob->Call(Context(), "compute", Msg("stats"));
+  ZRPC_ASSERT_OK(stats);
+  EXPECT_EQ(stats->Find("notes")->Find("x")->AsInt(), 1);
+  // A group: alice is in ops, bob is not.
+  ZRPC_EXPECT_OK(alice->Call(Context(), "compute", Msg("sleep", {{"ms", 1}})));
+  EXPECT_EQ(GetErrorKind(bob->Call(Context(), "compute", Msg("sleep", {{"ms", 1}})).status()),
+            ErrorKind::kNotAuthorized);
+  // Introspection stays open to every authenticated peer.
+  Message ping = Msg("ping");
+  ping.ns = "_zrpc";
+  ZRPC_EXPECT_OK(bob->Call(Context(), "compute", ping));
+}
+
+TEST_F(SecurityTest, AnUnknownKeyIsRefusedFastWithAClearError) {
+  StartService("node1", ServiceKeys());
+  // mallory trusts the service, but the service does not know mallory.
+  WriteAuthorized("mallory-trusts", {{"svc", ""}});
+  auto mallory = Client(As("mallory", "mallory-trusts"));
+  const absl::Time start = absl::Now();
+  absl::Status s = mallory->Call(Context(), "compute", Msg("whoami"), {.timeout = absl::Seconds(20)}).status();
+  EXPECT_EQ(GetErrorKind(s), ErrorKind::kPeerLost) << s;
+  EXPECT_THAT(s.message(), HasSubstr("authentication"));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));  // never the 20 s deadline
+}
+
+TEST_F(SecurityTest, AClientWithoutKeysCannotCallAKeyedService) {
+  StartService("node1", ServiceKeys());
+  auto plain = Client();
+  absl::Status s = plain->Call(Context(), "compute", Msg("whoami"), {.timeout = absl::Seconds(20)}).status();
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(GetErrorKind(s), ErrorKind::kTimeout) << s;
+}
+
+TEST_F(SecurityTest, UntrustedRegistrationsAreNeverUsed) {
+  StartService("node1", ServiceKeys());
+  // A client that does not trust the service's key skips its registration.
+  WriteAuthorized("no-svc", {{"alice", ""}});
+  auto alice = Client(As("alice", "no-svc"));
+  absl::Status s = alice->Call(Context(), "compute", Msg("whoami")).status();
+  EXPECT_EQ(GetErrorKind(s), ErrorKind::kNoConsumer) << s;
+}
+
+TEST_F(SecurityTest, AForgedRegistrationCannotRedirectCalls) {
+  StartService("node1", ServiceKeys());
+  // An impostor registers its own endpoint under the real service's public key: it cannot
+  // complete the handshake (it lacks the secret key), so clients fail over to the real one.
+  auto impostor_transport = Client(As("impostor", "authorized"));
+  absl::StatusOr<std::unique_ptr<Matchmaker>> mm = CreateMatchmaker(matchmaker_);
+  ZRPC_ASSERT_OK(mm);
+  zmq::context_t ctx;
+  zmq::socket_t fake(ctx, zmq::socket_type::router);
+  fake.bind("tcp://127.0.0.1:*");
+  const std::string fake_ep = fake.get(zmq::sockopt::last_endpoint);
+  ZRPC_ASSERT_OK((*mm)->Register(Registration{.topic = "compute", .host = "evil", .endpoint = fake_ep,
+                                              .public_key = pub_["svc"]}));
+  auto alice = Client(As("alice"));
+  for (int i = 0; i < 6; ++i) {
+    absl::StatusOr<Value> who = alice->Call(Context(), "compute", Msg("whoami"), {.timeout = absl::Seconds(10)});
+    ZRPC_ASSERT_OK(who);
+    EXPECT_EQ(who->AsString(), "node1");
+  }
+}
+
+TEST_F(SecurityTest, AServiceWhoseAuthenticationStoppedRefusesToServe) {
+  // In this process, so that the test can stop the ZAP thread as a crash would.
+  TransportOptions o = As("svc");
+  o.host = "inproc-svc";
+  auto server = Client(o);
+  Dispatcher d;
+  ZRPC_ASSERT_OK(d.Add(Endpoint{.version = "1.0"}.Method("hi", {}, [] { return std::string("hi"); })));
+  std::unique_ptr<Connection> conn = server->CreateConnection();
+  ZRPC_ASSERT_OK(conn->CreateConsumer("greeter", d));
+  ZRPC_ASSERT_OK(conn->ConsumeInThread());
+  auto alice = Client(As("alice"));
+  absl::StatusOr<Value> hi = alice->Call(Context(), "greeter", Msg("hi"));
+  ZRPC_ASSERT_OK(hi);
+  std::shared_ptr<internal::TransportCore> core = server->core_for_internal_use();
+  ASSERT_NE(core, nullptr);
+  ASSERT_NE(core->zap(), nullptr);
+  core->zap()->StopForTesting();
+  absl::Status s = alice->Call(Context(), "greeter", Msg("hi"), {.timeout = absl::Seconds(5)}).status();
+  EXPECT_FALSE(s.ok());
+  EXPECT_THAT(s.message(), HasSubstr("refuses to serve")) << s;
+}
+
+TEST_F(SecurityTest, KeysLetAServiceBindEveryInterfaceWithoutInsecure) {
+  TransportOptions o = As("svc");
+  o.host = "wide";
+  o.bind_address = "0.0.0.0";
+  auto wide = Client(o);
+  ASSERT_NE(wide, nullptr);
+  TransportOptions plain = ClientOptions("wide-plain");
+  plain.bind_address = "0.0.0.0";
+  EXPECT_FALSE(Transport::Create(plain).ok());
+}
+
+}  // namespace
+}  // namespace zrpc::testing
