@@ -15,7 +15,7 @@
 #include <zmq.hpp>
 
 #include "absl/status/statusor.h"
-#include "src/security/keyring.h"
+#include "security/keyring.h"
 
 namespace zrpc::internal {
 
