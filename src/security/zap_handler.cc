@@ -24,7 +24,7 @@ constexpr size_t kMaxRequestFrames = 16;
 constexpr auto kPollInterval = std::chrono::milliseconds(100);
 // How long Start waits for the handler to answer its own request.
 constexpr int kSelfTestTimeoutMs = 2000;
-// At most this many refusals are logged a second; the rest are counted and summed up (an
+// At most this many refusals (and malformed requests) are logged a second; the rest are counted and summed up (an
 // attacker reconnecting in a loop cannot flood the log).
 constexpr int kMaxRefusalLinesPerSecond = 20;
 // The request id of Start's own request.
@@ -112,20 +112,23 @@ void ZapHandler::StopForTesting() {
 }
 
 void ZapHandler::Run(zmq::socket_t socket) {
-  // Refusals logged in the current second, and those left unlogged.
+  // Refusals logged in the current second, and those left unlogged (summed up when the second
+  // is over, even if no other refusal comes).
   absl::Time window_start = absl::InfinitePast();
   int logged = 0;
   int suppressed = 0;
-  auto log_refusal = [&](const std::string& line) {
-    const absl::Time now = absl::Now();
-    if (now - window_start >= absl::Seconds(1)) {
-      if (suppressed > 0) {
-        ZRPC_LOG(kWarning, "ZAP: %d more connections refused (not logged one by one)", suppressed);
-      }
-      window_start = now;
-      logged = 0;
-      suppressed = 0;
+  auto next_window = [&](absl::Time now) {
+    if (now - window_start < absl::Seconds(1)) return;
+    if (suppressed > 0) {
+      ZRPC_LOG(kWarning, "ZAP: %d more connections refused in the last second (not logged one by one)",
+               suppressed);
     }
+    window_start = now;
+    logged = 0;
+    suppressed = 0;
+  };
+  auto log_refusal = [&](const std::string& line) {
+    next_window(absl::Now());
     if (logged < kMaxRefusalLinesPerSecond) {
       ++logged;
       ZRPC_LOG(kWarning, "%s", line);
@@ -138,7 +141,10 @@ void ZapHandler::Run(zmq::socket_t socket) {
     while (!stop_) {
       zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
       zmq::poll(&item, 1, kPollInterval);
-      if (!(item.revents & ZMQ_POLLIN)) continue;
+      if (!(item.revents & ZMQ_POLLIN)) {
+        if (suppressed > 0) next_window(absl::Now());
+        continue;
+      }
       // Receive the whole request (REP needs it read before it may answer), keeping a bounded
       // number of frames.
       std::vector<zmq::message_t> frames;
@@ -156,10 +162,10 @@ void ZapHandler::Run(zmq::socket_t socket) {
       Reply reply;
       if (total_frames > kMaxRequestFrames || frames.size() < 6) {
         reply = {"500", "malformed ZAP request", ""};
-        ZRPC_LOG(kError, "ZAP: malformed request (%d frames); refused", total_frames);
+        log_refusal(absl::StrCat("ZAP: malformed request (", total_frames, " frames); refused"));
       } else if (Str(frames[0]) != kZapVersion) {
         reply = {"500", "unsupported ZAP version", ""};
-        ZRPC_LOG(kError, "ZAP: request of version \"%s\"; refused", Str(frames[0]));
+        log_refusal(absl::StrCat("ZAP: request of version \"", Str(frames[0]), "\"; refused"));
       } else {
         const std::string domain = Str(frames[2]);
         const std::string address = Str(frames[3]);
@@ -175,7 +181,7 @@ void ZapHandler::Run(zmq::socket_t socket) {
                                    domain, "\": zrpc's sockets use \"", std::string(kZapDomain), "\""));
         } else if (frames.size() != 7 || frames[6].size() != kCurveKeyBytes) {
           reply = {"500", "malformed CURVE credentials", ""};
-          ZRPC_LOG(kError, "ZAP: CURVE request from %s without a 32-byte key; refused", address);
+          log_refusal(absl::StrCat("ZAP: CURVE request from ", address, " without a 32-byte key; refused"));
         } else {
           char z85[41];
           zmq_z85_encode(z85, frames[6].data<uint8_t>(), kCurveKeyBytes);

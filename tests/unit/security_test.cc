@@ -11,6 +11,7 @@
 #include <fstream>
 #include <string>
 #include <zmq.hpp>
+#include <zmq_addon.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -447,6 +448,46 @@ TEST_F(ZapTest, MalformedRequestsAreAnsweredAndTheHandlerSurvives) {
   EXPECT_EQ(r[4], "alice");
   EXPECT_EQ(r[5], "");
   EXPECT_TRUE(zap_->running());
+}
+
+TEST_F(ZapTest, RefusalFloodIsLoggedBoundedAndSummedUp) {
+  std::vector<std::string> lines;
+  absl::Mutex mu;
+  SetLogSink([&](LogLevel, std::string_view line) {
+    absl::MutexLock lock(&mu);
+    lines.emplace_back(line);
+  });
+  zmq::socket_t req(server_ctx_, zmq::socket_type::req);
+  req.set(zmq::sockopt::linger, 0);
+  req.set(zmq::sockopt::rcvtimeo, 2000);
+  req.connect("inproc://zeromq.zap.01");
+  const std::string unknown(32, 'u');
+  for (int i = 0; i < 50; ++i) {
+    const std::string frames[] = {"1.0", "1", "zrpc", "127.0.0.1", "", "CURVE", unknown};
+    for (size_t f = 0; f < std::size(frames); ++f) {
+      zmq::message_t m(frames[f].data(), frames[f].size());
+      ASSERT_TRUE(req.send(m, f + 1 < std::size(frames) ? zmq::send_flags::sndmore : zmq::send_flags::none));
+    }
+    std::vector<zmq::message_t> reply;
+    ASSERT_TRUE(zmq::recv_multipart(req, std::back_inserter(reply)));
+    ASSERT_EQ(reply.size(), 6u);
+    EXPECT_EQ(reply[2].to_string(), "400");
+  }
+  // The summary line comes once the second is over, without another refusal.
+  const absl::Time until = absl::Now() + absl::Seconds(3);
+  bool summed = false;
+  while (!summed && absl::Now() < until) {
+    absl::SleepFor(absl::Milliseconds(50));
+    absl::MutexLock lock(&mu);
+    for (const std::string& l : lines) summed |= l.find("more connections refused") != std::string::npos;
+  }
+  SetLogSink(nullptr);
+  absl::MutexLock lock(&mu);
+  EXPECT_TRUE(summed) << absl::StrJoin(lines, "\n");
+  int refused = 0;
+  for (const std::string& l : lines) refused += l.find("refused CURVE key") != std::string::npos;
+  EXPECT_GE(refused, 20);
+  EXPECT_LT(refused, 50);  // 50 refusals in well under a second: not all logged one by one
 }
 
 TEST_F(ZapTest, StoppedHandlerReportsNotRunningAndASecondOneCannotBind) {
