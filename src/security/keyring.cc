@@ -48,10 +48,10 @@ absl::StatusOr<Contents> ReadAuthorizedKeys(const std::string& path) {
         absl::StrCat("cannot check authorized_keys file ", path, ": ", strerror(errno)));
   }
   if (S_ISREG(st.st_mode) && (st.st_mode & 022) != 0) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "authorized_keys file ", path, " may be written by others (mode ",
-        absl::StrFormat("%04o", st.st_mode & 07777),
-        "), who could then admit their own keys: run chmod go-w ", path));
+    return absl::FailedPreconditionError(
+        absl::StrCat("authorized_keys file ", path, " may be written by others (mode ",
+                     absl::StrFormat("%04o", st.st_mode & 07777),
+                     "), who could then admit their own keys: run chmod go-w ", path));
   }
   std::vector<uid_t> owners = {geteuid()};
   if (geteuid() != 0) owners.push_back(0);
@@ -71,7 +71,8 @@ absl::StatusOr<Contents> ReadAuthorizedKeys(const std::string& path) {
 absl::StatusOr<std::shared_ptr<Keyring>> Keyring::Load(const SecurityOptions& options) {
   if (!options.enabled()) {
     return absl::InvalidArgumentError(
-        "security is not configured: set SecurityOptions.key_file to a NAME.key made by `zrpc keygen NAME`");
+        "security is not configured: set SecurityOptions.key_file to a NAME.key made by `zrpc "
+        "keygen NAME`");
   }
   if (options.authorized_keys_file.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(

@@ -47,7 +47,7 @@ class Keyring {
   absl::flat_hash_map<std::string, AuthorizedKey> by_key_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, std::string> key_of_identity_ ABSL_GUARDED_BY(mu_);
   absl::Time checked_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
-  std::string stamp_ ABSL_GUARDED_BY(mu_);  // dev/inode/size/mtime/ctime of what was read
+  std::string stamp_ ABSL_GUARDED_BY(mu_);       // dev/inode/size/mtime/ctime of what was read
   std::string last_error_ ABSL_GUARDED_BY(mu_);  // why the last re-read failed (logged once)
 };
 

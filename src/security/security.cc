@@ -6,7 +6,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
 #include <zmq.h>
 
 #include <algorithm>
@@ -78,7 +77,8 @@ std::vector<std::string_view> Lines(std::string_view text) {
 absl::Status ValidateKeyName(std::string_view name) {
   if (absl::Status s = ValidateName("key name", name); !s.ok()) return s;
   if (name == "." || name == "..") {
-    return absl::InvalidArgumentError(absl::StrCat("key name ", Shown(name), " is not a file name; choose a name such as the service's"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "key name ", Shown(name), " is not a file name; choose a name such as the service's"));
   }
   return absl::OkStatus();
 }
@@ -100,7 +100,8 @@ absl::StatusOr<internal::FileId> WriteNewFile(const std::string& dir, const std:
   if (rc != 0) {
     if (link_errno == EEXIST) {
       return absl::AlreadyExistsError(absl::StrCat(
-          path, " already exists; zrpc does not replace keys: remove it first or choose another name"));
+          path,
+          " already exists; zrpc does not replace keys: remove it first or choose another name"));
     }
     errno = link_errno;
     return absl::UnavailableError(absl::StrCat("cannot create ", path, ": ", ErrnoText()));
@@ -113,12 +114,14 @@ absl::StatusOr<internal::FileId> WriteNewFile(const std::string& dir, const std:
 absl::StatusOr<CurveKeyPair> GenerateCurveKeyPair() {
   if (!zmq_has("curve")) {
     return absl::UnimplementedError(
-        "this libzmq was built without CURVE; install a libzmq with libsodium (Debian's libzmq5 has it)");
+        "this libzmq was built without CURVE; install a libzmq with libsodium (Debian's libzmq5 "
+        "has it)");
   }
   char public_key[kZ85KeyLength + 1];
   char secret_key[kZ85KeyLength + 1];
   if (zmq_curve_keypair(public_key, secret_key) != 0) {
-    return absl::InternalError(absl::StrCat("zmq_curve_keypair failed: ", zmq_strerror(zmq_errno())));
+    return absl::InternalError(
+        absl::StrCat("zmq_curve_keypair failed: ", zmq_strerror(zmq_errno())));
   }
   CurveKeyPair keys{public_key, secret_key};
   memset(secret_key, 0, sizeof(secret_key));
@@ -157,7 +160,8 @@ absl::Status WriteCurveKeyPair(const std::string& dir, std::string_view name,
     const std::string path = absl::StrCat(d, "/", n);
     if (lstat(path.c_str(), &st) == 0 || errno != ENOENT) {
       return absl::AlreadyExistsError(absl::StrCat(
-          path, " already exists; zrpc does not replace keys: remove it first or choose another name"));
+          path,
+          " already exists; zrpc does not replace keys: remove it first or choose another name"));
     }
   }
   absl::StatusOr<internal::FileId> key_id = WriteNewFile(
@@ -180,20 +184,21 @@ absl::StatusOr<CurveKeyPair> ReadCurveKeyFile(const std::string& path) {
   if (stat(path.c_str(), &st) != 0) {
     if (errno == ENOENT) {
       return absl::NotFoundError(absl::StrCat(
-          "key file ", path, " does not exist; make one with `zrpc keygen NAME` and point key_file at NAME.key"));
+          "key file ", path,
+          " does not exist; make one with `zrpc keygen NAME` and point key_file at NAME.key"));
     }
     return absl::UnavailableError(absl::StrCat("cannot check key file ", path, ": ", ErrnoText()));
   }
   if (S_ISREG(st.st_mode) && (st.st_mode & 077) != 0) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "key file ", path, " may be read by others (mode ", absl::StrFormat("%04o", st.st_mode & 07777),
-        "); it holds a secret key: run chmod 600 ", path));
+    return absl::FailedPreconditionError(
+        absl::StrCat("key file ", path, " may be read by others (mode ",
+                     absl::StrFormat("%04o", st.st_mode & 07777),
+                     "); it holds a secret key: run chmod 600 ", path));
   }
   absl::StatusOr<std::string> text = internal::ReadUntrustedFile(
       path, internal::kMaxKeyFileBytes, {.uids = {geteuid()}}, internal::FinalLink::kFollow);
   if (!text.ok()) {
-    return absl::Status(text.status().code(),
-                        absl::StrCat("key file: ", text.status().message()));
+    return absl::Status(text.status().code(), absl::StrCat("key file: ", text.status().message()));
   }
   CurveKeyPair keys;
   int line_number = 0;
@@ -201,20 +206,23 @@ absl::StatusOr<CurveKeyPair> ReadCurveKeyFile(const std::string& path) {
     ++line_number;
     std::vector<std::string_view> f = Fields(line);
     if (f.empty() || f[0][0] == '#') continue;
-    std::string* slot = f[0] == "public-key" ? &keys.public_key
+    std::string* slot = f[0] == "public-key"   ? &keys.public_key
                         : f[0] == "secret-key" ? &keys.secret_key
                                                : nullptr;
     const std::string where = absl::StrCat(path, ":", line_number, ": ");
     if (slot == nullptr || f.size() != 2) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          where, "expected \"public-key KEY\" or \"secret-key KEY\"; a key file is written by `zrpc keygen NAME`"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(where,
+                       "expected \"public-key KEY\" or \"secret-key KEY\"; a key file is written "
+                       "by `zrpc keygen NAME`"));
     }
     if (!slot->empty()) {
       return absl::InvalidArgumentError(absl::StrCat(where, A(f[0]), " is given twice; keep one"));
     }
     if (!IsCurveKey(f[1])) {
       return absl::InvalidArgumentError(absl::StrCat(
-          where, "the ", A(f[0]), " is not 40 characters of Z85 (a CURVE key); make a new pair with `zrpc keygen NAME`"));
+          where, "the ", A(f[0]),
+          " is not 40 characters of Z85 (a CURVE key); make a new pair with `zrpc keygen NAME`"));
     }
     *slot = std::string(f[1]);
   }
@@ -225,8 +233,10 @@ absl::StatusOr<CurveKeyPair> ReadCurveKeyFile(const std::string& path) {
   }
   char derived[kZ85KeyLength + 1];
   if (zmq_curve_public(derived, keys.secret_key.c_str()) != 0 || keys.public_key != derived) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "key file ", path, ": its public-key is not the one of its secret-key; make a new pair with `zrpc keygen NAME`"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("key file ", path,
+                     ": its public-key is not the one of its secret-key; make a new pair with "
+                     "`zrpc keygen NAME`"));
   }
   return keys;
 }
@@ -261,9 +271,9 @@ absl::StatusOr<std::vector<AuthorizedKey>> ParseAuthorizedKeys(std::string_view 
       }
     }
     if (f.size() < 2 || f.size() > 3) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          where, "expected \"IDENTITY PUBLIC-KEY [GROUP,...]\" (", f.size(),
-          " fields found); a NAME.pub file made by `zrpc keygen` has such a line"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, "expected \"IDENTITY PUBLIC-KEY [GROUP,...]\" (", f.size(),
+                       " fields found); a NAME.pub file made by `zrpc keygen` has such a line"));
     }
     AuthorizedKey entry;
     if (absl::Status s = ValidateName("identity", f[0]); !s.ok()) {
@@ -287,14 +297,14 @@ absl::StatusOr<std::vector<AuthorizedKey>> ParseAuthorizedKeys(std::string_view 
       }
     }
     if (auto [it, inserted] = line_of_identity.emplace(entry.identity, line_number); !inserted) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          where, "identity ", Shown(entry.identity), " is already listed on line ", it->second,
-          "; each identity has one key: remove one of the lines"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, "identity ", Shown(entry.identity), " is already listed on line ",
+                       it->second, "; each identity has one key: remove one of the lines"));
     }
     if (auto [it, inserted] = line_of_key.emplace(entry.public_key, line_number); !inserted) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          where, "this public key is already listed on line ", it->second,
-          "; a key names one identity: remove one of the lines"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, "this public key is already listed on line ", it->second,
+                       "; a key names one identity: remove one of the lines"));
     }
     out.push_back(std::move(entry));
   }

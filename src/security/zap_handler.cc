@@ -24,8 +24,8 @@ constexpr size_t kMaxRequestFrames = 16;
 constexpr auto kPollInterval = std::chrono::milliseconds(100);
 // How long Start waits for the handler to answer its own request.
 constexpr int kSelfTestTimeoutMs = 2000;
-// At most this many refusals (and malformed requests) are logged a second; the rest are counted and summed up (an
-// attacker reconnecting in a loop cannot flood the log).
+// At most this many refusals (and malformed requests) are logged a second; the rest are counted and
+// summed up (an attacker reconnecting in a loop cannot flood the log).
 constexpr int kMaxRefusalLinesPerSecond = 20;
 // The request id of Start's own request.
 constexpr std::string_view kSelfTestRequestId = "zrpc-zap-self-test";
@@ -41,13 +41,10 @@ std::string Str(const zmq::message_t& m) { return std::string(m.data<char>(), m.
 
 }  // namespace
 
-ZapHandler::ZapHandler(zmq::context_t& ctx, std::shared_ptr<Keyring> keyring)
-    : ctx_(ctx), keyring_(std::move(keyring)) {}
-
 absl::StatusOr<std::unique_ptr<ZapHandler>> ZapHandler::Start(zmq::context_t& ctx,
                                                               std::shared_ptr<Keyring> keyring) {
   if (keyring == nullptr) return absl::InvalidArgumentError("ZapHandler::Start needs a keyring");
-  std::unique_ptr<ZapHandler> handler(new ZapHandler(ctx, std::move(keyring)));
+  std::unique_ptr<ZapHandler> handler(new ZapHandler(std::move(keyring)));
   try {
     zmq::socket_t socket(ctx, zmq::socket_type::rep);
     socket.set(zmq::sockopt::linger, 0);
@@ -74,12 +71,16 @@ absl::StatusOr<std::unique_ptr<ZapHandler>> ZapHandler::Start(zmq::context_t& ct
     req.set(zmq::sockopt::sndtimeo, kSelfTestTimeoutMs);
     req.set(zmq::sockopt::rcvtimeo, kSelfTestTimeoutMs);
     req.connect(kZapEndpoint);
-    const std::vector<std::string> request = {std::string(kZapVersion), std::string(kSelfTestRequestId),
-                                              std::string(kZapDomain), "",
-                                              "", "NULL"};
+    const std::vector<std::string> request = {std::string(kZapVersion),
+                                              std::string(kSelfTestRequestId),
+                                              std::string(kZapDomain),
+                                              "",
+                                              "",
+                                              "NULL"};
     for (size_t i = 0; i < request.size(); ++i) {
       zmq::message_t frame(request[i].data(), request[i].size());
-      if (!req.send(frame, i + 1 < request.size() ? zmq::send_flags::sndmore : zmq::send_flags::none)) {
+      if (!req.send(frame,
+                    i + 1 < request.size() ? zmq::send_flags::sndmore : zmq::send_flags::none)) {
         throw zmq::error_t();
       }
     }
@@ -120,7 +121,8 @@ void ZapHandler::Run(zmq::socket_t socket) {
   auto next_window = [&](absl::Time now) {
     if (now - window_start < absl::Seconds(1)) return;
     if (suppressed > 0) {
-      ZRPC_LOG(kWarning, "ZAP: %d more connections refused in the last second (not logged one by one)",
+      ZRPC_LOG(kWarning,
+               "ZAP: %d more connections refused in the last second (not logged one by one)",
                suppressed);
     }
     window_start = now;
@@ -173,15 +175,18 @@ void ZapHandler::Run(zmq::socket_t socket) {
         if (mechanism != "CURVE") {
           reply = {"400", "zrpc admits CURVE connections only", ""};
           // Start's own request is answered like any other, just not logged.
-          if (request_id != kSelfTestRequestId) log_refusal(absl::StrCat("ZAP: refused a ", mechanism, " connection from ", address,
-                                   ": this socket requires CURVE keys"));
+          if (request_id != kSelfTestRequestId)
+            log_refusal(absl::StrCat("ZAP: refused a ", mechanism, " connection from ", address,
+                                     ": this socket requires CURVE keys"));
         } else if (domain != kZapDomain) {
           reply = {"400", "unknown ZAP domain", ""};
           log_refusal(absl::StrCat("ZAP: refused a connection from ", address, " to ZAP domain \"",
-                                   domain, "\": zrpc's sockets use \"", std::string(kZapDomain), "\""));
+                                   domain, "\": zrpc's sockets use \"", std::string(kZapDomain),
+                                   "\""));
         } else if (frames.size() != 7 || frames[6].size() != kCurveKeyBytes) {
           reply = {"500", "malformed CURVE credentials", ""};
-          log_refusal(absl::StrCat("ZAP: CURVE request from ", address, " without a 32-byte key; refused"));
+          log_refusal(
+              absl::StrCat("ZAP: CURVE request from ", address, " without a 32-byte key; refused"));
         } else {
           char z85[41];
           zmq_z85_encode(z85, frames[6].data<uint8_t>(), kCurveKeyBytes);
@@ -195,11 +200,12 @@ void ZapHandler::Run(zmq::socket_t socket) {
           }
         }
       }
-      const std::string fields[] = {std::string(kZapVersion), request_id, reply.status_code,
-                                    reply.status_text, reply.user_id, ""};
+      const std::string fields[] = {std::string(kZapVersion), request_id,    reply.status_code,
+                                    reply.status_text,        reply.user_id, ""};
       for (size_t i = 0; i < std::size(fields); ++i) {
         zmq::message_t frame(fields[i].data(), fields[i].size());
-        socket.send(frame, i + 1 < std::size(fields) ? zmq::send_flags::sndmore : zmq::send_flags::none);
+        socket.send(frame,
+                    i + 1 < std::size(fields) ? zmq::send_flags::sndmore : zmq::send_flags::none);
       }
     }
   } catch (const zmq::error_t& e) {

@@ -4,7 +4,6 @@
 #include <sys/wait.h>
 
 #include <fstream>
-
 #include <thread>
 
 #include <zmq.hpp>

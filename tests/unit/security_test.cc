@@ -90,8 +90,9 @@ TEST_F(SecurityTest, FingerprintIsStableShortAndFoundInTheKey) {
 TEST_F(SecurityTest, ParsesAuthorizedKeysWithCommentsAndGroups) {
   CurveKeyPair a = NewKeys();
   CurveKeyPair b = NewKeys();
-  const std::string text = absl::StrCat("# fleet keys\n\n   # indented comment\n", "compute-1 ", a.public_key,
-                                        "\r\n", "api\t", b.public_key, "  admins,ops  # the front end\n");
+  const std::string text =
+      absl::StrCat("# fleet keys\n\n   # indented comment\n", "compute-1 ", a.public_key, "\r\n",
+                   "api\t", b.public_key, "  admins,ops  # the front end\n");
   absl::StatusOr<std::vector<AuthorizedKey>> keys = ParseAuthorizedKeys(text, "keys.txt");
   ZRPC_ASSERT_OK(keys);
   ASSERT_EQ(keys->size(), 2u);
@@ -107,19 +108,23 @@ TEST_F(SecurityTest, AuthorizedKeysErrorsNameTheFileAndLine) {
   CurveKeyPair a = NewKeys();
   CurveKeyPair b = NewKeys();
   const std::string good = absl::StrCat("a ", a.public_key, "\n");
-  ZRPC_EXPECT_ERROR(ParseAuthorizedKeys(good + "b notakey\n", "ak"), absl::StatusCode::kInvalidArgument,
+  ZRPC_EXPECT_ERROR(ParseAuthorizedKeys(good + "b notakey\n", "ak"),
+                    absl::StatusCode::kInvalidArgument,
                     "ak:2: the public key \"notakey\" is not 40 characters of Z85");
   ZRPC_EXPECT_ERROR(ParseAuthorizedKeys(absl::StrCat("# c\nbad/name ", b.public_key, "\n"), "ak"),
-                    absl::StatusCode::kInvalidArgument, "ak:2: identity \"bad/name\" has a character");
+                    absl::StatusCode::kInvalidArgument,
+                    "ak:2: identity \"bad/name\" has a character");
   ZRPC_EXPECT_ERROR(ParseAuthorizedKeys(absl::StrCat(good, "a ", b.public_key, "\n"), "ak"),
                     absl::StatusCode::kInvalidArgument,
                     "ak:2: identity \"a\" is already listed on line 1");
   ZRPC_EXPECT_ERROR(ParseAuthorizedKeys(absl::StrCat(good, "b ", a.public_key, "\n"), "ak"),
-                    absl::StatusCode::kInvalidArgument, "ak:2: this public key is already listed on line 1");
+                    absl::StatusCode::kInvalidArgument,
+                    "ak:2: this public key is already listed on line 1");
   ZRPC_EXPECT_ERROR(ParseAuthorizedKeys(absl::StrCat("b ", a.public_key, " g1,bad$group\n"), "ak"),
                     absl::StatusCode::kInvalidArgument, "ak:1: group \"bad$group\"");
   ZRPC_EXPECT_ERROR(ParseAuthorizedKeys(absl::StrCat("b ", a.public_key, " g1 extra\n"), "ak"),
-                    absl::StatusCode::kInvalidArgument, "ak:1: expected \"IDENTITY PUBLIC-KEY [GROUP,...]\"");
+                    absl::StatusCode::kInvalidArgument,
+                    "ak:1: expected \"IDENTITY PUBLIC-KEY [GROUP,...]\"");
   ZRPC_EXPECT_ERROR(ParseAuthorizedKeys("lonely\n", "ak"), absl::StatusCode::kInvalidArgument,
                     "ak:1: expected");
   // Control bytes in a bad value are escaped in the message.
@@ -178,8 +183,9 @@ TEST_F(SecurityTest, KeyPairIsWrittenPrivateReadBackAndNeverReplaced) {
 TEST_F(SecurityTest, KeyFileReadableByOthersIsRefusedWithTheFix) {
   ZRPC_ASSERT_OK(WriteCurveKeyPair(dir_, "svc", NewKeys()));
   ASSERT_EQ(chmod(Path("svc.key").c_str(), 0644), 0);
-  ZRPC_EXPECT_ERROR(ReadCurveKeyFile(Path("svc.key")), absl::StatusCode::kFailedPrecondition,
-                    absl::StrCat("(mode 0644); it holds a secret key: run chmod 600 ", Path("svc.key")));
+  ZRPC_EXPECT_ERROR(
+      ReadCurveKeyFile(Path("svc.key")), absl::StatusCode::kFailedPrecondition,
+      absl::StrCat("(mode 0644); it holds a secret key: run chmod 600 ", Path("svc.key")));
   ZRPC_EXPECT_ERROR(ReadCurveKeyFile(Path("none.key")), absl::StatusCode::kNotFound, "zrpc keygen");
 }
 
@@ -189,7 +195,8 @@ TEST_F(SecurityTest, KeyFileErrorsNameTheLine) {
   Write("bad.key", absl::StrCat("# mine\npublic-key ", a.public_key, "\nsecret-key short\n"), 0600);
   ZRPC_EXPECT_ERROR(ReadCurveKeyFile(Path("bad.key")), absl::StatusCode::kInvalidArgument,
                     "bad.key:3: the secret-key is not 40 characters of Z85");
-  Write("mixed.key", absl::StrCat("public-key ", a.public_key, "\nsecret-key ", b.secret_key, "\n"), 0600);
+  Write("mixed.key", absl::StrCat("public-key ", a.public_key, "\nsecret-key ", b.secret_key, "\n"),
+        0600);
   ZRPC_EXPECT_ERROR(ReadCurveKeyFile(Path("mixed.key")), absl::StatusCode::kInvalidArgument,
                     "its public-key is not the one of its secret-key");
   Write("half.key", absl::StrCat("public-key ", a.public_key, "\n"), 0600);
@@ -251,8 +258,8 @@ TEST_F(KeyringTest, LoadFailsOnABadFileNamingIt) {
                     "chmod go-w");
   ZRPC_EXPECT_ERROR(internal::Keyring::Load({.key_file = Path("me.key")}),
                     absl::StatusCode::kInvalidArgument, "authorized_keys_file is empty");
-  ZRPC_EXPECT_ERROR(internal::Keyring::Load({.key_file = Path("me.key"),
-                                             .authorized_keys_file = Path("missing")}),
+  ZRPC_EXPECT_ERROR(internal::Keyring::Load(
+                        {.key_file = Path("me.key"), .authorized_keys_file = Path("missing")}),
                     absl::StatusCode::kNotFound, "cat *.pub >");
 }
 
@@ -264,7 +271,8 @@ TEST_F(KeyringTest, ReloadsWhenTheFileChangesAndKeepsTheLastGoodSet) {
   // Added in place: found within the check interval (1 s) plus scheduling slack.
   Write("authorized_keys",
         absl::StrCat("alice ", alice_.public_key, " admins\nbob ", bob_.public_key, "\n"));
-  std::optional<absl::Duration> took = TimeUntil([&] { return ring.FindKey(bob_.public_key).has_value(); });
+  std::optional<absl::Duration> took =
+      TimeUntil([&] { return ring.FindKey(bob_.public_key).has_value(); });
   ASSERT_TRUE(took.has_value()) << "bob's key was not picked up";
   EXPECT_LE(*took, absl::Milliseconds(1300));
   EXPECT_EQ(ring.FindIdentity("bob")->public_key, bob_.public_key);
@@ -291,7 +299,8 @@ class ZapTest : public KeyringTest {
     absl::StatusOr<std::shared_ptr<internal::Keyring>> ring = internal::Keyring::Load(Options());
     ASSERT_TRUE(ring.ok()) << ring.status();
     keyring_ = *ring;
-    absl::StatusOr<std::unique_ptr<internal::ZapHandler>> zap = internal::ZapHandler::Start(server_ctx_, keyring_);
+    absl::StatusOr<std::unique_ptr<internal::ZapHandler>> zap =
+        internal::ZapHandler::Start(server_ctx_, keyring_);
     ASSERT_TRUE(zap.ok()) << zap.status();
     zap_ = *std::move(zap);
     ASSERT_TRUE(zap_->running());
@@ -343,7 +352,8 @@ class ZapTest : public KeyringTest {
     zmq::poll(&item, 1, std::chrono::milliseconds(timeout_ms));
     if (!(item.revents & ZMQ_POLLIN)) return std::nullopt;
     zmq::message_t routing_id, payload;
-    if (!server_.recv(routing_id) || !routing_id.more() || !server_.recv(payload)) return std::nullopt;
+    if (!server_.recv(routing_id) || !routing_id.more() || !server_.recv(payload))
+      return std::nullopt;
     return payload;
   }
 
@@ -393,7 +403,8 @@ TEST_F(ZapTest, UnknownKeyFailsAuthenticationAndIsNeverDelivered) {
 }
 
 TEST_F(ZapTest, KeyAddedToAuthorizedKeysIsAdmittedWithoutRestart) {
-  Write("authorized_keys", absl::StrCat("alice ", alice_.public_key, "\nbob ", bob_.public_key, "\n"));
+  Write("authorized_keys",
+        absl::StrCat("alice ", alice_.public_key, "\nbob ", bob_.public_key, "\n"));
   absl::SleepFor(absl::Milliseconds(1100));  // the keyring looks at the file once a second
   zmq::socket_t bob = Client(bob_, "inproc://mon-bob2");
   uint32_t value = 0;
@@ -412,7 +423,8 @@ TEST_F(ZapTest, MalformedRequestsAreAnsweredAndTheHandlerSurvives) {
   auto ask = [&](const std::vector<std::string>& frames) -> std::vector<std::string> {
     for (size_t i = 0; i < frames.size(); ++i) {
       zmq::message_t m(frames[i].data(), frames[i].size());
-      EXPECT_TRUE(req.send(m, i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none));
+      EXPECT_TRUE(
+          req.send(m, i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none));
     }
     std::vector<std::string> reply;
     zmq::message_t m;
@@ -466,7 +478,8 @@ TEST_F(ZapTest, RefusalFloodIsLoggedBoundedAndSummedUp) {
     const std::string frames[] = {"1.0", "1", "zrpc", "127.0.0.1", "", "CURVE", unknown};
     for (size_t f = 0; f < std::size(frames); ++f) {
       zmq::message_t m(frames[f].data(), frames[f].size());
-      ASSERT_TRUE(req.send(m, f + 1 < std::size(frames) ? zmq::send_flags::sndmore : zmq::send_flags::none));
+      ASSERT_TRUE(req.send(
+          m, f + 1 < std::size(frames) ? zmq::send_flags::sndmore : zmq::send_flags::none));
     }
     std::vector<zmq::message_t> reply;
     ASSERT_TRUE(zmq::recv_multipart(req, std::back_inserter(reply)));
@@ -479,7 +492,8 @@ TEST_F(ZapTest, RefusalFloodIsLoggedBoundedAndSummedUp) {
   while (!summed && absl::Now() < until) {
     absl::SleepFor(absl::Milliseconds(50));
     absl::MutexLock lock(&mu);
-    for (const std::string& l : lines) summed |= l.find("more connections refused") != std::string::npos;
+    for (const std::string& l : lines)
+      summed |= l.find("more connections refused") != std::string::npos;
   }
   SetLogSink(nullptr);
   absl::MutexLock lock(&mu);
@@ -497,7 +511,8 @@ TEST_F(ZapTest, StoppedHandlerReportsNotRunningAndASecondOneCannotBind) {
   zap_->StopForTesting();
   EXPECT_FALSE(zap_->running());
   // The endpoint is free again: a new handler starts (and proves it answers).
-  absl::StatusOr<std::unique_ptr<internal::ZapHandler>> again = internal::ZapHandler::Start(server_ctx_, keyring_);
+  absl::StatusOr<std::unique_ptr<internal::ZapHandler>> again =
+      internal::ZapHandler::Start(server_ctx_, keyring_);
   ZRPC_ASSERT_OK(again);
   EXPECT_TRUE((*again)->running());
 }
