@@ -12,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "flags.h"
 #include "src/base/escape.h"
+#include "zrpc/security.h"
 #include "zrpc/zrpc.h"
 
 namespace {
@@ -29,7 +30,8 @@ constexpr char kOverview[] =
     "  listen TOPIC[.PRIORITY] ...         print notifications as they arrive\n"
     "  topics                              list the registrations the matchmaker knows\n"
     "  ping TOPIC                          is an instance of TOPIC there?\n"
-    "  describe TOPIC                      an instance's topics, API versions and methods\n\n"
+    "  describe TOPIC                      an instance's topics, API versions and methods\n"
+    "  keygen NAME [--dir DIR]             write a CURVE key pair (NAME.key and NAME.pub)\n\n"
     "Exit codes: 0 success, 1 remote error, 2 bad usage, 3 timeout, 4 no consumer,\n"
     "5 lost contact with the service, 6 any other error, 7 not authorized.";
 
@@ -277,6 +279,31 @@ int Notify(int argc, char** argv) {
   return 0;
 }
 
+int Keygen(int argc, char** argv) {
+  Flags f(
+      "usage: zrpc keygen NAME [--dir DIR]\n"
+      "Writes a new CURVE key pair: DIR/NAME.key (public and secret key, mode 0600: point\n"
+      "key_file at it) and DIR/NAME.pub (the line \"NAME PUBLIC-KEY\" to add to the\n"
+      "authorized_keys file of every peer that admits or trusts NAME). Never replaces a file.",
+      {{"dir", "directory to write into (default: the current directory)"}});
+  f.Parse(argc, argv);
+  if (f.positional().size() != 1) f.Fail("expected NAME");
+  const std::string& name = f.positional()[0];
+  if (absl::Status s = zrpc::ValidateName("key name", name); !s.ok())
+    f.Fail(std::string(s.message()));
+  const std::string dir = f.Get("dir", ".");
+  absl::StatusOr<zrpc::CurveKeyPair> keys = zrpc::GenerateCurveKeyPair();
+  if (!keys.ok()) return Fail(keys.status());
+  if (absl::Status s = zrpc::WriteCurveKeyPair(dir, name, *keys); !s.ok()) return Fail(s);
+  const std::string base = Safe(dir + "/" + name);
+  std::cout << "wrote " << base << ".key  (secret key, mode 0600: keep it private; key_file)\n"
+            << "wrote " << base << ".pub  (public key, fingerprint "
+            << zrpc::KeyFingerprint(keys->public_key)
+            << ": add it to the authorized_keys of the peers that admit or trust " << Safe(name)
+            << ")" << std::endl;
+  return 0;
+}
+
 std::atomic<bool> interrupted{false};
 
 int Listen(int argc, char** argv) {
@@ -345,6 +372,7 @@ int main(int argc, char** argv) {
   if (cmd == "topics") return Topics(argc, argv);
   if (cmd == "notify") return Notify(argc, argv);
   if (cmd == "listen") return Listen(argc, argv);
+  if (cmd == "keygen") return Keygen(argc, argv);
   std::cerr << "zrpc: unknown command \"" << cmd << "\"\n" << kOverview << std::endl;
   return 2;
 }

@@ -61,7 +61,8 @@ absl::StatusOr<CurveKeyPair> ReadCurveKeyFile(const std::string& path);
 // True for 40 characters of Z85 that decode to 32 bytes.
 bool IsCurveKey(std::string_view z85);
 
-// A short fingerprint of a key for log lines ("SHA-like" hex of its first bytes).
+// A short fingerprint of a key for log lines: its first 12 Z85 characters (76 bits), so
+// `grep FINGERPRINT *.pub authorized_keys` finds it. "(not a CURVE key)" for anything else.
 std::string KeyFingerprint(std::string_view z85);
 
 // One line of an authorized_keys file.

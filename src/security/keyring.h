@@ -38,6 +38,8 @@ class Keyring {
  private:
   Keyring(CurveKeyPair own, std::string path) : own_(std::move(own)), path_(std::move(path)) {}
   void MaybeReload() ABSL_LOCKS_EXCLUDED(mu_);
+  // Replaces the keys looked up.
+  void Install(std::vector<AuthorizedKey> keys) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const CurveKeyPair own_;
   const std::string path_;
@@ -45,7 +47,8 @@ class Keyring {
   absl::flat_hash_map<std::string, AuthorizedKey> by_key_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, std::string> key_of_identity_ ABSL_GUARDED_BY(mu_);
   absl::Time checked_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
-  std::string stamp_ ABSL_GUARDED_BY(mu_);  // dev/inode/size/mtime of what was read
+  std::string stamp_ ABSL_GUARDED_BY(mu_);       // dev/inode/size/mtime/ctime of what was read
+  std::string last_error_ ABSL_GUARDED_BY(mu_);  // why the last re-read failed (logged once)
 };
 
 }  // namespace zrpc::internal

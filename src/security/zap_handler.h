@@ -15,7 +15,7 @@
 #include <zmq.hpp>
 
 #include "absl/status/statusor.h"
-#include "src/security/keyring.h"
+#include "security/keyring.h"
 
 namespace zrpc::internal {
 
@@ -38,10 +38,9 @@ class ZapHandler {
   void StopForTesting();
 
  private:
-  ZapHandler(zmq::context_t& ctx, std::shared_ptr<Keyring> keyring);
+  explicit ZapHandler(std::shared_ptr<Keyring> keyring) : keyring_(std::move(keyring)) {}
   void Run(zmq::socket_t socket);
 
-  zmq::context_t& ctx_;
   std::shared_ptr<Keyring> keyring_;
   std::atomic<bool> running_{false};
   std::atomic<bool> stop_{false};

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // The zrpc command line against a real service: output and exit codes.
+#include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <fstream>
 #include <thread>
 
 #include <zmq.hpp>
@@ -10,6 +12,7 @@
 #include "codec/wire.h"
 #include "testing/harness.h"
 #include "unit/test_util.h"
+#include "zrpc/security.h"
 
 namespace zrpc::testing {
 namespace {
@@ -226,6 +229,53 @@ TEST_F(CliTest, SidecarRefusesEveryInterfaceWithoutInsecure) {
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << ep << ": " << out;
     EXPECT_THAT(out, HasSubstr("listens on every interface: add --insecure")) << ep;
   }
+}
+
+// keygen needs no matchmaker: its own process, its own directory.
+TEST(CliKeygenTest, WritesAPrivateKeyPairAndRefusesToOverwriteIt) {
+  char tmp[] = "/tmp/zrpc-keygen-XXXXXX";
+  ASSERT_NE(mkdtemp(tmp), nullptr);
+  const std::string dir = tmp;
+  auto run = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), ZRPC_CLI_BINARY);
+    ChildProcess p;
+    EXPECT_TRUE(p.Start(args, {.capture_stderr = true}));
+    CliRun r;
+    r.output = p.ReadAll(10000);
+    const int status = p.Reap(10000);
+    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return r;
+  };
+  CliRun first = run({"keygen", "svc-1", "--dir", dir});
+  EXPECT_EQ(first.exit_code, 0) << first.output;
+  EXPECT_THAT(first.output, HasSubstr("wrote " + dir + "/svc-1.key"));
+  EXPECT_THAT(first.output, HasSubstr("wrote " + dir + "/svc-1.pub"));
+  struct stat key_st, pub_st;
+  ASSERT_EQ(stat((dir + "/svc-1.key").c_str(), &key_st), 0);
+  ASSERT_EQ(stat((dir + "/svc-1.pub").c_str(), &pub_st), 0);
+  EXPECT_EQ(key_st.st_mode & 07777, 0600u);
+  EXPECT_EQ(pub_st.st_mode & 07777, 0644u);
+  absl::StatusOr<CurveKeyPair> keys = ReadCurveKeyFile(dir + "/svc-1.key");
+  ZRPC_ASSERT_OK(keys);
+  std::ifstream pub(dir + "/svc-1.pub");
+  std::string pub_line;
+  std::getline(pub, pub_line);
+  EXPECT_EQ(pub_line, "svc-1 " + keys->public_key);
+  EXPECT_THAT(first.output, HasSubstr(KeyFingerprint(keys->public_key)));
+
+  CliRun second = run({"keygen", "svc-1", "--dir", dir});
+  EXPECT_EQ(second.exit_code, 6) << second.output;
+  EXPECT_THAT(second.output, HasSubstr("svc-1.key already exists"));
+  absl::StatusOr<CurveKeyPair> still = ReadCurveKeyFile(dir + "/svc-1.key");
+  ZRPC_ASSERT_OK(still);
+  EXPECT_EQ(still->secret_key, keys->secret_key);
+
+  EXPECT_EQ(run({"keygen", "bad/name", "--dir", dir}).exit_code, 2);
+  EXPECT_EQ(run({"keygen"}).exit_code, 2);
+  CliRun overview = run({"--help"});
+  EXPECT_THAT(overview.output, HasSubstr("keygen NAME"));
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
 }
 
 }  // namespace

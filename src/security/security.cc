@@ -1,0 +1,314 @@
+// SPDX-License-Identifier: Apache-2.0
+// CURVE key pairs, key files and authorized_keys parsing (include/zrpc/security.h).
+#include "zrpc/security.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "base/escape.h"
+#include "base/secure_fs.h"
+#include "security/limits.h"
+#include "zrpc/matchmaker.h"
+
+namespace zrpc {
+namespace {
+
+using internal::EscapeForTerminal;
+
+constexpr size_t kZ85KeyLength = 40;
+constexpr size_t kBinaryKeyLength = 32;
+
+// Decodes a Z85 key into 32 bytes; false when it is not one.
+bool DecodeKey(std::string_view z85, uint8_t out[kBinaryKeyLength]) {
+  if (z85.size() != kZ85KeyLength) return false;
+  const std::string terminated(z85);  // zmq_z85_decode reads a C string
+  return zmq_z85_decode(out, terminated.c_str()) != nullptr;
+}
+
+// A value from a file, quoted and made printable for an error message.
+std::string Shown(std::string_view value) {
+  constexpr size_t kMaxShown = 60;
+  std::string_view cut = value.substr(0, kMaxShown);
+  return absl::StrCat("\"", EscapeForTerminal(cut), value.size() > kMaxShown ? "...\"" : "\"");
+}
+
+// absl::StrCat takes absl::string_view, which is not std::string_view in this Abseil.
+absl::string_view A(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+
+std::string ErrnoText() { return strerror(errno); }
+
+// Splits at runs of spaces and tabs.
+std::vector<std::string_view> Fields(std::string_view line) {
+  std::vector<std::string_view> out;
+  size_t i = 0;
+  while (i < line.size()) {
+    while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
+    const size_t start = i;
+    while (i < line.size() && line[i] != ' ' && line[i] != '\t') ++i;
+    if (i > start) out.push_back(line.substr(start, i - start));
+  }
+  return out;
+}
+
+// The lines of `text` without their '\n' (and a trailing '\r').
+std::vector<std::string_view> Lines(std::string_view text) {
+  std::vector<std::string_view> lines;
+  while (!text.empty()) {
+    const size_t end = std::min(text.find('\n'), text.size());
+    std::string_view line = text.substr(0, end);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    lines.push_back(line);
+    text.remove_prefix(std::min(end + 1, text.size()));
+  }
+  return lines;
+}
+
+// Refuses a name that would not make a file name of its own.
+absl::Status ValidateKeyName(std::string_view name) {
+  if (absl::Status s = ValidateName("key name", name); !s.ok()) return s;
+  if (name == "." || name == "..") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "key name ", Shown(name), " is not a file name; choose a name such as the service's"));
+  }
+  return absl::OkStatus();
+}
+
+// Writes `dir`/`name` with `bytes` and `mode`, never replacing an existing file: written to a
+// private temporary name first, then hard-linked to `name` (link() fails with EEXIST instead of
+// replacing, which a rename would do), then the temporary name is removed.
+absl::StatusOr<internal::FileId> WriteNewFile(const std::string& dir, const std::string& name,
+                                              std::string_view bytes, mode_t mode) {
+  const std::string tmp_name = absl::StrCat(".", name, ".", getpid(), ".new");
+  absl::StatusOr<internal::FileId> id =
+      internal::WriteFileAtomically(dir, tmp_name, bytes, {.mode = mode, .fsync = true});
+  if (!id.ok()) return id.status();
+  const std::string tmp_path = absl::StrCat(dir, "/", tmp_name);
+  const std::string path = absl::StrCat(dir, "/", name);
+  const int rc = link(tmp_path.c_str(), path.c_str());
+  const int link_errno = errno;
+  unlink(tmp_path.c_str());
+  if (rc != 0) {
+    if (link_errno == EEXIST) {
+      return absl::AlreadyExistsError(absl::StrCat(
+          path,
+          " already exists; zrpc does not replace keys: remove it first or choose another name"));
+    }
+    errno = link_errno;
+    return absl::UnavailableError(absl::StrCat("cannot create ", path, ": ", ErrnoText()));
+  }
+  return id;
+}
+
+}  // namespace
+
+absl::StatusOr<CurveKeyPair> GenerateCurveKeyPair() {
+  if (!zmq_has("curve")) {
+    return absl::UnimplementedError(
+        "this libzmq was built without CURVE; install a libzmq with libsodium (Debian's libzmq5 "
+        "has it)");
+  }
+  char public_key[kZ85KeyLength + 1];
+  char secret_key[kZ85KeyLength + 1];
+  if (zmq_curve_keypair(public_key, secret_key) != 0) {
+    return absl::InternalError(
+        absl::StrCat("zmq_curve_keypair failed: ", zmq_strerror(zmq_errno())));
+  }
+  CurveKeyPair keys{public_key, secret_key};
+  memset(secret_key, 0, sizeof(secret_key));
+  return keys;
+}
+
+bool IsCurveKey(std::string_view z85) {
+  uint8_t bytes[kBinaryKeyLength];
+  return DecodeKey(z85, bytes);
+}
+
+std::string KeyFingerprint(std::string_view z85) {
+  // The key's first characters: short enough for a log line, unique enough in practice (12 Z85
+  // characters are 76 bits, and a grinder needs a key pair per try), and found with grep in
+  // NAME.pub and authorized_keys files.
+  constexpr size_t kFingerprintLength = 12;
+  if (!IsCurveKey(z85)) return "(not a CURVE key)";
+  return std::string(z85.substr(0, kFingerprintLength));
+}
+
+absl::Status WriteCurveKeyPair(const std::string& dir, std::string_view name,
+                               const CurveKeyPair& keys) {
+  if (absl::Status s = ValidateKeyName(name); !s.ok()) return s;
+  if (!IsCurveKey(keys.public_key) || !IsCurveKey(keys.secret_key)) {
+    return absl::InvalidArgumentError("the key pair is not two 40-character Z85 CURVE keys");
+  }
+  const std::string d = dir.empty() ? "." : dir;
+  struct stat st;
+  if (stat(d.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(d, " is not a directory; create it first (mkdir -m 700 ", d, ")"));
+  }
+  const std::string key_name = absl::StrCat(A(name), ".key");
+  const std::string pub_name = absl::StrCat(A(name), ".pub");
+  for (const std::string& n : {key_name, pub_name}) {
+    const std::string path = absl::StrCat(d, "/", n);
+    if (lstat(path.c_str(), &st) == 0 || errno != ENOENT) {
+      return absl::AlreadyExistsError(absl::StrCat(
+          path,
+          " already exists; zrpc does not replace keys: remove it first or choose another name"));
+    }
+  }
+  absl::StatusOr<internal::FileId> key_id = WriteNewFile(
+      d, key_name,
+      absl::StrCat("public-key ", keys.public_key, "\nsecret-key ", keys.secret_key, "\n"), 0600);
+  if (!key_id.ok()) return key_id.status();
+  absl::StatusOr<internal::FileId> pub_id =
+      WriteNewFile(d, pub_name, absl::StrCat(A(name), " ", keys.public_key, "\n"), 0644);
+  if (!pub_id.ok()) {
+    // Leave no half pair behind (but only remove the file this call wrote).
+    const std::string key_path = absl::StrCat(d, "/", key_name);
+    if (internal::SameFile(key_path, *key_id)) unlink(key_path.c_str());
+    return pub_id.status();
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<CurveKeyPair> ReadCurveKeyFile(const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) {
+      return absl::NotFoundError(absl::StrCat(
+          "key file ", path,
+          " does not exist; make one with `zrpc keygen NAME` and point key_file at NAME.key"));
+    }
+    return absl::UnavailableError(absl::StrCat("cannot check key file ", path, ": ", ErrnoText()));
+  }
+  if (S_ISREG(st.st_mode) && (st.st_mode & 077) != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("key file ", path, " may be read by others (mode ",
+                     absl::StrFormat("%04o", st.st_mode & 07777),
+                     "); it holds a secret key: run chmod 600 ", path));
+  }
+  absl::StatusOr<std::string> text = internal::ReadUntrustedFile(
+      path, internal::kMaxKeyFileBytes, {.uids = {geteuid()}}, internal::FinalLink::kFollow);
+  if (!text.ok()) {
+    return absl::Status(text.status().code(), absl::StrCat("key file: ", text.status().message()));
+  }
+  CurveKeyPair keys;
+  int line_number = 0;
+  for (std::string_view line : Lines(*text)) {
+    ++line_number;
+    std::vector<std::string_view> f = Fields(line);
+    if (f.empty() || f[0][0] == '#') continue;
+    std::string* slot = f[0] == "public-key"   ? &keys.public_key
+                        : f[0] == "secret-key" ? &keys.secret_key
+                                               : nullptr;
+    const std::string where = absl::StrCat(path, ":", line_number, ": ");
+    if (slot == nullptr || f.size() != 2) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where,
+                       "expected \"public-key KEY\" or \"secret-key KEY\"; a key file is written "
+                       "by `zrpc keygen NAME`"));
+    }
+    if (!slot->empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(where, A(f[0]), " is given twice; keep one"));
+    }
+    if (!IsCurveKey(f[1])) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          where, "the ", A(f[0]),
+          " is not 40 characters of Z85 (a CURVE key); make a new pair with `zrpc keygen NAME`"));
+    }
+    *slot = std::string(f[1]);
+  }
+  if (keys.public_key.empty() || keys.secret_key.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "key file ", path, " lacks its ", keys.public_key.empty() ? "public-key" : "secret-key",
+        " line; a key file is written by `zrpc keygen NAME`"));
+  }
+  char derived[kZ85KeyLength + 1];
+  if (zmq_curve_public(derived, keys.secret_key.c_str()) != 0 || keys.public_key != derived) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("key file ", path,
+                     ": its public-key is not the one of its secret-key; make a new pair with "
+                     "`zrpc keygen NAME`"));
+  }
+  return keys;
+}
+
+absl::StatusOr<std::vector<AuthorizedKey>> ParseAuthorizedKeys(std::string_view text,
+                                                               std::string_view source) {
+  if (text.size() > internal::kMaxAuthorizedKeysBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        A(source), " is ", text.size(), " bytes long; at most ", internal::kMaxAuthorizedKeysBytes,
+        " are accepted: split the fleet's keys by group or service"));
+  }
+  const std::vector<std::string_view> lines = Lines(text);
+  if (lines.size() > internal::kMaxAuthorizedKeysLines) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        A(source), " has ", lines.size(), " lines; at most ", internal::kMaxAuthorizedKeysLines,
+        " are accepted: split the fleet's keys by group or service"));
+  }
+  std::vector<AuthorizedKey> out;
+  absl::flat_hash_map<std::string, int> line_of_key;
+  absl::flat_hash_map<std::string, int> line_of_identity;
+  int line_number = 0;
+  for (std::string_view line : lines) {
+    ++line_number;
+    const std::string where = absl::StrCat(A(source), ":", line_number, ": ");
+    std::vector<std::string_view> f = Fields(line);
+    if (f.empty() || f[0][0] == '#') continue;
+    // After the key, a field starting with '#' starts a comment (a key itself may hold '#').
+    for (size_t i = 2; i < f.size(); ++i) {
+      if (f[i][0] == '#') {
+        f.resize(i);
+        break;
+      }
+    }
+    if (f.size() < 2 || f.size() > 3) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, "expected \"IDENTITY PUBLIC-KEY [GROUP,...]\" (", f.size(),
+                       " fields found); a NAME.pub file made by `zrpc keygen` has such a line"));
+    }
+    AuthorizedKey entry;
+    if (absl::Status s = ValidateName("identity", f[0]); !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(where, s.message()));
+    }
+    entry.identity = std::string(f[0]);
+    if (!IsCurveKey(f[1])) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          where, "the public key ", Shown(f[1]),
+          " is not 40 characters of Z85 (a CURVE key); copy the line from the peer's NAME.pub"));
+    }
+    entry.public_key = std::string(f[1]);
+    if (f.size() == 3) {
+      for (absl::string_view group : absl::StrSplit(A(f[2]), ',')) {
+        if (absl::Status s = ValidateName("group", std::string_view(group.data(), group.size()));
+            !s.ok()) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              where, s.message(), " (groups are names separated by commas, without spaces)"));
+        }
+        entry.groups.emplace_back(group.data(), group.size());
+      }
+    }
+    if (auto [it, inserted] = line_of_identity.emplace(entry.identity, line_number); !inserted) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, "identity ", Shown(entry.identity), " is already listed on line ",
+                       it->second, "; each identity has one key: remove one of the lines"));
+    }
+    if (auto [it, inserted] = line_of_key.emplace(entry.public_key, line_number); !inserted) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, "this public key is already listed on line ", it->second,
+                       "; a key names one identity: remove one of the lines"));
+    }
+    out.push_back(std::move(entry));
+  }
+  return out;
+}
+
+}  // namespace zrpc
