@@ -114,8 +114,8 @@ class RouteTable {
                                           const std::vector<Registration>& regs);
 
   Matchmaker& matchmaker_;
-  const std::shared_ptr<Keyring> keyring_;
   const absl::Duration default_beat_;
+  const std::shared_ptr<Keyring> keyring_;
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, Cached> cache_ ABSL_GUARDED_BY(mu_);
   // Bumped by MarkAllStale: an answer fetched across a change notice is stored as stale.

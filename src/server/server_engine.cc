@@ -827,6 +827,11 @@ void ServerEngine::SendFinalReply(const std::string& rid, std::string_view msg_i
 
 void ServerEngine::Publish(const std::string& subscription, const std::string& body) {
   if (!pub_) return;
+  if (keyring_ && (zap_ == nullptr || !zap_->running())) {
+    // Fail closed: a subscriber that connected after the handler stopped was not authenticated.
+    published_drops_.fetch_add(1);
+    return;
+  }
   try {
     if (!pub_->send(zmq::buffer(subscription), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
       published_drops_.fetch_add(1);
