@@ -504,17 +504,41 @@ TEST_F(ZapTest, RefusalFloodIsLoggedBoundedAndSummedUp) {
   EXPECT_LT(refused, 50);  // 50 refusals in well under a second: not all logged one by one
 }
 
-TEST_F(ZapTest, StoppedHandlerReportsNotRunningAndASecondOneCannotBind) {
+// Failing closed. A stopped handler keeps the endpoint: handshakes wait, nobody is admitted. Once
+// it is destroyed, stable libzmq (4.3.4) admits every key: that is why running() turning false
+// must make the owner stop serving (and close its CURVE sockets) before destroying the handler.
+TEST_F(ZapTest, StoppedHandlerAdmitsNobodyAndWithoutOneLibzmqWouldAdmitAnyKey) {
+  zap_->StopForTesting();
+  ASSERT_FALSE(zap_->running());
+  zmq::socket_t alice = Client(alice_, "inproc://mon-stalled");
+  uint32_t value = 0;
+  EXPECT_EQ(FirstHandshakeEvent("inproc://mon-stalled", &value), 0);  // none within 2 s
+  ASSERT_TRUE(alice.send(zmq::str_buffer("hi"), zmq::send_flags::dontwait));
+  EXPECT_FALSE(ServerReceive(200).has_value());
+  alice.close();
+
+  zap_.reset();
+  zmq::socket_t bob = Client(bob_, "inproc://mon-bob3");
+  EXPECT_EQ(FirstHandshakeEvent("inproc://mon-bob3", &value), ZMQ_EVENT_HANDSHAKE_SUCCEEDED);
+}
+
+TEST_F(ZapTest, OneHandlerPerContextAndTheEndpointIsFreedOnDestruction) {
   ZRPC_EXPECT_ERROR(internal::ZapHandler::Start(server_ctx_, keyring_),
                     absl::StatusCode::kFailedPrecondition, "another ZAP handler");
   EXPECT_TRUE(zap_->running());
   zap_->StopForTesting();
   EXPECT_FALSE(zap_->running());
-  // The endpoint is free again: a new handler starts (and proves it answers).
+  ZRPC_EXPECT_ERROR(internal::ZapHandler::Start(server_ctx_, keyring_),
+                    absl::StatusCode::kFailedPrecondition, "another ZAP handler");
+  zap_.reset();
   absl::StatusOr<std::unique_ptr<internal::ZapHandler>> again =
       internal::ZapHandler::Start(server_ctx_, keyring_);
   ZRPC_ASSERT_OK(again);
   EXPECT_TRUE((*again)->running());
+  // And it serves: an authorized client connects through the new handler.
+  zmq::socket_t alice = Client(alice_, "inproc://mon-again");
+  uint32_t value = 0;
+  EXPECT_EQ(FirstHandshakeEvent("inproc://mon-again", &value), ZMQ_EVENT_HANDSHAKE_SUCCEEDED);
 }
 
 }  // namespace
