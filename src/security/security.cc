@@ -83,6 +83,11 @@ absl::Status ValidateKeyName(std::string_view name) {
   return absl::OkStatus();
 }
 
+absl::Status KeyExists(const std::string& path) {
+  return absl::AlreadyExistsError(absl::StrCat(
+      path, " already exists; zrpc does not replace keys: remove it first or choose another name"));
+}
+
 // Writes `dir`/`name` with `bytes` and `mode`, never replacing an existing file: written to a
 // private temporary name first, then hard-linked to `name` (link() fails with EEXIST instead of
 // replacing, which a rename would do), then the temporary name is removed.
@@ -99,9 +104,7 @@ absl::StatusOr<internal::FileId> WriteNewFile(const std::string& dir, const std:
   unlink(tmp_path.c_str());
   if (rc != 0) {
     if (link_errno == EEXIST) {
-      return absl::AlreadyExistsError(absl::StrCat(
-          path,
-          " already exists; zrpc does not replace keys: remove it first or choose another name"));
+      return KeyExists(path);
     }
     errno = link_errno;
     return absl::UnavailableError(absl::StrCat("cannot create ", path, ": ", ErrnoText()));
@@ -158,10 +161,9 @@ absl::Status WriteCurveKeyPair(const std::string& dir, std::string_view name,
   const std::string pub_name = absl::StrCat(A(name), ".pub");
   for (const std::string& n : {key_name, pub_name}) {
     const std::string path = absl::StrCat(d, "/", n);
-    if (lstat(path.c_str(), &st) == 0 || errno != ENOENT) {
-      return absl::AlreadyExistsError(absl::StrCat(
-          path,
-          " already exists; zrpc does not replace keys: remove it first or choose another name"));
+    if (lstat(path.c_str(), &st) == 0) return KeyExists(path);
+    if (errno != ENOENT) {
+      return absl::UnavailableError(absl::StrCat("cannot check ", path, ": ", ErrnoText()));
     }
   }
   absl::StatusOr<internal::FileId> key_id = WriteNewFile(

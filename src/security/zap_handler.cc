@@ -105,7 +105,15 @@ absl::StatusOr<std::unique_ptr<ZapHandler>> ZapHandler::Start(zmq::context_t& ct
   return handler;
 }
 
-ZapHandler::~ZapHandler() { StopForTesting(); }
+ZapHandler::~ZapHandler() {
+  StopForTesting();
+  if (stopped_socket_.handle() != nullptr) {
+    // Unbinding an inproc endpoint is immediate; closing alone frees it only later (libzmq's
+    // reaper), and a new handler could not bind meanwhile.
+    zmq_unbind(stopped_socket_.handle(), kZapEndpoint);
+    stopped_socket_.close();
+  }
+}
 
 void ZapHandler::StopForTesting() {
   stop_ = true;
@@ -209,13 +217,20 @@ void ZapHandler::Run(zmq::socket_t socket) {
       }
     }
   } catch (const zmq::error_t& e) {
-    if (e.num() != ETERM) ZRPC_LOG(kError, "ZAP handler stopped: %s", e.what());
+    if (e.num() == ETERM) {
+      // The context is ending: nothing more will connect, and it waits for this socket.
+      socket.close();
+      running_ = false;
+      return;
+    }
+    ZRPC_LOG(kError, "ZAP handler stopped: %s; its sockets are no longer served", e.what());
   } catch (const std::exception& e) {
-    ZRPC_LOG(kError, "ZAP handler stopped: %s", e.what());
+    ZRPC_LOG(kError, "ZAP handler stopped: %s; its sockets are no longer served", e.what());
   }
-  // Close (and so unbind) before reporting: from now on libzmq finds no handler, and the owner
-  // must stop serving its CURVE sockets.
-  socket.close();
+  // The socket stays bound (closed by the destructor): until then libzmq's requests wait
+  // unanswered, so new handshakes stall and time out instead of being admitted, as they would be
+  // with no handler bound at all. The owner sees running() false and stops serving.
+  stopped_socket_ = std::move(socket);
   running_ = false;
 }
 

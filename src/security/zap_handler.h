@@ -5,7 +5,9 @@
 //
 // Stable libzmq admits every key when no handler answers, so zrpc fails closed: the handler is
 // started, and proven to answer, before any CURVE server socket binds; when its thread stops, the
-// sockets are not served (ZapHandler::running() turns false and the owner closes them).
+// sockets are not served (ZapHandler::running() turns false and the owner closes them). A
+// stopped handler keeps the endpoint bound until it is destroyed, so meanwhile new handshakes
+// wait unanswered (and time out) rather than being admitted.
 #ifndef ZRPC_SRC_SECURITY_ZAP_HANDLER_H_
 #define ZRPC_SRC_SECURITY_ZAP_HANDLER_H_
 
@@ -28,13 +30,14 @@ class ZapHandler {
   // starts the thread and checks that it answers a request. `ctx` and `keyring` outlive it.
   static absl::StatusOr<std::unique_ptr<ZapHandler>> Start(zmq::context_t& ctx,
                                                            std::shared_ptr<Keyring> keyring);
-  ~ZapHandler();  // stops the thread
+  ~ZapHandler();  // stops the thread and unbinds
   ZapHandler(const ZapHandler&) = delete;
   ZapHandler& operator=(const ZapHandler&) = delete;
 
   // False once the thread has stopped (after an error it could not survive, or for tests).
   bool running() const { return running_.load(); }
-  // Stops the thread now, as a crash of it would (tests of failing closed).
+  // Stops the thread now, as a crash of it would (tests of failing closed): running() is false on
+  // return; the endpoint stays bound, unanswered, until destruction.
   void StopForTesting();
 
  private:
@@ -45,6 +48,8 @@ class ZapHandler {
   std::atomic<bool> running_{false};
   std::atomic<bool> stop_{false};
   std::thread thread_;
+  // The thread's socket once it stopped (written by the thread before it ends, read after join).
+  zmq::socket_t stopped_socket_;
 };
 
 }  // namespace zrpc::internal

@@ -274,6 +274,9 @@ TEST(CliKeygenTest, WritesAPrivateKeyPairAndRefusesToOverwriteIt) {
   EXPECT_EQ(run({"keygen"}).exit_code, 2);
   CliRun overview = run({"--help"});
   EXPECT_THAT(overview.output, HasSubstr("keygen NAME"));
+  CliRun help = run({"keygen", "--help"});
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_THAT(help.output, HasSubstr("usage: zrpc keygen NAME [--dir DIR]"));
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
 }

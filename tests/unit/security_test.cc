@@ -291,6 +291,30 @@ TEST_F(KeyringTest, ReloadsWhenTheFileChangesAndKeepsTheLastGoodSet) {
   EXPECT_TRUE(ring.FindKey(bob_.public_key).has_value());
 }
 
+// Collects log lines while it lives. The lines are owned by the sink itself, so a ZAP thread
+// still inside the sink when the capture ends writes to live memory.
+class LogCapture {
+ public:
+  LogCapture() : state_(std::make_shared<State>()) {
+    SetLogSink([state = state_](LogLevel, std::string_view line) {
+      absl::MutexLock lock(&state->mu);
+      state->lines.emplace_back(line);
+    });
+  }
+  ~LogCapture() { SetLogSink(nullptr); }
+  std::vector<std::string> Lines() const {
+    absl::MutexLock lock(&state_->mu);
+    return state_->lines;
+  }
+
+ private:
+  struct State {
+    absl::Mutex mu;
+    std::vector<std::string> lines ABSL_GUARDED_BY(mu);
+  };
+  std::shared_ptr<State> state_;
+};
+
 // A CURVE ROUTER served through a ZapHandler, as zrpc's server sockets will be.
 class ZapTest : public KeyringTest {
  protected:
@@ -381,12 +405,7 @@ TEST_F(ZapTest, AuthorizedKeyConnectsAndItsMessagesCarryTheIdentity) {
 }
 
 TEST_F(ZapTest, UnknownKeyFailsAuthenticationAndIsNeverDelivered) {
-  std::vector<std::string> lines;
-  absl::Mutex mu;
-  SetLogSink([&](LogLevel, std::string_view line) {
-    absl::MutexLock lock(&mu);
-    lines.emplace_back(line);
-  });
+  LogCapture log;
   zmq::socket_t bob = Client(bob_, "inproc://mon-bob");
   // Queued on the connecting pipe; it must never reach the server.
   ASSERT_TRUE(bob.send(zmq::str_buffer("let me in"), zmq::send_flags::dontwait));
@@ -394,9 +413,7 @@ TEST_F(ZapTest, UnknownKeyFailsAuthenticationAndIsNeverDelivered) {
   EXPECT_EQ(FirstHandshakeEvent("inproc://mon-bob", &code), ZMQ_EVENT_HANDSHAKE_FAILED_AUTH);
   EXPECT_EQ(code, 400u);
   EXPECT_FALSE(ServerReceive(300).has_value());
-  SetLogSink(nullptr);
-  absl::MutexLock lock(&mu);
-  const std::string all = absl::StrJoin(lines, "\n");
+  const std::string all = absl::StrJoin(log.Lines(), "\n");
   EXPECT_THAT(all, HasSubstr(absl::StrCat("refused CURVE key ", KeyFingerprint(bob_.public_key),
                                           " from 127.0.0.1")));
   EXPECT_TRUE(zap_->running());
@@ -463,12 +480,7 @@ TEST_F(ZapTest, MalformedRequestsAreAnsweredAndTheHandlerSurvives) {
 }
 
 TEST_F(ZapTest, RefusalFloodIsLoggedBoundedAndSummedUp) {
-  std::vector<std::string> lines;
-  absl::Mutex mu;
-  SetLogSink([&](LogLevel, std::string_view line) {
-    absl::MutexLock lock(&mu);
-    lines.emplace_back(line);
-  });
+  LogCapture log;
   zmq::socket_t req(server_ctx_, zmq::socket_type::req);
   req.set(zmq::sockopt::linger, 0);
   req.set(zmq::sockopt::rcvtimeo, 2000);
@@ -491,12 +503,10 @@ TEST_F(ZapTest, RefusalFloodIsLoggedBoundedAndSummedUp) {
   bool summed = false;
   while (!summed && absl::Now() < until) {
     absl::SleepFor(absl::Milliseconds(50));
-    absl::MutexLock lock(&mu);
-    for (const std::string& l : lines)
+    for (const std::string& l : log.Lines())
       summed |= l.find("more connections refused") != std::string::npos;
   }
-  SetLogSink(nullptr);
-  absl::MutexLock lock(&mu);
+  const std::vector<std::string> lines = log.Lines();
   EXPECT_TRUE(summed) << absl::StrJoin(lines, "\n");
   int refused = 0;
   for (const std::string& l : lines) refused += l.find("refused CURVE key") != std::string::npos;
@@ -504,17 +514,41 @@ TEST_F(ZapTest, RefusalFloodIsLoggedBoundedAndSummedUp) {
   EXPECT_LT(refused, 50);  // 50 refusals in well under a second: not all logged one by one
 }
 
-TEST_F(ZapTest, StoppedHandlerReportsNotRunningAndASecondOneCannotBind) {
+// Failing closed. A stopped handler keeps the endpoint: handshakes wait, nobody is admitted. Once
+// it is destroyed, stable libzmq (4.3.4) admits every key: that is why running() turning false
+// must make the owner stop serving (and close its CURVE sockets) before destroying the handler.
+TEST_F(ZapTest, StoppedHandlerAdmitsNobodyAndWithoutOneLibzmqWouldAdmitAnyKey) {
+  zap_->StopForTesting();
+  ASSERT_FALSE(zap_->running());
+  zmq::socket_t alice = Client(alice_, "inproc://mon-stalled");
+  uint32_t value = 0;
+  EXPECT_EQ(FirstHandshakeEvent("inproc://mon-stalled", &value), 0);  // none within 2 s
+  ASSERT_TRUE(alice.send(zmq::str_buffer("hi"), zmq::send_flags::dontwait));
+  EXPECT_FALSE(ServerReceive(200).has_value());
+  alice.close();
+
+  zap_.reset();
+  zmq::socket_t bob = Client(bob_, "inproc://mon-bob3");
+  EXPECT_EQ(FirstHandshakeEvent("inproc://mon-bob3", &value), ZMQ_EVENT_HANDSHAKE_SUCCEEDED);
+}
+
+TEST_F(ZapTest, OneHandlerPerContextAndTheEndpointIsFreedOnDestruction) {
   ZRPC_EXPECT_ERROR(internal::ZapHandler::Start(server_ctx_, keyring_),
                     absl::StatusCode::kFailedPrecondition, "another ZAP handler");
   EXPECT_TRUE(zap_->running());
   zap_->StopForTesting();
   EXPECT_FALSE(zap_->running());
-  // The endpoint is free again: a new handler starts (and proves it answers).
+  ZRPC_EXPECT_ERROR(internal::ZapHandler::Start(server_ctx_, keyring_),
+                    absl::StatusCode::kFailedPrecondition, "another ZAP handler");
+  zap_.reset();
   absl::StatusOr<std::unique_ptr<internal::ZapHandler>> again =
       internal::ZapHandler::Start(server_ctx_, keyring_);
   ZRPC_ASSERT_OK(again);
   EXPECT_TRUE((*again)->running());
+  // And it serves: an authorized client connects through the new handler.
+  zmq::socket_t alice = Client(alice_, "inproc://mon-again");
+  uint32_t value = 0;
+  EXPECT_EQ(FirstHandshakeEvent("inproc://mon-again", &value), ZMQ_EVENT_HANDSHAKE_SUCCEEDED);
 }
 
 }  // namespace
