@@ -35,8 +35,12 @@ void PeerSocket::PollEvents() {
         if (!server_key.empty()) auth_failed = true;
         if (!up) refused = true;
         break;
-      case ZMQ_EVENT_CONNECT_RETRIED:
       case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+        // With CURVE, what a wrong server key looks like from the client (libzmq 4.3.4: EPIPE).
+        if (!server_key.empty()) auth_failed = true;
+        if (!up) refused = true;
+        break;
+      case ZMQ_EVENT_CONNECT_RETRIED:
         if (!up) refused = true;
         break;
       default:

@@ -152,9 +152,10 @@ TEST_F(SecurityTest, AServiceWhoseAuthenticationStoppedRefusesToServe) {
   auto server = Client(o);
   Dispatcher d;
   ZRPC_ASSERT_OK(d.Add(Endpoint{.version = "1.0"}.Method("hi", {}, [] { return std::string("hi"); })));
-  std::unique_ptr<Connection> conn = server->CreateConnection();
-  ZRPC_ASSERT_OK(conn->CreateConsumer("greeter", d));
-  ZRPC_ASSERT_OK(conn->ConsumeInThread());
+  absl::StatusOr<std::unique_ptr<Connection>> conn = server->CreateConnection();
+  ZRPC_ASSERT_OK(conn);
+  ZRPC_ASSERT_OK((*conn)->CreateConsumer("greeter", d));
+  ZRPC_ASSERT_OK((*conn)->ConsumeInThread());
   auto alice = Client(As("alice"));
   absl::StatusOr<Value> hi = alice->Call(Context(), "greeter", Msg("hi"));
   ZRPC_ASSERT_OK(hi);
