@@ -74,7 +74,10 @@ absl::StatusOr<std::unique_ptr<zmq::socket_t>> MakeSocket(zmq::context_t& ctx, S
       s->set(zmq::sockopt::sndhwm, 10000);
       // What arrives on an XPUB is subscriptions ("TOPIC.PRIORITY" prefixes): a peer sending a
       // larger frame is cut off instead of growing the subscription trie without bound.
-      s->set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(kMaxSubscriptionBytes));
+      // With CURVE the limit also applies to the handshake, whose INITIATE command is at least
+      // 276 bytes: allow 1 KiB there; DrainSubscriptions still refuses a longer subscription.
+      s->set(zmq::sockopt::maxmsgsize,
+             static_cast<int64_t>(curve.own != nullptr ? 1024 : kMaxSubscriptionBytes));
       return s;
     }
     // ZMTP heartbeats keep connections honest; the call monitor (per-call beats) is what tells

@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // CurveZMQ across processes (issue 10): services in child processes with keys, clients in the
 // test process, real sockets.
+#include <stdlib.h>
+
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 
@@ -177,6 +180,55 @@ TEST_F(SecurityTest, KeysLetAServiceBindEveryInterfaceWithoutInsecure) {
   TransportOptions plain = ClientOptions("wide-plain");
   plain.bind_address = "0.0.0.0";
   EXPECT_FALSE(Transport::Create(plain).ok());
+}
+
+
+TEST_F(SecurityTest, NotificationsReachOnlyAuthorizedListeners) {
+  StartService("node1", ServiceKeys());
+  // Both listeners trust the service; the service admits alice, not mallory.
+  WriteAuthorized("mallory-trusts", {{"svc", ""}});
+  auto alice = Client(As("alice"));
+  auto mallory = Client(As("mallory", "mallory-trusts"));
+  std::atomic<int> alice_got{0}, mallory_got{0};
+  auto alice_listens = NotificationListener::Create(*alice, {"notifications.info"},
+                                                    [&](const Notification&) { ++alice_got; });
+  ZRPC_ASSERT_OK(alice_listens);
+  auto mallory_listens = NotificationListener::Create(*mallory, {"notifications.info"},
+                                                      [&](const Notification&) { ++mallory_got; });
+  ZRPC_ASSERT_OK(mallory_listens);
+  // Publish until alice hears one (a subscription takes a moment to reach the publisher).
+  ASSERT_TRUE(Eventually([&] {
+    (void)alice->Call(Context(), "compute",
+                      Msg("emit", {{"event_type", "x.created"}, {"priority", "info"}, {"payload", 1}}));
+    return alice_got.load() > 0;
+  }));
+  for (int i = 0; i < 5; ++i) {
+    ZRPC_EXPECT_OK(alice->Call(Context(), "compute",
+                               Msg("emit", {{"event_type", "x.created"}, {"priority", "info"}, {"payload", i}})));
+  }
+  ASSERT_TRUE(Eventually([&] { return alice_got.load() >= 6; }));
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_EQ(mallory_got.load(), 0);
+}
+
+TEST_F(SecurityTest, TheCommandLineTakesKeysFromFlagsAndTheEnvironment) {
+  StartService("node1", ServiceKeys());
+  ChildProcess flags;
+  ASSERT_TRUE(flags.Start({ZRPC_CLI_BINARY, "call", "compute", "caller", "--matchmaker", matchmaker_,
+                           "--key-file", keys_ + "/alice.key", "--authorized-keys", keys_ + "/authorized"},
+                          {.capture_stderr = true}));
+  EXPECT_EQ(flags.ReadAll(20000), "\"alice\"\n");
+  flags.Reap(20000);
+  setenv("ZRPC_KEY_FILE", (keys_ + "/bob.key").c_str(), 1);
+  setenv("ZRPC_AUTHORIZED_KEYS", (keys_ + "/authorized").c_str(), 1);
+  ChildProcess env;
+  ASSERT_TRUE(env.Start({ZRPC_CLI_BINARY, "call", "compute", "caller", "--matchmaker", matchmaker_},
+                        {.capture_stderr = true}));
+  const std::string out = env.ReadAll(20000);
+  env.Reap(20000);
+  unsetenv("ZRPC_KEY_FILE");
+  unsetenv("ZRPC_AUTHORIZED_KEYS");
+  EXPECT_EQ(out, "\"bob\"\n");
 }
 
 }  // namespace
