@@ -67,12 +67,15 @@ class SidecarServer {
   // Makes Run return within its next poll. Thread-safe and idempotent.
   void Stop();
 
+  // Answers one request: `op` from its header, `body` its JSON text (what Run does for each
+  // request, without sockets: the sidecar fuzz target drives it). Not while Run is running.
+  absl::StatusOr<Value> Handle(std::string_view op, std::string_view body);
+
  private:
   SidecarServer(Options options, Backend backend);
   absl::Status Bind();
   // Answers every waiting request on `router`.
   void Serve(zmq::socket_t& router);
-  absl::StatusOr<Value> Handle(std::string_view op, std::string_view body);
   absl::StatusOr<Value> HandleRegister(std::string_view op, const Value& request);
   absl::StatusOr<Value> HandleHeartbeat(const Value& request);
   absl::StatusOr<Value> HandleLookup(std::string_view op, const Value& request);

@@ -3,12 +3,15 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <span>
 
 #include "absl/strings/str_cat.h"
 #include "codec/json_internal.h"
 #include "base/log_internal.h"
+#include "server/inbound.h"
 #include "server/introspection.h"
 #include "zmq/socket_factory.h"
 #include "zrpc/errors.h"
@@ -173,42 +176,31 @@ bool ServerEngine::HandleRouter() {
       if (e.num() != EAGAIN) ZRPC_LOG(kError, "receive failed: %s", e.what());
       return i > 0;
     }
-    if (frames.size() < 2 || frames.size() > 3) {
-      ZRPC_LOG(kWarning, "dropping a message of %d frames (zrpc messages have 2: header, body)",
-               static_cast<int>(frames.size()) - 1);
-      continue;
-    }
-    std::string rid(View(frames[0]));
-    absl::StatusOr<Header> header = ParseHeader(View(frames[1]));
-    if (!header.ok()) {
-      ZRPC_LOG(kWarning, "dropping a message with a bad header: %s", header.status().message());
-      continue;
-    }
-    if (header->kind == FrameKind::kCancel) {
-      auto it = in_flight_.find(ToAbsl(header->msg_id));
-      if (it != in_flight_.end() && it->second.rid == rid) it->second.ctx->Cancel();
-      continue;
-    }
-    if (header->kind != FrameKind::kCast && header->kind != FrameKind::kCall &&
-        header->kind != FrameKind::kMultiCall) {
-      ZRPC_LOG(kWarning, "dropping a \"%s\" frame sent to a service",
-               FrameKindName(header->kind));
-      continue;
-    }
-    const std::string_view body = frames.size() == 3 ? View(frames[2]) : std::string_view();
-    const size_t total = frames[1].size() + body.size();
-    if (total > options_.max_message_size) {
-      absl::Status too_big = absl::ResourceExhaustedError(
-          absl::StrCat("message of ", total, " bytes exceeds the service's limit of ",
-                       options_.max_message_size, " bytes"));
-      if (header->kind == FrameKind::kCast) {
-        ZRPC_LOG(kWarning, "dropping cast to %s: %s", ToAbsl(header->target), too_big.message());
-      } else {
-        ReplyError(rid, header->msg_id, too_big);
+    std::string_view views[4];
+    const size_t count = std::min<size_t>(frames.size(), 4);
+    for (size_t f = 0; f < count; ++f) views[f] = View(frames[f]);
+    const Inbound in = ClassifyInbound(std::span(views, count), options_.max_message_size);
+    switch (in.action) {
+      case Inbound::Action::kDrop:
+        ZRPC_LOG(kWarning, "dropping %s", in.reason.message());
+        continue;
+      case Inbound::Action::kCancel: {
+        auto it = in_flight_.find(ToAbsl(in.header.msg_id));
+        if (it != in_flight_.end() && it->second.rid == views[0]) it->second.ctx->Cancel();
+        continue;
       }
-      continue;
+      case Inbound::Action::kRefuse:
+        if (in.header.kind == FrameKind::kCast) {
+          ZRPC_LOG(kWarning, "dropping cast to %s: %s", ToAbsl(in.header.target),
+                   in.reason.message());
+        } else {
+          ReplyError(std::string(views[0]), in.header.msg_id, in.reason);
+        }
+        continue;
+      case Inbound::Action::kRequest:
+        HandleRequest(std::string(views[0]), in.header, in.body);
+        break;
     }
-    HandleRequest(std::move(rid), *header, body);
   }
   return true;  // bounded: there may be more
 }
