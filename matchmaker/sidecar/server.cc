@@ -8,6 +8,7 @@
 #include "matchmaker/memory.h"
 #include "matchmaker/registration_json.h"
 #include "src/codec/json_internal.h"
+#include "src/base/escape.h"
 #include "src/base/log_internal.h"
 #include "src/zmq/socket_factory.h"
 #include "zrpc/message.h"
@@ -193,7 +194,10 @@ absl::StatusOr<Value> SidecarServer::Handle(std::string_view op, std::string_vie
   if (op == kRegister || op == kUnregister) return HandleRegister(op, *request);
   if (op == kHeartbeat) return HandleHeartbeat(*request);
   if (op == kResolve || op == kList) return HandleLookup(op, *request);
-  return absl::InvalidArgumentError(absl::StrCat("unknown operation \"", ToAbsl(op), "\""));
+  // The op is raw bytes from the header: escaped, so that the error reply can be written as
+  // JSON (invalid UTF-8 made it an INTERNAL error that lost the message).
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown operation \"", EscapeForTerminal(op), "\""));
 }
 
 absl::StatusOr<Value> SidecarServer::HandleRegister(std::string_view op, const Value& request) {
