@@ -18,7 +18,7 @@ struct Target {
   void (*fn)(std::string_view);
 };
 
-class FuzzCorpusTest : public testing::TestWithParam<Target> {};
+class FuzzCorpusTest : public ::testing::TestWithParam<Target> {};
 
 TEST_P(FuzzCorpusTest, EveryEntryOfTheCorpusRunsWithoutAFinding) {
   const std::filesystem::path dir = std::filesystem::path(ZRPC_FUZZ_CORPUS_DIR) / GetParam().name;
@@ -37,12 +37,12 @@ TEST_P(FuzzCorpusTest, EveryEntryOfTheCorpusRunsWithoutAFinding) {
 
 INSTANTIATE_TEST_SUITE_P(
     Targets, FuzzCorpusTest,
-    testing::Values(Target{"decode", fuzz::DecodeOne}, Target{"header", fuzz::FuzzHeader},
+    ::testing::Values(Target{"decode", fuzz::DecodeOne}, Target{"header", fuzz::FuzzHeader},
                     Target{"request", fuzz::FuzzRequest}, Target{"reply", fuzz::FuzzReply},
                     Target{"sidecar", fuzz::FuzzSidecar}, Target{"registry", fuzz::FuzzRegistry},
                     Target{"ring", fuzz::FuzzRing},
                     Target{"notification", fuzz::FuzzNotification}),
-    [](const testing::TestParamInfo<Target>& info) { return std::string(info.param.name); });
+    [](const ::testing::TestParamInfo<Target>& info) { return std::string(info.param.name); });
 
 }  // namespace
 }  // namespace zrpc
