@@ -186,7 +186,8 @@ class SubListener : public NotificationListener {
             ZRPC_LOG(kWarning, "dropping a malformed event on %s: %s", subscription, m.status().message());
             continue;
           }
-          absl::StatusOr<Notification> n = internal::NotificationFromMessage(*m, subscription.substr(0, subscription.rfind('.')));
+          absl::StatusOr<Notification> n = internal::NotificationFromMessage(
+              *m, subscription.substr(0, subscription.rfind('.')));
           if (!n.ok()) continue;
           try {
             handler_(*n);

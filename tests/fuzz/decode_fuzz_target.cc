@@ -7,7 +7,6 @@
 #include <string_view>
 
 #include "fuzz/fuzz_targets.h"
-
 #include "zrpc/errors.h"
 #include "zrpc/message.h"
 #include "zrpc/value.h"

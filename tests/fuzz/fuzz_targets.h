@@ -15,14 +15,14 @@
 
 namespace zrpc::fuzz {
 
-void DecodeOne(std::string_view data);          // corpus/decode: JSON, messages, replies
-void FuzzHeader(std::string_view data);         // corpus/header: the wire header
-void FuzzRequest(std::string_view data);        // corpus/request: header + body → dispatch
-void FuzzReply(std::string_view data);          // corpus/reply: replies and beats (client)
-void FuzzSidecar(std::string_view data);        // corpus/sidecar: the sidecar protocol
-void FuzzRegistry(std::string_view data);       // corpus/registry: registrations, registry files
-void FuzzRing(std::string_view data);           // corpus/ring: ring files
-void FuzzNotification(std::string_view data);   // corpus/notification: event frames
+void DecodeOne(std::string_view data);         // corpus/decode: JSON, messages, replies
+void FuzzHeader(std::string_view data);        // corpus/header: the wire header
+void FuzzRequest(std::string_view data);       // corpus/request: header + body → dispatch
+void FuzzReply(std::string_view data);         // corpus/reply: replies and beats (client)
+void FuzzSidecar(std::string_view data);       // corpus/sidecar: the sidecar protocol
+void FuzzRegistry(std::string_view data);      // corpus/registry: registrations, registry files
+void FuzzRing(std::string_view data);          // corpus/ring: ring files
+void FuzzNotification(std::string_view data);  // corpus/notification: event frames
 
 // Splits `data` into at most `max` frames at NUL bytes (the last frame keeps the rest). Empty
 // input is no frame at all. Seeds are readable: "zrpc1 call zrpc svc m1\0{...}".
@@ -42,13 +42,12 @@ inline std::vector<std::string_view> SplitFrames(std::string_view data, size_t m
 }  // namespace zrpc::fuzz
 
 // An invariant of a target: on failure, says which and aborts (libFuzzer keeps the input).
-#define ZRPC_FUZZ_CHECK(cond)                                                       \
-  do {                                                                              \
-    if (!(cond)) {                                                                  \
-      std::fprintf(stderr, "%s:%d: fuzz invariant failed: %s\n", __FILE__, __LINE__, \
-                   #cond);                                                          \
-      std::abort();                                                                 \
-    }                                                                               \
+#define ZRPC_FUZZ_CHECK(cond)                                                                \
+  do {                                                                                       \
+    if (!(cond)) {                                                                           \
+      std::fprintf(stderr, "%s:%d: fuzz invariant failed: %s\n", __FILE__, __LINE__, #cond); \
+      std::abort();                                                                          \
+    }                                                                                        \
   } while (0)
 
 // The libFuzzer entry points, only in the fuzzer binaries (the unit test links every target).
@@ -56,14 +55,14 @@ inline std::vector<std::string_view> SplitFrames(std::string_view data, size_t m
 // the fuzzer's own report.
 #ifdef ZRPC_FUZZER_MAIN
 #include "zrpc/log.h"
-#define ZRPC_FUZZ_ENTRY(fn)                                                         \
-  extern "C" int LLVMFuzzerInitialize(int*, char***) {                              \
-    zrpc::SetLogSink([](zrpc::LogLevel, std::string_view) {});                      \
-    return 0;                                                                       \
-  }                                                                                 \
-  extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {         \
-    fn(std::string_view(reinterpret_cast<const char*>(data), size));                \
-    return 0;                                                                       \
+#define ZRPC_FUZZ_ENTRY(fn)                                                 \
+  extern "C" int LLVMFuzzerInitialize(int*, char***) {                      \
+    zrpc::SetLogSink([](zrpc::LogLevel, std::string_view) {});              \
+    return 0;                                                               \
+  }                                                                         \
+  extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) { \
+    fn(std::string_view(reinterpret_cast<const char*>(data), size));        \
+    return 0;                                                               \
   }
 #else
 #define ZRPC_FUZZ_ENTRY(fn)

@@ -45,9 +45,11 @@ void FuzzReply(std::string_view data) {
   // Calls in flight: the seeds' ids, one of them sent to another instance.
   const absl::Time now = absl::Now();
   CallMonitor monitor;
-  monitor.Add("m1", CallMonitor::Call{.token = 1, .endpoint = std::string(kEndpoint),
-                                      .deadline = now + absl::Seconds(5)},
-              now);
+  monitor.Add(
+      "m1",
+      CallMonitor::Call{
+          .token = 1, .endpoint = std::string(kEndpoint), .deadline = now + absl::Seconds(5)},
+      now);
   monitor.Add("m2", CallMonitor::Call{.token = 2, .endpoint = "tcp://127.0.0.1:9502"}, now);
   const CallMonitor::Call* call = monitor.Heard(header->msg_id, kEndpoint, now, header->beat_ms);
   if (call == nullptr) {

@@ -36,9 +36,8 @@ constexpr size_t kMaxMessageSize = 8192;
 std::unique_ptr<Dispatcher> MakeDispatcher() {
   auto d = std::make_unique<Dispatcher>();
   Endpoint v1{.version = "1.3"};
-  v1.Method("echo", [](CallContext&, const Object& args) -> absl::StatusOr<Value> {
-      return Value(args);
-    })
+  v1.Method("echo",
+            [](CallContext&, const Object& args) -> absl::StatusOr<Value> { return Value(args); })
       .Method("add", {"a", "b"},
               [](int64_t a, int64_t b) -> absl::StatusOr<int64_t> {
                 int64_t sum;
@@ -69,9 +68,10 @@ std::unique_ptr<Dispatcher> MakeDispatcher() {
               })
       .Method("throw", {"message"},
               [](std::string message) -> int { throw std::runtime_error(message); })
-      .Method("context", [](CallContext& ctx, const Object&) -> absl::StatusOr<Value> {
-        return Value(ctx.context().values());
-      })
+      .Method("context",
+              [](CallContext& ctx, const Object&) -> absl::StatusOr<Value> {
+                return Value(ctx.context().values());
+              })
       .Stream("count", [](CallContext&, const Object& args, StreamWriter& out) -> absl::Status {
         const Value* n = args.Find("n");
         const int64_t count = n != nullptr && n->is_int() ? n->AsInt() : 3;
@@ -82,9 +82,8 @@ std::unique_ptr<Dispatcher> MakeDispatcher() {
         return absl::OkStatus();
       });
   Endpoint v2{.ns = "admin", .version = "2.1"};
-  v2.Method("echo", [](CallContext&, const Object& args) -> absl::StatusOr<Value> {
-    return Value(args);
-  });
+  v2.Method("echo",
+            [](CallContext&, const Object& args) -> absl::StatusOr<Value> { return Value(args); });
   Endpoint fast{.ns = "fast", .version = "1.0", .inline_handlers = true};
   fast.Method("echo", [](CallContext&, const Object& args) -> absl::StatusOr<Value> {
     return Value(args);
@@ -113,8 +112,12 @@ struct Service {
       } else {
         c->dispatcher = dispatcher.get();
       }
-      c->registration = Registration{.exchange = "zrpc", .topic = topic, .host = host,
-                                     .endpoint = endpoint, .pool = pool, .fanout = fanout};
+      c->registration = Registration{.exchange = "zrpc",
+                                     .topic = topic,
+                                     .host = host,
+                                     .endpoint = endpoint,
+                                     .pool = pool,
+                                     .fanout = fanout};
       std::string target = fanout ? "fanout~" + topic : topic;
       if (!pool.empty()) target = "pool~" + pool + "~" + topic;
       c->key = "zrpc " + target;
@@ -135,8 +138,8 @@ Service& TheService() {
 // The engine's ReplyError / SendFinalReply: a call's error must always make a reply.
 void CheckErrorReply(std::string_view msg_id, const absl::Status& status) {
   ZRPC_FUZZ_CHECK(!status.ok());
-  Reply r{.failure = SerializeRemoteException(status), .ending = true,
-          .msg_id = std::string(msg_id)};
+  Reply r{
+      .failure = SerializeRemoteException(status), .ending = true, .msg_id = std::string(msg_id)};
   absl::StatusOr<std::string> body = EncodeReply(r);
   ZRPC_FUZZ_CHECK(body.ok());
   absl::StatusOr<Reply> back = DecodeReply(*body);
@@ -157,7 +160,8 @@ void CheckSend(std::string_view msg_id, Reply reply) {
   }
   if (!body.ok()) {
     body = EncodeReply(Reply{.failure = SerializeRemoteException(body.status()),
-                             .ending = reply.ending, .msg_id = std::string(msg_id)});
+                             .ending = reply.ending,
+                             .msg_id = std::string(msg_id)});
   }
   ZRPC_FUZZ_CHECK(body.ok());
   ZRPC_FUZZ_CHECK(DecodeReply(*body).ok());
@@ -168,10 +172,9 @@ void CheckRoundTrip(const Message& m) {
   ZRPC_FUZZ_CHECK(wire.ok());
   absl::StatusOr<Message> back = DecodeMessage(*wire);
   ZRPC_FUZZ_CHECK(back.ok());
-  ZRPC_FUZZ_CHECK(back->method == m.method && back->args == m.args &&
-                  back->version == m.version && back->ns == m.ns && back->msg_id == m.msg_id &&
-                  back->unique_id == m.unique_id && back->timeout_ms == m.timeout_ms &&
-                  back->context == m.context);
+  ZRPC_FUZZ_CHECK(back->method == m.method && back->args == m.args && back->version == m.version &&
+                  back->ns == m.ns && back->msg_id == m.msg_id && back->unique_id == m.unique_id &&
+                  back->timeout_ms == m.timeout_ms && back->context == m.context);
 }
 
 // HandleRequest, then Admit and Execute, for one classified request.
@@ -194,10 +197,9 @@ void Handle(const Inbound& in) {
   }
   if (message->ns && *message->ns == kReservedNamespace) {
     if (is_cast) return;
-    absl::StatusOr<Value> answer =
-        internal::Introspect(consumer, message->method,
-                             internal::ServiceView{service.host, service.endpoint,
-                                                   service.consumers});
+    absl::StatusOr<Value> answer = internal::Introspect(
+        consumer, message->method,
+        internal::ServiceView{service.host, service.endpoint, service.consumers});
     if (!answer.ok()) return fail(answer.status());
     absl::StatusOr<std::string> body = EncodeReply(
         Reply{.result = *std::move(answer), .ending = true, .msg_id = std::string(header.msg_id)});

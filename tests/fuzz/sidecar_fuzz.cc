@@ -53,9 +53,8 @@ void FuzzSidecar(std::string_view data) {
   if (!line) return;
   ZRPC_FUZZ_CHECK(frames[0].substr(0, 5) == "zmm1 ");
   // A fresh sidecar per input, so that a crash reproduces from its input alone.
-  absl::StatusOr<std::unique_ptr<sidecar::SidecarServer>> server =
-      sidecar::SidecarServer::Create({.endpoints = {"inproc://zrpc-fuzz-sidecar"},
-                                      .pub = "inproc://zrpc-fuzz-sidecar-pub"});
+  absl::StatusOr<std::unique_ptr<sidecar::SidecarServer>> server = sidecar::SidecarServer::Create(
+      {.endpoints = {"inproc://zrpc-fuzz-sidecar"}, .pub = "inproc://zrpc-fuzz-sidecar-pub"});
   ZRPC_FUZZ_CHECK(server.ok());
   absl::StatusOr<Value> answer = (*server)->Handle(line->op, frames[1]);
   const std::string encoded = sidecar::EncodeReply(answer, (*server)->boot_id());

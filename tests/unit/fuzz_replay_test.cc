@@ -38,10 +38,10 @@ TEST_P(FuzzCorpusTest, EveryEntryOfTheCorpusRunsWithoutAFinding) {
 INSTANTIATE_TEST_SUITE_P(
     Targets, FuzzCorpusTest,
     ::testing::Values(Target{"decode", fuzz::DecodeOne}, Target{"header", fuzz::FuzzHeader},
-                    Target{"request", fuzz::FuzzRequest}, Target{"reply", fuzz::FuzzReply},
-                    Target{"sidecar", fuzz::FuzzSidecar}, Target{"registry", fuzz::FuzzRegistry},
-                    Target{"ring", fuzz::FuzzRing},
-                    Target{"notification", fuzz::FuzzNotification}),
+                      Target{"request", fuzz::FuzzRequest}, Target{"reply", fuzz::FuzzReply},
+                      Target{"sidecar", fuzz::FuzzSidecar}, Target{"registry", fuzz::FuzzRegistry},
+                      Target{"ring", fuzz::FuzzRing},
+                      Target{"notification", fuzz::FuzzNotification}),
     [](const ::testing::TestParamInfo<Target>& info) { return std::string(info.param.name); });
 
 }  // namespace
