@@ -72,6 +72,28 @@ int64_t DirMtimeNs(const std::string& dir) {
 
 }  // namespace
 
+absl::StatusOr<RegistryFile> ParseRegistryFile(std::string_view text) {
+  absl::StatusOr<Value> file = ParseJson(text);
+  if (!file.ok()) return file.status();
+  const Value* pid = file->Find("pid");
+  const Value* start = file->Find("start");
+  const Value* regs = file->Find("registrations");
+  if (!pid || !pid->is_int() || pid->AsInt() < 1 || pid->AsInt() > INT32_MAX) {
+    return absl::InvalidArgumentError("registry file needs \"pid\", a process id");
+  }
+  if (!regs || !regs->is_array()) {
+    return absl::InvalidArgumentError("registry file needs a \"registrations\" array");
+  }
+  RegistryFile out;
+  out.pid = static_cast<pid_t>(pid->AsInt());
+  out.start = start && start->is_int() ? static_cast<uint64_t>(start->AsInt()) : 0;
+  for (const Value& rv : regs->AsArray()) {
+    absl::StatusOr<Registration> r = RegistrationFromValue(rv);
+    if (r.ok()) out.registrations.push_back(*std::move(r));
+  }
+  return out;
+}
+
 absl::StatusOr<std::unique_ptr<Matchmaker>> LocalMatchmaker::Create(std::string dir,
                                                                     std::string group) {
   const bool is_default = dir.empty();
@@ -191,26 +213,18 @@ absl::StatusOr<std::shared_ptr<const std::vector<Registration>>> LocalMatchmaker
       if (!absl::IsNotFound(text.status())) ReportSkipped(name, e->d_ino, text.status().message());
       continue;  // removed since listed: its process exited
     }
-    absl::StatusOr<Value> file = ParseJson(*text);
+    absl::StatusOr<RegistryFile> file = ParseRegistryFile(*text);
     if (!file.ok()) {
-      ReportSkipped(name, e->d_ino, absl::StrCat("is not valid JSON: ", file.status().message()));
+      ReportSkipped(name, e->d_ino, absl::StrCat("is not a registry file: ", file.status().message()));
       continue;
     }
-    const Value* pid = file->Find("pid");
-    const Value* start = file->Find("start");
-    const Value* regs = file->Find("registrations");
-    if (!pid || !pid->is_int() || !regs || !regs->is_array()) continue;
-    if (!ProcessAlive(static_cast<pid_t>(pid->AsInt()),
-                      start && start->is_int() ? static_cast<uint64_t>(start->AsInt()) : 0)) {
+    if (!ProcessAlive(file->pid, file->start)) {
       ZRPC_LOG(kInfo, "local matchmaker: removing registrations of exited process %d (%s)",
-               pid->AsInt(), path);
+               static_cast<int>(file->pid), path);
       unlink(path.c_str());
       continue;
     }
-    for (const Value& rv : regs->AsArray()) {
-      absl::StatusOr<Registration> r = RegistrationFromValue(rv);
-      if (r.ok()) all->push_back(*std::move(r));
-    }
+    for (Registration& r : file->registrations) all->push_back(std::move(r));
   }
   closedir(d);
   SortRegistrations(all.get());

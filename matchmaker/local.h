@@ -22,9 +22,11 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
@@ -34,6 +36,17 @@
 #include "zrpc/matchmaker.h"
 
 namespace zrpc::internal {
+
+// One registry file as its readers parse it (pure, so the registry fuzz target runs it): the
+// owner's process id and start time (0: unknown) and its well-formed registrations (malformed
+// entries are skipped). INVALID_ARGUMENT when the text is not a registry file: not JSON, no
+// "pid" in 1..2^31-1, or no "registrations" array.
+struct RegistryFile {
+  pid_t pid = 0;
+  uint64_t start = 0;
+  std::vector<Registration> registrations;
+};
+absl::StatusOr<RegistryFile> ParseRegistryFile(std::string_view text);
 
 class LocalMatchmaker : public Matchmaker {
  public:

@@ -70,10 +70,16 @@ Reply DecodeReply(std::string_view body) {
   const Value* err = reply->Find("error");
   const Value* code = err ? err->Find("code") : nullptr;
   const Value* message = err ? err->Find("message") : nullptr;
-  out.result =
-      absl::Status(code && code->is_int() ? static_cast<absl::StatusCode>(code->AsInt())
-                                          : absl::StatusCode::kInternal,
-                   absl::StrCat("matchmaker sidecar: ",
+  // Only a canonical error code (1..16) is taken: 0 would make an error reply an OK status (which
+  // StatusOr refuses), and other numbers are codes no caller knows.
+  const int64_t n = code && code->is_int() ? code->AsInt() : 0;
+  const absl::StatusCode status_code =
+      n >= static_cast<int64_t>(absl::StatusCode::kCancelled) &&
+              n <= static_cast<int64_t>(absl::StatusCode::kUnauthenticated)
+          ? static_cast<absl::StatusCode>(n)
+          : absl::StatusCode::kInternal;
+  out.result = absl::Status(
+      status_code, absl::StrCat("matchmaker sidecar: ",
                                 message && message->is_string() ? message->AsString() : "error"));
   return out;
 }

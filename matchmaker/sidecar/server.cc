@@ -248,6 +248,8 @@ absl::StatusOr<Value> SidecarServer::Handle(std::string_view op, std::string_vie
   owner.connection = std::move(connection);
   if (op == kRegister || op == kUnregister) return HandleRegister(op, *request, owner);
   if (op == kHeartbeat) return HandleHeartbeat(*request, owner);
+  // The op is raw bytes from the header: escaped (\xNN), so that the error reply can be written
+  // as JSON (invalid UTF-8 made it an INTERNAL error that lost the message).
   return absl::InvalidArgumentError(
       absl::StrCat("unknown operation \"", absl::CHexEscape(ToAbsl(op)), "\""));
 }

@@ -80,6 +80,11 @@ class SidecarServer {
   // Makes Run return within its next poll. Thread-safe and idempotent.
   void Stop();
 
+  // Answers one request: `op` from its header, `body` its JSON text, `connection` the peer that
+  // sent it (see Owner::connection) — what Run does for each request, without sockets: the
+  // sidecar fuzz target drives it. Not while Run is running.
+  absl::StatusOr<Value> Handle(std::string_view op, std::string_view body, std::string connection);
+
  private:
   SidecarServer(Options options, Backend backend);
   absl::Status Bind();
@@ -89,8 +94,6 @@ class SidecarServer {
   absl::Status BindWithMode(zmq::socket_t& socket, const std::string& endpoint) const;
   // Answers every waiting request on `router`.
   void Serve(zmq::socket_t& router);
-  // `connection` names the peer (see Owner::connection).
-  absl::StatusOr<Value> Handle(std::string_view op, std::string_view body, std::string connection);
   absl::StatusOr<Value> HandleRegister(std::string_view op, const Value& request,
                                        const Owner& owner);
   absl::StatusOr<Value> HandleHeartbeat(const Value& request, const Owner& owner);

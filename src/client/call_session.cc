@@ -212,32 +212,39 @@ bool CallSession::ReadFrom(Lease& lease, bool wait, std::vector<Event>* events) 
   return got;
 }
 
+std::optional<Header> ParseReplyFrames(std::span<const std::string_view> frames) {
+  if (frames.size() != 2) return std::nullopt;  // not a zrpc reply or beat: dropped
+  absl::StatusOr<Header> header = ParseHeader(frames[0]);
+  if (!header.ok() || (header->kind != FrameKind::kReply && header->kind != FrameKind::kBeat)) {
+    return std::nullopt;
+  }
+  return *header;
+}
+
+ReplyOutcome DecodeReplyBody(std::string_view body, std::string_view host) {
+  absl::StatusOr<Reply> reply = DecodeReply(body);
+  if (!reply.ok()) {
+    return {true, RpcExceptionError(absl::StrCat("malformed reply from ", ToAbsl(host), ": ",
+                                                 reply.status().message()))};
+  }
+  if (reply->failure) return {true, DeserializeRemoteException(*reply->failure)};
+  return {reply->ending, std::move(reply->result)};
+}
+
 void CallSession::HandleMessage(Lease& lease, std::vector<zmq::message_t>& frames,
                                 std::vector<Event>* events) {
   if (frames.size() != 2) return;  // not a zrpc reply or beat: dropped
-  absl::StatusOr<Header> header = ParseHeader(View(frames[0]));
-  if (!header.ok() || (header->kind != FrameKind::kReply && header->kind != FrameKind::kBeat)) {
-    return;
-  }
+  const std::string_view views[2] = {View(frames[0]), View(frames[1])};
+  const std::optional<Header> header = ParseReplyFrames(views);
+  if (!header) return;
   const CallMonitor::Call* call =
       monitor_.Heard(header->msg_id, lease.route.endpoint, absl::Now(), header->beat_ms);
   if (call == nullptr) return;  // a late reply of a call that is over: dropped
   if (header->kind == FrameKind::kBeat) return;
   const uint64_t token = call->token;
-  absl::StatusOr<Reply> reply = DecodeReply(View(frames[1]));
-  if (!reply.ok()) {
-    events->push_back(Event{token, true, RpcExceptionError(absl::StrCat(
-                                             "malformed reply from ", lease.route.host, ": ",
-                                             reply.status().message()))});
-  } else if (reply->failure) {
-    events->push_back(Event{token, true, DeserializeRemoteException(*reply->failure)});
-  } else if (reply->ending) {
-    events->push_back(Event{token, true, std::move(reply->result)});
-  } else {
-    events->push_back(Event{token, false, std::move(reply->result)});
-    return;
-  }
-  monitor_.Remove(header->msg_id);
+  ReplyOutcome outcome = DecodeReplyBody(views[1], lease.route.host);
+  events->push_back(Event{token, outcome.final, std::move(outcome.value)});
+  if (outcome.final) monitor_.Remove(header->msg_id);
 }
 
 void CallSession::LoseConnection(Lease& lease, std::vector<Event>* events) {

@@ -11,7 +11,10 @@
 #define ZRPC_SRC_CLIENT_CALL_SESSION_H_
 
 #include <memory>
+#include <optional>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -33,6 +36,21 @@ struct ClientEnv {
   InstanceHealth& health;
   RouteTable* routes = nullptr;  // told to refresh a key after a failed send; may be null
 };
+
+// The reply path's decoding, pure (no sockets), so that the reply fuzz target runs what
+// CallSession does with the frames a service sends.
+//
+// The header of a reply or beat (a message of exactly 2 frames: header, body); nullopt for
+// anything else (dropped).
+std::optional<Header> ParseReplyFrames(std::span<const std::string_view> frames);
+// What a reply body from `host` means to its call: a stream value (`final` false), or the final
+// result or error (a malformed reply is an RpcException naming `host`; a failure is the remote
+// error).
+struct ReplyOutcome {
+  bool final;
+  absl::StatusOr<Value> value;
+};
+ReplyOutcome DecodeReplyBody(std::string_view body, std::string_view host);
 
 class CallSession {
  public:

@@ -84,6 +84,11 @@ absl::StatusOr<Header> ParseHeader(std::string_view frame) {
     }
     h.exchange = words[2];
     h.target = words[3];
+    if (words[4].empty()) {
+      // "zrpc1 cast EX T " (a trailing space) is not a cast without an id: that is spelled "-".
+      return absl::InvalidArgumentError(
+          "request header has an empty MSG_ID word (a cast without one sends \"-\")");
+    }
     h.msg_id = words[4] == "-" ? std::string_view() : words[4];
     if (h.exchange.empty() || h.target.empty()) {
       return absl::InvalidArgumentError("request header has an empty exchange or target");

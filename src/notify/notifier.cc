@@ -14,6 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "codec/json_internal.h"
 #include "base/log_internal.h"
+#include "notify/event.h"
 #include "transport_core.h"
 #include "zmq/socket_factory.h"
 #include "zrpc/errors.h"
@@ -49,25 +50,6 @@ Message EventMessage(const Context& ctx, std::string_view publisher_id, std::str
                   {"timestamp", UtcNow()}};
   m.context = ctx;
   return m;
-}
-
-absl::StatusOr<Notification> FromMessage(const Message& m, std::string topic) {
-  Notification n;
-  auto str = [&](const char* key) {
-    const Value* v = m.args.Find(key);
-    return v && v->is_string() ? v->AsString() : std::string();
-  };
-  n.message_id = str("message_id");
-  n.publisher_id = str("publisher_id");
-  n.event_type = str("event_type");
-  n.timestamp = str("timestamp");
-  absl::StatusOr<Priority> p = ParsePriority(str("priority"));
-  if (!p.ok()) return p.status();
-  n.priority = *p;
-  if (const Value* payload = m.args.Find("payload")) n.payload = *payload;
-  n.topic = std::move(topic);
-  n.context = m.context;
-  return n;
 }
 
 // "topic" → every priority; "topic.priority" → that one.
@@ -223,7 +205,8 @@ class SubListener : public NotificationListener {
             ZRPC_LOG(kWarning, "dropping a malformed event on %s: %s", subscription, m.status().message());
             continue;
           }
-          absl::StatusOr<Notification> n = FromMessage(*m, subscription.substr(0, subscription.rfind('.')));
+          absl::StatusOr<Notification> n = internal::NotificationFromMessage(
+              *m, subscription.substr(0, subscription.rfind('.')));
           if (!n.ok()) continue;
           try {
             handler_(*n);
@@ -259,6 +242,29 @@ class PoolListener : public NotificationListener {
 };
 
 }  // namespace
+
+namespace internal {
+
+absl::StatusOr<Notification> NotificationFromMessage(const Message& m, std::string topic) {
+  Notification n;
+  auto str = [&](const char* key) {
+    const Value* v = m.args.Find(key);
+    return v && v->is_string() ? v->AsString() : std::string();
+  };
+  n.message_id = str("message_id");
+  n.publisher_id = str("publisher_id");
+  n.event_type = str("event_type");
+  n.timestamp = str("timestamp");
+  absl::StatusOr<Priority> p = ParsePriority(str("priority"));
+  if (!p.ok()) return p.status();
+  n.priority = *p;
+  if (const Value* payload = m.args.Find("payload")) n.payload = *payload;
+  n.topic = std::move(topic);
+  n.context = m.context;
+  return n;
+}
+
+}  // namespace internal
 
 std::string_view PriorityName(Priority priority) {
   switch (priority) {
@@ -347,7 +353,7 @@ absl::StatusOr<std::unique_ptr<NotificationListener>> NotificationListener::Crea
     for (Priority p : priorities) {
       absl::Status s = (*conn)->JoinConsumerPool(
           [shared, topic = topic](const Message& m) {
-            absl::StatusOr<Notification> n = FromMessage(m, topic);
+            absl::StatusOr<Notification> n = internal::NotificationFromMessage(m, topic);
             if (n.ok()) (*shared)(*n);
           },
           options.pool, PoolKey(topic, p), exchange);

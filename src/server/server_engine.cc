@@ -7,11 +7,13 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <span>
 
 #include "absl/strings/str_cat.h"
 #include "codec/json_internal.h"
 #include "base/log_internal.h"
 #include "base/secure_fs.h"
+#include "server/inbound.h"
 #include "server/introspection.h"
 #include "zmq/socket_factory.h"
 #include "zrpc/errors.h"
@@ -325,42 +327,29 @@ bool ServerEngine::HandleRouter() {
       if (e.num() != EAGAIN) ZRPC_LOG(kError, "receive failed: %s", e.what());
       return i > 0;
     }
-    if (frames.size() < 2 || frames.size() > 3) {
-      // RecvMessage keeps at most 4 frames (routing id + 3): more reads as "more than 2".
-      ZRPC_LOG(kWarning, "dropping a message of %s frames (zrpc messages have 2: header, body)",
-               frames.size() > 3 ? std::string("more than 2")
-                                 : std::to_string(static_cast<int>(frames.size()) - 1));
-      continue;
-    }
-    std::string rid(View(frames[0]));
-    absl::StatusOr<Header> header = ParseHeader(View(frames[1]));
-    if (!header.ok()) {
-      ZRPC_LOG(kWarning, "dropping a message with a bad header: %s", header.status().message());
-      continue;
-    }
-    if (header->kind == FrameKind::kCancel) {
-      auto it = in_flight_.find(InFlightKey(rid, header->msg_id));
-      if (it != in_flight_.end()) it->second.ctx->Cancel();
-      continue;
-    }
-    if (header->kind != FrameKind::kCast && header->kind != FrameKind::kCall &&
-        header->kind != FrameKind::kMultiCall) {
-      ZRPC_LOG(kWarning, "dropping a \"%s\" frame sent to a service",
-               FrameKindName(header->kind));
-      continue;
-    }
-    const std::string_view body = frames.size() == 3 ? View(frames[2]) : std::string_view();
-    const size_t total = frames[1].size() + body.size();
-    if (total > options_.max_message_size) {
-      absl::Status too_big = absl::ResourceExhaustedError(
-          absl::StrCat("message of ", total, " bytes exceeds the service's limit of ",
-                       options_.max_message_size, " bytes"));
-      if (header->kind == FrameKind::kCast) {
-        ZRPC_LOG(kWarning, "dropping cast to %s: %s", ToAbsl(header->target), too_big.message());
-      } else {
-        ReplyError(rid, header->msg_id, too_big);
+    std::string_view views[4];
+    const size_t count = std::min<size_t>(frames.size(), 4);
+    for (size_t f = 0; f < count; ++f) views[f] = View(frames[f]);
+    const Inbound in = ClassifyInbound(std::span(views, count), options_.max_message_size);
+    switch (in.action) {
+      case Inbound::Action::kDrop:
+        ZRPC_LOG(kWarning, "dropping %s", in.reason.message());
+        continue;
+      case Inbound::Action::kCancel: {
+        auto it = in_flight_.find(InFlightKey(views[0], in.header.msg_id));
+        if (it != in_flight_.end()) it->second.ctx->Cancel();
+        continue;
       }
-      continue;
+      case Inbound::Action::kRefuse:
+        if (in.header.kind == FrameKind::kCast) {
+          ZRPC_LOG(kWarning, "dropping cast to %s: %s", ToAbsl(in.header.target),
+                   in.reason.message());
+        } else {
+          ReplyError(std::string(views[0]), in.header.msg_id, in.reason);
+        }
+        continue;
+      case Inbound::Action::kRequest:
+        break;
     }
     // The ZAP user id of the connection (CurveZMQ): who sent it.
     const char* user = keyring_ ? zmq_msg_gets(frames[1].handle(), "User-Id") : nullptr;
@@ -371,15 +360,16 @@ bool ServerEngine::HandleRouter() {
         ZRPC_LOG(kError, "service %s: its authentication (ZAP) handler stopped; refusing every "
                          "request until it is restarted", options_.host);
       }
-      if (header->kind != FrameKind::kCast) {
-        ReplyError(rid, header->msg_id,
+      if (in.header.kind != FrameKind::kCast) {
+        ReplyError(std::string(views[0]), in.header.msg_id,
                    absl::UnavailableError(absl::StrCat(
                        "service ", options_.host, " cannot authenticate callers (its ZAP handler "
                        "stopped) and refuses to serve; try another instance")));
       }
       continue;
     }
-    HandleRequest(std::move(rid), *header, body, user != nullptr ? std::string(user) : "");
+    HandleRequest(std::string(views[0]), in.header, in.body,
+                  user != nullptr ? std::string(user) : "");
   }
   return true;  // bounded: there may be more
 }

@@ -157,5 +157,16 @@ TEST(WireTest, BeatsMayAnnounceTheServicesInterval) {
   EXPECT_FALSE(ParseHeader("zrpc1 reply abc 100").ok());  // only beats carry an interval
 }
 
+TEST(WireTest, ACastWithoutAnIdSpellsItDashNotAnEmptyWord) {
+  absl::StatusOr<Header> dash = ParseHeader("zrpc1 cast openstack compute -");
+  ASSERT_TRUE(dash.ok()) << dash.status();
+  EXPECT_TRUE(dash->msg_id.empty());
+  // Found by the header fuzz target: a trailing space was taken as a cast with no id.
+  absl::StatusOr<Header> empty = ParseHeader("zrpc1 cast openstack compute ");
+  ASSERT_FALSE(empty.ok());
+  EXPECT_EQ(empty.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(ParseHeader("zrpc1 call openstack compute ").ok());
+}
+
 }  // namespace
 }  // namespace zrpc::internal

@@ -4,12 +4,16 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "matchmaker/memory.h"
 #include "matchmaker/process.h"
+#include "matchmaker/sidecar/protocol.h"
 #include "matchmaker/sidecar/registry.h"
+#include "matchmaker/sidecar/server.h"
 #include "test_util.h"
 #include "testing/child_process.h"
 
@@ -253,6 +257,36 @@ TEST(RegistryBulkTest, NewRegistrationsGoToTheBackendInOneRoundTrip) {
   ZRPC_ASSERT_OK(registry.Add({.connection = "a"}, many, kT0, &changed));
   EXPECT_EQ(registry.size(), 102u);
   EXPECT_EQ(bulk.calls, 3);
+}
+
+// Found while writing the sidecar fuzz target: code 0 made an error reply an OK status, which
+// absl's StatusOr refuses with an abort.
+TEST(SidecarProtocolTest, AnErrorReplyWithANonCanonicalCodeIsAnInternalError) {
+  for (const char* code : {"0", "-1", "17", "99999", "\"3\"", "null"}) {
+    SCOPED_TRACE(code);
+    Reply r = DecodeReply(absl::StrCat(R"({"ok": false, "error": {"code": )", code,
+                                       R"(, "message": "m"}, "boot": "b"})"));
+    ASSERT_FALSE(r.result.ok());
+    EXPECT_EQ(r.result.status().code(), absl::StatusCode::kInternal);
+    EXPECT_EQ(r.boot, "b");
+  }
+  Reply r = DecodeReply(R"({"ok": false, "error": {"code": 3, "message": "m"}, "boot": "b"})");
+  EXPECT_EQ(r.result.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// Found by the sidecar fuzz target: an op of invalid UTF-8 became an INTERNAL error whose
+// message was lost, because the error could not be written as JSON.
+TEST(SidecarProtocolTest, AnUnknownOperationOfInvalidUtf8IsAnsweredAsInvalidArgument) {
+  absl::StatusOr<std::unique_ptr<SidecarServer>> server =
+      SidecarServer::Create({.endpoints = {"inproc://zrpc-unit-sidecar"},
+                             .pub = "inproc://zrpc-unit-sidecar-pub"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  absl::StatusOr<Value> answer = (*server)->Handle("reg\xff\xfeister", "{}");
+  ASSERT_FALSE(answer.ok());
+  Reply back = DecodeReply(EncodeReply(answer, (*server)->boot_id()));
+  ASSERT_FALSE(back.result.ok());
+  EXPECT_EQ(back.result.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(back.result.status().message().find("unknown operation"), std::string::npos);
 }
 
 }  // namespace
