@@ -16,7 +16,7 @@ void CheckRegistration(const Registration& r) {
   ZRPC_FUZZ_CHECK(back.ok());
   ZRPC_FUZZ_CHECK(*back == r && back->heartbeat_ms == r.heartbeat_ms);
   ZRPC_FUZZ_CHECK(r.heartbeat_ms >= 0 && r.heartbeat_ms <= 3600 * 1000);
-  absl::Status valid = internal::ValidateRegistration(r);
+  absl::Status valid = ValidateRegistration(r);
   ZRPC_FUZZ_CHECK(valid.ok() || valid.code() == absl::StatusCode::kInvalidArgument);
   (void)r.Key();
 }

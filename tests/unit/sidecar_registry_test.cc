@@ -281,7 +281,7 @@ TEST(SidecarProtocolTest, AnUnknownOperationOfInvalidUtf8IsAnsweredAsInvalidArgu
       SidecarServer::Create({.endpoints = {"inproc://zrpc-unit-sidecar"},
                              .pub = "inproc://zrpc-unit-sidecar-pub"});
   ASSERT_TRUE(server.ok()) << server.status();
-  absl::StatusOr<Value> answer = (*server)->Handle("reg\xff\xfeister", "{}");
+  absl::StatusOr<Value> answer = (*server)->Handle("reg\xff\xfeister", "{}", "peer");
   ASSERT_FALSE(answer.ok());
   Reply back = DecodeReply(EncodeReply(answer, (*server)->boot_id()));
   ASSERT_FALSE(back.result.ok());
