@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // zrpc-e2e-bench: zrpc against raw libzmq, client and server in separate processes, in one run.
 //
-//   build/bench/zrpc-e2e-bench [--quick]
+//   build/bench/zrpc-e2e-bench [--quick] [--no-curve] [--only latency|throughput|cast|curve]
 //
 // The client (this process) runs on CPU 0 and every server on CPU 1 (taskset), as DESIGN §9
 // measures. For tcp and ipc on loopback it reports:
@@ -10,7 +10,12 @@
 //   - call throughput with 64 calls in flight (CallMany; CallAsync reported too), inline handler,
 //     beside a raw DEALER keeping 64 requests in flight;
 //   - cast throughput: casts handled by the server per second, 100 B payload, beside raw
-//     DEALER→ROUTER sending the same frames zrpc sends, and raw PUSH→PULL with 100 B.
+//     DEALER→ROUTER sending the same frames zrpc sends, and raw PUSH→PULL with 100 B;
+//   - the cost of CurveZMQ, in the same run (unless --no-curve): a zrpc server with keys and a raw
+//     ROUTER with ZMQ_CURVE_SERVER beside the plain ones, and for each the sequential call round
+//     trip (p50/p99, 100 B and 1 KiB), 64 calls in flight and casts, plain vs CURVE (ratio =
+//     CURVE / plain). The raw CURVE server runs no ZAP handler (libzmq then admits any key); ZAP
+//     costs one request per connection, not per message.
 #include <sched.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -48,7 +53,8 @@ void PinTo(int cpu) {
 // ---------------------------------------------------------------------------------------------
 // Servers (run in child processes).
 
-int ServeZrpc(const std::string& matchmaker, const std::string& ipc_dir) {
+int ServeZrpc(const std::string& matchmaker, const std::string& ipc_dir,
+              const zrpc::SecurityOptions& security) {
   std::atomic<int64_t> sunk{0};
   zrpc::Dispatcher inline_d, pool_d;
   auto methods = [&](zrpc::Endpoint ep) {
@@ -69,7 +75,8 @@ int ServeZrpc(const std::string& matchmaker, const std::string& ipc_dir) {
   };
   if (!inline_d.Add(methods(zrpc::Endpoint{.inline_handlers = true})).ok()) return 1;
   if (!pool_d.Add(methods(zrpc::Endpoint{})).ok()) return 1;
-  auto t = zrpc::Transport::Create({.host = "bench-server", .ipc_dir = ipc_dir, .matchmaker = matchmaker});
+  auto t = zrpc::Transport::Create(
+      {.host = "bench-server", .security = security, .ipc_dir = ipc_dir, .matchmaker = matchmaker});
   if (!t.ok()) return 1;
   auto conn = (*t)->CreateConnection();
   if (!conn.ok() || !(*conn)->CreateConsumer("bench", inline_d).ok() ||
@@ -86,9 +93,21 @@ int ServeZrpc(const std::string& matchmaker, const std::string& ipc_dir) {
 
 // ROUTER: echoes single-frame requests; counts 2-frame casts and answers a 1-frame "?" with the
 // count. PULL (second endpoint): counts, and the ROUTER's "?p" answers with that count.
-int ServeRaw(const std::string& router_ep, const std::string& pull_ep) {
+// With `key_file`, both sockets are CURVE servers with that key pair (no ZAP handler).
+int ServeRaw(const std::string& router_ep, const std::string& pull_ep, const std::string& key_file) {
   zmq::context_t ctx;
   zmq::socket_t router(ctx, zmq::socket_type::router), pull(ctx, zmq::socket_type::pull);
+  if (!key_file.empty()) {
+    absl::StatusOr<zrpc::CurveKeyPair> keys = zrpc::ReadCurveKeyFile(key_file);
+    if (!keys.ok()) {
+      std::cerr << "raw server: " << keys.status() << "\n";
+      return 1;
+    }
+    for (zmq::socket_t* s : {&router, &pull}) {
+      s->set(zmq::sockopt::curve_server, 1);
+      s->set(zmq::sockopt::curve_secretkey, keys->secret_key);
+    }
+  }
   router.set(zmq::sockopt::rcvhwm, 100000);
   router.set(zmq::sockopt::sndhwm, 100000);
   pull.set(zmq::sockopt::rcvhwm, 100000);
@@ -137,6 +156,26 @@ int ServeRaw(const std::string& router_ep, const std::string& pull_ep) {
 
 // ---------------------------------------------------------------------------------------------
 // Client side.
+
+// A raw client's CURVE settings (all empty: plain).
+struct RawCurve {
+  std::string server_key, public_key, secret_key;
+};
+
+// A DEALER (or PUSH) connected to `endpoint`, a CURVE client when `curve` has keys.
+zmq::socket_t RawSocket(zmq::context_t& ctx, const std::string& endpoint, const RawCurve& curve,
+                        zmq::socket_type type = zmq::socket_type::dealer) {
+  zmq::socket_t s(ctx, type);
+  s.set(zmq::sockopt::linger, 0);
+  s.set(zmq::sockopt::sndhwm, 100000);
+  if (!curve.server_key.empty()) {
+    s.set(zmq::sockopt::curve_serverkey, curve.server_key);
+    s.set(zmq::sockopt::curve_publickey, curve.public_key);
+    s.set(zmq::sockopt::curve_secretkey, curve.secret_key);
+  }
+  s.connect(endpoint);
+  return s;
+}
 
 struct Latency {
   double p50_us = 0, p99_us = 0;
@@ -210,10 +249,8 @@ std::array<Latency, 3> Latencies(zmq::context_t& ctx, zrpc::Transport& t,
 }
 
 double RawThroughput(zmq::context_t& ctx, const std::string& endpoint, size_t size, int n,
-                     int window) {
-  zmq::socket_t s(ctx, zmq::socket_type::dealer);
-  s.set(zmq::sockopt::linger, 0);
-  s.connect(endpoint);
+                     int window, const RawCurve& curve = {}) {
+  zmq::socket_t s = RawSocket(ctx, endpoint, curve);
   const std::string payload(size, 'x');
   // Warm up the connection.
   s.send(zmq::buffer(payload));
@@ -278,11 +315,9 @@ double ZrpcThroughput(zrpc::Transport& t, const std::string& topic, size_t size,
 }
 
 double RawCastThroughput(zmq::context_t& ctx, const std::string& endpoint,
-                         const std::string& header, const std::string& body, int n) {
-  zmq::socket_t s(ctx, zmq::socket_type::dealer);
-  s.set(zmq::sockopt::linger, 0);
-  s.set(zmq::sockopt::sndhwm, 100000);
-  s.connect(endpoint);
+                         const std::string& header, const std::string& body, int n,
+                         const RawCurve& curve = {}) {
+  zmq::socket_t s = RawSocket(ctx, endpoint, curve);
   auto count = [&] {
     s.send(zmq::str_buffer("?"));
     zmq::message_t m;
@@ -350,6 +385,44 @@ void Row(const std::string& what, const std::string& transport, const std::strin
             << std::flush;
 }
 
+// The CURVE table is printed after the main one.
+std::vector<std::string>& CurveRows() {
+  static auto* rows = new std::vector<std::string>;
+  return *rows;
+}
+
+void CurveRow(const std::string& what, const std::string& transport, const std::string& size,
+              double plain, double curve, const std::string& unit) {
+  const double ratio = plain > 0 ? curve / plain : 0;
+  CurveRows().push_back(absl::StrFormat("| %-40s | %-4s | %-6s | %10.1f %-6s | %10.1f %-6s | %5.2fx |\n", what,
+                               transport, size, plain, unit, curve, unit, ratio));
+}
+
+// Plain vs CURVE, raw and zrpc, in interleaved rounds so that drift affects all four alike.
+// Returns raw plain, raw CURVE, zrpc plain, zrpc CURVE.
+std::array<Latency, 4> CurveLatencies(zmq::context_t& ctx, zrpc::Transport& plain,
+                                      zrpc::Transport& curve, const std::string& raw_plain_ep,
+                                      const std::string& raw_curve_ep, const RawCurve& raw_keys,
+                                      size_t size, int n) {
+  zmq::socket_t rp = RawSocket(ctx, raw_plain_ep, {});
+  zmq::socket_t rc = RawSocket(ctx, raw_curve_ep, raw_keys);
+  const std::string payload(size, 'x');
+  const zrpc::Object args{{"p", payload}};
+  std::vector<double> us[4], ignored;
+  RawLatencyRound(rp, payload, n / 10, &ignored);  // warm up (and the CURVE handshakes)
+  RawLatencyRound(rc, payload, n / 10, &ignored);
+  ZrpcLatencyRound(plain, "bench", args, n / 10, &ignored);
+  ZrpcLatencyRound(curve, "bench", args, n / 10, &ignored);
+  constexpr int kRounds = 10;
+  for (int round = 0; round < kRounds; ++round) {
+    RawLatencyRound(rp, payload, n / kRounds, &us[0]);
+    RawLatencyRound(rc, payload, n / kRounds, &us[1]);
+    ZrpcLatencyRound(plain, "bench", args, n / kRounds, &us[2]);
+    ZrpcLatencyRound(curve, "bench", args, n / kRounds, &us[3]);
+  }
+  return {Summarize(us[0]), Summarize(us[1]), Summarize(us[2]), Summarize(us[3])};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -358,16 +431,25 @@ int main(int argc, char** argv) {
                             {"only", "run one measurement: latency, throughput or cast"},
                             {"via", "run one transport: tcp or ipc"},
                             {"cpu!", "also report CPU time per call (client and server)"},
+                            {"no-curve!", "skip the CurveZMQ cost table"},
                             {"serve", "internal: run a server (zrpc or raw)"},
                             {"matchmaker", "internal"},
                             {"ipc-dir", "internal"},
                             {"router", "internal"},
-                            {"pull", "internal"}});
+                            {"pull", "internal"},
+                            {"key-file", "internal"},
+                            {"authorized-keys", "internal"}});
   flags.Parse(argc, argv);
   zrpc::SetLogLevel(zrpc::LogLevel::kError);
   zrpc::tools::UseReleaseMutexes();  // as zrpc's own programs run (see docs/PERFORMANCE.md)
-  if (flags.Get("serve") == "zrpc") return ServeZrpc(flags.Get("matchmaker"), flags.Get("ipc-dir"));
-  if (flags.Get("serve") == "raw") return ServeRaw(flags.Get("router"), flags.Get("pull"));
+  if (flags.Get("serve") == "zrpc") {
+    return ServeZrpc(flags.Get("matchmaker"), flags.Get("ipc-dir"),
+                     {.key_file = flags.Get("key-file"),
+                      .authorized_keys_file = flags.Get("authorized-keys")});
+  }
+  if (flags.Get("serve") == "raw") {
+    return ServeRaw(flags.Get("router"), flags.Get("pull"), flags.Get("key-file"));
+  }
 
   const bool quick = flags.Has("quick");
   const int lat_n = quick ? 500 : 5000;
@@ -385,6 +467,24 @@ int main(int argc, char** argv) {
     if (have_taskset) argv.insert(argv.begin(), {"/usr/bin/taskset", "-c", "1"});
     return argv;
   };
+
+  // CURVE keys for the CURVE servers and clients: one key pair each, one authorized_keys.
+  const bool curve_on = !flags.Has("no-curve");
+  const std::string keys_dir = dir + "/keys";
+  RawCurve raw_keys;
+  if (curve_on) {
+    std::filesystem::create_directory(keys_dir);
+    absl::StatusOr<zrpc::CurveKeyPair> sk = zrpc::GenerateCurveKeyPair();
+    absl::StatusOr<zrpc::CurveKeyPair> ck = zrpc::GenerateCurveKeyPair();
+    if (!sk.ok() || !ck.ok() || !zrpc::WriteCurveKeyPair(keys_dir, "bench-server", *sk).ok() ||
+        !zrpc::WriteCurveKeyPair(keys_dir, "bench-client", *ck).ok()) {
+      std::cerr << "cannot make CURVE keys (libzmq without CURVE? run with --no-curve)\n";
+      return 1;
+    }
+    std::ofstream(keys_dir + "/authorized_keys")
+        << "bench-server " << sk->public_key << "\nbench-client " << ck->public_key << "\n";
+    raw_keys = {sk->public_key, ck->public_key, ck->secret_key};
+  }
 
   std::cout << "zrpc end-to-end benchmark: client on CPU 0, servers on CPU 1"
             << (have_taskset ? "" : " (taskset missing: not pinned)") << "\n\n";
@@ -468,7 +568,79 @@ int main(int argc, char** argv) {
       Row("cast throughput (same bytes)", transport, "100 B", z, raw, "/s", ">= 0.70x");
       Row("cast throughput vs PUSH/PULL 100 B", transport, "100 B", z, push, "/s", "(reported)");
     }
+    if (curve_on && (only.empty() || only == "curve")) {
+      // The same server programs with CURVE, registered in a registry of their own.
+      const std::string cmm = mm + "-curve";
+      const std::string cdir = dir + "/curve";
+      std::filesystem::create_directories(cdir);
+      ChildProcess zcserver, rcserver;
+      std::vector<std::string> zcargs = {"--serve", "zrpc", "--matchmaker", cmm,
+                                         "--key-file", keys_dir + "/bench-server.key",
+                                         "--authorized-keys", keys_dir + "/authorized_keys"};
+      if (transport == "ipc") zcargs.insert(zcargs.end(), {"--ipc-dir", cdir});
+      if (zcserver.StartAndWaitForLine(server_argv(zcargs), "READY", 10000).empty()) {
+        std::cerr << "zrpc CURVE server did not start\n";
+        return 1;
+      }
+      const std::string crouter = transport == "tcp" ? "tcp://127.0.0.1:*" : "ipc://" + cdir + "/raw.r";
+      const std::string cpull = transport == "tcp" ? "tcp://127.0.0.1:*" : "ipc://" + cdir + "/raw.p";
+      const std::string cready = rcserver.StartAndWaitForLine(
+          server_argv({"--serve", "raw", "--router", crouter, "--pull", cpull, "--key-file",
+                       keys_dir + "/bench-server.key"}),
+          "READY", 10000);
+      if (cready.empty()) {
+        std::cerr << "raw CURVE server did not start\n";
+        return 1;
+      }
+      const std::string raw_crouter = cready.substr(6, cready.find(' ', 6) - 6);
+      auto cclient = zrpc::Transport::Create(
+          {.host = "bench-client",
+           .security = {.key_file = keys_dir + "/bench-client.key",
+                        .authorized_keys_file = keys_dir + "/authorized_keys"},
+           .matchmaker = cmm});
+      if (!cclient.ok()) {
+        std::cerr << "CURVE client: " << cclient.status() << "\n";
+        return 1;
+      }
+      zrpc::Transport& ct = **cclient;
+      for (size_t size : {size_t{100}, size_t{1024}}) {
+        const std::string sz = size == 100 ? "100 B" : "1 KiB";
+        auto [rp, rc, zp, zc] = CurveLatencies(ctx, t, ct, raw_router, raw_crouter, raw_keys, size, lat_n);
+        CurveRow("raw round trip p50", transport, sz, rp.p50_us, rc.p50_us, "us");
+        CurveRow("raw round trip p99", transport, sz, rp.p99_us, rc.p99_us, "us");
+        CurveRow("zrpc call p50 (sequential, inline)", transport, sz, zp.p50_us, zc.p50_us, "us");
+        CurveRow("zrpc call p99 (sequential, inline)", transport, sz, zp.p99_us, zc.p99_us, "us");
+      }
+      for (size_t size : {size_t{100}, size_t{1024}}) {
+        const std::string sz = size == 100 ? "100 B" : "1 KiB";
+        const double rp = RawThroughput(ctx, raw_router, size, tput_n, 64);
+        const double rc = RawThroughput(ctx, raw_crouter, size, tput_n, 64, raw_keys);
+        const double zp = ZrpcPipelined(t, "bench", size, tput_n, 64);
+        const double zc = ZrpcPipelined(ct, "bench", size, tput_n, 64);
+        CurveRow("raw 64 in flight", transport, sz, rp, rc, "/s");
+        CurveRow("zrpc calls, 64 in flight (CallMany)", transport, sz, zp, zc, "/s");
+      }
+      zrpc::Message m{.method = "sink", .args = {{"p", std::string(100, 'x')}}};
+      m.unique_id = zrpc::NewUniqueId();
+      const std::string body = *zrpc::EncodeMessage(m);
+      const std::string header =
+          zrpc::internal::RequestHeader(zrpc::internal::FrameKind::kCast, "openstack", "bench", "");
+      const double rp = RawCastThroughput(ctx, raw_router, header, body, cast_n);
+      const double rc = RawCastThroughput(ctx, raw_crouter, header, body, cast_n, raw_keys);
+      const double zp = ZrpcCastThroughput(t, "bench", 100, cast_n);
+      const double zc = ZrpcCastThroughput(ct, "bench", 100, cast_n);
+      CurveRow("raw casts (same bytes as zrpc)", transport, "100 B", rp, rc, "/s");
+      CurveRow("zrpc casts", transport, "100 B", zp, zc, "/s");
+      ct.Close();
+    }
     t.Close();
+  }
+  if (!CurveRows().empty()) {
+    std::cout << "\nCurveZMQ cost (same run; ratio = CURVE / plain: above 1 for latency and below 1 "
+                 "for throughput is the cost)\n\n";
+    std::cout << "| measure                                  | via  | size   | plain             | CURVE             | ratio |\n";
+    std::cout << "|------------------------------------------|------|--------|-------------------|-------------------|-------|\n";
+    for (const std::string& row : CurveRows()) std::cout << row;
   }
   std::filesystem::remove_all(dir);
   return 0;

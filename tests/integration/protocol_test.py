@@ -2,21 +2,142 @@
 # SPDX-License-Identifier: Apache-2.0
 """A zrpc client in Python, written from docs/PROTOCOL.md alone, against the C++ reference service.
 
-Run by CTest as: /usr/bin/python3 protocol_test.py PATH/TO/zrpc-service
+Run by CTest as: /usr/bin/python3 protocol_test.py PATH/TO/zrpc-service [--curve]
+With --curve it checks section 10 (CurveZMQ) instead: keys made with pyzmq in zrpc's formats, a
+keyed service, the server key read from the registry, authentication and authorization.
 The wire helpers it uses (zrpc_wire.py, beside it) are written from the document too.
 Needs Debian's python3-zmq. Prints 'N passed, N failed' and exits non-zero on any failure.
 """
 import json
+import os
+import re
+import shutil
 import sys
+import tempfile
 import time
 import uuid
 
 import zmq
 
-from zrpc_wire import RESULTS, Client, Service, check, failure
+from zrpc_wire import (RESULTS, Client, Service, check, curve_client, failure, write_authorized_keys,
+                       write_key_pair)
+
+
+def curve_main(binary):
+    """Section 10: a CURVE client, keys from pyzmq, against a keyed service."""
+    keys = tempfile.mkdtemp(prefix="zrpc-py-keys-")
+    service = None
+    try:
+        svc_public, _ = write_key_pair(keys, "svc")
+        py_public, py_secret = write_key_pair(keys, "pyclient")
+        stranger_public, stranger_secret = write_key_pair(keys, "stranger")  # not authorized
+        write_authorized_keys(os.path.join(keys, "authorized_keys"),
+                              [("svc", svc_public, []), ("pyclient", py_public, ["py", "ops"])])
+        service = Service(binary, ["--host", "pyhost", "--key-file", os.path.join(keys, "svc.key"),
+                                   "--authorized-keys", os.path.join(keys, "authorized_keys"),
+                                   "--restrict", "note=admin;echo=ops"],
+                          capture_stderr=True)
+        if not check("keyed service starts and prints READY", service.endpoint is not None, service.ready):
+            print("\n".join(service.log_since()[-10:]))
+            raise SystemExit(1)
+        endpoint = service.endpoint
+
+        # Section 7/7.1: every registration carries the service's public key.
+        entries = service.registrations()
+        server_keys = {e.get("public_key") for e in entries}
+        check("registrations carry the service's public_key", server_keys == {svc_public}, server_keys)
+        server_key = entries[0]["public_key"]
+        me = (server_key, py_public, py_secret)
+
+        c = Client(endpoint, curve=me)
+        r = c.call("compute", "add", {"a": 2, "b": 40})
+        check("CURVE call returns its result", r["result"] == 42 and r["failure"] is None, r)
+        r = c.call("compute", "caller")
+        check("caller is the Python client's identity from authorized_keys", r["result"] == "pyclient", r)
+        r = c.call("compute", "ping", extra={"namespace": "_zrpc"})
+        check("_zrpc ping answers an authenticated peer", r["result"] and r["result"]["pong"] is True, r)
+        r = c.call("compute", "echo", {"x": 1})
+        check("a method restricted to a group the caller is in answers", r["result"] == {"x": 1}, r)
+
+        # Authorization: note is restricted to "admin"; the call fails and the handler never runs.
+        f = failure(c.call("compute", "note", {"kind": "curvepy"}))
+        check("restricted method answers a NotAuthorized failure",
+              f and f["class"] == "NotAuthorized" and f["kwargs"].get("identity") == "pyclient"
+              and f["kwargs"].get("method") == "note" and f["kwargs"].get("code") == 7, f)
+        notes = c.call("compute", "stats")["result"]["notes"]
+        check("the refused handler did not run", "curvepy" not in notes, notes)
+
+        # An unknown key: the handshake is refused, nothing is delivered, the service logs the
+        # key's fingerprint (its first 12 Z85 characters).
+        mark = service.mark()
+        stranger = Client(endpoint, curve=(server_key, stranger_public, stranger_secret), monitor=True)
+        stranger.request("call", "compute", "whoami")
+        failed = stranger.wait_for_event(zmq.EVENT_HANDSHAKE_FAILED_AUTH)
+        check("unknown key: handshake fails with ZAP status 400", failed and failed["value"] == 400, failed)
+        check("unknown key: nothing arrives within 1 s", stranger.sock.poll(1000) == 0)
+        fingerprint = stranger_public[:12]
+        n = service.wait_for_log("refused CURVE key " + re.escape(fingerprint), mark)
+        check("service logs the refusal with the key's fingerprint", n >= 1, service.log_since(mark)[-5:])
+        check("the log line does not hold the whole key",
+              service.count_log(re.escape(stranger_public), mark) == 0)
+        stranger.close()
+
+        # A plain (NULL) client and a client with the wrong server key get nothing either.
+        plain = Client(endpoint)
+        plain.request("call", "compute", "whoami")
+        check("plain client to a keyed service: nothing arrives within 1 s", plain.sock.poll(1000) == 0)
+        plain.close()
+        wrong = Client(endpoint, curve=(stranger_public, py_public, py_secret))
+        wrong.request("call", "compute", "whoami")
+        check("wrong server key: nothing arrives within 1 s", wrong.sock.poll(1000) == 0)
+        wrong.close()
+
+        # The authorized client is still served.
+        r = c.call("compute", "whoami")
+        check("service keeps serving its authorized client", r["result"] == "pyhost", r)
+
+        # Notifications: a CURVE SUB with an authorized key receives events; a stranger's does not.
+        pub = [e["pub_endpoint"] for e in entries if e["topic"] == "publisher~notifications"][0]
+        subs = {}
+        for who, pair in (("pyclient", (py_public, py_secret)), ("stranger", (stranger_public, stranger_secret))):
+            sub = c.ctx.socket(zmq.SUB)
+            sub.setsockopt(zmq.LINGER, 0)
+            curve_client(sub, server_key, *pair)
+            sub.setsockopt(zmq.SUBSCRIBE, b"notifications.info")
+            sub.connect(pub)
+            subs[who] = sub
+        time.sleep(0.5)  # PUB/SUB: the subscription must arrive first
+        c.call("compute", "emit", {"event_type": "py.curve", "priority": "info", "payload": {"k": 2}})
+        event = None
+        if subs["pyclient"].poll(3000):
+            topic, body = subs["pyclient"].recv_multipart()
+            event = json.loads(json.loads(body)["oslo.message"])["args"]["event_type"]
+        # Known bug in main (src/zmq/socket_factory.cc): the service's XPUB sets ZMQ_MAXMSGSIZE to
+        # kMaxSubscriptionBytes (273), and libzmq applies that limit to the CURVE handshake too: a
+        # SUB's INITIATE command is 276 bytes or more, so every CURVE subscriber is cut off during
+        # the handshake (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) and receives nothing. Reported as
+        # an expected failure until fixed, then (XPASS) make this an ordinary check.
+        if event == "py.curve":
+            print("[XPASS] authorized CURVE listener receives the notification: the XPUB "
+                  "MAXMSGSIZE bug is fixed, make this an ordinary check()", flush=True)
+        else:
+            print("[XFAIL] authorized CURVE listener receives the notification (known bug: the "
+                  "XPUB's ZMQ_MAXMSGSIZE of 273 bytes cuts off the CURVE handshake)", flush=True)
+        check("a listener with an unknown key receives nothing", subs["stranger"].poll(500) == 0)
+        for sub in subs.values():
+            sub.close()
+        c.close()
+    finally:
+        if service:
+            service.stop()
+        shutil.rmtree(keys, ignore_errors=True)
+    print(f"{RESULTS['passed']} passed, {RESULTS['failed']} failed")
+    return 1 if RESULTS["failed"] else 0
 
 
 def main():
+    if "--curve" in sys.argv[2:]:
+        return curve_main(sys.argv[1])
     service = Service(sys.argv[1], ["--host", "pyhost", "--heartbeat-ms", "200"])
     try:
         check("service starts and prints READY", service.endpoint is not None, service.ready)

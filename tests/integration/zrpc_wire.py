@@ -18,6 +18,7 @@ import time
 import uuid
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 RESULTS = {"passed": 0, "failed": 0}
 
@@ -44,17 +45,37 @@ def failure(reply):
 class Client:
     """A DEALER speaking zrpc1 to one service."""
 
-    def __init__(self, endpoint, ctx=None):
+    def __init__(self, endpoint, ctx=None, curve=None, monitor=False):
+        """curve: (server_public, own_public, own_secret), Z85 bytes, to run CURVE (PROTOCOL §10).
+        monitor: keep a monitor socket (self.monitor) for the connection's events."""
         self.ctx = ctx or zmq.Context.instance()
         self.sock = self.ctx.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
+        if curve:
+            curve_client(self.sock, *curve)
+        self.monitor = self.sock.get_monitor_socket() if monitor else None
         self.sock.connect(endpoint)
         self.beats = {}
         self.beat_intervals = set()
         self.stash = {}  # msg_id -> reply frames that arrived while another call was awaited
 
     def close(self):
+        if self.monitor is not None:
+            self.sock.disable_monitor()
+            self.monitor.close(linger=0)
         self.sock.close(linger=0)
+
+    def wait_for_event(self, event, timeout_s=3):
+        """Waits (bounded) for a monitor event (e.g. zmq.EVENT_HANDSHAKE_FAILED_AUTH); returns the
+        event's dict (its "value" is the ZAP status for an auth failure) or None."""
+        deadline = time.time() + timeout_s
+        while time.time() < deadline:
+            if not self.monitor.poll(int((deadline - time.time()) * 1000) + 1):
+                break
+            got = recv_monitor_message(self.monitor)
+            if got["event"] == event:
+                return got
+        return None
 
     def send(self, kind, target, message, msg_id=None, exchange="openstack"):
         header = f"zrpc1 {kind} {exchange} {target} {msg_id or '-'}"
@@ -109,6 +130,37 @@ class Client:
         replies = list(self.replies(self.request("call", target, method, args, **kw), timeout_s))
         assert len(replies) == 1 and replies[0]["ending"], replies
         return replies[0]
+
+
+# CurveZMQ (PROTOCOL §10): keys as zrpc writes them, and the socket options of a CURVE client.
+
+def curve_client(sock, server_public, public, secret):
+    """Makes `sock` a CURVE client of the server whose public key is `server_public` (before
+    connect). Keys are Z85 (str or bytes)."""
+    as_bytes = lambda k: k.encode() if isinstance(k, str) else k
+    sock.curve_secretkey = as_bytes(secret)
+    sock.curve_publickey = as_bytes(public)
+    sock.curve_serverkey = as_bytes(server_public)
+
+
+def write_key_pair(directory, name):
+    """Writes DIR/NAME.key (mode 0600: `public-key Z85` and `secret-key Z85` lines) and DIR/NAME.pub
+    (`NAME Z85`), as `zrpc keygen` does, from a pyzmq key pair. Returns (public, secret) as str."""
+    public, secret = (k.decode() for k in zmq.curve_keypair())
+    fd = os.open(os.path.join(directory, name + ".key"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(f"# {name}: CURVE key pair (keep secret)\npublic-key {public}\nsecret-key {secret}\n")
+    with open(os.path.join(directory, name + ".pub"), "w") as f:
+        f.write(f"{name} {public}\n")
+    return public, secret
+
+
+def write_authorized_keys(path, entries):
+    """entries: (identity, public_key, [groups]) -> `IDENTITY KEY [GROUP,GROUP]` lines."""
+    with open(path, "w") as f:
+        f.write("# who may connect: IDENTITY PUBLIC-KEY [GROUPS]\n")
+        for identity, key, groups in entries:
+            f.write(" ".join([identity, key] + ([",".join(groups)] if groups else [])) + "\n")
 
 
 def _child_setup(then=None):
