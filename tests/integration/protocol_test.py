@@ -112,17 +112,7 @@ def curve_main(binary):
         if subs["pyclient"].poll(3000):
             topic, body = subs["pyclient"].recv_multipart()
             event = json.loads(json.loads(body)["oslo.message"])["args"]["event_type"]
-        # Known bug in main (src/zmq/socket_factory.cc): the service's XPUB sets ZMQ_MAXMSGSIZE to
-        # kMaxSubscriptionBytes (273), and libzmq applies that limit to the CURVE handshake too: a
-        # SUB's INITIATE command is 276 bytes or more, so every CURVE subscriber is cut off during
-        # the handshake (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) and receives nothing. Reported as
-        # an expected failure until fixed, then (XPASS) make this an ordinary check.
-        if event == "py.curve":
-            print("[XPASS] authorized CURVE listener receives the notification: the XPUB "
-                  "MAXMSGSIZE bug is fixed, make this an ordinary check()", flush=True)
-        else:
-            print("[XFAIL] authorized CURVE listener receives the notification (known bug: the "
-                  "XPUB's ZMQ_MAXMSGSIZE of 273 bytes cuts off the CURVE handshake)", flush=True)
+        check("an authorized CURVE listener receives the notification", event == "py.curve", event)
         check("a listener with an unknown key receives nothing", subs["stranger"].poll(500) == 0)
         for sub in subs.values():
             sub.close()
