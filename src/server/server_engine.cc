@@ -274,10 +274,12 @@ bool ServerEngine::DrainSubscriptions() {
 }
 
 absl::Status ServerEngine::ValidateSubscription(std::string_view prefix) {
+  // "TOPIC.PRIORITY", or "TOPIC." for every priority (PROTOCOL.md §9).
   const size_t dot = prefix.rfind('.');
-  if (dot == std::string_view::npos || !ParsePriority(prefix.substr(dot + 1)).ok()) {
+  if (dot == std::string_view::npos ||
+      (dot + 1 < prefix.size() && !ParsePriority(prefix.substr(dot + 1)).ok())) {
     return absl::InvalidArgumentError(
-        "a subscription not of the form TOPIC.PRIORITY (zrpc listeners subscribe to nothing else)");
+        "a subscription not of the form TOPIC.PRIORITY or TOPIC. (what listeners subscribe to)");
   }
   return ValidateName("subscription topic", prefix.substr(0, dot));
 }

@@ -98,7 +98,8 @@ class ServerEngine {
   // Counts the service's connections (socket monitors) and warns near the open-file limit.
   void WatchConnections();
   void OnConnectionEvent(uint16_t event);
-  // OK for "TOPIC.PRIORITY" (a valid name, a known priority): what zrpc listeners subscribe to.
+  // OK for "TOPIC.PRIORITY" (a valid name, a known priority) or "TOPIC." (every priority): what
+  // listeners subscribe to.
   static absl::Status ValidateSubscription(std::string_view prefix);
   // Drops every connection of the notification socket (so every subscription) and binds again.
   void ResetPub(const std::string& why);
