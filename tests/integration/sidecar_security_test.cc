@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // The zrpc-matchmaker sidecar with CurveZMQ (issue 10 items 2, 3, 5, 7): a keyed sidecar in a
 // child process, keyed services and clients; who may register, unregister and resolve.
+#include <signal.h>
+
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -124,6 +126,30 @@ TEST_F(SidecarSecurityTest, AnotherIdentityCannotUnregisterAndTheRegistrationSta
   EXPECT_EQ(ListedHosts(bob->matchmaker()), std::set<std::string>{"alices"});  // resolve is open
   ZRPC_ASSERT_OK(alice->matchmaker().Unregister(r));
   EXPECT_TRUE(ListedHosts(bob->matchmaker()).empty());
+}
+
+TEST_F(SidecarSecurityTest, AClientThatReconnectedStillOwnsItsRegistrations) {
+  StartSidecar();
+  auto alice = Client(As("alice"));
+  auto bob = Client(As("bob"));
+  const Registration r{.topic = "compute", .host = "mine", .endpoint = "tcp://127.0.0.1:1"};
+  ZRPC_ASSERT_OK(alice->matchmaker().Register(r));
+  // An unanswered request makes the client drop its socket and connect a new one: a new
+  // connection, the same identity and client.
+  sidecar_->Signal(SIGSTOP);
+  ASSERT_TRUE(Eventually([&] {  // stopped for certain ('T' in /proc/PID/stat)
+    std::ifstream stat("/proc/" + std::to_string(sidecar_->pid()) + "/stat");
+    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    const size_t paren = text.rfind(')');
+    return paren != std::string::npos && paren + 2 < text.size() && text[paren + 2] == 'T';
+  }));
+  EXPECT_EQ(alice->matchmaker().List("").status().code(), absl::StatusCode::kUnavailable);
+  sidecar_->Signal(SIGCONT);
+  ASSERT_TRUE(Eventually([&] { return alice->matchmaker().List("").ok(); }, absl::Seconds(10)));
+  EXPECT_EQ(ListedHosts(alice->matchmaker()), std::set<std::string>{"mine"});
+  EXPECT_EQ(bob->matchmaker().Unregister(r).code(), absl::StatusCode::kPermissionDenied);
+  ZRPC_ASSERT_OK(alice->matchmaker().Unregister(r));  // still the owner
+  EXPECT_TRUE(ListedHosts(alice->matchmaker()).empty());
 }
 
 TEST_F(SidecarSecurityTest, AClientPinnedToTheWrongSidecarKeyFailsFastAndClearly) {
