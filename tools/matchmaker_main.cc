@@ -42,8 +42,9 @@ int main(int argc, char** argv) {
        {"socket-group",
         "group of the ipc:// sockets; their directory may then be shared with that group "
         "(owned by you or root, of that group, not writable by others); use --socket-mode 0660"},
-       {"tcp", "also listen here, e.g. tcp://10.0.0.5:7400 (every interface: needs keys or "
-               "--insecure)"},
+       {"tcp",
+        "also listen here, e.g. tcp://10.0.0.5:7400 (every interface: needs keys or "
+        "--insecure)"},
        {"insecure!",
         "allow --tcp/--pub on every interface (*, 0.0.0.0, ::) without keys: anyone who reaches "
         "the port can then register and unregister instances"},
@@ -92,15 +93,17 @@ int main(int argc, char** argv) {
     flags.Fail("--registrars needs keys (--key-file and --authorized-keys)");
   }
   if (options.security.enabled() != !options.security.authorized_keys_file.empty()) {
-    flags.Fail("with keys, give both --key-file and --authorized-keys (or $ZRPC_KEY_FILE and "
-               "$ZRPC_AUTHORIZED_KEYS)");
+    flags.Fail(
+        "with keys, give both --key-file and --authorized-keys (or $ZRPC_KEY_FILE and "
+        "$ZRPC_AUTHORIZED_KEYS)");
   }
   // With keys only admitted keys get in (CurveZMQ): every interface is then fine.
   for (const std::string& ep : {flags.Get("tcp"), options.pub}) {
     const bool everywhere = absl::StartsWith(ep, "tcp://*:") || absl::StartsWith(ep, "tcp://0.0.0.0:") ||
                             absl::StartsWith(ep, "tcp://[::]:") || absl::StartsWith(ep, "tcp://:::");
     if (everywhere && !flags.Has("insecure") && !options.security.enabled()) {
-      flags.Fail(absl::StrCat(ep, " listens on every interface without keys: give --key-file and "
+      flags.Fail(absl::StrCat(ep,
+                              " listens on every interface without keys: give --key-file and "
                               "--authorized-keys (CurveZMQ), or add --insecure (anyone who reaches "
                               "it can then register and unregister instances), or listen on one "
                               "private address"));
@@ -122,12 +125,11 @@ int main(int argc, char** argv) {
   }
   const std::string& endpoint = options.endpoints.front();
   zrpc::Log(zrpc::LogLevel::kInfo,
-            absl::StrFormat("zrpc-matchmaker listening on %s (changes on %s), backend %s, ttl %ds, %s",
-                            endpoint, (*server)->pub_endpoint(), zrpc::RedactUrl(options.backend),
-                            ttl_s,
-                            options.security.enabled()
-                                ? "CurveZMQ on (clients pin this sidecar's public key)"
-                                : "no keys (plain ZeroMQ)"));
+            absl::StrFormat(
+                "zrpc-matchmaker listening on %s (changes on %s), backend %s, ttl %ds, %s",
+                endpoint, (*server)->pub_endpoint(), zrpc::RedactUrl(options.backend), ttl_s,
+                options.security.enabled() ? "CurveZMQ on (clients pin this sidecar's public key)"
+                                           : "no keys (plain ZeroMQ)"));
   std::cout << "READY " << endpoint << " " << (*server)->pub_endpoint() << std::endl;
   std::thread serving([&] { (*server)->Run(); });
   int sig = 0;

@@ -7,12 +7,12 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
-#include "src/base/secure_fs.h"
 #include "matchmaker/registration_json.h"
+#include "src/base/log_internal.h"
+#include "src/base/secure_fs.h"
+#include "src/codec/json_internal.h"
 #include "src/zmq/socket_factory.h"
 #include "src/zmq/socket_monitor.h"
-#include "src/codec/json_internal.h"
-#include "src/base/log_internal.h"
 #include "zrpc/message.h"
 
 namespace zrpc::internal::sidecar {
@@ -54,13 +54,15 @@ absl::StatusOr<std::string> PinnedKey(std::string_view url, std::string_view opt
   absl::string_view o = ToAbsl(option);
   if (absl::ConsumePrefix(&o, "key=")) {
     if (!IsCurveKey(ToStd(o))) {
-      return bad("?key= takes the sidecar's public key, 40 characters of Z85 (the second word "
-                 "of its NAME.pub)");
+      return bad(
+          "?key= takes the sidecar's public key, 40 characters of Z85 (the second word "
+          "of its NAME.pub)");
     }
     return std::string(o);
   }
   if (absl::ConsumePrefix(&o, "key_file=")) {
-    if (!absl::StartsWith(o, "/")) return bad("?key_file= takes an absolute path to a NAME.pub file");
+    if (!absl::StartsWith(o, "/"))
+      return bad("?key_file= takes an absolute path to a NAME.pub file");
     const std::string path(o);
     absl::StatusOr<std::string> text =
         ReadUntrustedFile(path, kMaxPubFileBytes, {}, FinalLink::kFollow);
@@ -70,13 +72,16 @@ absl::StatusOr<std::string> PinnedKey(std::string_view url, std::string_view opt
     absl::StatusOr<std::vector<AuthorizedKey>> keys = ParseAuthorizedKeys(*text, path);
     if (!keys.ok()) return bad(keys.status().message());
     if (keys->size() != 1) {
-      return bad(absl::StrCat(path, " must hold one `NAME PUBLIC-KEY` line (the sidecar's NAME.pub "
-                              "from `zrpc keygen`); it holds ", keys->size()));
+      return bad(absl::StrCat(path,
+                              " must hold one `NAME PUBLIC-KEY` line (the sidecar's NAME.pub "
+                              "from `zrpc keygen`); it holds ",
+                              keys->size()));
     }
     return keys->front().public_key;
   }
-  return bad("a sidecar URL takes one option, ?key=<Z85 public key> or ?key_file=/path/NAME.pub "
-             "(the sidecar's public key, for CurveZMQ)");
+  return bad(
+      "a sidecar URL takes one option, ?key=<Z85 public key> or ?key_file=/path/NAME.pub "
+      "(the sidecar's public key, for CurveZMQ)");
 }
 
 }  // namespace
@@ -93,13 +98,15 @@ absl::StatusOr<std::unique_ptr<Matchmaker>> SidecarMatchmaker::Create(
   }
   if (!sidecar_key.empty() && keyring == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "matchmaker URL ", endpoint, " pins the sidecar's CurveZMQ key, but this process has no "
+        "matchmaker URL ", endpoint,
+        " pins the sidecar's CurveZMQ key, but this process has no "
         "keys: configure them (TransportOptions::security, --key-file/$ZRPC_KEY_FILE and "
         "--authorized-keys/$ZRPC_AUTHORIZED_KEYS), or drop ?key= for a sidecar without keys"));
   }
   if (sidecar_key.empty() && keyring != nullptr) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "this process has CurveZMQ keys, but the matchmaker URL ", endpoint, " does not pin the "
+        "this process has CurveZMQ keys, but the matchmaker URL ", endpoint,
+        " does not pin the "
         "sidecar's public key: append ?key=<its Z85 public key> or ?key_file=/path/SIDECAR.pub"));
   }
   auto mm = std::unique_ptr<SidecarMatchmaker>(new SidecarMatchmaker(
@@ -156,11 +163,11 @@ void SidecarMatchmaker::EnsureDealer() {
   // A request in flight when the connection drops is never answered (a restarted sidecar answers
   // only what reached it): the monitor lets Request send it again instead of waiting it out.
   // With CURVE, the handshake's outcome too: a refused key fails requests at once.
-  const int events = ZMQ_EVENT_DISCONNECTED |
-                     (keyring_ ? ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
-                                     ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                                     ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL
-                               : 0);
+  const int events =
+      ZMQ_EVENT_DISCONNECTED |
+      (keyring_ ? ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                      ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL
+                : 0);
   absl::StatusOr<std::unique_ptr<SocketMonitor>> m = SocketMonitor::Create(ctx_, *dealer_, events);
   if (m.ok()) dealer_monitor_ = *std::move(m);
   dealer_up_ = false;
@@ -280,7 +287,8 @@ absl::StatusOr<Value> SidecarMatchmaker::Request(std::string_view op, Object bod
                                                absl::FormatDuration(kRequestTimeout)));
   } catch (const zmq::error_t& e) {
     NoteUnreachable();
-    return absl::UnavailableError(absl::StrCat("matchmaker sidecar at ", endpoint_, ": ", e.what()));
+    return absl::UnavailableError(
+        absl::StrCat("matchmaker sidecar at ", endpoint_, ": ", e.what()));
   }
 }
 
@@ -507,7 +515,8 @@ void SidecarMatchmaker::ListenForChanges() {
     try {
       if (!pub.empty() && pub != connected_to) {
         monitor.reset();
-        absl::StatusOr<std::unique_ptr<zmq::socket_t>> made = MakeSocket(ctx_, SocketRole::kSidecarSub, TransportOptions{}, Curve());
+        absl::StatusOr<std::unique_ptr<zmq::socket_t>> made =
+            MakeSocket(ctx_, SocketRole::kSidecarSub, TransportOptions{}, Curve());
         if (!made.ok()) throw zmq::error_t();
         sub = *std::move(made);
         sub->set(zmq::sockopt::linger, 0);

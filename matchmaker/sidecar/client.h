@@ -29,11 +29,11 @@
 #include "absl/synchronization/mutex.h"
 #include "matchmaker/atomic_time.h"
 #include "matchmaker/identity.h"
-#include "src/zmq/socket_monitor.h"
 #include "matchmaker/sidecar/protocol.h"
 #include "matchmaker/watchers.h"
 #include "src/security/keyring.h"
 #include "src/zmq/socket_factory.h"
+#include "src/zmq/socket_monitor.h"
 #include "zrpc/matchmaker.h"
 #include "zrpc/value.h"
 
@@ -112,8 +112,8 @@ class SidecarMatchmaker : public Matchmaker {
   // The listener thread: change notices, (re)connections of the SUB, probes while unreachable.
   void ListenForChanges();
 
-  const std::string url_;       // as given (with its ?key= option)
-  const std::string endpoint_;  // what to connect to: url_ without its option
+  const std::string url_;                   // as given (with its ?key= option)
+  const std::string endpoint_;              // what to connect to: url_ without its option
   const std::shared_ptr<Keyring> keyring_;  // null: plain
   const std::string sidecar_key_;           // Z85, pinned; with keyring_ only
   const Owner self_;

@@ -27,10 +27,10 @@
 // refused with PERMISSION_DENIED and the registration stays. With CurveZMQ, a sidecar started
 // with registrars refuses register, unregister and a heartbeat carrying registrations from other
 // identities (PERMISSION_DENIED); a sidecar whose ZAP handler stopped answers every request
-// UNAVAILABLE and publishes nothing. A body over kMaxRequestBytes, more than 20,000 registrations in a request or owned by a
-// connection, or more than 200,000 in all are refused with RESOURCE_EXHAUSTED, nothing of the
-// request held (RegistryLimits). Requests of other than two frames, or with a header over
-// kMaxHeaderBytes or not "zmm1 OP ID", are dropped with a log line.
+// UNAVAILABLE and publishes nothing. A body over kMaxRequestBytes, more than 20,000 registrations
+// in a request or owned by a connection, or more than 200,000 in all are refused with
+// RESOURCE_EXHAUSTED, nothing of the request held (RegistryLimits). Requests of other than two
+// frames, or with a header over kMaxHeaderBytes or not "zmm1 OP ID", are dropped with a log line.
 // The sidecar publishes "zmm1 change KEY" on its PUB after every change ("*" when it cannot tell
 // which key changed, or when many did); clients drop their cached answers then.
 #ifndef ZRPC_MATCHMAKER_SIDECAR_PROTOCOL_H_
@@ -97,8 +97,8 @@ struct Owner {
   // id for its life (across reconnections), and libzmq refuses a second connection with an id
   // that is connected already, so another connection cannot act for it while it is connected.
   // With CurveZMQ it is the peer's authenticated identity (the ZAP "User-Id" of the message,
-  // which nobody else can claim) and its "client" field: "key:LENGTH:IDENTITY/CLIENT". A client that
-  // reconnects (or whose routing id changes) keeps its registrations; no other identity can
+  // which nobody else can claim) and its "client" field: "key:LENGTH:IDENTITY/CLIENT". A client
+  // that reconnects (or whose routing id changes) keeps its registrations; no other identity can
   // withdraw them; two processes sharing one key are still two owners (each its own TTL and exit
   // check).
   std::string connection;

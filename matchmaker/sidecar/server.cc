@@ -95,8 +95,9 @@ bool SidecarServer::AuthenticationRunning() {
   if (!keyring_ || (zap_ && zap_->running())) return true;
   if (!zap_down_logged_) {
     zap_down_logged_ = true;
-    ZRPC_LOG(kError, "zrpc-matchmaker: its authentication (ZAP) handler stopped; refusing every "
-                     "request and publishing nothing until it is restarted");
+    ZRPC_LOG(kError,
+             "zrpc-matchmaker: its authentication (ZAP) handler stopped; refusing every "
+             "request and publishing nothing until it is restarted");
   }
   return false;
 }
@@ -110,8 +111,8 @@ absl::Status SidecarServer::CheckRegistrar(const std::string& identity) {
       return absl::OkStatus();
   }
   return absl::PermissionDeniedError(absl::StrCat(
-      "identity \"", identity, "\" may not register with this sidecar: only ",
-      options_.registrars, " may (add the group to its line in the sidecar's authorized_keys)"));
+      "identity \"", identity, "\" may not register with this sidecar: only ", options_.registrars,
+      " may (add the group to its line in the sidecar's authorized_keys)"));
 }
 
 SidecarServer::~SidecarServer() {
@@ -296,10 +297,11 @@ void SidecarServer::Serve(zmq::socket_t& router) {
     } else {
       // Without keys a registration belongs to the connection (socket and routing id); with
       // keys to the identity, whatever connection it comes on (Owner::connection).
-      result = Handle(line->op, frames[2].to_string_view(),
-                      keyring_ ? absl::StrCat("key:", identity.size(), ":", identity)
-                               : absl::StrCat(socket_index, "/", ToAbsl(frames[0].to_string_view())),
-                      identity);
+      result =
+          Handle(line->op, frames[2].to_string_view(),
+                 keyring_ ? absl::StrCat("key:", identity.size(), ":", identity)
+                          : absl::StrCat(socket_index, "/", ToAbsl(frames[0].to_string_view())),
+                 identity);
     }
     const std::string reply = EncodeReply(result, boot_);
     const std::string header = ReplyHeader(line->id);

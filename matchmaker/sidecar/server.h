@@ -34,11 +34,11 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "matchmaker/backend.h"
+#include "matchmaker/sidecar/registry.h"
 #include "security/keyring.h"
 #include "security/zap_handler.h"
 #include "src/zmq/socket_factory.h"
 #include "src/zmq/socket_monitor.h"
-#include "matchmaker/sidecar/registry.h"
 #include "zrpc/matchmaker.h"
 #include "zrpc/value.h"
 

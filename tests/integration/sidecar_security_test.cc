@@ -32,8 +32,7 @@ class SidecarSecurityTest : public IntegrationTest {
     }
     // The sidecar, the service and the clients all admit and trust these; mallory and impostor
     // are strangers.
-    WriteAuthorized("authorized",
-                    {{"mm", ""}, {"svc", "services"}, {"alice", ""}, {"bob", ""}});
+    WriteAuthorized("authorized", {{"mm", ""}, {"svc", "services"}, {"alice", ""}, {"bob", ""}});
     endpoint_ = "ipc://" + registry_ + "/mm.sock";
     matchmaker_ = endpoint_ + "?key=" + pub_["mm"];
   }
@@ -45,7 +44,8 @@ class SidecarSecurityTest : public IntegrationTest {
   void WriteAuthorized(const std::string& file,
                        std::vector<std::pair<std::string, std::string>> entries) {
     std::ofstream out(keys_ + "/" + file);
-    for (const auto& [who, groups] : entries) out << who << " " << pub_[who] << " " << groups << "\n";
+    for (const auto& [who, groups] : entries)
+      out << who << " " << pub_[who] << " " << groups << "\n";
   }
   std::vector<std::string> Keys(const std::string& who) {
     return {"--key-file", keys_ + "/" + who + ".key", "--authorized-keys", keys_ + "/authorized"};
