@@ -103,10 +103,10 @@ int main(int argc, char** argv) {
                             absl::StartsWith(ep, "tcp://[::]:") || absl::StartsWith(ep, "tcp://:::");
     if (everywhere && !flags.Has("insecure") && !options.security.enabled()) {
       flags.Fail(absl::StrCat(ep,
-                              " listens on every interface without keys: give --key-file and "
-                              "--authorized-keys (CurveZMQ), or add --insecure (anyone who reaches "
-                              "it can then register and unregister instances), or listen on one "
-                              "private address"));
+                              " listens on every interface: add --insecure (without keys anyone "
+                              "who reaches it can register and unregister instances), or give "
+                              "--key-file and --authorized-keys (CurveZMQ: only admitted keys get "
+                              "in), or listen on one private address"));
     }
   }
   options.backend = flags.Get("backend", "memory");

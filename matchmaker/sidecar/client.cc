@@ -162,12 +162,11 @@ void SidecarMatchmaker::EnsureDealer() {
   dealer_->set(zmq::sockopt::routing_id, routing_id_);
   // A request in flight when the connection drops is never answered (a restarted sidecar answers
   // only what reached it): the monitor lets Request send it again instead of waiting it out.
-  // With CURVE, the handshake's outcome too: a refused key fails requests at once.
-  const int events =
-      ZMQ_EVENT_DISCONNECTED |
-      (keyring_ ? ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
-                      ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL
-                : 0);
+  // The handshake's outcome too: a refused key (or a sidecar with keys when we have none) fails
+  // requests at once.
+  const int events = ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+                     ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                     ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL;
   absl::StatusOr<std::unique_ptr<SocketMonitor>> m = SocketMonitor::Create(ctx_, *dealer_, events);
   if (m.ok()) dealer_monitor_ = *std::move(m);
   dealer_up_ = false;
@@ -190,6 +189,7 @@ bool SidecarMatchmaker::DrainDealerEvents() {
         break;
       case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
         dealer_up_ = false;
+        if (!keyring_) break;  // not CURVE: nothing to refuse
         auth_error_ = absl::StrCat(
             "matchmaker sidecar at ", endpoint_, " refused this process's CurveZMQ key (",
             KeyFingerprint(keyring_->own().public_key),
@@ -199,6 +199,13 @@ bool SidecarMatchmaker::DrainDealerEvents() {
       case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
         // What a sidecar that does not hold the pinned key (or runs without keys) looks like.
         dealer_up_ = false;
+        if (!keyring_) {
+          auth_error_ = absl::StrCat(
+              "handshake with the matchmaker sidecar at ", endpoint_,
+              " failed: it probably runs with CurveZMQ keys; configure this process's keys "
+              "(--key-file, --authorized-keys) and pin the sidecar's key (?key= or ?key_file=)");
+          break;
+        }
         auth_error_ = absl::StrCat(
             "CurveZMQ authentication with the matchmaker sidecar at ", endpoint_,
             " failed: it does not hold the pinned public key ", KeyFingerprint(sidecar_key_),
@@ -212,7 +219,6 @@ bool SidecarMatchmaker::DrainDealerEvents() {
 }
 
 absl::Status SidecarMatchmaker::AwaitHandshake(absl::Time deadline) {
-  if (!keyring_) return absl::OkStatus();
   for (;;) {
     (void)DrainDealerEvents();
     if (dealer_up_) return absl::OkStatus();

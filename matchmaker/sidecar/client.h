@@ -79,8 +79,8 @@ class SidecarMatchmaker : public Matchmaker {
   // Reads the DEALER's monitor: true when the connection dropped. Notes a failed or succeeded
   // CurveZMQ handshake in auth_error_.
   bool DrainDealerEvents() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // With CURVE: waits until the DEALER's handshake is done (or `deadline`); the error of a
-  // refused handshake at once.
+  // Waits until the DEALER's handshake is done (or `deadline`); the error of a failed CurveZMQ
+  // handshake at once.
   absl::Status AwaitHandshake(absl::Time deadline) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Waits for the answer headed `expected` until `deadline`, or until the connection drops.
   Wait AwaitReply(const std::string& expected, absl::Time deadline, Reply* reply)
@@ -126,7 +126,7 @@ class SidecarMatchmaker : public Matchmaker {
   std::unique_ptr<zmq::socket_t> dealer_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<SocketMonitor> dealer_monitor_ ABSL_GUARDED_BY(mu_);  // reset before dealer_
   uint64_t next_request_ ABSL_GUARDED_BY(mu_) = 0;
-  bool dealer_up_ ABSL_GUARDED_BY(mu_) = false;  // its CURVE handshake succeeded
+  bool dealer_up_ ABSL_GUARDED_BY(mu_) = false;  // its handshake succeeded
   std::string auth_error_ ABSL_GUARDED_BY(mu_);  // why the last handshake failed, until one works
   absl::flat_hash_set<Registration, RegistrationHash> own_ ABSL_GUARDED_BY(mu_);
   std::string pub_endpoint_ ABSL_GUARDED_BY(mu_);

@@ -179,6 +179,16 @@ TEST_F(SidecarSecurityTest, KeysAndAPinnedSidecarKeyGoTogether) {
   EXPECT_THAT(std::string(s.message()), HasSubstr("does not pin the sidecar's public key"));
   // The key may come from the sidecar's NAME.pub instead.
   StartSidecar();
+  // A process without keys (nor a pinned key) learns at once that the sidecar wants them.
+  TransportOptions keyless = ClientOptions("plain");
+  keyless.matchmaker = endpoint_;
+  auto plain_client = Client(keyless);
+  ASSERT_NE(plain_client, nullptr);
+  const absl::Time start = absl::Now();
+  s = plain_client->matchmaker().List("openstack").status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnauthenticated) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr("probably runs with CurveZMQ keys"));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(1));
   TransportOptions from_file = As("alice");
   from_file.matchmaker = endpoint_ + "?key_file=" + keys_ + "/mm.pub";
   auto alice = Client(from_file);
