@@ -176,8 +176,11 @@ void SidecarMatchmaker::EnsureDealer() {
 
 bool SidecarMatchmaker::DrainDealerEvents() {
   if (!dealer_monitor_) return false;
+  // Collected first: the callback is not seen to hold mu_ (-Wthread-safety).
+  std::vector<uint16_t> events;
+  dealer_monitor_->Drain([&events](uint16_t event) { events.push_back(event); });
   bool disconnected = false;
-  dealer_monitor_->Drain([&](uint16_t event) {
+  for (const uint16_t event : events) {
     switch (event) {
       case ZMQ_EVENT_DISCONNECTED:
         disconnected = true;
@@ -214,7 +217,7 @@ bool SidecarMatchmaker::DrainDealerEvents() {
       default:
         break;
     }
-  });
+  }
   return disconnected;
 }
 
