@@ -26,8 +26,17 @@ struct Backend {
   BulkRegistrar* bulk = nullptr;  // `matchmaker` itself when it is one, else null
 };
 
+class Keyring;  // src/security/keyring.h
+
 // The one switch on the URL scheme, behind CreateMatchmaker (same URLs, same errors).
-absl::StatusOr<Backend> CreateBackend(std::string_view url);
+// `keyring`: the process's CurveZMQ keys, for a sidecar URL (null: plain; a sidecar URL that pins
+// a key, ?key=, is then INVALID_ARGUMENT, and so is a keyring with a sidecar URL that pins none).
+absl::StatusOr<Backend> CreateBackend(std::string_view url,
+                                      std::shared_ptr<Keyring> keyring = nullptr);
+
+// CreateMatchmaker for a process with keys (TransportCore): as CreateBackend.
+absl::StatusOr<std::unique_ptr<Matchmaker>> CreateMatchmakerWithKeys(
+    std::string_view url, std::shared_ptr<Keyring> keyring);
 
 }  // namespace zrpc::internal
 

@@ -129,7 +129,14 @@ absl::StatusOr<std::unique_ptr<Matchmaker>> CreateMatchmaker(std::string_view ur
 
 namespace internal {
 
-absl::StatusOr<Backend> CreateBackend(std::string_view url) {
+absl::StatusOr<std::unique_ptr<Matchmaker>> CreateMatchmakerWithKeys(
+    std::string_view url, std::shared_ptr<Keyring> keyring) {
+  absl::StatusOr<Backend> backend = CreateBackend(url, std::move(keyring));
+  if (!backend.ok()) return backend.status();
+  return std::move(backend->matchmaker);
+}
+
+absl::StatusOr<Backend> CreateBackend(std::string_view url, std::shared_ptr<Keyring> keyring) {
   absl::string_view u(url.data(), url.size());
   auto bad = [&](absl::string_view why) {
     return absl::InvalidArgumentError(
@@ -171,7 +178,8 @@ absl::StatusOr<Backend> CreateBackend(std::string_view url) {
     return Backend{*std::move(redis), bulk};
   }
   if (sidecar::IsSidecarUrl(url)) {
-    return plain(sidecar::SidecarMatchmaker::Create(std::string(u)));  // a zrpc-matchmaker sidecar
+    // A zrpc-matchmaker sidecar.
+    return plain(sidecar::SidecarMatchmaker::Create(std::string(u), std::move(keyring)));
   }
   return absl::InvalidArgumentError(absl::StrCat(
       "unsupported matchmaker URL \"", absl::CHexEscape(RedactUrl(url)),

@@ -18,6 +18,7 @@
 #include "codec/json_internal.h"
 #include "base/log_internal.h"
 #include "codec/wire.h"
+#include "matchmaker/backend.h"
 #include "server/worker_pool.h"
 #include "zmq/socket_factory.h"
 #include "zrpc/errors.h"
@@ -236,7 +237,8 @@ absl::Status TransportCore::Init() {
   if (options_.matchmaker_instance) {
     matchmaker_ = options_.matchmaker_instance;
   } else {
-    absl::StatusOr<std::unique_ptr<Matchmaker>> mm = CreateMatchmaker(options_.matchmaker);
+    absl::StatusOr<std::unique_ptr<Matchmaker>> mm =
+        CreateMatchmakerWithKeys(options_.matchmaker, keyring_);
     if (!mm.ok()) return mm.status();
     matchmaker_ = *std::move(mm);
   }

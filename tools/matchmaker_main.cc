@@ -3,8 +3,10 @@
 //
 //   zrpc-matchmaker --endpoint ipc:///run/zrpc/mm.sock --backend redis://10.0.0.9:6379 --ttl 5
 //   zrpc-matchmaker --endpoint ipc:///srv/zrpc/mm.sock --socket-group zrpc --socket-mode 0660
+//   zrpc-matchmaker --tcp tcp://0.0.0.0:7400 --key-file mm.key --authorized-keys authorized_keys
 //
-// Services and clients of the host use it with TransportOptions.matchmaker = the endpoint. The
+// Services and clients of the host use it with TransportOptions.matchmaker = the endpoint (with
+// keys: the endpoint + "?key=<the sidecar's public key>" or "?key_file=/path/mm.pub"). The
 // sidecar itself is matchmaker/sidecar/server.h; this is its command line. Prints
 // "READY <endpoint> <pub>" once listening; stops on SIGTERM/SIGINT.
 #include <signal.h>
@@ -40,10 +42,15 @@ int main(int argc, char** argv) {
        {"socket-group",
         "group of the ipc:// sockets; their directory may then be shared with that group "
         "(owned by you or root, of that group, not writable by others); use --socket-mode 0660"},
-       {"tcp", "also listen here, e.g. tcp://10.0.0.5:7400 (every interface: add --insecure)"},
+       {"tcp",
+        "also listen here, e.g. tcp://10.0.0.5:7400 (every interface: needs keys or "
+        "--insecure)"},
        {"insecure!",
-        "allow --tcp/--pub on every interface (*, 0.0.0.0, ::): anyone who reaches the port can "
-        "register and unregister instances until CurveZMQ lands"},
+        "allow --tcp/--pub on every interface (*, 0.0.0.0, ::) without keys: anyone who reaches "
+        "the port can then register and unregister instances"},
+       {"registrars",
+        "with keys: only this identity or authorized_keys group may register (default: every "
+        "admitted key); everyone admitted may still resolve"},
        {"pub",
         "where to publish changes (default: the endpoint + \".pub\" for ipc, else tcp ephemeral)"},
        {"backend",
@@ -54,6 +61,7 @@ int main(int argc, char** argv) {
         "      password_file=PATH (a file only its owner may read: chmod 600) or set\n"
         "      $ZRPC_REDIS_PASSWORD; the URL is logged with its password masked"},
        {"ttl", "seconds without a heartbeat before a registration expires (default 5)"}});
+  for (auto& [name, help] : zrpc::tools::SecurityFlags()) flags.Add(name, help);
   flags.Parse(argc, argv);
   zrpc::tools::UseReleaseMutexes();
   // Blocked before any thread starts, so that every thread inherits the mask and sigwait gets them.
@@ -79,13 +87,26 @@ int main(int argc, char** argv) {
   }
   if (flags.Has("tcp")) options.endpoints.push_back(flags.Get("tcp"));
   options.pub = flags.Get("pub");
+  options.security = zrpc::tools::SecurityFromFlags(flags);
+  options.registrars = flags.Get("registrars");
+  if (!options.registrars.empty() && !options.security.enabled()) {
+    flags.Fail("--registrars needs keys (--key-file and --authorized-keys)");
+  }
+  if (options.security.enabled() != !options.security.authorized_keys_file.empty()) {
+    flags.Fail(
+        "with keys, give both --key-file and --authorized-keys (or $ZRPC_KEY_FILE and "
+        "$ZRPC_AUTHORIZED_KEYS)");
+  }
+  // With keys only admitted keys get in (CurveZMQ): every interface is then fine.
   for (const std::string& ep : {flags.Get("tcp"), options.pub}) {
     const bool everywhere = absl::StartsWith(ep, "tcp://*:") || absl::StartsWith(ep, "tcp://0.0.0.0:") ||
                             absl::StartsWith(ep, "tcp://[::]:") || absl::StartsWith(ep, "tcp://:::");
-    if (everywhere && !flags.Has("insecure")) {
-      flags.Fail(absl::StrCat(ep, " listens on every interface: add --insecure (zrpc does not "
-                              "authenticate peers yet, so anyone who reaches it can register and "
-                              "unregister instances), or listen on one private address"));
+    if (everywhere && !flags.Has("insecure") && !options.security.enabled()) {
+      flags.Fail(absl::StrCat(ep,
+                              " listens on every interface: add --insecure (without keys anyone "
+                              "who reaches it can register and unregister instances), or give "
+                              "--key-file and --authorized-keys (CurveZMQ: only admitted keys get "
+                              "in), or listen on one private address"));
     }
   }
   options.backend = flags.Get("backend", "memory");
@@ -104,9 +125,11 @@ int main(int argc, char** argv) {
   }
   const std::string& endpoint = options.endpoints.front();
   zrpc::Log(zrpc::LogLevel::kInfo,
-            absl::StrFormat("zrpc-matchmaker listening on %s (changes on %s), backend %s, ttl %ds",
-                            endpoint, (*server)->pub_endpoint(), zrpc::RedactUrl(options.backend),
-                            ttl_s));
+            absl::StrFormat(
+                "zrpc-matchmaker listening on %s (changes on %s), backend %s, ttl %ds, %s",
+                endpoint, (*server)->pub_endpoint(), zrpc::RedactUrl(options.backend), ttl_s,
+                options.security.enabled() ? "CurveZMQ on (clients pin this sidecar's public key)"
+                                           : "no keys (plain ZeroMQ)"));
   std::cout << "READY " << endpoint << " " << (*server)->pub_endpoint() << std::endl;
   std::thread serving([&] { (*server)->Run(); });
   int sig = 0;

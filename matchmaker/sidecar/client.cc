@@ -3,12 +3,16 @@
 
 #include <algorithm>
 
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "matchmaker/registration_json.h"
+#include "src/base/log_internal.h"
+#include "src/base/secure_fs.h"
+#include "src/codec/json_internal.h"
 #include "src/zmq/socket_factory.h"
 #include "src/zmq/socket_monitor.h"
-#include "src/codec/json_internal.h"
-#include "src/base/log_internal.h"
 #include "zrpc/message.h"
 
 namespace zrpc::internal::sidecar {
@@ -38,10 +42,75 @@ int Millis(absl::Duration d) {
   return static_cast<int>(std::max<int64_t>(1, absl::ToInt64Milliseconds(d)));
 }
 
+// A NAME.pub file is one short line; anything larger is not one.
+constexpr size_t kMaxPubFileBytes = 4096;
+
+// The sidecar key a URL pins ("" when none): "?key=<Z85>" or "?key_file=/abs/NAME.pub".
+absl::StatusOr<std::string> PinnedKey(std::string_view url, std::string_view option) {
+  auto bad = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("matchmaker URL \"", absl::CHexEscape(ToAbsl(url)), "\": ", why));
+  };
+  absl::string_view o = ToAbsl(option);
+  if (absl::ConsumePrefix(&o, "key=")) {
+    if (!IsCurveKey(ToStd(o))) {
+      return bad(
+          "?key= takes the sidecar's public key, 40 characters of Z85 (the second word "
+          "of its NAME.pub)");
+    }
+    return std::string(o);
+  }
+  if (absl::ConsumePrefix(&o, "key_file=")) {
+    if (!absl::StartsWith(o, "/"))
+      return bad("?key_file= takes an absolute path to a NAME.pub file");
+    const std::string path(o);
+    absl::StatusOr<std::string> text =
+        ReadUntrustedFile(path, kMaxPubFileBytes, {}, FinalLink::kFollow);
+    if (!text.ok()) {
+      return bad(absl::StrCat("cannot read the sidecar's key file: ", text.status().message()));
+    }
+    absl::StatusOr<std::vector<AuthorizedKey>> keys = ParseAuthorizedKeys(*text, path);
+    if (!keys.ok()) return bad(keys.status().message());
+    if (keys->size() != 1) {
+      return bad(absl::StrCat(path,
+                              " must hold one `NAME PUBLIC-KEY` line (the sidecar's NAME.pub "
+                              "from `zrpc keygen`); it holds ",
+                              keys->size()));
+    }
+    return keys->front().public_key;
+  }
+  return bad(
+      "a sidecar URL takes one option, ?key=<Z85 public key> or ?key_file=/path/NAME.pub "
+      "(the sidecar's public key, for CurveZMQ)");
+}
+
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Matchmaker>> SidecarMatchmaker::Create(std::string url) {
-  auto mm = std::unique_ptr<SidecarMatchmaker>(new SidecarMatchmaker(std::move(url)));
+absl::StatusOr<std::unique_ptr<Matchmaker>> SidecarMatchmaker::Create(
+    std::string url, std::shared_ptr<Keyring> keyring) {
+  std::string endpoint = url;
+  std::string sidecar_key;
+  if (const size_t q = url.find('?'); q != std::string::npos) {
+    endpoint = url.substr(0, q);
+    absl::StatusOr<std::string> key = PinnedKey(url, std::string_view(url).substr(q + 1));
+    if (!key.ok()) return key.status();
+    sidecar_key = *std::move(key);
+  }
+  if (!sidecar_key.empty() && keyring == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "matchmaker URL ", endpoint,
+        " pins the sidecar's CurveZMQ key, but this process has no "
+        "keys: configure them (TransportOptions::security, --key-file/$ZRPC_KEY_FILE and "
+        "--authorized-keys/$ZRPC_AUTHORIZED_KEYS), or drop ?key= for a sidecar without keys"));
+  }
+  if (sidecar_key.empty() && keyring != nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "this process has CurveZMQ keys, but the matchmaker URL ", endpoint,
+        " does not pin the "
+        "sidecar's public key: append ?key=<its Z85 public key> or ?key_file=/path/SIDECAR.pub"));
+  }
+  auto mm = std::unique_ptr<SidecarMatchmaker>(new SidecarMatchmaker(
+      std::move(url), std::move(endpoint), std::move(keyring), std::move(sidecar_key)));
   {
     absl::MutexLock lock(&mm->mu_);
     if (absl::Status s = mm->EnsureHello(); !s.ok()) {
@@ -52,8 +121,12 @@ absl::StatusOr<std::unique_ptr<Matchmaker>> SidecarMatchmaker::Create(std::strin
   return std::unique_ptr<Matchmaker>(std::move(mm));
 }
 
-SidecarMatchmaker::SidecarMatchmaker(std::string url)
+SidecarMatchmaker::SidecarMatchmaker(std::string url, std::string endpoint,
+                                     std::shared_ptr<Keyring> keyring, std::string sidecar_key)
     : url_(std::move(url)),
+      endpoint_(std::move(endpoint)),
+      keyring_(std::move(keyring)),
+      sidecar_key_(std::move(sidecar_key)),
       self_(Self(absl::StrCat(getpid(), "-", NewUniqueId()))),
       routing_id_("c" + NewUniqueId()),
       ctx_(1) {}
@@ -70,10 +143,16 @@ absl::Duration SidecarMatchmaker::HeartbeatInterval() const {
   return absl::Milliseconds(heartbeat_ms_.load());
 }
 
+CurveSettings SidecarMatchmaker::Curve() const {
+  if (!keyring_) return {};
+  return CurveSettings{&keyring_->own(), sidecar_key_};
+}
+
 void SidecarMatchmaker::EnsureDealer() {
   if (dealer_) return;
+  // IMMEDIATE: no queueing for an absent sidecar.
   absl::StatusOr<std::unique_ptr<zmq::socket_t>> made =
-      MakeSocket(ctx_, SocketRole::kSidecarClient);  // IMMEDIATE: no queueing for an absent sidecar
+      MakeSocket(ctx_, SocketRole::kSidecarClient, TransportOptions{}, Curve());
   if (!made.ok()) throw zmq::error_t();
   dealer_ = *std::move(made);
   dealer_->set(zmq::sockopt::linger, 0);
@@ -83,10 +162,75 @@ void SidecarMatchmaker::EnsureDealer() {
   dealer_->set(zmq::sockopt::routing_id, routing_id_);
   // A request in flight when the connection drops is never answered (a restarted sidecar answers
   // only what reached it): the monitor lets Request send it again instead of waiting it out.
-  absl::StatusOr<std::unique_ptr<SocketMonitor>> m =
-      SocketMonitor::Create(ctx_, *dealer_, ZMQ_EVENT_DISCONNECTED);
+  // The handshake's outcome too: a refused key (or a sidecar with keys when we have none) fails
+  // requests at once.
+  const int events = ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+                     ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                     ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL;
+  absl::StatusOr<std::unique_ptr<SocketMonitor>> m = SocketMonitor::Create(ctx_, *dealer_, events);
   if (m.ok()) dealer_monitor_ = *std::move(m);
-  dealer_->connect(url_);
+  dealer_up_ = false;
+  auth_error_.clear();  // a new socket: its own handshake tells
+  dealer_->connect(endpoint_);
+}
+
+bool SidecarMatchmaker::DrainDealerEvents() {
+  if (!dealer_monitor_) return false;
+  // Collected first: the callback is not seen to hold mu_ (-Wthread-safety).
+  std::vector<uint16_t> events;
+  dealer_monitor_->Drain([&events](uint16_t event) { events.push_back(event); });
+  bool disconnected = false;
+  for (const uint16_t event : events) {
+    switch (event) {
+      case ZMQ_EVENT_DISCONNECTED:
+        disconnected = true;
+        dealer_up_ = false;
+        break;
+      case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
+        dealer_up_ = true;
+        auth_error_.clear();
+        break;
+      case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
+        dealer_up_ = false;
+        if (!keyring_) break;  // not CURVE: nothing to refuse
+        auth_error_ = absl::StrCat(
+            "matchmaker sidecar at ", endpoint_, " refused this process's CurveZMQ key (",
+            KeyFingerprint(keyring_->own().public_key),
+            "): add this process's NAME.pub line to the sidecar's authorized_keys");
+        break;
+      case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+      case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+        // What a sidecar that does not hold the pinned key (or runs without keys) looks like.
+        dealer_up_ = false;
+        if (!keyring_) {
+          auth_error_ = absl::StrCat(
+              "handshake with the matchmaker sidecar at ", endpoint_,
+              " failed: it probably runs with CurveZMQ keys; configure this process's keys "
+              "(--key-file, --authorized-keys) and pin the sidecar's key (?key= or ?key_file=)");
+          break;
+        }
+        auth_error_ = absl::StrCat(
+            "CurveZMQ authentication with the matchmaker sidecar at ", endpoint_,
+            " failed: it does not hold the pinned public key ", KeyFingerprint(sidecar_key_),
+            " or does not run with keys; check ?key=/?key_file= against the sidecar's NAME.pub");
+        break;
+      default:
+        break;
+    }
+  }
+  return disconnected;
+}
+
+absl::Status SidecarMatchmaker::AwaitHandshake(absl::Time deadline) {
+  for (;;) {
+    (void)DrainDealerEvents();
+    if (dealer_up_) return absl::OkStatus();
+    if (!auth_error_.empty()) return absl::UnauthenticatedError(auth_error_);
+    const absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration() || !dealer_monitor_) return absl::OkStatus();  // send decides
+    zmq::pollitem_t item = {dealer_monitor_->handle(), 0, ZMQ_POLLIN, 0};
+    zmq::poll(&item, 1, std::chrono::milliseconds(Millis(left)));
+  }
 }
 
 SidecarMatchmaker::Wait SidecarMatchmaker::AwaitReply(const std::string& expected,
@@ -97,7 +241,7 @@ SidecarMatchmaker::Wait SidecarMatchmaker::AwaitReply(const std::string& expecte
         {dealer_->handle(), 0, ZMQ_POLLIN, 0},
         {dealer_monitor_ ? dealer_monitor_->handle() : nullptr, 0, ZMQ_POLLIN, 0}};
     zmq::poll(items, dealer_monitor_ ? 2 : 1, std::chrono::milliseconds(Millis(left)));
-    if (dealer_monitor_ && (items[1].revents & ZMQ_POLLIN) && dealer_monitor_->Drain() > 0) {
+    if (dealer_monitor_ && (items[1].revents & ZMQ_POLLIN) && DrainDealerEvents()) {
       return Wait::kDisconnected;
     }
     zmq::message_t h, b;
@@ -113,7 +257,7 @@ SidecarMatchmaker::Wait SidecarMatchmaker::AwaitReply(const std::string& expecte
 absl::StatusOr<Value> SidecarMatchmaker::Request(std::string_view op, Object body) {
   if (absl::Now() < down_until_) {
     return absl::UnavailableError(
-        absl::StrCat("matchmaker sidecar at ", url_, " is not answering"));
+        absl::StrCat("matchmaker sidecar at ", endpoint_, " is not answering"));
   }
   absl::StatusOr<std::string> text = ToJson(Value(std::move(body)));
   if (!text.ok()) return text.status();
@@ -131,7 +275,9 @@ absl::StatusOr<Value> SidecarMatchmaker::Request(std::string_view op, Object bod
     const absl::Time deadline = absl::Now() + kRequestTimeout;
     // Every request is idempotent: one that a dropped connection lost is sent again.
     for (Wait wait = Wait::kDisconnected; wait == Wait::kDisconnected;) {
-      if (dealer_monitor_) dealer_monitor_->Drain();
+      (void)DrainDealerEvents();
+      // A refused CurveZMQ handshake is a clear error now, not a timeout: the sidecar is there.
+      if (absl::Status s = AwaitHandshake(deadline); !s.ok()) return s;
       dealer_->set(zmq::sockopt::sndtimeo, Millis(deadline - absl::Now()));
       if (!dealer_->send(zmq::buffer(header), zmq::send_flags::sndmore) ||
           !dealer_->send(zmq::buffer(*text), zmq::send_flags::none)) {
@@ -145,12 +291,13 @@ absl::StatusOr<Value> SidecarMatchmaker::Request(std::string_view op, Object bod
       }
     }
     NoteUnreachable();
-    return absl::UnavailableError(absl::StrCat("matchmaker sidecar at ", url_,
+    return absl::UnavailableError(absl::StrCat("matchmaker sidecar at ", endpoint_,
                                                " did not answer within ",
                                                absl::FormatDuration(kRequestTimeout)));
   } catch (const zmq::error_t& e) {
     NoteUnreachable();
-    return absl::UnavailableError(absl::StrCat("matchmaker sidecar at ", url_, ": ", e.what()));
+    return absl::UnavailableError(
+        absl::StrCat("matchmaker sidecar at ", endpoint_, ": ", e.what()));
   }
 }
 
@@ -166,7 +313,7 @@ void SidecarMatchmaker::NoteUnreachable() {
 void SidecarMatchmaker::NoteAnswer(const std::string& boot) {
   const bool restarted = !boot_.empty() && boot != boot_;
   if (restarted || unreachable_) {
-    ZRPC_LOG(kInfo, "matchmaker sidecar at %s is %s", url_,
+    ZRPC_LOG(kInfo, "matchmaker sidecar at %s is %s", endpoint_,
              restarted ? "a new one (restarted)" : "back");
     if (restarted) pub_endpoint_.clear();
     resync_ = true;
@@ -319,12 +466,15 @@ void SidecarMatchmaker::Changed() {
 
 bool SidecarMatchmaker::Probe() {
   try {
-    zmq::socket_t s(ctx_, zmq::socket_type::dealer);
+    absl::StatusOr<std::unique_ptr<zmq::socket_t>> made =
+        MakeSocket(ctx_, SocketRole::kSidecarClient, TransportOptions{}, Curve());
+    if (!made.ok()) return false;
+    zmq::socket_t& s = **made;
     s.set(zmq::sockopt::linger, 0);
     s.set(zmq::sockopt::immediate, 1);
     s.set(zmq::sockopt::sndtimeo, Millis(kProbeTimeout));
     s.set(zmq::sockopt::rcvtimeo, Millis(kProbeTimeout));
-    s.connect(url_);
+    s.connect(endpoint_);
     const std::string header = RequestHeader(kHello, 0);
     if (!s.send(zmq::buffer(header), zmq::send_flags::sndmore) ||
         !s.send(zmq::str_buffer("{}"), zmq::send_flags::none)) {
@@ -374,7 +524,8 @@ void SidecarMatchmaker::ListenForChanges() {
     try {
       if (!pub.empty() && pub != connected_to) {
         monitor.reset();
-        absl::StatusOr<std::unique_ptr<zmq::socket_t>> made = MakeSocket(ctx_, SocketRole::kSidecarSub);
+        absl::StatusOr<std::unique_ptr<zmq::socket_t>> made =
+            MakeSocket(ctx_, SocketRole::kSidecarSub, TransportOptions{}, Curve());
         if (!made.ok()) throw zmq::error_t();
         sub = *std::move(made);
         sub->set(zmq::sockopt::linger, 0);

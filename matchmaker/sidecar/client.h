@@ -7,6 +7,12 @@
 // its registrations again at once; while the sidecar does not answer, a background probe asks it
 // every 200 ms and does the same as soon as it is back. Answers are cached until a change notice
 // (5 s at most; an empty answer 250 ms at most) and served while the sidecar is away.
+//
+// CurveZMQ (DESIGN §6): a process with keys pins the sidecar's public key in the URL,
+// "ipc:///run/zrpc/mm.sock?key=<40 Z85 characters>" or "...?key_file=/etc/zrpc/mm.pub" (a NAME.pub
+// line), and talks to it (DEALER and SUB) as a CURVE client with its own key pair. A key the
+// sidecar refuses, or a sidecar that does not hold the pinned key, fails requests at once
+// (UNAUTHENTICATED, naming the key's fingerprint), never after the request timeout.
 #ifndef ZRPC_MATCHMAKER_SIDECAR_CLIENT_H_
 #define ZRPC_MATCHMAKER_SIDECAR_CLIENT_H_
 
@@ -23,9 +29,11 @@
 #include "absl/synchronization/mutex.h"
 #include "matchmaker/atomic_time.h"
 #include "matchmaker/identity.h"
-#include "src/zmq/socket_monitor.h"
 #include "matchmaker/sidecar/protocol.h"
 #include "matchmaker/watchers.h"
+#include "src/security/keyring.h"
+#include "src/zmq/socket_factory.h"
+#include "src/zmq/socket_monitor.h"
 #include "zrpc/matchmaker.h"
 #include "zrpc/value.h"
 
@@ -35,7 +43,11 @@ namespace zrpc::internal::sidecar {
 class SidecarMatchmaker : public Matchmaker {
  public:
   // Does not fail when the sidecar is not running yet: requests fail with UNAVAILABLE until it is.
-  static absl::StatusOr<std::unique_ptr<Matchmaker>> Create(std::string url);
+  // `keyring`: this process's keys (null: plain ZeroMQ). INVALID_ARGUMENT when the URL pins a
+  // sidecar key (?key=, ?key_file=) but there is no keyring, or the reverse, or the key or its
+  // file is bad (the message says how to fix it).
+  static absl::StatusOr<std::unique_ptr<Matchmaker>> Create(
+      std::string url, std::shared_ptr<Keyring> keyring = nullptr);
   ~SidecarMatchmaker() override;
 
   absl::Status Register(const Registration& r) override;
@@ -59,8 +71,17 @@ class SidecarMatchmaker : public Matchmaker {
 
   enum class Wait { kAnswered, kDisconnected, kTimedOut };
 
-  explicit SidecarMatchmaker(std::string url);
+  SidecarMatchmaker(std::string url, std::string endpoint, std::shared_ptr<Keyring> keyring,
+                    std::string sidecar_key);
+  // CURVE settings of our client sockets (plain without a keyring).
+  CurveSettings Curve() const;
   void EnsureDealer() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Reads the DEALER's monitor: true when the connection dropped. Notes a failed or succeeded
+  // CurveZMQ handshake in auth_error_.
+  bool DrainDealerEvents() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Waits until the DEALER's handshake is done (or `deadline`); the error of a failed CurveZMQ
+  // handshake at once.
+  absl::Status AwaitHandshake(absl::Time deadline) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Waits for the answer headed `expected` until `deadline`, or until the connection drops.
   Wait AwaitReply(const std::string& expected, absl::Time deadline, Reply* reply)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -91,7 +112,10 @@ class SidecarMatchmaker : public Matchmaker {
   // The listener thread: change notices, (re)connections of the SUB, probes while unreachable.
   void ListenForChanges();
 
-  const std::string url_;
+  const std::string url_;                   // as given (with its ?key= option)
+  const std::string endpoint_;              // what to connect to: url_ without its option
+  const std::shared_ptr<Keyring> keyring_;  // null: plain
+  const std::string sidecar_key_;           // Z85, pinned; with keyring_ only
   const Owner self_;
   // The DEALER's routing id, kept across reconnections: what owns our registrations at the
   // sidecar. Random and never shown, so that no one else can claim it.
@@ -102,6 +126,8 @@ class SidecarMatchmaker : public Matchmaker {
   std::unique_ptr<zmq::socket_t> dealer_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<SocketMonitor> dealer_monitor_ ABSL_GUARDED_BY(mu_);  // reset before dealer_
   uint64_t next_request_ ABSL_GUARDED_BY(mu_) = 0;
+  bool dealer_up_ ABSL_GUARDED_BY(mu_) = false;  // its handshake succeeded
+  std::string auth_error_ ABSL_GUARDED_BY(mu_);  // why the last handshake failed, until one works
   absl::flat_hash_set<Registration, RegistrationHash> own_ ABSL_GUARDED_BY(mu_);
   std::string pub_endpoint_ ABSL_GUARDED_BY(mu_);
   std::string boot_ ABSL_GUARDED_BY(mu_);

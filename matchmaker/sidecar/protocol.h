@@ -22,12 +22,15 @@
 // names, endpoint syntax, pool). A register of an invalid one is refused (INVALID_ARGUMENT naming
 // the field, the value escaped); a heartbeat keeps its valid ones and answers INVALID_ARGUMENT
 // naming the first refused ones ("2 of 3 registrations refused (the other 1 were accepted): #0:
-// ..."). A registration belongs to the connection that registered it (see Owner::connection):
-// an unregister from another connection is refused with PERMISSION_DENIED and the registration
-// stays. A body over kMaxRequestBytes, more than 20,000 registrations in a request or owned by a
-// connection, or more than 200,000 in all are refused with RESOURCE_EXHAUSTED, nothing of the
-// request held (RegistryLimits). Requests of other than two frames, or with a header over
-// kMaxHeaderBytes or not "zmm1 OP ID", are dropped with a log line.
+// ..."). A registration belongs to the connection that registered it (see Owner::connection;
+// with CurveZMQ, to the identity and client that registered it): an unregister from another is
+// refused with PERMISSION_DENIED and the registration stays. With CurveZMQ, a sidecar started
+// with registrars refuses register, unregister and a heartbeat carrying registrations from other
+// identities (PERMISSION_DENIED); a sidecar whose ZAP handler stopped answers every request
+// UNAVAILABLE and publishes nothing. A body over kMaxRequestBytes, more than 20,000 registrations
+// in a request or owned by a connection, or more than 200,000 in all are refused with
+// RESOURCE_EXHAUSTED, nothing of the request held (RegistryLimits). Requests of other than two
+// frames, or with a header over kMaxHeaderBytes or not "zmm1 OP ID", are dropped with a log line.
 // The sidecar publishes "zmm1 change KEY" on its PUB after every change ("*" when it cannot tell
 // which key changed, or when many did); clients drop their cached answers then.
 #ifndef ZRPC_MATCHMAKER_SIDECAR_PROTOCOL_H_
@@ -93,8 +96,11 @@ struct Owner {
   // the peer's routing id). Not on the wire: the server fills it in. A client keeps one routing
   // id for its life (across reconnections), and libzmq refuses a second connection with an id
   // that is connected already, so another connection cannot act for it while it is connected.
-  // TODO(CurveZMQ): once connections are authenticated, this becomes the peer's public key (the
-  // ZAP "User-Id" of the message), which cannot be claimed by anyone else at all.
+  // With CurveZMQ it is the peer's authenticated identity (the ZAP "User-Id" of the message,
+  // which nobody else can claim) and its "client" field: "key:LENGTH:IDENTITY/CLIENT". A client
+  // that reconnects (or whose routing id changes) keeps its registrations; no other identity can
+  // withdraw them; two processes sharing one key are still two owners (each its own TTL and exit
+  // check).
   std::string connection;
   std::string client;  // the client's own name for itself (log lines)
   pid_t pid = 0;

@@ -51,24 +51,75 @@ absl::StatusOr<std::unique_ptr<SidecarServer>> SidecarServer::Create(Options opt
     const std::string& first = options.endpoints.front();
     options.pub = absl::StartsWith(first, "ipc://") ? first + ".pub" : "tcp://127.0.0.1:*";
   }
+  if (!options.security.enabled() && !options.registrars.empty()) {
+    return absl::InvalidArgumentError(
+        "registrars need CurveZMQ keys (a key file and authorized_keys): without them the "
+        "sidecar cannot tell who registers");
+  }
+  std::shared_ptr<Keyring> keyring;
+  if (options.security.enabled()) {
+    absl::StatusOr<std::shared_ptr<Keyring>> loaded = Keyring::Load(options.security);
+    if (!loaded.ok()) return loaded.status();
+    keyring = *std::move(loaded);
+  }
   absl::StatusOr<Backend> backend = CreateSidecarBackend(options.backend);
   if (!backend.ok()) return backend.status();
-  auto server =
-      std::unique_ptr<SidecarServer>(new SidecarServer(std::move(options), *std::move(backend)));
+  auto server = std::unique_ptr<SidecarServer>(
+      new SidecarServer(std::move(options), *std::move(backend), std::move(keyring)));
+  // Before anything binds: libzmq admits every CURVE key when no handler answers.
+  if (absl::Status s = server->StartAuthentication(); !s.ok()) return s;
   if (absl::Status s = server->Bind(); !s.ok()) return s;
   return server;
 }
 
-SidecarServer::SidecarServer(Options options, Backend backend)
+SidecarServer::SidecarServer(Options options, Backend backend, std::shared_ptr<Keyring> keyring)
     : options_(std::move(options)),
       boot_(NewUniqueId()),
       backend_(std::move(backend.matchmaker)),
-      registry_(backend_.get(), backend.bulk, options_.ttl, options_.limits) {}
+      registry_(backend_.get(), backend.bulk, options_.ttl, options_.limits),
+      keyring_(std::move(keyring)) {}
+
+absl::Status SidecarServer::StartAuthentication() {
+  if (!keyring_) return absl::OkStatus();
+  absl::StatusOr<std::unique_ptr<ZapHandler>> zap = ZapHandler::Start(ctx_, keyring_);
+  if (!zap.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot start the CurveZMQ authentication (ZAP) handler, so the sidecar will not serve: ",
+        zap.status().message()));
+  }
+  zap_ = *std::move(zap);
+  return absl::OkStatus();
+}
+
+bool SidecarServer::AuthenticationRunning() {
+  if (!keyring_ || (zap_ && zap_->running())) return true;
+  if (!zap_down_logged_) {
+    zap_down_logged_ = true;
+    ZRPC_LOG(kError,
+             "zrpc-matchmaker: its authentication (ZAP) handler stopped; refusing every "
+             "request and publishing nothing until it is restarted");
+  }
+  return false;
+}
+
+absl::Status SidecarServer::CheckRegistrar(const std::string& identity) {
+  if (!keyring_ || options_.registrars.empty() || identity == options_.registrars) {
+    return absl::OkStatus();
+  }
+  if (std::optional<AuthorizedKey> who = keyring_->FindIdentity(identity)) {
+    if (std::find(who->groups.begin(), who->groups.end(), options_.registrars) != who->groups.end())
+      return absl::OkStatus();
+  }
+  return absl::PermissionDeniedError(absl::StrCat(
+      "identity \"", identity, "\" may not register with this sidecar: only ", options_.registrars,
+      " may (add the group to its line in the sidecar's authorized_keys)"));
+}
 
 SidecarServer::~SidecarServer() {
   monitors_.clear();  // before the sockets they watch
   routers_.clear();
   pub_.reset();
+  zap_.reset();  // after the sockets it authenticates for, before the context
   backend_watch_.reset();
 }
 
@@ -102,7 +153,8 @@ absl::Status SidecarServer::BindWithMode(zmq::socket_t& socket, const std::strin
 absl::Status SidecarServer::Bind() {
   try {
     for (const std::string& ep : options_.endpoints) {
-      absl::StatusOr<std::unique_ptr<zmq::socket_t>> made = MakeSocket(ctx_, SocketRole::kSidecarRouter);
+      absl::StatusOr<std::unique_ptr<zmq::socket_t>> made =
+          MakeSocket(ctx_, SocketRole::kSidecarRouter, TransportOptions{}, Curve());
       if (!made.ok()) return made.status();
       std::unique_ptr<zmq::socket_t> s = *std::move(made);
       s->set(zmq::sockopt::linger, 0);
@@ -114,7 +166,8 @@ absl::Status SidecarServer::Bind() {
       routers_.push_back(std::move(s));
       monitors_.push_back(*std::move(m));
     }
-    absl::StatusOr<std::unique_ptr<zmq::socket_t>> pub = MakeSocket(ctx_, SocketRole::kSidecarPub);
+    absl::StatusOr<std::unique_ptr<zmq::socket_t>> pub =
+        MakeSocket(ctx_, SocketRole::kSidecarPub, TransportOptions{}, Curve());
     if (!pub.ok()) return pub.status();
     pub_ = *std::move(pub);
     pub_->set(zmq::sockopt::linger, 0);
@@ -127,6 +180,11 @@ absl::Status SidecarServer::Bind() {
 }
 
 void SidecarServer::Stop() { stop_ = true; }
+
+CurveSettings SidecarServer::Curve() const {
+  if (!keyring_) return {};
+  return CurveSettings{&keyring_->own(), ""};
+}
 
 void SidecarServer::Run() {
   if (options_.backend != kMemoryBackend) {
@@ -176,6 +234,10 @@ void SidecarServer::BeatBackend() {
 
 void SidecarServer::PublishChanges() {
   if (changed_.empty()) return;
+  if (!AuthenticationRunning()) {
+    (void)changed_.Take();  // fail closed: nothing to anyone
+    return;
+  }
   for (const std::string& key : changed_.Take()) {
     const std::string notice = ChangeNotice(key);
     try {
@@ -213,15 +275,33 @@ void SidecarServer::Serve(zmq::socket_t& router) {
       continue;
     }
     absl::StatusOr<Value> result;
-    if (frames[2].size() > kMaxRequestBytes) {
+    // With keys, who sent it: the ZAP user id of its connection.
+    std::string identity;
+    if (keyring_) {
+      const char* user = zmq_msg_gets(frames[1].handle(), "User-Id");
+      if (user != nullptr) identity = user;
+    }
+    if (!AuthenticationRunning()) {
+      // Fail closed: without its handler libzmq would admit any key from now on.
+      result = absl::UnavailableError(
+          "the matchmaker sidecar's authentication (ZAP) handler stopped: it refuses every "
+          "request until it is restarted");
+    } else if (keyring_ && identity.empty()) {
+      result = absl::UnauthenticatedError("the connection carries no CurveZMQ identity");
+    } else if (frames[2].size() > kMaxRequestBytes) {
       ZRPC_LOG(kWarning, "refusing a %s request of %d bytes (at most %d)", line->op,
                static_cast<int>(frames[2].size()), static_cast<int>(kMaxRequestBytes));
       result = absl::ResourceExhaustedError(absl::StrCat("the request is ", frames[2].size(),
                                                          " bytes; the sidecar takes at most ",
                                                          kMaxRequestBytes));
     } else {
-      result = Handle(line->op, frames[2].to_string_view(),
-                      absl::StrCat(socket_index, "/", ToAbsl(frames[0].to_string_view())));
+      // Without keys a registration belongs to the connection (socket and routing id); with
+      // keys to the identity, whatever connection it comes on (Owner::connection).
+      result =
+          Handle(line->op, frames[2].to_string_view(),
+                 keyring_ ? absl::StrCat("key:", identity.size(), ":", identity)
+                          : absl::StrCat(socket_index, "/", ToAbsl(frames[0].to_string_view())),
+                 identity);
     }
     const std::string reply = EncodeReply(result, boot_);
     const std::string header = ReplyHeader(line->id);
@@ -235,7 +315,7 @@ void SidecarServer::Serve(zmq::socket_t& router) {
 }
 
 absl::StatusOr<Value> SidecarServer::Handle(std::string_view op, std::string_view body,
-                                            std::string connection) {
+                                            std::string connection, const std::string& identity) {
   absl::StatusOr<Value> request = ParseJson(body);
   if (!request.ok()) return request.status();
   if (op == kHello) {
@@ -245,9 +325,19 @@ absl::StatusOr<Value> SidecarServer::Handle(std::string_view op, std::string_vie
   }
   if (op == kResolve || op == kList) return HandleLookup(op, *request);
   Owner owner = OwnerOf(*request);
-  owner.connection = std::move(connection);
-  if (op == kRegister || op == kUnregister) return HandleRegister(op, *request, owner);
-  if (op == kHeartbeat) return HandleHeartbeat(*request, owner);
+  // With keys, each client instance of an identity owns its own (processes may share a key).
+  owner.connection = keyring_ ? absl::StrCat(connection, "/", owner.client) : std::move(connection);
+  if (op == kRegister || op == kUnregister) {
+    if (absl::Status s = CheckRegistrar(identity); !s.ok()) return s;
+    return HandleRegister(op, *request, owner);
+  }
+  if (op == kHeartbeat) {
+    if (const Value* regs = request->Find("registrations");
+        regs != nullptr && !(regs->is_array() && regs->AsArray().empty())) {
+      if (absl::Status s = CheckRegistrar(identity); !s.ok()) return s;
+    }
+    return HandleHeartbeat(*request, owner);
+  }
   // The op is raw bytes from the header: escaped (\xNN), so that the error reply can be written
   // as JSON (invalid UTF-8 made it an INTERNAL error that lost the message).
   return absl::InvalidArgumentError(

@@ -13,6 +13,12 @@
 // service out of rotation: at once when a connection closes and the process that owned
 // registrations has exited (services of this machine), else when its client has not been heard
 // from for the TTL (clients over tcp:// from other hosts).
+//
+// With keys (Options::security, DESIGN §6) its ROUTER and PUB are CurveZMQ servers: a ZAP handler
+// started before they bind admits only the keys of its authorized_keys, registrations belong to
+// the caller's identity (see Owner::connection) and, with Options::registrars, only those
+// identities may register. If the handler stops, every request is refused and nothing is
+// published (fail closed).
 #ifndef ZRPC_MATCHMAKER_SIDECAR_SERVER_H_
 #define ZRPC_MATCHMAKER_SIDECAR_SERVER_H_
 
@@ -28,8 +34,11 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "matchmaker/backend.h"
-#include "src/zmq/socket_monitor.h"
 #include "matchmaker/sidecar/registry.h"
+#include "security/keyring.h"
+#include "security/zap_handler.h"
+#include "src/zmq/socket_factory.h"
+#include "src/zmq/socket_monitor.h"
 #include "zrpc/matchmaker.h"
 #include "zrpc/value.h"
 
@@ -58,12 +67,18 @@ class SidecarServer {
     std::string socket_group_name;  // for messages
     // How many registrations it takes per request, per connection and in all.
     RegistryLimits limits;
+    // CurveZMQ: this sidecar's key pair and the keys it admits (none: plain ZeroMQ).
+    SecurityOptions security;
+    // With keys: the identity or authorized_keys group whose members may register ("" = every
+    // admitted key). Others may still resolve and list.
+    std::string registrars;
   };
 
   // Creates the backend and binds every socket. INVALID_ARGUMENT for bad options (no endpoint,
-  // a ttl under a second, a sidecar as backend, a bad backend URL, a relative ipc:// path);
-  // FAILED_PRECONDITION when an ipc:// socket's directory is not safe (the message says which and
-  // how to fix it); UNAVAILABLE when an endpoint cannot be bound.
+  // a ttl under a second, a sidecar as backend, a bad backend URL, a relative ipc:// path,
+  // registrars without keys, a bad key file or authorized_keys); FAILED_PRECONDITION when an
+  // ipc:// socket's directory is not safe (the message says which and how to fix it) or the ZAP
+  // handler cannot start; UNAVAILABLE when an endpoint cannot be bound.
   static absl::StatusOr<std::unique_ptr<SidecarServer>> Create(Options options);
   SidecarServer(const SidecarServer&) = delete;
   SidecarServer& operator=(const SidecarServer&) = delete;
@@ -79,14 +94,26 @@ class SidecarServer {
   void Run();
   // Makes Run return within its next poll. Thread-safe and idempotent.
   void Stop();
+  // The ZAP handler (null without keys), for tests of failing closed.
+  ZapHandler* zap_for_testing() { return zap_.get(); }
 
   // Answers one request: `op` from its header, `body` its JSON text, `connection` the peer that
-  // sent it (see Owner::connection) — what Run does for each request, without sockets: the
-  // sidecar fuzz target drives it. Not while Run is running.
-  absl::StatusOr<Value> Handle(std::string_view op, std::string_view body, std::string connection);
+  // sent it (see Owner::connection), `identity` its CurveZMQ identity ("" without keys) — what
+  // Run does for each request, without sockets: the sidecar fuzz target drives it. Not while
+  // Run is running.
+  absl::StatusOr<Value> Handle(std::string_view op, std::string_view body, std::string connection,
+                               const std::string& identity = "");
 
  private:
-  SidecarServer(Options options, Backend backend);
+  SidecarServer(Options options, Backend backend, std::shared_ptr<Keyring> keyring);
+  // With keys: starts the ZAP handler (before Bind).
+  absl::Status StartAuthentication();
+  // With keys: false (logged once) when the ZAP handler stopped: serve and publish nothing.
+  bool AuthenticationRunning();
+  // With keys: PERMISSION_DENIED unless `identity` may register (Options::registrars).
+  absl::Status CheckRegistrar(const std::string& identity);
+  // CURVE server settings for our sockets (plain without keys).
+  CurveSettings Curve() const;
   absl::Status Bind();
   // For an ipc:// endpoint: creates or checks its directory (Options::socket_mode's comment).
   absl::Status PrepareIpcDir(const std::string& endpoint) const;
@@ -117,8 +144,13 @@ class SidecarServer {
   // Until then, a connection closed recently: look for exited services on every sweep.
   absl::Time check_exits_until_ = absl::InfinitePast();
 
-  // Sockets last: they close before the context, and monitors before their sockets.
+  const std::shared_ptr<Keyring> keyring_;  // null: plain
+  bool zap_down_logged_ = false;
+
+  // Sockets last: they close before the context, and monitors before their sockets. The ZAP
+  // handler stops after the sockets and before the context.
   zmq::context_t ctx_;
+  std::unique_ptr<ZapHandler> zap_;
   std::vector<std::unique_ptr<zmq::socket_t>> routers_;
   std::unique_ptr<zmq::socket_t> pub_;
   std::vector<std::unique_ptr<SocketMonitor>> monitors_;
