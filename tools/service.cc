@@ -133,6 +133,8 @@ int main(int argc, char** argv) {
        {"max-queued-requests",
         "requests all clients together may have queued or running (default 10000)"},
        {"inline!", "run handlers on the I/O thread (lowest latency; handlers must not block)"},
+       {"also-plain!", "with keys: also serve plain (keyless) clients on a second endpoint, "
+                       "registered beside the keyed one (a migration to CurveZMQ)"},
        {"restrict", "METHOD=WHO[,WHO...]: only these identities or groups may call METHOD "
                     "(CurveZMQ; repeatable as METHOD=..;METHOD2=..)"}});
   for (auto& [name, help] : zrpc::tools::SecurityFlags()) flags.Add(name, help);
@@ -193,6 +195,27 @@ int main(int argc, char** argv) {
   if (s.ok()) s = (*conn)->CreateConsumer(zrpc::QueueGetFor(topic, host), dispatcher);
   if (s.ok()) s = (*conn)->CreateConsumer(topic, dispatcher, {.fanout = true});
   if (s.ok()) s = (*conn)->ConsumeInThread();
+  // A migration to CurveZMQ: the same handlers on a second, plain transport. Keyed clients use
+  // only the keyed registrations, plain clients only the plain ones.
+  std::unique_ptr<zrpc::Transport> plain;
+  absl::StatusOr<std::unique_ptr<zrpc::Connection>> plain_conn = nullptr;
+  if (s.ok() && flags.Has("also-plain")) {
+    if (!options.security.enabled()) flags.Fail("--also-plain needs --key-file (it adds a plain endpoint to a keyed service)");
+    zrpc::TransportOptions plain_options = options;
+    plain_options.security = {};
+    plain_options.port = 0;
+    absl::StatusOr<std::unique_ptr<zrpc::Transport>> t = zrpc::Transport::Create(plain_options);
+    s = t.status();
+    if (s.ok()) {
+      plain = *std::move(t);
+      plain_conn = plain->CreateConnection();
+      s = plain_conn.status();
+    }
+    if (s.ok()) s = (*plain_conn)->CreateConsumer(topic, dispatcher);
+    if (s.ok()) s = (*plain_conn)->CreateConsumer(zrpc::QueueGetFor(topic, host), dispatcher);
+    if (s.ok()) s = (*plain_conn)->CreateConsumer(topic, dispatcher, {.fanout = true});
+    if (s.ok()) s = (*plain_conn)->ConsumeInThread();
+  }
   if (!s.ok()) {
     std::cerr << "zrpc-service: " << s.message() << "\n";
     return 1;
@@ -202,6 +225,8 @@ int main(int argc, char** argv) {
   int sig = 0;
   sigwait(&signals, &sig);
   (*conn)->Close();
+  if (plain_conn.ok() && *plain_conn) (*plain_conn)->Close();
+  if (plain) plain->Close();
   notifier->reset();
   (*transport)->Close();
   return 0;

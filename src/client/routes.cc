@@ -81,6 +81,13 @@ std::shared_ptr<const Candidates> RouteTable::Build(const std::string& cache_key
       why = std::move(bad);
       continue;
     }
+    if (keyring_ == nullptr && !r.public_key.empty()) {
+      // A plain process cannot complete a CurveZMQ handshake: during a migration it uses the
+      // services' plain endpoints, registered beside their keyed ones.
+      ++skipped;
+      why = "a CurveZMQ service; this process has no keys (TransportOptions::security)";
+      continue;
+    }
     if (keyring_ != nullptr) {
       // With CURVE a registration is a claim anyone may make: only a key this process trusts
       // makes it usable (and the handshake proves the instance holds that key).

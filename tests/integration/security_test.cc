@@ -231,5 +231,26 @@ TEST_F(SecurityTest, TheCommandLineTakesKeysFromFlagsAndTheEnvironment) {
   EXPECT_EQ(out, "\"bob\"\n");
 }
 
+
+TEST_F(SecurityTest, DuringAMigrationKeyedAndPlainClientsAreServedEachOnTheirOwnEndpoint) {
+  std::vector<std::string> args = ServiceKeys();
+  args.push_back("--also-plain");
+  StartService("node1", args);
+  StartService("node2", ServiceKeys());  // already migrated: keyed only
+  auto alice = Client(As("alice"));
+  auto plain = Client();
+  for (int i = 0; i < 6; ++i) {
+    absl::StatusOr<Value> keyed = alice->Call(Context(), "compute", Msg("caller"));
+    ZRPC_ASSERT_OK(keyed);
+    EXPECT_EQ(keyed->AsString(), "alice");  // always over CurveZMQ
+    absl::StatusOr<Value> who = plain->Call(Context(), "compute", Msg("whoami"));
+    ZRPC_ASSERT_OK(who);
+    EXPECT_EQ(who->AsString(), "node1");  // only node1 still serves plain clients
+  }
+  // A plain client reaching only keyed instances is told why.
+  absl::Status s = plain->Call(Context(), "compute.node2", Msg("whoami")).status();
+  EXPECT_EQ(GetErrorKind(s), ErrorKind::kNoConsumer) << s;
+}
+
 }  // namespace
 }  // namespace zrpc::testing
