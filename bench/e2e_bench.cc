@@ -286,31 +286,44 @@ double ZrpcPipelined(zrpc::Transport& t, const std::string& topic, size_t size, 
 
 // CallAsync: callbacks on the worker pool issue the next call.
 double ZrpcThroughput(zrpc::Transport& t, const std::string& topic, size_t size, int n, int window) {
-  const zrpc::Object args{{"p", std::string(size, 'x')}};
-  absl::Mutex mu;
-  int done = 0, failed = 0;
-  std::atomic<int> issued{0};
-  std::function<void(absl::StatusOr<zrpc::Value>)> on_done;
-  auto issue = [&] {
-    t.CallAsync(zrpc::Context(), topic, zrpc::Message{.method = "echo", .args = args}, on_done);
+  // Everything a callback touches lives in shared state that each callback holds: the last
+  // callback may still run after the waiter below has returned (it used to crash then).
+  struct State {
+    zrpc::Transport* t;
+    std::string topic;
+    zrpc::Object args;
+    int n;
+    absl::Mutex mu;
+    int done ABSL_GUARDED_BY(mu) = 0;
+    int failed ABSL_GUARDED_BY(mu) = 0;
+    std::atomic<int> issued{0};
   };
-  on_done = [&](absl::StatusOr<zrpc::Value> r) {
-    {
-      absl::MutexLock lock(&mu);
-      ++done;
-      if (!r.ok()) ++failed;
+  auto state = std::make_shared<State>();
+  state->t = &t;
+  state->topic = topic;
+  state->args = zrpc::Object{{"p", std::string(size, 'x')}};
+  state->n = n;
+  struct Issuer {
+    static void Issue(const std::shared_ptr<State>& st) {
+      st->t->CallAsync(zrpc::Context(), st->topic, zrpc::Message{.method = "echo", .args = st->args},
+                       [st](absl::StatusOr<zrpc::Value> r) {
+                         // Issue the next call first: counting this one may end the run.
+                         if (st->issued.fetch_add(1) < st->n) Issue(st);
+                         absl::MutexLock lock(&st->mu);
+                         ++st->done;
+                         if (!r.ok()) ++st->failed;
+                       });
     }
-    if (issued.fetch_add(1) < n) issue();
   };
-  (void)t.Call(zrpc::Context(), topic, zrpc::Message{.method = "echo", .args = args});  // warm up
+  (void)t.Call(zrpc::Context(), topic, zrpc::Message{.method = "echo", .args = state->args});  // warm up
   const absl::Time t0 = absl::Now();
-  issued = window;
-  for (int i = 0; i < window; ++i) issue();
+  state->issued = window;
+  for (int i = 0; i < window; ++i) Issuer::Issue(state);
   // Exactly n calls are issued: the first `window`, then one per completion.
-  std::pair<int*, int> target(&done, n);
-  absl::MutexLock lock(&mu);
-  mu.Await(absl::Condition(+[](std::pair<int*, int>* p) { return *p->first >= p->second; }, &target));
-  if (failed) std::cerr << failed << " async calls failed\n";
+  absl::MutexLock lock(&state->mu);
+  state->mu.Await(absl::Condition(
+      +[](State* st) ABSL_EXCLUSIVE_LOCKS_REQUIRED(st->mu) { return st->done >= st->n; }, state.get()));
+  if (state->failed) std::cerr << state->failed << " async calls failed\n";
   return n / absl::ToDoubleSeconds(absl::Now() - t0);
 }
 
