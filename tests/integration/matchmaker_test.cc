@@ -15,6 +15,7 @@
 #include "matchmaker/registration_json.h"
 #include "matchmaker/sidecar/protocol.h"
 #include "testing/harness.h"
+#include "testing/log_capture.h"
 #include "testing/redis_server.h"
 #include "unit/test_util.h"
 
@@ -664,28 +665,6 @@ TEST(MatchmakerFactoryTest, BadUrlsNameTheSchemes) {
               HasSubstr("local://"));
 }
 
-// Every log line of this process while it lives.
-class LogCapture {
- public:
-  LogCapture() {
-    SetLogSink([this](LogLevel, std::string_view line) {
-      absl::MutexLock lock(&mu_);
-      lines_.emplace_back(line);
-    });
-  }
-  ~LogCapture() { SetLogSink(nullptr); }
-  // How many lines contain `text`.
-  int Count(std::string_view text) {
-    absl::MutexLock lock(&mu_);
-    int n = 0;
-    for (const std::string& l : lines_) n += l.find(text) != std::string::npos ? 1 : 0;
-    return n;
-  }
-
- private:
-  absl::Mutex mu_;
-  std::vector<std::string> lines_ ABSL_GUARDED_BY(mu_);
-};
 
 TEST_F(SidecarTest, OnlyTheConnectionThatRegisteredSomethingMayUnregisterIt) {
   matchmaker_ = "ipc://" + registry_ + "/mm.sock";

@@ -17,6 +17,7 @@
 
 #include "src/codec/wire.h"
 #include "testing/harness.h"
+#include "testing/log_capture.h"
 #include "unit/test_util.h"
 
 namespace zrpc::testing {
@@ -24,28 +25,6 @@ namespace {
 
 using ::testing::HasSubstr;
 
-// Captures zrpc's log lines while alive.
-class LogCapture {
- public:
-  LogCapture() {
-    SetLogSink([this](LogLevel, std::string_view line) {
-      absl::MutexLock lock(&mu_);
-      lines_.emplace_back(line);
-    });
-  }
-  ~LogCapture() { SetLogSink(nullptr); }
-  bool Contains(std::string_view text) {
-    absl::MutexLock lock(&mu_);
-    for (const std::string& l : lines_) {
-      if (l.find(text) != std::string::npos) return true;
-    }
-    return false;
-  }
-
- private:
-  absl::Mutex mu_;
-  std::vector<std::string> lines_ ABSL_GUARDED_BY(mu_);
-};
 
 // One in-process service instance counting what each of its consumers handled.
 // Members are destroyed bottom-up: the connection and transport stop before the dispatcher goes.

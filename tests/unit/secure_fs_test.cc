@@ -15,6 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "test_util.h"
+#include "testing/log_capture.h"
 #include "zrpc/log.h"
 #include "zrpc/matchmaker.h"
 
@@ -225,29 +226,12 @@ TEST_F(SecureFsTest, SmallHelpers) {
 // The local:// registry on top of them.
 class LocalRegistryTest : public SecureFsTest {
  protected:
-  void SetUp() override {
-    SecureFsTest::SetUp();
-    SetLogSink([this](LogLevel, std::string_view line) {
-      absl::MutexLock lock(&mu_);
-      lines_.emplace_back(line);
-    });
-  }
-  void TearDown() override {
-    SetLogSink(nullptr);
-    SecureFsTest::TearDown();
-  }
-  int LinesWith(const std::string& s) {
-    absl::MutexLock lock(&mu_);
-    int n = 0;
-    for (const std::string& l : lines_) n += l.find(s) != std::string::npos;
-    return n;
-  }
+  int LinesWith(const std::string& s) { return log_.Count(s); }
   static Registration Reg(const std::string& host) {
     return Registration{.topic = "compute", .host = host, .endpoint = "tcp://127.0.0.1:1"};
   }
 
-  absl::Mutex mu_;
-  std::vector<std::string> lines_ ABSL_GUARDED_BY(mu_);
+  ::zrpc::testing::LogCapture log_;
 };
 
 TEST_F(LocalRegistryTest, RefusesAnUnsafeDirectoryWithTheReason) {

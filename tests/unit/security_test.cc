@@ -21,10 +21,13 @@
 #include "security/limits.h"
 #include "security/zap_handler.h"
 #include "test_util.h"
+#include "testing/log_capture.h"
 #include "zrpc/log.h"
 
 namespace zrpc {
 namespace {
+
+using ::zrpc::testing::LogCapture;
 
 using ::testing::HasSubstr;
 using ::zrpc::testing::Msg;
@@ -291,29 +294,6 @@ TEST_F(KeyringTest, ReloadsWhenTheFileChangesAndKeepsTheLastGoodSet) {
   EXPECT_TRUE(ring.FindKey(bob_.public_key).has_value());
 }
 
-// Collects log lines while it lives. The lines are owned by the sink itself, so a ZAP thread
-// still inside the sink when the capture ends writes to live memory.
-class LogCapture {
- public:
-  LogCapture() : state_(std::make_shared<State>()) {
-    SetLogSink([state = state_](LogLevel, std::string_view line) {
-      absl::MutexLock lock(&state->mu);
-      state->lines.emplace_back(line);
-    });
-  }
-  ~LogCapture() { SetLogSink(nullptr); }
-  std::vector<std::string> Lines() const {
-    absl::MutexLock lock(&state_->mu);
-    return state_->lines;
-  }
-
- private:
-  struct State {
-    absl::Mutex mu;
-    std::vector<std::string> lines ABSL_GUARDED_BY(mu);
-  };
-  std::shared_ptr<State> state_;
-};
 
 // A CURVE ROUTER served through a ZapHandler, as zrpc's server sockets will be.
 class ZapTest : public KeyringTest {
