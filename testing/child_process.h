@@ -5,6 +5,7 @@
 #ifndef ZRPC_TESTING_CHILD_PROCESS_H_
 #define ZRPC_TESTING_CHILD_PROCESS_H_
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
@@ -14,11 +15,15 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 extern char** environ;
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 
 namespace zrpc::testing {
 
@@ -38,6 +43,29 @@ struct StartOptions {
   // Otherwise, append stderr to this file ("" = inherit this process's stderr).
   std::string stderr_path;
 };
+
+// Waits until every thread of `pid` is stopped (SIGSTOP is delivered asynchronously: a thread
+// on another CPU may still finish a reply).
+inline bool WaitStopped(pid_t pid) {
+  const absl::Time until = absl::Now() + absl::Seconds(5);
+  while (absl::Now() < until) {
+    bool all = true;
+    if (DIR* d = opendir(absl::StrCat("/proc/", pid, "/task").c_str())) {
+      while (dirent* e = readdir(d)) {
+        if (e->d_name[0] == '.') continue;
+        std::ifstream stat(absl::StrCat("/proc/", pid, "/task/", e->d_name, "/stat"));
+        std::string line;
+        std::getline(stat, line);
+        const size_t close = line.rfind(')');
+        if (close == std::string::npos || close + 2 >= line.size() || line[close + 2] != 'T') all = false;
+      }
+      closedir(d);
+    }
+    if (all) return true;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return false;
+}
 
 // A child process with its stdout on a pipe. Stops (SIGTERM, then SIGKILL) when destroyed.
 class ChildProcess {

@@ -40,29 +40,6 @@ int ClosedPort() {
   return ntohs(a.sin_port);
 }
 
-// Waits until every thread of `pid` is stopped (SIGSTOP is delivered asynchronously: a thread
-// on another CPU may still finish a reply).
-bool WaitStopped(pid_t pid) {
-  const absl::Time until = absl::Now() + absl::Seconds(5);
-  while (absl::Now() < until) {
-    bool all = true;
-    if (DIR* d = opendir(absl::StrCat("/proc/", pid, "/task").c_str())) {
-      while (dirent* e = readdir(d)) {
-        if (e->d_name[0] == '.') continue;
-        std::ifstream stat(absl::StrCat("/proc/", pid, "/task/", e->d_name, "/stat"));
-        std::string line;
-        std::getline(stat, line);
-        const size_t close = line.rfind(')');
-        if (close == std::string::npos || close + 2 >= line.size() || line[close + 2] != 'T') all = false;
-      }
-      closedir(d);
-    }
-    if (all) return true;
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  return false;
-}
-
 class FaultTest : public IntegrationTest {
  protected:
   std::string WhoAmI(Transport& client, std::string_view topic = "compute",

@@ -700,12 +700,7 @@ TEST_F(SidecarTest, AClientThatReconnectedStillOwnsItsRegistrations) {
   // A request the frozen sidecar does not answer makes the client drop its socket and make a
   // new one once the sidecar is back: the same owner, with the same routing id.
   sidecar_->Signal(SIGSTOP);
-  ASSERT_TRUE(Eventually([&] {  // stopped for certain ('T' in /proc/PID/stat)
-    std::ifstream stat("/proc/" + std::to_string(sidecar_->pid()) + "/stat");
-    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-    const size_t paren = text.rfind(')');
-    return paren != std::string::npos && paren + 2 < text.size() && text[paren + 2] == 'T';
-  }));
+  ASSERT_TRUE(WaitStopped(sidecar_->pid()));
   EXPECT_EQ((*owner)->List("").status().code(), absl::StatusCode::kUnavailable);
   sidecar_->Signal(SIGCONT);
   ASSERT_TRUE(Eventually([&] { return (*owner)->List("").ok(); }, absl::Seconds(10)));

@@ -137,12 +137,7 @@ TEST_F(SidecarSecurityTest, AClientThatReconnectedStillOwnsItsRegistrations) {
   // An unanswered request makes the client drop its socket and connect a new one: a new
   // connection, the same identity and client.
   sidecar_->Signal(SIGSTOP);
-  ASSERT_TRUE(Eventually([&] {  // stopped for certain ('T' in /proc/PID/stat)
-    std::ifstream stat("/proc/" + std::to_string(sidecar_->pid()) + "/stat");
-    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-    const size_t paren = text.rfind(')');
-    return paren != std::string::npos && paren + 2 < text.size() && text[paren + 2] == 'T';
-  }));
+  ASSERT_TRUE(WaitStopped(sidecar_->pid()));
   EXPECT_EQ(alice->matchmaker().List("").status().code(), absl::StatusCode::kUnavailable);
   sidecar_->Signal(SIGCONT);
   ASSERT_TRUE(Eventually([&] { return alice->matchmaker().List("").ok(); }, absl::Seconds(10)));
