@@ -13,6 +13,7 @@
 #include "matchmaker/registration_json.h"
 #include "src/base/log_internal.h"
 #include "zrpc/value.h"
+#include "src/base/thread.h"
 
 namespace zrpc::internal {
 namespace {
@@ -61,7 +62,7 @@ absl::StatusOr<std::unique_ptr<RedisMatchmaker>> RedisMatchmaker::Create(std::st
     absl::StatusOr<std::vector<RedisConnection::Reply>> ping = mm->conn_.Run({{"PING"}});
     if (!ping.ok()) ZRPC_LOG(kWarning, "%s (will keep retrying)", ping.status().message());
   }
-  mm->keeper_ = std::thread([raw = mm.get()] { raw->KeepConnected(); });
+  mm->keeper_ = StartThread([raw = mm.get()] { raw->KeepConnected(); });
   return mm;
 }
 
@@ -353,7 +354,7 @@ namespace {
 class RedisWatch : public WatchHandle {
  public:
   RedisWatch(RedisAddress address, std::function<void()> on_change)
-      : conn_(std::move(address)), on_change_(std::move(on_change)), thread_([this] { Run(); }) {}
+      : conn_(std::move(address)), on_change_(std::move(on_change)), thread_(StartThread([this] { Run(); })) {}
   ~RedisWatch() override {
     stop_ = true;
     thread_.join();

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "src/base/thread.h"
 
 namespace zrpc::internal {
 namespace {
@@ -46,7 +47,7 @@ class InotifyWatch : public WatchHandle {
 
  private:
   InotifyWatch(int fd, int stop, std::function<void()> on_change)
-      : fd_(fd), stop_(stop), on_change_(std::move(on_change)), thread_([this] { Run(); }) {}
+      : fd_(fd), stop_(stop), on_change_(std::move(on_change)), thread_(StartThread([this] { Run(); })) {}
 
   void Run() {
     char buf[4096];

@@ -3,6 +3,8 @@
 // thread (server/server_engine.h on zmq/reactor.h), the worker pool and the matchmaker.
 #include "zrpc/transport.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -22,6 +24,7 @@
 #include "server/worker_pool.h"
 #include "zmq/socket_factory.h"
 #include "zrpc/errors.h"
+#include "base/thread.h"
 
 namespace zrpc {
 namespace internal {
@@ -260,7 +263,7 @@ absl::Status TransportCore::Register(const Registration& r) {
   if (absl::Status s = matchmaker_->Register(r); !s.ok()) return s;
   absl::MutexLock lock(&mu_);
   if (registrations_++ == 0 && !heartbeat_thread_.joinable() && !closed_) {
-    heartbeat_thread_ = std::thread([this] { HeartbeatLoop(); });
+    heartbeat_thread_ = StartThread([this] { HeartbeatLoop(); });
   }
   return absl::OkStatus();
 }
@@ -504,6 +507,30 @@ absl::StatusOr<std::unique_ptr<Transport>> Transport::Create(TransportOptions op
       internal::TransportCore::Create(std::move(options));
   if (!core.ok()) return core.status();
   return std::unique_ptr<Transport>(std::make_unique<internal::TransportImpl>(*std::move(core)));
+}
+
+namespace {
+sigset_t ShutdownSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  return set;
+}
+}  // namespace
+
+void BlockShutdownSignals() {
+  const sigset_t set = ShutdownSignals();
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+int WaitForShutdownSignal() {
+  const sigset_t set = ShutdownSignals();
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  int sig = 0;
+  while (sigwait(&set, &sig) != 0) {
+  }
+  return sig;
 }
 
 }  // namespace zrpc

@@ -114,17 +114,6 @@ inline void UseReleaseMutexes() {
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 }
 
-// Blocks SIGTERM and SIGINT in this thread (and the threads it starts later), and returns the set,
-// for sigwait or signalfd: daemons then stop cleanly on either.
-inline sigset_t BlockTerminationSignals() {
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  return signals;
-}
-
 // The CurveZMQ flags every zrpc tool takes (zrpc/security.h).
 inline std::map<std::string, std::string> SecurityFlags() {
   return {{"key-file", "this process's CURVE key pair, NAME.key from `zrpc keygen NAME` "

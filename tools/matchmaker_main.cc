@@ -65,7 +65,7 @@ int main(int argc, char** argv) {
   flags.Parse(argc, argv);
   zrpc::tools::UseReleaseMutexes();
   // Blocked before any thread starts, so that every thread inherits the mask and sigwait gets them.
-  sigset_t signals = zrpc::tools::BlockTerminationSignals();
+  zrpc::BlockShutdownSignals();
 
   SidecarServer::Options options;
   options.endpoints = {flags.Get(
@@ -132,8 +132,7 @@ int main(int argc, char** argv) {
                                            : "no keys (plain ZeroMQ)"));
   std::cout << "READY " << endpoint << " " << (*server)->pub_endpoint() << std::endl;
   std::thread serving([&] { (*server)->Run(); });
-  int sig = 0;
-  sigwait(&signals, &sig);
+  zrpc::WaitForShutdownSignal();
   (*server)->Stop();
   serving.join();
   return 0;

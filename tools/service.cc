@@ -142,7 +142,7 @@ int main(int argc, char** argv) {
   zrpc::tools::UseReleaseMutexes();
 
   // Block the signals we wait for before any thread starts, so they all inherit the mask.
-  sigset_t signals = zrpc::tools::BlockTerminationSignals();
+  zrpc::BlockShutdownSignals();
 
   zrpc::TransportOptions options;
   options.host = flags.Get("host");
@@ -222,8 +222,7 @@ int main(int argc, char** argv) {
   }
   std::cout << "READY " << (*transport)->endpoint() << std::endl;
 
-  int sig = 0;
-  sigwait(&signals, &sig);
+  zrpc::WaitForShutdownSignal();
   (*conn)->Close();
   if (plain_conn.ok() && *plain_conn) (*plain_conn)->Close();
   if (plain) plain->Close();

@@ -259,6 +259,20 @@ class Transport {
   virtual std::shared_ptr<internal::TransportCore> core_for_internal_use() { return nullptr; }
 };
 
+// A service's main(), in two calls. zrpc's own threads never take asynchronous signals, so:
+//
+//   int main() {
+//     zrpc::BlockShutdownSignals();  // first, before any thread starts: they inherit the block
+//     auto transport = zrpc::Transport::Create({...});  ... consumers ...
+//     zrpc::WaitForShutdownSignal();  // SIGINT or SIGTERM
+//     (*transport)->Close();          // a second signal meanwhile is held, not fatal
+//   }
+//
+// Blocks SIGINT and SIGTERM in the calling thread (and the threads it starts later).
+void BlockShutdownSignals();
+// Blocks them if not yet, then waits for one and returns its number.
+int WaitForShutdownSignal();
+
 }  // namespace zrpc
 
 #endif  // ZRPC_TRANSPORT_H_

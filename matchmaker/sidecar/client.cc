@@ -14,6 +14,7 @@
 #include "src/zmq/socket_factory.h"
 #include "src/zmq/socket_monitor.h"
 #include "zrpc/message.h"
+#include "src/base/thread.h"
 
 namespace zrpc::internal::sidecar {
 namespace {
@@ -117,7 +118,7 @@ absl::StatusOr<std::unique_ptr<Matchmaker>> SidecarMatchmaker::Create(
       ZRPC_LOG(kWarning, "%s (will keep trying)", s.message());
     }
   }
-  mm->listener_ = std::thread([raw = mm.get()] { raw->ListenForChanges(); });
+  mm->listener_ = StartThread([raw = mm.get()] { raw->ListenForChanges(); });
   return std::unique_ptr<Matchmaker>(std::move(mm));
 }
 

@@ -13,6 +13,7 @@
 #include "base/log_internal.h"
 #include "zrpc/dispatcher.h"
 #include "zrpc/errors.h"
+#include "base/thread.h"
 
 namespace zrpc::internal {
 namespace {
@@ -97,7 +98,7 @@ void ClientCore::Start(Matchmaker& matchmaker) {
     refresh_wanted_ = true;
   });
   async_wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  maintenance_ = std::thread([this] { MaintenanceLoop(); });
+  maintenance_ = StartThread([this] { MaintenanceLoop(); });
 }
 
 void ClientCore::Stop() {
@@ -305,7 +306,7 @@ void ClientCore::CallAsync(const Context& context, std::string_view topic, Messa
                                              options.timeout, FrameKind::kCall, 0);
   if (!out.ok()) return Complete(std::move(done), out.status());
   auto r = std::make_unique<AsyncRequest>(AsyncRequest{*std::move(out), std::move(done)});
-  std::call_once(async_started_, [this] { async_thread_ = std::thread([this] { AsyncLoop(); }); });
+  std::call_once(async_started_, [this] { async_thread_ = StartThread([this] { AsyncLoop(); }); });
   {
     absl::MutexLock lock(&async_mu_);
     if (!async_stop_) {

@@ -18,6 +18,7 @@
 #include "transport_core.h"
 #include "zmq/socket_factory.h"
 #include "zrpc/errors.h"
+#include "base/thread.h"
 
 namespace zrpc {
 namespace {
@@ -129,7 +130,7 @@ class SubListener : public NotificationListener {
               std::vector<std::pair<std::string, std::vector<Priority>>> targets,
               std::function<void(const Notification&)> handler, std::string exchange)
       : core_(std::move(core)), targets_(std::move(targets)), handler_(std::move(handler)), exchange_(std::move(exchange)) {
-    thread_ = std::thread([this] { Run(); });
+    thread_ = internal::StartThread([this] { Run(); });
   }
   ~SubListener() override {
     stop_ = true;

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "base/log_internal.h"
+#include "base/thread.h"
 
 namespace zrpc::internal {
 namespace {
@@ -59,7 +60,7 @@ absl::StatusOr<std::unique_ptr<ZapHandler>> ZapHandler::Start(zmq::context_t& ct
       throw;
     }
     handler->running_ = true;
-    handler->thread_ = std::thread(&ZapHandler::Run, handler.get(), std::move(socket));
+    handler->thread_ = StartThread(&ZapHandler::Run, handler.get(), std::move(socket));
   } catch (const zmq::error_t& e) {
     return absl::InternalError(absl::StrCat("cannot start the ZAP handler: ", e.what()));
   }

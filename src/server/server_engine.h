@@ -167,7 +167,7 @@ class ServerEngine {
   std::atomic<uint64_t> published_drops_{0};
   std::atomic<uint64_t> dropped_casts_{0};
   // Distinct subscriptions the XPUB holds (as it told them), and resets for hostile ones.
-  static constexpr size_t kMaxSubscriptions = 2048;
+  static constexpr size_t kMaxSubscriptions = 1024;
   size_t subscriptions_ = 0;
   std::vector<std::unique_ptr<SocketMonitor>> monitors_;
   size_t connections_ = 0;

@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "server/worker_pool.h"
+#include "base/thread.h"
 
 namespace zrpc::internal {
 
 WorkerPool::WorkerPool(int threads) {
   if (threads < 1) threads = 1;
-  for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Run(); });
+  for (int i = 0; i < threads; ++i) threads_.push_back(StartThread([this] { Run(); }));
 }
 
 WorkerPool::~WorkerPool() { Stop(); }

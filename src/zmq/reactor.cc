@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/log_internal.h"
 #include "zrpc/errors.h"
+#include "base/thread.h"
 
 namespace zrpc::internal {
 
@@ -25,7 +26,7 @@ absl::Status Reactor::Start(std::function<void()> on_wake, std::function<void()>
   if (wake_fd_ < 0) return absl::InternalError(absl::StrCat("eventfd: ", std::strerror(errno)));
   on_wake_ = std::move(on_wake);
   on_exit_ = std::move(on_exit);
-  thread_ = std::thread([this] { Run(); });
+  thread_ = StartThread([this] { Run(); });
   loop_thread_id_.store(thread_.get_id());
   return absl::OkStatus();
 }

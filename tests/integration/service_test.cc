@@ -9,6 +9,8 @@
 
 #include <cstring>
 
+#include <sys/wait.h>
+
 #include <atomic>
 #include <fstream>
 #include <map>
@@ -632,6 +634,28 @@ TEST_F(ServiceTest, AHugeSubscriptionFrameIsRefusedWithoutGrowingTheService) {
   EXPECT_LT(RssKb() - before, 48 * 1024) << "RSS grew from " << before << " kB";
   auto client = Client();
   ZRPC_ASSERT_OK(client->Call(Context(), "subs", Msg("hit")));
+}
+
+
+TEST_F(ServiceTest, ASecondSigtermDuringCloseIsHeldAndTheServiceExitsCleanly) {
+  ChildProcess& svc = StartService("node1");
+  auto client = Client();
+  // A running handler makes Close() wait for it (close_timeout): the window for a second signal.
+  std::thread caller([&] {
+    (void)client->Call(Context(), "compute", Msg("sleep", {{"ms", 1500}}));
+  });
+  absl::SleepFor(absl::Milliseconds(300));
+  svc.Signal(SIGTERM);
+  absl::SleepFor(absl::Milliseconds(100));
+  svc.Signal(SIGTERM);  // used to kill it mid-Close, leaving its registration behind
+  const int status = svc.Reap(15000);
+  caller.join();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+  absl::StatusOr<std::unique_ptr<Matchmaker>> mm = CreateMatchmaker(matchmaker_);
+  ZRPC_ASSERT_OK(mm);
+  absl::StatusOr<std::vector<Registration>> left = (*mm)->List("");
+  ZRPC_ASSERT_OK(left);
+  EXPECT_TRUE(left->empty()) << left->size() << " registrations left behind";
 }
 
 }  // namespace
