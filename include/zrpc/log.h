@@ -17,6 +17,7 @@
 #define ZRPC_LOG_H_
 
 #include <functional>
+#include <optional>
 #include <string_view>
 
 namespace zrpc {
@@ -25,6 +26,8 @@ enum class LogLevel { kDebug = 0, kInfo = 1, kWarning = 2, kError = 3 };
 
 // "DEBUG", "INFO", "WARNING", "ERROR".
 std::string_view LogLevelName(LogLevel level);
+// The level named `name` in any case: "debug", "info", "warning" or "warn", "error".
+std::optional<LogLevel> ParseLogLevel(std::string_view name);
 
 // Receives each log line (no trailing newline).
 using LogSink = std::function<void(LogLevel level, std::string_view line)>;
@@ -33,7 +36,8 @@ using LogSink = std::function<void(LogLevel level, std::string_view line)>;
 // changes go to the old or the new sink.
 void SetLogSink(LogSink sink);
 // Lines below `level` are dropped before they are formatted. Default: kInfo, or the level named
-// by the environment variable ZRPC_LOG_LEVEL (debug, info, warning, error).
+// by the environment variable ZRPC_LOG_LEVEL (debug, info, warning or warn, error; any case; an
+// unknown value is reported on stderr and means info).
 void SetLogLevel(LogLevel level);
 LogLevel GetLogLevel();
 

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <atomic>
+#include <cctype>
+#include <optional>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -14,12 +16,16 @@ namespace {
 
 LogLevel LevelFromEnv() {
   const char* env = std::getenv("ZRPC_LOG_LEVEL");
-  if (env == nullptr) return LogLevel::kInfo;
-  std::string_view s(env);
-  if (s == "debug") return LogLevel::kDebug;
-  if (s == "warning") return LogLevel::kWarning;
-  if (s == "error") return LogLevel::kError;
-  return LogLevel::kInfo;
+  if (env == nullptr || *env == '\0') return LogLevel::kInfo;
+  std::optional<LogLevel> level = ParseLogLevel(env);
+  if (!level) {
+    std::fprintf(stderr,
+                 "zrpc WARNING: ZRPC_LOG_LEVEL=\"%s\" is not debug, info, warning (warn) or "
+                 "error; using info\n",
+                 internal::EscapeForTerminal(env).c_str());
+    return LogLevel::kInfo;
+  }
+  return *level;
 }
 
 std::atomic<int>& Level() {
@@ -38,6 +44,16 @@ SinkHolder& Holder() {
 }
 
 }  // namespace
+
+std::optional<LogLevel> ParseLogLevel(std::string_view name) {
+  std::string lower(name);
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (lower == "debug") return LogLevel::kDebug;
+  if (lower == "info") return LogLevel::kInfo;
+  if (lower == "warning" || lower == "warn") return LogLevel::kWarning;
+  if (lower == "error") return LogLevel::kError;
+  return std::nullopt;
+}
 
 std::string_view LogLevelName(LogLevel level) {
   switch (level) {

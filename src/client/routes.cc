@@ -222,7 +222,8 @@ absl::StatusOr<std::shared_ptr<const Candidates>> RouteTable::Fetch(
   absl::MutexLock lock(&mu_);
   if (empty) {
     cache_.erase(cache_key);
-    return NoConsumerError(StripFanout(key));
+    // Say which registry was asked: a different XDG_RUNTIME_DIR or URL is a different world.
+    return NoConsumerError(StripFanout(key), absl::StrCat("matchmaker ", matchmaker_.url()));
   }
   // A change notice that came while we asked may postdate this answer: use it, but ask again.
   cache_[cache_key] = Cached{fresh, generation == generation_ ? now : absl::InfinitePast(), now};

@@ -111,6 +111,8 @@ void StripRemoteSuffix(std::string& class_name, std::string& module) {
 
 std::string RemoteErrorText(std::string_view exc_type, std::string_view value,
                             std::string_view traceback) {
+  // The seed's text, without its stray "\n." when there is no traceback.
+  if (traceback.empty()) return absl::StrCat("Remote error: ", ToAbsl(exc_type), " ", ToAbsl(value));
   return absl::StrCat("Remote error: ", ToAbsl(exc_type), " ", ToAbsl(value), "\n",
                       ToAbsl(traceback), ".");
 }
@@ -296,9 +298,13 @@ absl::Status DeserializeRemoteException(std::string_view data) {
   }
   const Value* cls = parsed->Find("class");
   const Value* msg = parsed->Find("message");
-  if (!cls || !cls->is_string() || !msg || !msg->is_string()) {
-    return RpcExceptionError("malformed remote failure: needs string \"class\" and \"message\"");
+  if (!cls || !cls->is_string() || (msg && !msg->is_string())) {
+    return RpcExceptionError(
+        "malformed remote failure: needs a string \"class\" (and \"message\" a string if given)");
   }
+  // The seed took a failure without "message" as an empty value.
+  static const Value kNoMessage{""};
+  if (msg == nullptr) msg = &kNoMessage;
   std::string class_name = cls->AsString();
   std::string module;
   if (const Value* m = parsed->Find("module"); m && m->is_string()) module = m->AsString();

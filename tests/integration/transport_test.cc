@@ -161,7 +161,10 @@ TEST_F(TransportTest, NoConsumerIsAnImmediateDistinctError) {
     EXPECT_TRUE(IsErrorKind(s, ErrorKind::kNoConsumer)) << s;
     EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
   }
-  EXPECT_EQ(call.message(), "No consumer registered for topic \"storage\"");
+  // It names the registry asked: a different XDG_RUNTIME_DIR or URL is a different world.
+  EXPECT_EQ(call.message(), "No consumer registered for topic \"storage\" (matchmaker " +
+                                client->matchmaker().url() + ")");
+  EXPECT_THAT(std::string(call.message()), HasSubstr(registry_));
 }
 
 TEST_F(TransportTest, ServerKilledMidCallGivesPeerLostWellBeforeTheDeadline) {

@@ -97,7 +97,16 @@ TEST(RemoteExceptionTest, ExceptionsTravelWithTheirType) {
   EXPECT_EQ(json->Find("message")->AsString(), "boom");
   absl::Status back = DeserializeRemoteException(SerializeRemoteException(local));
   EXPECT_TRUE(IsErrorKind(back, ErrorKind::kRemoteError));
-  EXPECT_EQ(back.message(), "Remote error: runtime_error boom\n.");
+  EXPECT_EQ(back.message(), "Remote error: runtime_error boom");  // no stray "\n." without a traceback
+}
+
+TEST(RemoteExceptionTest, AFailureWithoutAMessageIsARemoteErrorWithAnEmptyValue) {
+  absl::Status back = DeserializeRemoteException(R"({"class":"KeyError","module":"exceptions","tb":[]})");
+  EXPECT_TRUE(IsErrorKind(back, ErrorKind::kRemoteError)) << back;
+  EXPECT_EQ(GetErrorField(back, "exc_type"), "KeyError");
+  EXPECT_EQ(GetErrorField(back, "value"), "");
+  EXPECT_TRUE(IsErrorKind(DeserializeRemoteException(R"({"class":"X","message":5})"),
+                          ErrorKind::kRpcException));
 }
 
 TEST(RemoteExceptionTest, ForeignFailuresBecomeRemoteErrorsWithTraceback) {
@@ -130,7 +139,7 @@ TEST(RemoteExceptionTest, ResentRemoteErrorsKeepTheirOriginalClass) {
 }
 
 TEST(RemoteExceptionTest, MalformedFailuresAreClearErrors) {
-  for (const char* bad : {"", "not json", "[]", R"({"class":1,"message":"x"})", R"({"class":"X"})"}) {
+  for (const char* bad : {"", "not json", "[]", R"({"class":1,"message":"x"})", R"({"class":"X","message":5})"}) {
     absl::Status s = DeserializeRemoteException(bad);
     EXPECT_TRUE(IsErrorKind(s, ErrorKind::kRpcException)) << bad;
     EXPECT_THAT(std::string(s.message()), HasSubstr("malformed remote failure"));

@@ -38,5 +38,15 @@ TEST(EscapeTest, EveryLogLineReachesTheSinkAsOneLine) {
   EXPECT_EQ(lines[0], "peer sent \"x\\x0ay\"\\x0d\\x1b]0;title\\x07");
 }
 
+
+TEST(LogLevelTest, LevelsParseInAnyCaseAndWarnMeansWarning) {
+  EXPECT_EQ(ParseLogLevel("WARN"), LogLevel::kWarning);
+  EXPECT_EQ(ParseLogLevel("warning"), LogLevel::kWarning);
+  EXPECT_EQ(ParseLogLevel("Debug"), LogLevel::kDebug);
+  EXPECT_EQ(ParseLogLevel("error"), LogLevel::kError);
+  EXPECT_EQ(ParseLogLevel("info"), LogLevel::kInfo);
+  EXPECT_EQ(ParseLogLevel("loud"), std::nullopt);
+}
+
 }  // namespace
 }  // namespace zrpc::internal
