@@ -3,6 +3,9 @@
 // live in the test process.
 #include <atomic>
 
+#include "absl/cleanup/cleanup.h"
+#include "absl/synchronization/notification.h"
+
 #include "testing/harness.h"
 #include "unit/test_util.h"
 
@@ -157,14 +160,27 @@ TEST_F(NotificationTest, ASlowListenerMakesDropsThatAreCounted) {
   ZRPC_ASSERT_OK(notifier);
   auto listening = Client(ClientOptions("sub"));
   std::atomic<int> seen{0};
+  absl::Notification stalled, release;
   auto listener = NotificationListener::Create(*listening, {"notifications.debug"}, [&](const Notification&) {
-    if (seen++ == 0) absl::SleepFor(absl::Seconds(2));  // stall: queues fill up
+    if (seen++ == 0) {
+      stalled.Notify();
+      release.WaitForNotificationWithTimeout(absl::Seconds(60));  // stall: queues fill up
+    }
   });
   ZRPC_ASSERT_OK(listener);
+  // Declared after the listener, so it runs first: the listener's stop never waits on the stall.
+  absl::Cleanup unstall = [&] { release.Notify(); };
   ASSERT_TRUE(Eventually([&] { return (*listener)->publishers() == 1; }));
-  absl::SleepFor(absl::Milliseconds(200));
+  // Publish until the listener has taken an event and stalled in its handler.
+  const absl::Time until = absl::Now() + absl::Seconds(20);
+  while (!stalled.HasBeenNotified() && absl::Now() < until) {
+    ZRPC_ASSERT_OK((*notifier)->Debug(Context(), "flood", Value("first")));
+    stalled.WaitForNotificationWithTimeout(absl::Milliseconds(50));
+  }
+  ASSERT_TRUE(stalled.HasBeenNotified()) << "the listener never received an event";
+  // Now flood: with the listener stalled, its queues and the publisher's fill up and drop.
   const std::string blob(2000, 'x');
-  for (int i = 0; i < 40000 && (*notifier)->dropped() == 0; ++i) {
+  for (int i = 0; (*notifier)->dropped() == 0 && absl::Now() < until; ++i) {
     ZRPC_ASSERT_OK((*notifier)->Debug(Context(), "flood", Value(blob)));
     if (i % 1000 == 999) absl::SleepFor(absl::Milliseconds(5));  // let the I/O thread publish
   }
