@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
-#include "flags.h"
+#include "cli_common.h"
 #include "testing/child_process.h"
 #include "zrpc/zrpc.h"
 
@@ -41,7 +41,16 @@ int Fail(const std::string& why) {
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  zrpc::tools::UsageReporter::Get().program = "zrpc-demo";
+  zrpc::tools::ToolApp app("zrpc-demo", "zrpc-demo",
+                           "Starts three instances of the reference service and shows each "
+                           "messaging pattern,\nthen stops them.");
+  app.AddVersionFlag();
+  std::vector<std::string> positionals;
+  app.Positionals(&positionals);
+  app.Parse(argc, argv);
+  if (!positionals.empty()) app.Fail("zrpc-demo takes no arguments");
   // Keep the demo's output readable: only problems from zrpc itself and from the services.
   zrpc::SetLogLevel(zrpc::LogLevel::kError);
   zrpc::tools::UseReleaseMutexes();

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// A tiny command-line parser for zrpc's tools: --name=value or --name value, and --flag.
+// A tiny command-line parser (--name=value or --name value, and --flag), kept for the benchmark
+// programs in bench/ only: zrpc, zrpc-service and zrpc-matchmaker use CLI11 (tools/cli_common.h).
 #ifndef ZRPC_TOOLS_FLAGS_H_
 #define ZRPC_TOOLS_FLAGS_H_
 

@@ -21,7 +21,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "flags.h"
+#include "cli_common.h"
 #include "matchmaker/sidecar/protocol.h"
 #include "matchmaker/sidecar/server.h"
 #include "src/base/secure_fs.h"
@@ -30,88 +30,115 @@
 
 int main(int argc, char** argv) {
   using zrpc::internal::sidecar::SidecarServer;
-  zrpc::tools::Flags flags(
-      "usage: zrpc-matchmaker [flags]\n"
+  zrpc::tools::UsageReporter::Get().program = "zrpc-matchmaker";
+  zrpc::tools::ToolApp app(
+      "zrpc-matchmaker", "zrpc-matchmaker [flags]",
       "The zrpc matchmaker sidecar: services and clients of this host use --endpoint as their\n"
-      "matchmaker URL.",
-      {{"endpoint",
-        "where to listen (default ipc://RUNTIME_DIR/matchmaker.sock, RUNTIME_DIR being /run/zrpc "
-        "for root, else $XDG_RUNTIME_DIR/zrpc, else /tmp/zrpc-UID); an ipc:// socket's directory "
-        "is created, or must be yours and writable by you alone (see --socket-group)"},
-       {"socket-mode", "octal mode of the ipc:// sockets (default 0600: only you may connect)"},
-       {"socket-group",
-        "group of the ipc:// sockets; their directory may then be shared with that group "
-        "(owned by you or root, of that group, not writable by others); use --socket-mode 0660"},
-       {"tcp",
-        "also listen here, e.g. tcp://10.0.0.5:7400 (every interface: needs keys or "
-        "--insecure)"},
-       {"insecure!",
-        "allow --tcp/--pub on every interface (*, 0.0.0.0, ::) without keys: anyone who reaches "
-        "the port can then register and unregister instances"},
-       {"registrars",
-        "with keys: only this identity or authorized_keys group may register (default: every "
-        "admitted key); everyone admitted may still resolve"},
-       {"pub",
-        "where to publish changes (default: the endpoint + \".pub\" for ipc, else tcp ephemeral)"},
-       {"backend",
-        "memory (default), ring:///path/ring.json or\n"
-        "      redis://[[user]:password@]host[:port][/db][?password_file=/abs/path]. Keep the "
-        "Redis\n"
-        "      password off this command line (every local user can read it in /proc): give\n"
-        "      password_file=PATH (a file only its owner may read: chmod 600) or set\n"
-        "      $ZRPC_REDIS_PASSWORD; the URL is logged with its password masked"},
-       {"ttl", "seconds without a heartbeat before a registration expires (default 5)"}});
-  for (auto& [name, help] : zrpc::tools::SecurityFlags()) flags.Add(name, help);
-  flags.Parse(argc, argv);
+      "matchmaker URL.");
+  struct {
+    std::string endpoint, socket_mode, socket_group, tcp, registrars, pub, backend = "memory";
+    std::string ttl = "5";
+    bool insecure = false;
+    zrpc::tools::SecurityFlags security;
+  } f;
+  CLI::App& a = app.app();
+  a.add_option("--endpoint", f.endpoint,
+               "where to listen (default ipc://RUNTIME_DIR/matchmaker.sock, RUNTIME_DIR being "
+               "/run/zrpc for root, else $XDG_RUNTIME_DIR/zrpc, else /tmp/zrpc-UID); an ipc:// "
+               "socket's directory is created, or must be yours and writable by you alone (see "
+               "--socket-group)")
+      ->type_name("URL");
+  a.add_option("--socket-mode", f.socket_mode,
+               "octal mode of the ipc:// sockets (default 0600: only you may connect)")
+      ->type_name("MODE");
+  a.add_option("--socket-group", f.socket_group,
+               "group of the ipc:// sockets; their directory may then be shared with that group "
+               "(owned by you or root, of that group, not writable by others); use "
+               "--socket-mode 0660")
+      ->type_name("GROUP");
+  a.add_option("--tcp", f.tcp,
+               "also listen here, e.g. tcp://10.0.0.5:7400 (every interface: needs keys or "
+               "--insecure)")
+      ->type_name("URL");
+  a.add_flag("--insecure", f.insecure,
+             "allow --tcp/--pub on every interface (*, 0.0.0.0, ::) without keys: anyone who "
+             "reaches the port can then register and unregister instances");
+  a.add_option("--registrars", f.registrars,
+               "with keys: only this identity or authorized_keys group may register (default: "
+               "every admitted key); everyone admitted may still resolve")
+      ->type_name("WHO");
+  a.add_option("--pub", f.pub,
+               "where to publish changes (default: the endpoint + \".pub\" for ipc, else tcp "
+               "ephemeral)")
+      ->type_name("URL");
+  a.add_option("--backend", f.backend,
+               "memory (default), ring:///path/ring.json or "
+               "redis://[[user]:password@]host[:port][/db][?password_file=/abs/path]. Keep the "
+               "Redis password off this command line (every local user can read it in /proc): "
+               "give password_file=PATH (a file only its owner may read: chmod 600) or set "
+               "$ZRPC_REDIS_PASSWORD; the URL is logged with its password masked")
+      ->type_name("URL");
+  a.add_option("--ttl", f.ttl,
+               "seconds without a heartbeat before a registration expires (default 5)")
+      ->type_name("SECONDS");
+  f.security.AddTo(app);
+  app.AddVersionFlag();
+  std::vector<std::string> positionals;
+  app.Positionals(&positionals);
+  app.Parse(argc, argv);
+  if (!positionals.empty()) {
+    app.Fail("zrpc-matchmaker takes no arguments, only flags (got '" + positionals[0] + "')");
+  }
   zrpc::tools::UseReleaseMutexes();
   // Blocked before any thread starts, so that every thread inherits the mask and sigwait gets them.
   zrpc::BlockShutdownSignals();
 
   SidecarServer::Options options;
-  options.endpoints = {flags.Get(
-      "endpoint", absl::StrCat("ipc://", zrpc::internal::DefaultRuntimeDir(), "/matchmaker.sock"))};
-  if (flags.Has("socket-mode")) {
-    const std::string mode = flags.Get("socket-mode");
+  options.endpoints = {app.Has("--endpoint")
+                           ? f.endpoint
+                           : absl::StrCat("ipc://", zrpc::internal::DefaultRuntimeDir(),
+                                          "/matchmaker.sock")};
+  if (app.Has("--socket-mode")) {
+    const std::string& mode = f.socket_mode;
     char* end = nullptr;
     const unsigned long v = std::strtoul(mode.c_str(), &end, 8);
     if (mode.empty() || *end != '\0' || v > 0777) {
-      flags.Fail("--socket-mode needs an octal mode 0..0777, e.g. 0600 or 0660");
+      app.Fail("--socket-mode needs an octal mode 0..0777, e.g. 0600 or 0660");
     }
     options.socket_mode = static_cast<mode_t>(v);
   }
-  if (flags.Has("socket-group")) {
-    absl::StatusOr<gid_t> gid = zrpc::internal::LookupGroup(flags.Get("socket-group"));
-    if (!gid.ok()) flags.Fail(absl::StrCat("--socket-group: ", gid.status().message()));
+  if (app.Has("--socket-group")) {
+    absl::StatusOr<gid_t> gid = zrpc::internal::LookupGroup(f.socket_group);
+    if (!gid.ok()) app.Fail(absl::StrCat("--socket-group: ", gid.status().message()));
     options.socket_group = *gid;
-    options.socket_group_name = flags.Get("socket-group");
+    options.socket_group_name = f.socket_group;
   }
-  if (flags.Has("tcp")) options.endpoints.push_back(flags.Get("tcp"));
-  options.pub = flags.Get("pub");
-  options.security = zrpc::tools::SecurityFromFlags(flags);
-  options.registrars = flags.Get("registrars");
+  if (app.Has("--tcp")) options.endpoints.push_back(f.tcp);
+  options.pub = f.pub;
+  options.security = f.security.Resolve(app);
+  options.registrars = f.registrars;
   if (!options.registrars.empty() && !options.security.enabled()) {
-    flags.Fail("--registrars needs keys (--key-file and --authorized-keys)");
+    app.Fail("--registrars needs keys (--key-file and --authorized-keys)");
   }
   if (options.security.enabled() != !options.security.authorized_keys_file.empty()) {
-    flags.Fail(
+    app.Fail(
         "with keys, give both --key-file and --authorized-keys (or $ZRPC_KEY_FILE and "
         "$ZRPC_AUTHORIZED_KEYS)");
   }
   // With keys only admitted keys get in (CurveZMQ): every interface is then fine.
-  for (const std::string& ep : {flags.Get("tcp"), options.pub}) {
+  for (const std::string& ep : {f.tcp, options.pub}) {
     const bool everywhere = absl::StartsWith(ep, "tcp://*:") || absl::StartsWith(ep, "tcp://0.0.0.0:") ||
                             absl::StartsWith(ep, "tcp://[::]:") || absl::StartsWith(ep, "tcp://:::");
-    if (everywhere && !flags.Has("insecure") && !options.security.enabled()) {
-      flags.Fail(absl::StrCat(ep,
+    if (everywhere && !f.insecure && !options.security.enabled()) {
+      app.Fail(absl::StrCat(ep,
                               " listens on every interface: add --insecure (without keys anyone "
                               "who reaches it can register and unregister instances), or give "
                               "--key-file and --authorized-keys (CurveZMQ: only admitted keys get "
                               "in), or listen on one private address"));
     }
   }
-  options.backend = flags.Get("backend", "memory");
-  const long ttl_s = flags.GetInt("ttl", 5);
-  if (ttl_s < 1) flags.Fail("--ttl must be at least 1");
+  options.backend = f.backend;
+  const long ttl_s = app.Integer("--ttl", f.ttl, 1, 86400);
   options.ttl = absl::Seconds(ttl_s);
   if (zrpc::internal::sidecar::IsSidecarUrl(options.backend)) {
     std::cerr << "zrpc-matchmaker: a sidecar cannot use another sidecar as its backend\n";

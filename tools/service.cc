@@ -25,7 +25,7 @@
 
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
-#include "flags.h"
+#include "cli_common.h"
 #include "zrpc/zrpc.h"
 #include "zrpc/transport.h"
 
@@ -110,57 +110,86 @@ zrpc::Endpoint ReferenceEndpoint(const std::string& host, Notes* notes, bool inl
 }  // namespace
 
 int main(int argc, char** argv) {
-  zrpc::tools::Flags flags(
-      "usage: zrpc-service [flags]\n"
-      "The zrpc reference service: echo, add, count (stream), fail, sleep, whoami, caller, note,\n"
-      "stats.",
-      {{"host", "this instance's host name (default: the machine's)"},
-       {"matchmaker",
-        "matchmaker URL (default local://); for redis:// keep the password off argv:\n"
-        "      ?password_file=PATH (mode 0600) or $ZRPC_REDIS_PASSWORD"},
-       {"topic", "topic to consume (default compute)"},
-       {"bind", "address to listen on (default 127.0.0.1; 0.0.0.0 or * for every interface, "
-                "which needs --insecure)"},
-       {"insecure!", "allow binding every interface although peers are not authenticated"},
-       {"advertise", "address peers connect to (default: the bind address, or the host name for *)"},
-       {"port", "ROUTER port (default ephemeral)"},
-       {"ipc-dir", "listen on ipc:// sockets in this directory instead of TCP"},
-       {"threads", "handler threads (default 8)"},
-       {"heartbeat-ms", "call heartbeat interval in ms (default 1000)"},
-       {"max-in-flight-per-peer",
-        "requests one client may have queued or running at once (default 1000); beyond it calls "
-        "get a retryable RESOURCE_EXHAUSTED and casts are dropped"},
-       {"max-queued-requests",
-        "requests all clients together may have queued or running (default 10000)"},
-       {"inline!", "run handlers on the I/O thread (lowest latency; handlers must not block)"},
-       {"also-plain!", "with keys: also serve plain (keyless) clients on a second endpoint, "
-                       "registered beside the keyed one (a migration to CurveZMQ)"},
-       {"restrict", "METHOD=WHO[,WHO...]: only these identities or groups may call METHOD "
-                    "(CurveZMQ; repeatable as METHOD=..;METHOD2=..)"}});
-  for (auto& [name, help] : zrpc::tools::SecurityFlags()) flags.Add(name, help);
-  flags.Parse(argc, argv);
+  zrpc::tools::UsageReporter::Get().program = "zrpc-service";
+  zrpc::tools::ToolApp app(
+      "zrpc-service", "zrpc-service [flags]",
+      "The zrpc reference service: echo, add, count (stream), fail, sleep, whoami, caller,\n"
+      "deadline, note, stats, emit.");
+  struct {
+    std::string host, matchmaker = "local://", topic = "compute", bind = "127.0.0.1", advertise;
+    std::string port = "0", ipc_dir, threads = "8", heartbeat_ms = "1000", restrict;
+    std::string max_in_flight_per_peer, max_queued_requests;
+    bool insecure = false, inline_handlers = false, also_plain = false;
+    zrpc::tools::SecurityFlags security;
+  } f;
+  CLI::App& a = app.app();
+  a.add_option("--host", f.host, "this instance's host name (default: the machine's)")->type_name("HOST");
+  a.add_option("--matchmaker", f.matchmaker,
+               "matchmaker URL (default local://); for redis:// keep the password off argv: "
+               "?password_file=PATH (mode 0600) or $ZRPC_REDIS_PASSWORD")
+      ->type_name("URL");
+  a.add_option("--topic", f.topic, "topic to consume (default compute)")->type_name("NAME");
+  a.add_option("--bind", f.bind,
+               "address to listen on (default 127.0.0.1; 0.0.0.0 or * for every interface, which "
+               "needs --insecure)")
+      ->type_name("ADDRESS");
+  a.add_flag("--insecure", f.insecure,
+             "allow binding every interface although peers are not authenticated");
+  a.add_option("--advertise", f.advertise,
+               "address peers connect to (default: the bind address, or the host name for *)")
+      ->type_name("ADDRESS");
+  a.add_option("--port", f.port, "ROUTER port (default ephemeral)")->type_name("PORT");
+  a.add_option("--ipc-dir", f.ipc_dir, "listen on ipc:// sockets in this directory instead of TCP")
+      ->type_name("DIR");
+  a.add_option("--threads", f.threads, "handler threads (default 8)")->type_name("N");
+  a.add_option("--heartbeat-ms", f.heartbeat_ms, "call heartbeat interval in ms (default 1000)")
+      ->type_name("MS");
+  a.add_option("--max-in-flight-per-peer", f.max_in_flight_per_peer,
+               "requests one client may have queued or running at once (default 1000); beyond "
+               "it calls get a retryable RESOURCE_EXHAUSTED and casts are dropped")
+      ->type_name("N");
+  a.add_option("--max-queued-requests", f.max_queued_requests,
+               "requests all clients together may have queued or running (default 10000)")
+      ->type_name("N");
+  a.add_flag("--inline", f.inline_handlers,
+             "run handlers on the I/O thread (lowest latency; handlers must not block)");
+  a.add_flag("--also-plain", f.also_plain,
+             "with keys: also serve plain (keyless) clients on a second endpoint, registered "
+             "beside the keyed one (a migration to CurveZMQ)");
+  a.add_option("--restrict", f.restrict,
+               "METHOD=WHO[,WHO...]: only these identities or groups may call METHOD (CurveZMQ; "
+               "several as METHOD=..;METHOD2=..)")
+      ->type_name("RULES");
+  f.security.AddTo(app);
+  app.AddVersionFlag();
+  std::vector<std::string> positionals;
+  app.Positionals(&positionals);
+  app.Parse(argc, argv);
+  if (!positionals.empty()) app.Fail("zrpc-service takes no arguments, only flags (got '" + positionals[0] + "')");
   zrpc::tools::UseReleaseMutexes();
 
   // Block the signals we wait for before any thread starts, so they all inherit the mask.
   zrpc::BlockShutdownSignals();
 
   zrpc::TransportOptions options;
-  options.host = flags.Get("host");
-  options.matchmaker = flags.Get("matchmaker", "local://");
-  options.bind_address = flags.Get("bind", "127.0.0.1");
-  options.insecure = flags.Has("insecure");
-  options.security = zrpc::tools::SecurityFromFlags(flags);
-  options.advertise_address = flags.Get("advertise");
-  options.port = static_cast<int>(flags.GetInt("port", 0));
-  options.ipc_dir = flags.Get("ipc-dir");
-  options.thread_pool_size = static_cast<int>(flags.GetInt("threads", 8));
-  options.call_heartbeat_interval = absl::Milliseconds(flags.GetInt("heartbeat-ms", 1000));
-  options.max_in_flight_per_peer = static_cast<int>(
-      flags.GetInt("max-in-flight-per-peer", options.max_in_flight_per_peer));
-  options.max_queued_requests =
-      static_cast<int>(flags.GetInt("max-queued-requests", options.max_queued_requests));
-  if (options.max_in_flight_per_peer < 1 || options.max_queued_requests < 1) {
-    flags.Fail("--max-in-flight-per-peer and --max-queued-requests need a number >= 1");
+  options.host = f.host;
+  options.matchmaker = f.matchmaker;
+  options.bind_address = f.bind;
+  options.insecure = f.insecure;
+  options.security = f.security.Resolve(app);
+  options.advertise_address = f.advertise;
+  options.port = static_cast<int>(app.Integer("--port", f.port, 0, 65535));
+  options.ipc_dir = f.ipc_dir;
+  options.thread_pool_size = static_cast<int>(app.Integer("--threads", f.threads, 1, 4096));
+  options.call_heartbeat_interval =
+      absl::Milliseconds(app.Integer("--heartbeat-ms", f.heartbeat_ms, 1, 3600000));
+  if (app.Has("--max-in-flight-per-peer")) {
+    options.max_in_flight_per_peer = static_cast<int>(
+        app.Integer("--max-in-flight-per-peer", f.max_in_flight_per_peer, 1, 1 << 30));
+  }
+  if (app.Has("--max-queued-requests")) {
+    options.max_queued_requests =
+        static_cast<int>(app.Integer("--max-queued-requests", f.max_queued_requests, 1, 1 << 30));
   }
   absl::StatusOr<std::unique_ptr<zrpc::Transport>> transport = zrpc::Transport::Create(options);
   if (!transport.ok()) {
@@ -168,7 +197,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   const std::string host = (*transport)->options().host;
-  const std::string topic = flags.Get("topic", "compute");
+  const std::string topic = f.topic;
 
   Notes notes;
   absl::StatusOr<std::unique_ptr<zrpc::Notifier>> notifier =
@@ -178,9 +207,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   zrpc::Dispatcher dispatcher;
-  zrpc::Endpoint endpoint = ReferenceEndpoint(host, &notes, flags.Has("inline"), notifier->get());
+  zrpc::Endpoint endpoint = ReferenceEndpoint(host, &notes, f.inline_handlers, notifier->get());
   // --restrict "sleep=admin,ops;echo=alice": who may call which method.
-  for (absl::string_view rule : absl::StrSplit(flags.Get("restrict"), ';', absl::SkipEmpty())) {
+  for (absl::string_view rule : absl::StrSplit(f.restrict, ';', absl::SkipEmpty())) {
     std::pair<std::string, std::string> kv = absl::StrSplit(rule, absl::MaxSplits('=', 1));
     endpoint.Allow(kv.first, absl::StrSplit(kv.second, ',', absl::SkipEmpty()));
   }
@@ -199,8 +228,8 @@ int main(int argc, char** argv) {
   // only the keyed registrations, plain clients only the plain ones.
   std::unique_ptr<zrpc::Transport> plain;
   absl::StatusOr<std::unique_ptr<zrpc::Connection>> plain_conn = nullptr;
-  if (s.ok() && flags.Has("also-plain")) {
-    if (!options.security.enabled()) flags.Fail("--also-plain needs --key-file (it adds a plain endpoint to a keyed service)");
+  if (s.ok() && f.also_plain) {
+    if (!options.security.enabled()) app.Fail("--also-plain needs --key-file (it adds a plain endpoint to a keyed service)");
     zrpc::TransportOptions plain_options = options;
     plain_options.security = {};
     plain_options.port = 0;

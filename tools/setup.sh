@@ -25,7 +25,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${ZRPC_BUILD_DIR:-$root/build}"
 
 packages=(g++ cmake make pkg-config libzmq3-dev cppzmq-dev libsimdjson-dev libabsl-dev
-          libgtest-dev libgmock-dev libbenchmark-dev libhiredis-dev redis-server python3-zmq)
+          libgtest-dev libgmock-dev libbenchmark-dev libhiredis-dev redis-server python3-zmq
+          libcli11-dev)
 if [[ "$mode" == fuzz || "$mode" == fuzz-run || "$mode" == sanitize ]]; then
   packages+=(clang libclang-rt-14-dev)
 fi
