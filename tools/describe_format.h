@@ -40,7 +40,8 @@ inline bool True(const Value* v) { return v != nullptr && v->is_bool() && v->AsB
 // One method's signature: `{"name":"add","args":[{"name":"a","type":"integer"},...],
 // "returns":"integer","stream":false}` → "add(a: integer, b: integer) -> integer". Without
 // "args" the method is untyped: "echo(...)". A stream returns "-> stream of T" ("-> stream"
-// when untyped). An argument with "optional": true is shown as "name?: type".
+// when untyped); a method returning "null" (nothing) has no arrow. An argument with
+// "optional": true is shown as "name?: type".
 inline std::string FormatSignature(const Value& sig) {
   using namespace describe_internal;
   std::string out = Text(sig.is_object() ? sig.Find("name") : nullptr);
@@ -62,7 +63,9 @@ inline std::string FormatSignature(const Value& sig) {
     out += ")";
   }
   const Value* returns = sig.is_object() ? sig.Find("returns") : nullptr;
-  const bool has_returns = returns != nullptr && returns->is_string() && !returns->AsString().empty();
+  // "null" is what a method returning nothing (absl::Status, void) announces: no arrow.
+  const bool has_returns = returns != nullptr && returns->is_string() &&
+                           !returns->AsString().empty() && returns->AsString() != "null";
   if (True(sig.is_object() ? sig.Find("stream") : nullptr)) {
     out += has_returns ? " -> stream of " + Text(returns) : " -> stream";
   } else if (has_returns) {

@@ -533,7 +533,7 @@ TEST_F(CliTest, DescribeShowsMethodsOfAService) {
     EXPECT_THAT(r.output, HasSubstr("    add(a: integer, b: integer) -> integer\n"));
     EXPECT_THAT(r.output, HasSubstr("    echo(...)\n"));
   } else {  // an older service: names only
-    EXPECT_THAT(r.output, HasSubstr(" add count (stream) "));
+    EXPECT_THAT(r.output, HasSubstr(": add caller count (stream) deadline echo"));
   }
 }
 
@@ -556,7 +556,8 @@ TEST(DescribeFormatTest, SignaturesAreOneLineEachWithTypesAndStreamsMarked) {
           {"name": "count", "args": [{"name": "n", "type": "integer"}], "returns": "integer", "stream": true},
           {"name": "tick", "stream": true},
           {"name": "whoami", "args": [], "returns": "string", "stream": false},
-          {"name": "emit", "args": [{"name": "payload", "type": "any", "optional": true}], "stream": false},
+          {"name": "emit", "args": [{"name": "payload", "type": "any", "optional": true}],
+           "returns": "null", "stream": false},
           {"name": "echo", "stream": false}]}]})j"),
             "host node1 at tcp://127.0.0.1:5000\n"
             "  consumes openstack compute\n"
