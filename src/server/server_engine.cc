@@ -515,12 +515,13 @@ absl::Status ServerEngine::Authorize(const Dispatcher::Target& target, const std
   return absl::OkStatus();
 }
 
-std::string ServerEngine::InFlightKey(std::string_view rid, std::string_view msg_id) {
-  // A MSG_ID is printable ASCII (wire.cc), so the NUL makes the key unambiguous.
-  std::string key(msg_id);
-  key.push_back('\0');
-  key.append(rid);
-  return key;
+const std::string& ServerEngine::InFlightKey(std::string_view rid, std::string_view msg_id) {
+  // A MSG_ID is printable ASCII (wire.cc), so the NUL makes the key unambiguous. Built in a
+  // buffer that keeps its capacity: looking a call up allocates nothing.
+  in_flight_key_.assign(msg_id);
+  in_flight_key_.push_back('\0');
+  in_flight_key_.append(rid);
+  return in_flight_key_;
 }
 
 absl::Status ServerEngine::AdmitLoad(const std::string& rid, size_t bytes) {
@@ -670,38 +671,51 @@ void ServerEngine::ClientGone(const std::string& rid) {
   }
 }
 
+void ServerEngine::SendJobReply(Job& job, Reply reply, bool last, bool on_loop) {
+  reply.msg_id = job.msg_id;
+  absl::StatusOr<std::string> body = EncodeReply(reply);
+  if (body.ok() && body->size() > options_.max_message_size) {
+    body = absl::ResourceExhaustedError(absl::StrCat("reply of ", body->size(),
+                                                     " bytes exceeds the limit of ",
+                                                     options_.max_message_size, " bytes"));
+  }
+  if (!body.ok()) {
+    ZRPC_LOG(kWarning, "%s.%s: cannot send its result: %s", job.ctx->topic(),
+             job.message.method, body.status().message());
+    body = EncodeReply(Reply{.failure = SerializeRemoteException(body.status()),
+                             .ending = reply.ending,
+                             .msg_id = job.msg_id});
+    if (!body.ok()) {
+      body = EncodeReply(Reply{.failure = SerializeRemoteException(absl::InternalError(
+                                   "the service could not encode its reply")),
+                               .ending = reply.ending,
+                               .msg_id = job.msg_id});
+    }
+    if (!body.ok()) return;  // cannot happen: a fixed text and a validated id
+  }
+  if (on_loop) {
+    // Straight to the socket: no copies of the ids, the header in a reused buffer.
+    header_buffer_.clear();
+    absl::StrAppend(&header_buffer_, ToAbsl(kProtocol), " ", ToAbsl(FrameKindName(FrameKind::kReply)),
+                    " ", job.msg_id);
+    SendFrames(job.rid, header_buffer_, *body);
+    return;
+  }
+  PostReply(Outbound{job.rid, ControlHeader(FrameKind::kReply, job.msg_id), *std::move(body),
+                     job.msg_id, last, /*tracked=*/true});
+}
+
 void ServerEngine::Execute(Job& job, bool on_loop) {
   const bool is_cast = job.kind == FrameKind::kCast;
   const bool is_stream = job.kind == FrameKind::kMultiCall;
-  std::function<void(Reply, bool)> send = [&](Reply reply, bool last) {
-    reply.msg_id = job.msg_id;
-    absl::StatusOr<std::string> body = EncodeReply(reply);
-    if (body.ok() && body->size() > options_.max_message_size) {
-      body = absl::ResourceExhaustedError(absl::StrCat("reply of ", body->size(),
-                                                       " bytes exceeds the limit of ",
-                                                       options_.max_message_size, " bytes"));
-    }
-    if (!body.ok()) {
-      ZRPC_LOG(kWarning, "%s.%s: cannot send its result: %s", job.ctx->topic(),
-               job.message.method, body.status().message());
-      body = EncodeReply(Reply{.failure = SerializeRemoteException(body.status()),
-                               .ending = reply.ending,
-                               .msg_id = job.msg_id});
-      if (!body.ok()) {
-        body = EncodeReply(Reply{.failure = SerializeRemoteException(absl::InternalError(
-                                     "the service could not encode its reply")),
-                                 .ending = reply.ending,
-                                 .msg_id = job.msg_id});
-      }
-      if (!body.ok()) return;  // cannot happen: a fixed text and a validated id
-    }
-    Outbound out{job.rid, ControlHeader(FrameKind::kReply, job.msg_id), *std::move(body),
-                 job.msg_id, last, /*tracked=*/!on_loop};
-    if (on_loop) {
-      SendOutbound(out);
-    } else {
-      PostReply(std::move(out));
-    }
+  // Captures one pointer, so std::function keeps it in place (no allocation per request).
+  struct SendTo {
+    ServerEngine* engine;
+    Job* job;
+    bool on_loop;
+  } to{this, &job, on_loop};
+  std::function<void(Reply, bool)> send = [to = &to](Reply reply, bool last) {
+    to->engine->SendJobReply(*to->job, std::move(reply), last, to->on_loop);
   };
 
   if (!job.decoded && !DecodeOnWorker(job, send)) return;
@@ -771,13 +785,20 @@ absl::Status ServerEngine::RunHandler(Job& job, const std::function<void(Reply, 
       status = StatusFromException(e);
     }
   } else {
-    status = job.consumer->dispatcher->Run(job.target, *job.ctx, job.message, [&](Value v) {
-      if (is_cast) return true;
-      if (is_stream) {
-        send(Reply{.result = std::move(v)}, false);
-        return !job.ctx->cancelled();
+    // One pointer captured: no allocation for the std::function.
+    struct Emit {
+      bool is_cast, is_stream;
+      const std::function<void(Reply, bool)>* send;
+      Job* job;
+      std::optional<Value>* last;
+    } emit{is_cast, is_stream, &send, &job, last};
+    status = job.consumer->dispatcher->Run(job.target, *job.ctx, job.message, [e = &emit](Value v) {
+      if (e->is_cast) return true;
+      if (e->is_stream) {
+        (*e->send)(Reply{.result = std::move(v)}, false);
+        return !e->job->ctx->cancelled();
       }
-      *last = std::move(v);
+      *e->last = std::move(v);
       return true;
     });
   }
@@ -798,11 +819,15 @@ void ServerEngine::SendOutbound(const Outbound& out) {
       in_flight_.erase(it);
     }
   }
+  SendFrames(out.rid, out.header, out.body);
+}
+
+void ServerEngine::SendFrames(std::string_view rid, std::string_view header, std::string_view body) {
   if (!router_) return;
   try {
-    if (router_->send(zmq::buffer(out.rid), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
-      router_->send(zmq::buffer(out.header), zmq::send_flags::sndmore);
-      router_->send(zmq::buffer(out.body), zmq::send_flags::none);
+    if (router_->send(zmq::buffer(rid), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+      router_->send(zmq::buffer(header), zmq::send_flags::sndmore);
+      router_->send(zmq::buffer(body), zmq::send_flags::none);
     } else {
       ZRPC_LOG(kWarning, "dropping a reply: the client's queue is full");
     }
@@ -811,7 +836,7 @@ void ServerEngine::SendOutbound(const Outbound& out) {
     if (e.num() == EHOSTUNREACH) {
       // ROUTER_MANDATORY tells us the client left: stop what it still has running.
       ZRPC_LOG(kDebug, "dropping a reply: the client is gone");
-      ClientGone(out.rid);
+      ClientGone(std::string(rid));
     } else {
       ZRPC_LOG(kWarning, "dropping a reply: %s", e.what());
     }
