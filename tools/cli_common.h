@@ -11,7 +11,6 @@
 #define ZRPC_TOOLS_CLI_COMMON_H_
 
 #include <CLI/CLI.hpp>
-
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
@@ -103,10 +102,18 @@ inline std::string JsonQuote(std::string_view s) {
   std::string out = "\"";
   for (const char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           static constexpr char kHex[] = "0123456789abcdef";
@@ -218,7 +225,8 @@ class ToolApp {
   // Parses argv[1..] (argv[0] is the program or the command). --help prints the help on stdout
   // and exits 0; any usage error prints one line and exits 2. `hints` maps flags this app does
   // not take to what to say about them ("--count does not apply to ...").
-  void Parse(int argc, const char* const* argv, const std::map<std::string, std::string>& hints = {}) {
+  void Parse(int argc, const char* const* argv,
+             const std::map<std::string, std::string>& hints = {}) {
     try {
       app_->parse(argc, argv);
     } catch (const CLI::CallForHelp&) {
@@ -302,13 +310,16 @@ struct SecurityFlags {
   std::string authorized_keys;
 
   void AddTo(ToolApp& app, std::string_view whose = "this process's") {
-    app.app().add_option("--key-file", key_file,
-                         absl::StrCat(std::string(whose), " CURVE key pair, NAME.key from `zrpc keygen NAME` "
-                                             "(default $ZRPC_KEY_FILE; none: plain ZeroMQ)"))
+    app.app()
+        .add_option("--key-file", key_file,
+                    absl::StrCat(std::string(whose),
+                                 " CURVE key pair, NAME.key from `zrpc keygen NAME` "
+                                 "(default $ZRPC_KEY_FILE; none: plain ZeroMQ)"))
         ->type_name("FILE");
-    app.app().add_option("--authorized-keys", authorized_keys,
-                         "the keys admitted and trusted, `IDENTITY KEY [GROUPS]` lines (default "
-                         "$ZRPC_AUTHORIZED_KEYS)")
+    app.app()
+        .add_option("--authorized-keys", authorized_keys,
+                    "the keys admitted and trusted, `IDENTITY KEY [GROUPS]` lines (default "
+                    "$ZRPC_AUTHORIZED_KEYS)")
         ->type_name("FILE");
   }
   // The flags' values, or the environment's ($ZRPC_KEY_FILE, $ZRPC_AUTHORIZED_KEYS).

@@ -82,8 +82,8 @@ inline std::optional<std::string> FormatDescribe(const Value& answer) {
       answer.Find("endpoints") == nullptr) {
     return std::nullopt;
   }
-  std::string out = absl::StrCat("host ", Text(answer.Find("host")), " at ",
-                                 Text(answer.Find("endpoint")), "\n");
+  std::string out =
+      absl::StrCat("host ", Text(answer.Find("host")), " at ", Text(answer.Find("endpoint")), "\n");
   for (const Value& t : List(answer.Find("topics"))) {
     const Value* pool = t.is_object() ? t.Find("pool") : nullptr;
     absl::StrAppend(&out, "  consumes ", Text(t.is_object() ? t.Find("exchange") : nullptr), " ",

@@ -94,10 +94,10 @@ int main(int argc, char** argv) {
   zrpc::BlockShutdownSignals();
 
   SidecarServer::Options options;
-  options.endpoints = {app.Has("--endpoint")
-                           ? f.endpoint
-                           : absl::StrCat("ipc://", zrpc::internal::DefaultRuntimeDir(),
-                                          "/matchmaker.sock")};
+  options.endpoints = {
+      app.Has("--endpoint")
+          ? f.endpoint
+          : absl::StrCat("ipc://", zrpc::internal::DefaultRuntimeDir(), "/matchmaker.sock")};
   if (app.Has("--socket-mode")) {
     const std::string& mode = f.socket_mode;
     char* end = nullptr;
@@ -127,14 +127,15 @@ int main(int argc, char** argv) {
   }
   // With keys only admitted keys get in (CurveZMQ): every interface is then fine.
   for (const std::string& ep : {f.tcp, options.pub}) {
-    const bool everywhere = absl::StartsWith(ep, "tcp://*:") || absl::StartsWith(ep, "tcp://0.0.0.0:") ||
-                            absl::StartsWith(ep, "tcp://[::]:") || absl::StartsWith(ep, "tcp://:::");
+    const bool everywhere =
+        absl::StartsWith(ep, "tcp://*:") || absl::StartsWith(ep, "tcp://0.0.0.0:") ||
+        absl::StartsWith(ep, "tcp://[::]:") || absl::StartsWith(ep, "tcp://:::");
     if (everywhere && !f.insecure && !options.security.enabled()) {
       app.Fail(absl::StrCat(ep,
-                              " listens on every interface: add --insecure (without keys anyone "
-                              "who reaches it can register and unregister instances), or give "
-                              "--key-file and --authorized-keys (CurveZMQ: only admitted keys get "
-                              "in), or listen on one private address"));
+                            " listens on every interface: add --insecure (without keys anyone "
+                            "who reaches it can register and unregister instances), or give "
+                            "--key-file and --authorized-keys (CurveZMQ: only admitted keys get "
+                            "in), or listen on one private address"));
     }
   }
   options.backend = f.backend;

@@ -53,13 +53,19 @@ constexpr char kOverview[] =
 int ExitCode(const absl::Status& s) {
   if (s.ok()) return 0;
   switch (zrpc::GetErrorKind(s).value_or(zrpc::ErrorKind::kRpcException)) {
-    case zrpc::ErrorKind::kTimeout: return 3;
-    case zrpc::ErrorKind::kNoConsumer: return 4;
-    case zrpc::ErrorKind::kPeerLost: return 5;
-    case zrpc::ErrorKind::kNotAuthorized: return 7;
+    case zrpc::ErrorKind::kTimeout:
+      return 3;
+    case zrpc::ErrorKind::kNoConsumer:
+      return 4;
+    case zrpc::ErrorKind::kPeerLost:
+      return 5;
+    case zrpc::ErrorKind::kNotAuthorized:
+      return 7;
     case zrpc::ErrorKind::kRemoteError:
-    case zrpc::ErrorKind::kUnsupportedRpcEnvelopeVersion: return 1;
-    default: break;
+    case zrpc::ErrorKind::kUnsupportedRpcEnvelopeVersion:
+      return 1;
+    default:
+      break;
   }
   return zrpc::IsRemote(s) ? 1 : 6;
 }
@@ -138,9 +144,11 @@ void AddHostFlag(ToolApp& a, Values& v) {
 }
 
 void AddDataFlag(ToolApp& a, Values& v, std::string_view what) {
-  a.app().add_option("-d,--data", v.data,
-                     absl::StrCat(std::string(what), " as JSON, @FILE or @- (standard input); instead of the "
-                                        "positional argument, for large ones"))
+  a.app()
+      .add_option("-d,--data", v.data,
+                  absl::StrCat(std::string(what),
+                               " as JSON, @FILE or @- (standard input); instead of the "
+                               "positional argument, for large ones"))
       ->type_name("JSON|@FILE|@-");
 }
 
@@ -172,12 +180,16 @@ std::string ReadArgumentFile(const ToolApp& a, const std::string& what, const st
   }
   std::string text(kMaxArgumentBytes + 1, '\0');
   in->read(text.data(), static_cast<std::streamsize>(text.size()));
-  if (in->bad()) a.Fail(absl::StrCat(what, ": cannot read ", path == "-" ? "standard input" : path));
+  if (in->bad()) {
+    a.Fail(absl::StrCat(what, ": cannot read ", path == "-" ? "standard input" : path, ": ",
+                        std::strerror(errno)));
+  }
   text.resize(static_cast<size_t>(in->gcount()));
   if (text.size() > kMaxArgumentBytes) {
-    a.Fail(absl::StrFormat("%s: %s is larger than %d bytes (4 MiB), the largest message a "
-                           "service accepts by default",
-                           what, path == "-" ? "standard input" : path, kMaxArgumentBytes));
+    a.Fail(
+        absl::StrFormat("%s: %s is larger than %d bytes (4 MiB), the largest message a "
+                        "service accepts by default",
+                        what, path == "-" ? "standard input" : path, kMaxArgumentBytes));
   }
   return text;
 }
@@ -264,8 +276,9 @@ void CheckPriority(const ToolApp& a, std::string_view name) {
 
 int Send(const std::string& cmd, ToolApp& a, Values& v) {
   if (a.Has("--version")) {
-    a.Fail("--version is now --api-version (the API version to ask for); zrpc's own version is "
-           "'zrpc --version'");
+    a.Fail(
+        "--version is now --api-version (the API version to ask for); zrpc's own version is "
+        "'zrpc --version'");
   }
   ExpectArgs(a, v, 2, 3, "TOPIC METHOD [ARGS_JSON]");
   zrpc::Message m;
@@ -279,7 +292,8 @@ int Send(const std::string& cmd, ToolApp& a, Values& v) {
   if (absl::Status s = Connect(a, v, c, v.args[0]); !s.ok()) return Fail(s);
   zrpc::Transport& t = *c.transport;
   if (cmd == "call") {
-    absl::StatusOr<zrpc::Value> r = t.Call(c.context, c.topic, std::move(m), {.timeout = c.timeout});
+    absl::StatusOr<zrpc::Value> r =
+        t.Call(c.context, c.topic, std::move(m), {.timeout = c.timeout});
     if (!r.ok()) return Fail(r.status());
     std::cout << Json(*r) << std::endl;
     return 0;
@@ -340,8 +354,8 @@ struct PingResult {
 
 // Pings every instance of the topic, each through its own transport, all at once.
 int PingAll(const Values& v, Common& c) {
-  absl::StatusOr<std::vector<zrpc::Registration>> regs = c.transport->matchmaker().Resolve(
-      c.options.exchange, c.topic);
+  absl::StatusOr<std::vector<zrpc::Registration>> regs =
+      c.transport->matchmaker().Resolve(c.options.exchange, c.topic);
   if (!regs.ok()) return Fail(regs.status());
   std::vector<PingResult> results;
   for (const zrpc::Registration& r : *regs) {
@@ -363,7 +377,8 @@ int PingAll(const Values& v, Common& c) {
         return;
       }
       const absl::Time start = absl::Now();
-      p.answer = (*t)->Call(c.context, c.topic, IntrospectionMessage("ping"), {.timeout = c.timeout});
+      p.answer =
+          (*t)->Call(c.context, c.topic, IntrospectionMessage("ping"), {.timeout = c.timeout});
       p.ms = absl::ToDoubleMilliseconds(absl::Now() - start);
     });
   }
@@ -398,7 +413,8 @@ int PingAll(const Values& v, Common& c) {
 
 int Ping(ToolApp& a, Values& v) {
   ExpectArgs(a, v, 1, 1, "TOPIC");
-  if (v.all && a.Has("--host")) a.Fail("--all pings every instance: it cannot be combined with --host");
+  if (v.all && a.Has("--host"))
+    a.Fail("--all pings every instance: it cannot be combined with --host");
   Common c;
   if (absl::Status s = Connect(a, v, c, v.args[0]); !s.ok()) return Fail(s);
   if (v.all) return PingAll(v, c);
@@ -425,8 +441,8 @@ int Describe(ToolApp& a, Values& v) {
   ExpectArgs(a, v, 1, 1, "TOPIC");
   Common c;
   if (absl::Status s = Connect(a, v, c, v.args[0]); !s.ok()) return Fail(s);
-  absl::StatusOr<zrpc::Value> r =
-      c.transport->Call(c.context, c.topic, IntrospectionMessage("describe"), {.timeout = c.timeout});
+  absl::StatusOr<zrpc::Value> r = c.transport->Call(
+      c.context, c.topic, IntrospectionMessage("describe"), {.timeout = c.timeout});
   if (!r.ok()) return Fail(r.status());
   if (v.json) {
     std::cout << Json(*r) << std::endl;
@@ -460,9 +476,10 @@ int Topics(ToolApp& a, Values& v) {
       zrpc::tools::PrintError(
           4, "NOT_FOUND", "",
           absl::StrCat("no registry at ", Safe(dir), " (no service has registered there; ",
-                       rest.empty() || rest[0] == '?'
-                           ? "is XDG_RUNTIME_DIR the same as the services'?)"
-                           : "do the services use the matchmaker " + Safe(url) + "?)"));
+                       !rest.empty() && rest[0] != '?'
+                           ? "do the services use the matchmaker " + Safe(url) + "?)"
+                       : geteuid() == 0 ? "do the services run as root too?)"
+                                        : "is XDG_RUNTIME_DIR the same as the services'?)"));
       return 4;
     }
   }
@@ -473,16 +490,21 @@ int Topics(ToolApp& a, Values& v) {
   if (!regs.ok()) return Fail(regs.status());
   if (v.json) {
     for (const zrpc::Registration& r : *regs) {
-      std::cout << Json(zrpc::Value(zrpc::Object{
-                       {"exchange", r.exchange}, {"topic", r.topic}, {"key", r.Key()},
-                       {"host", r.host}, {"pool", r.pool}, {"fanout", r.fanout},
-                       {"endpoint", r.endpoint}, {"pub_endpoint", r.pub_endpoint}}))
+      std::cout << Json(zrpc::Value(zrpc::Object{{"exchange", r.exchange},
+                                                 {"topic", r.topic},
+                                                 {"key", r.Key()},
+                                                 {"host", r.host},
+                                                 {"pool", r.pool},
+                                                 {"fanout", r.fanout},
+                                                 {"endpoint", r.endpoint},
+                                                 {"pub_endpoint", r.pub_endpoint}}))
                 << "\n";
     }
     std::cout << std::flush;
     return 0;
   }
-  std::vector<std::vector<std::string>> rows = {{"TOPIC", "HOST", "POOL", "FANOUT", "ENDPOINT", "EXCHANGE"}};
+  std::vector<std::vector<std::string>> rows = {
+      {"TOPIC", "HOST", "POOL", "FANOUT", "ENDPOINT", "EXCHANGE"}};
   for (const zrpc::Registration& r : *regs) {
     rows.push_back({Safe(r.topic), Safe(r.host), r.pool.empty() ? "-" : Safe(r.pool),
                     r.fanout ? "yes" : "no", Safe(r.endpoint), Safe(r.exchange)});
@@ -499,7 +521,8 @@ int Topics(ToolApp& a, Values& v) {
     }
     std::cout << line << "\n";
   }
-  if (regs->empty()) std::cerr << "zrpc: no registrations in " << Safe(c.transport->matchmaker().url()) << "\n";
+  if (regs->empty())
+    std::cerr << "zrpc: no registrations in " << Safe(c.transport->matchmaker().url()) << "\n";
   std::cout << std::flush;
   return 0;
 }
@@ -526,7 +549,8 @@ int Notify(ToolApp& a, Values& v) {
 int Keygen(ToolApp& a, Values& v) {
   ExpectArgs(a, v, 1, 1, "NAME");
   const std::string& name = v.args[0];
-  if (absl::Status s = zrpc::ValidateName("key name", name); !s.ok()) a.Fail(std::string(s.message()));
+  if (absl::Status s = zrpc::ValidateName("key name", name); !s.ok())
+    a.Fail(std::string(s.message()));
   absl::StatusOr<zrpc::CurveKeyPair> keys = zrpc::GenerateCurveKeyPair();
   if (!keys.ok()) return Fail(keys.status());
   if (absl::Status s = zrpc::WriteCurveKeyPair(v.dir, name, *keys); !s.ok()) return Fail(s);
@@ -548,8 +572,9 @@ int Listen(ToolApp& a, Values& v) {
     if (dot != std::string::npos) CheckPriority(a, std::string_view(target).substr(dot + 1));
   }
   const long count = a.Has("--count") ? a.Integer("--count", v.count, 1, 1L << 40) : -1;
-  const absl::Time until = a.Has("--for") ? absl::Now() + absl::Seconds(a.Seconds("--for", v.for_seconds))
-                                          : absl::InfiniteFuture();
+  const absl::Time until = a.Has("--for")
+                               ? absl::Now() + absl::Seconds(a.Seconds("--for", v.for_seconds))
+                               : absl::InfiniteFuture();
   Common c;
   if (absl::Status s = Connect(a, v, c, "listen"); !s.ok()) return Fail(s);
   std::atomic<long> seen{0};
@@ -558,13 +583,14 @@ int Listen(ToolApp& a, Values& v) {
       *c.transport, v.args,
       [&](const zrpc::Notification& n) {
         absl::MutexLock lock(&out_mu);
-        std::cout << Json(zrpc::Value(zrpc::Object{{"topic", n.topic},
-                                                   {"priority", std::string(zrpc::PriorityName(n.priority))},
-                                                   {"event_type", n.event_type},
-                                                   {"publisher_id", n.publisher_id},
-                                                   {"message_id", n.message_id},
-                                                   {"timestamp", n.timestamp},
-                                                   {"payload", n.payload}}))
+        std::cout << Json(zrpc::Value(
+                         zrpc::Object{{"topic", n.topic},
+                                      {"priority", std::string(zrpc::PriorityName(n.priority))},
+                                      {"event_type", n.event_type},
+                                      {"publisher_id", n.publisher_id},
+                                      {"message_id", n.message_id},
+                                      {"timestamp", n.timestamp},
+                                      {"payload", n.payload}}))
                   << std::endl;
         seen++;
       },
@@ -608,12 +634,14 @@ std::vector<Command> Commands(Values& v) {
   };
   for (const char* cmd : {"call", "cast", "fanout", "multicall"}) {
     const std::string c = cmd;
-    ToolApp& a = add(c, "TOPIC METHOD [ARGS_JSON] [flags]",
-                     c == "call"        ? "Calls METHOD on one instance of TOPIC and prints its result as JSON."
-                     : c == "multicall" ? "Calls a streaming METHOD and prints each value as it arrives, one per line."
-                     : c == "cast"      ? "Sends a one-way message to one instance of TOPIC."
-                                        : "Sends a one-way message to every instance of TOPIC.",
-                     [c](ToolApp& a, Values& v) { return Send(c, a, v); });
+    ToolApp& a =
+        add(c, "TOPIC METHOD [ARGS_JSON] [flags]",
+            c == "call" ? "Calls METHOD on one instance of TOPIC and prints its result as JSON."
+            : c == "multicall"
+                ? "Calls a streaming METHOD and prints each value as it arrives, one per line."
+            : c == "cast" ? "Sends a one-way message to one instance of TOPIC."
+                          : "Sends a one-way message to every instance of TOPIC.",
+            [c](ToolApp& a, Values& v) { return Send(c, a, v); });
     AddConnectionFlags(a, v);
     AddMessageFlags(a, v);
     if (c != "fanout") AddHostFlag(a, v);
@@ -649,9 +677,15 @@ std::vector<Command> Commands(Values& v) {
     AddConnectionFlags(a, v);
     AddContextFlag(a, v);
     AddDataFlag(a, v, "PAYLOAD_JSON");
-    a.app().add_option("--topic", v.topic, "notification topic (default notifications)")->type_name("NAME");
-    a.app().add_option("--publisher-id", v.publisher_id, "publisher id (default zrpc-cli)")->type_name("ID");
-    a.app().add_option("--wait", v.wait, "seconds to let listeners subscribe before publishing (default 1)")
+    a.app()
+        .add_option("--topic", v.topic, "notification topic (default notifications)")
+        ->type_name("NAME");
+    a.app()
+        .add_option("--publisher-id", v.publisher_id, "publisher id (default zrpc-cli)")
+        ->type_name("ID");
+    a.app()
+        .add_option("--wait", v.wait,
+                    "seconds to let listeners subscribe before publishing (default 1)")
         ->type_name("SECONDS");
   }
   {
@@ -661,8 +695,11 @@ std::vector<Command> Commands(Values& v) {
                      Listen);
     AddConnectionFlags(a, v);
     a.app().add_option("--count", v.count, "exit after this many notifications")->type_name("N");
-    a.app().add_option("--for", v.for_seconds, "exit after this many seconds")->type_name("SECONDS");
-    a.app().add_option("--pool", v.pool, "share notifications with other listeners of this pool")
+    a.app()
+        .add_option("--for", v.for_seconds, "exit after this many seconds")
+        ->type_name("SECONDS");
+    a.app()
+        .add_option("--pool", v.pool, "share notifications with other listeners of this pool")
         ->type_name("NAME");
   }
   add("keygen", "NAME [--dir DIR]",
@@ -715,7 +752,8 @@ int main(int argc, char** argv) {
   }
   if (first == "help") {
     Command* c = find(argv[2]);
-    if (c == nullptr) zrpc::tools::UsageFail(absl::StrCat("unknown command '", argv[2], "'"), "zrpc");
+    if (c == nullptr)
+      zrpc::tools::UsageFail(absl::StrCat("unknown command '", argv[2], "'"), "zrpc");
     std::cout << c->app->app().help() << std::flush;
     return 0;
   }
@@ -724,8 +762,10 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (first[0] == '-') {
-    zrpc::tools::UsageFail(absl::StrCat("unknown flag ", first, " before the command (flags go "
-                                        "after it: zrpc COMMAND ... ", first, ")"),
+    zrpc::tools::UsageFail(absl::StrCat("unknown flag ", first,
+                                        " before the command (flags go "
+                                        "after it: zrpc COMMAND ... ",
+                                        first, ")"),
                            "zrpc");
   }
   Command* command = find(first);
@@ -740,12 +780,14 @@ int main(int argc, char** argv) {
   const std::vector<std::string> own = command->app->FlagNames();
   for (const auto& [flag, owners] : flag_owners) {
     if (std::find(own.begin(), own.end(), flag) != own.end()) continue;
-    hints[flag] = absl::StrCat(flag, " does not apply to 'zrpc ", command->name,
-                               "' (it is a flag of 'zrpc ", absl::StrJoin(owners, "', 'zrpc "), "')");
+    hints[flag] =
+        absl::StrCat(flag, " does not apply to 'zrpc ", command->name, "' (it is a flag of 'zrpc ",
+                     absl::StrJoin(owners, "', 'zrpc "), "')");
   }
   if (command->app->app().get_option_no_throw("--version") == nullptr) {
-    hints["--version"] = "zrpc's own version is 'zrpc --version' (the API version to ask for is "
-                         "--api-version, on call, cast, fanout and multicall)";
+    hints["--version"] =
+        "zrpc's own version is 'zrpc --version' (the API version to ask for is "
+        "--api-version, on call, cast, fanout and multicall)";
   }
   command->app->Parse(argc - 1, argv + 1, hints);
   return command->run(*command->app, values);

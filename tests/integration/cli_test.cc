@@ -394,6 +394,9 @@ TEST_F(CliTest, ArgumentsComeFromAFileOrStandardInputWithClearErrors) {
   EXPECT_EQ(missing.exit_code, 2);
   EXPECT_THAT(missing.output, HasSubstr("-d @" + registry_ + "/nope.json: cannot read " +
                                         registry_ + "/nope.json: No such file or directory"));
+  CliRun directory = Cli({"call", "compute", "add", "-d", "@" + registry_});
+  EXPECT_EQ(directory.exit_code, 2);
+  EXPECT_THAT(directory.output, HasSubstr("cannot read " + registry_ + ": Is a directory"));
   const std::string bad = WriteTemp("bad.json", R"({"a": 2,)");
   CliRun invalid = Cli({"call", "compute", "add", "-d", "@" + bad});
   EXPECT_EQ(invalid.exit_code, 2);
