@@ -96,6 +96,14 @@ int Fail(const absl::Status& s) {
   return ExitCode(s);
 }
 
+// A JSON parse error without ParseJson's own "invalid JSON: " prefix (the caller says it).
+std::string JsonError(const absl::Status& s) {
+  std::string text = OneLine(s.message());
+  constexpr std::string_view kPrefix = "invalid JSON: ";
+  if (text.rfind(kPrefix, 0) == 0) text.erase(0, kPrefix.size());
+  return text;
+}
+
 std::string Json(const zrpc::Value& v) { return zrpc::ToJson(v).value_or("null"); }
 
 // A failure as the "error" member of a JSON line.
@@ -211,7 +219,7 @@ std::optional<zrpc::Value> JsonArgument(const ToolApp& a, const Values& v, size_
   }
   absl::StatusOr<zrpc::Value> parsed = zrpc::ParseJson(text);
   if (!parsed.ok()) {
-    a.Fail(absl::StrCat(what, " is not valid JSON: ", OneLine(parsed.status().message())));
+    a.Fail(absl::StrCat(what, " is not valid JSON: ", JsonError(parsed.status())));
   }
   if (must_be_object && !parsed->is_object()) a.Fail(what + " must be a JSON object");
   return *std::move(parsed);
@@ -242,7 +250,7 @@ void CheckCommon(const ToolApp& a, const Values& v, Common& c) {
   c.timeout = absl::Seconds(a.Seconds("--timeout", v.timeout));
   if (a.Has("--context")) {
     absl::StatusOr<zrpc::Value> ctx = zrpc::ParseJson(v.context);
-    if (!ctx.ok()) a.Fail("--context is not valid JSON: " + OneLine(ctx.status().message()));
+    if (!ctx.ok()) a.Fail("--context is not valid JSON: " + JsonError(ctx.status()));
     if (!ctx->is_object()) a.Fail("--context must be a JSON object");
     c.context = zrpc::Context(ctx->AsObject());
   }
