@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Compiles every C++ code block of a Markdown file (README.md), so the README cannot drift from the API.
+"""Compiles every C++ code block of a Markdown file (README.md): the README cannot drift from the API.
 
     check_snippets.py --cxx g++ --include include [--link build/libzrpc.so] README.md [extra.cc ...]
 
@@ -35,7 +35,7 @@ PREAMBLES = {
 
 STD_HEADERS = ["cstdint", "iostream", "memory", "optional", "string", "utility", "vector"]
 
-FENCE = re.compile(r"^```\s*(\S*)\s*$")
+FENCE = re.compile(r"^(\s*)```\s*(\S*)\s*$")  # also indented, as in a list item
 DIRECTIVE = re.compile(r"^<!--\s*snippet:\s*(.*?)\s*-->\s*$")
 MAIN = re.compile(r"\bint\s+main\s*\(")
 
@@ -65,16 +65,18 @@ def extract(path):
             options = dict(
                 kv.split("=", 1) if "=" in kv else (kv, "")
                 for kv in directive.group(1).split())
-        elif fence and fence.group(1):
-            lang = fence.group(1).lower()
+        elif fence and fence.group(2):
+            indent, lang = len(fence.group(1)), fence.group(2).lower()
             start = i + 1
             i += 1
-            while i < len(text) and not text[i].startswith("```"):
+            while i < len(text) and not re.match(r"^\s*```\s*$", text[i]):
                 i += 1
             if i == len(text):
                 sys.exit(f"{path}:{start}: code block never closed")
             if lang in ("cpp", "c++"):
-                snippets.append(Snippet(path, start + 1, text[start:i], options))
+                lines = [line[indent:] if line[:indent].isspace() else line
+                         for line in text[start:i]]
+                snippets.append(Snippet(path, start + 1, lines, options))
             options = {}
         elif text[i].strip():
             options = {}  # a directive applies only to the block right after it
