@@ -208,7 +208,12 @@ void ServerEngine::WatchConnections() {
     SocketMonitor* monitor = m->get();
     monitors_.push_back(*std::move(m));
     reactor_.Watch(monitor->events_socket(),
-                   [this, monitor] { return monitor->Drain([this](uint16_t e) { OnConnectionEvent(e); }) > 0; });
+                   [this, monitor] {
+                     const int events = monitor->Drain([this](uint16_t e) { OnConnectionEvent(e); });
+                     return events < 0   ? Reactor::Read::kMore
+                            : events > 0 ? Reactor::Read::kDrained
+                                         : Reactor::Read::kIdle;
+                   });
   }
 }
 
@@ -239,7 +244,7 @@ void ServerEngine::OnConnectionEvent(uint16_t event) {
   }
 }
 
-bool ServerEngine::DrainSubscriptions() {
+Reactor::Read ServerEngine::DrainSubscriptions() {
   // The XPUB tells each subscription the first time any peer makes it (1 + prefix) and when the
   // last peer drops it (0 + prefix); libzmq keeps the filters itself. A subscription is a prefix
   // in libzmq's trie, thousands of bytes of memory each, and libzmq cannot cut off one peer: so a
@@ -247,9 +252,13 @@ bool ServerEngine::DrainSubscriptions() {
   // kMaxSubscriptions, resets the socket, which drops them all. Listeners reconnect and
   // subscribe again by themselves.
   zmq::message_t sub;
-  bool got = false;
+  bool got = false, bounded = true;
   std::string reset_why;
-  for (int i = 0; i < 10000 && pub_->recv(sub, zmq::recv_flags::dontwait); ++i) {
+  for (int i = 0; i < 10000; ++i) {
+    if (!pub_->recv(sub, zmq::recv_flags::dontwait)) {
+      bounded = false;
+      break;
+    }
     got = true;
     const std::string_view frame = View(sub);
     if (sub.more() || frame.empty() || (frame[0] != 0 && frame[0] != 1)) {
@@ -269,8 +278,12 @@ bool ServerEngine::DrainSubscriptions() {
       reset_why = absl::StrCat("more than ", kMaxSubscriptions, " distinct subscriptions");
     }
   }
-  if (!reset_why.empty()) ResetPub(reset_why);
-  return got;
+  if (!reset_why.empty()) {
+    ResetPub(reset_why);
+    return Reactor::Read::kMore;  // it used the socket after its last receive
+  }
+  if (!got) return Reactor::Read::kIdle;
+  return bounded ? Reactor::Read::kMore : Reactor::Read::kDrained;
 }
 
 absl::Status ServerEngine::ValidateSubscription(std::string_view prefix) {
@@ -314,20 +327,21 @@ void ServerEngine::ResetPub(const std::string& why) {
   }
 }
 
-bool ServerEngine::HandleRouter() {
+Reactor::Read ServerEngine::HandleRouter() {
   std::vector<zmq::message_t>& frames = frames_;
   // Bounded so that replies and timers are not starved by a flood.
   for (int i = 0; i < 1000; ++i) {
     try {
       const RecvResult got = RecvMessage(*router_, &frames, /*wait=*/false, /*max_frames=*/4);
-      if (got == RecvResult::kNone) return i > 0;
+      // Found empty: replies sent so far came before this receive, so the descriptor is enough.
+      if (got == RecvResult::kNone) return i > 0 ? Reactor::Read::kDrained : Reactor::Read::kIdle;
       if (got == RecvResult::kTruncated) {
         ZRPC_LOG(kError, "a truncated message arrived on the service socket; dropped");
-        return true;
+        return Reactor::Read::kMore;
       }
     } catch (const zmq::error_t& e) {
       if (e.num() != EAGAIN) ZRPC_LOG(kError, "receive failed: %s", e.what());
-      return i > 0;
+      return i > 0 ? Reactor::Read::kMore : Reactor::Read::kIdle;
     }
     std::string_view views[4];
     const size_t count = std::min<size_t>(frames.size(), 4);
@@ -373,7 +387,7 @@ bool ServerEngine::HandleRouter() {
     HandleRequest(std::string(views[0]), in.header, in.body,
                   user != nullptr ? std::string(user) : "");
   }
-  return true;  // bounded: there may be more
+  return Reactor::Read::kMore;  // bounded: there may be more
 }
 
 void ServerEngine::HandleRequest(std::string rid, const Header& header, std::string_view body,

@@ -93,8 +93,8 @@ class ServerEngine {
   };
   struct Job;
 
-  bool HandleRouter();
-  bool DrainSubscriptions();
+  Reactor::Read HandleRouter();
+  Reactor::Read DrainSubscriptions();
   // Counts the service's connections (socket monitors) and warns near the open-file limit.
   void WatchConnections();
   void OnConnectionEvent(uint16_t event);
