@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Compiles every C++ code block of a Markdown file (README.md): the README cannot drift from the API.
+"""Compiles every C++ block of a Markdown file (README.md), so the README cannot drift from the API.
 
     check_snippets.py --cxx g++ --include include [--link build/libzrpc.so] README.md [extra.cc ...]
 
