@@ -180,7 +180,9 @@ struct Endpoint {
   // CallContext&), each converted from JSON (bool, integers, floating point, std::string,
   // Value, Object, Array, std::vector<T>, std::optional<T> for optional arguments), and returns
   // such a value, void, absl::Status or absl::StatusOr<T>. A missing, extra or wrongly typed
-  // argument is an INVALID_ARGUMENT naming it.
+  // argument is an INVALID_ARGUMENT naming it, and the element inside it:
+  // 'argument "xs"[1] of method "sum": expected integer, got string'. The argument names and
+  // types are what `_zrpc.describe` reports (Signatures()).
   template <typename F>
   Endpoint& Method(std::string name, std::vector<std::string> arg_names, F f) &;
   template <typename F>

@@ -46,7 +46,8 @@ struct ServiceOptions {
   std::string exchange;
   // Runs in Start() after the consumers are created and before they are registered (the seed's
   // initialize_service_hook): e.g. create more consumers through service.connection(). An error
-  // stops Start(), which returns it.
+  // stops Start(), which returns it. It runs on the thread calling Start() and must not call
+  // Start() or Stop().
   std::function<absl::Status(Service& service)> initialize;
 };
 
