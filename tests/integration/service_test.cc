@@ -653,7 +653,14 @@ TEST_F(ServiceTest, ASecondSigtermDuringCloseIsHeldAndTheServiceExitsCleanly) {
   std::thread caller([&] {
     (void)client->Call(Context(), "compute", Msg("sleep", {{"ms", 1500}}));
   });
-  absl::SleepFor(absl::Milliseconds(300));
+  // Wait until the service holds the call (its load counts it), not a fixed time.
+  auto monitor = Client();
+  ASSERT_TRUE(Eventually([&] {
+    absl::StatusOr<Value> health = monitor->Call(Context(), "compute", Introspection("health"));
+    const Value* load = health.ok() ? health->Find("load") : nullptr;
+    const Value* queued = load != nullptr ? load->Find("queued_requests") : nullptr;
+    return queued != nullptr && queued->is_int() && queued->AsInt() >= 1;
+  }));
   svc.Signal(SIGTERM);
   absl::SleepFor(absl::Milliseconds(100));
   svc.Signal(SIGTERM);  // used to kill it mid-Close, leaving its registration behind
