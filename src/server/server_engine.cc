@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "server/server_engine.h"
 
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -43,6 +47,54 @@ std::string Bracketed(const std::string& address) {
 
 // "tcp://0.0.0.0:41234" → the port.
 std::string PortOf(const std::string& endpoint) { return endpoint.substr(endpoint.rfind(':') + 1); }
+
+bool IsWildcard(const std::string& address) {
+  return address == "*" || address == "0.0.0.0" || address == "::";
+}
+
+// The address to advertise for a service bound to every interface: the first interface that is
+// up and not loopback (IPv4 first, then a global IPv6 address); loopback when the machine has
+// nothing else (peers on this machine only). The host name is not used: it often resolves to an
+// address the service does not listen on, or to nothing.
+std::string PrimaryAddress() {
+  struct ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return "127.0.0.1";
+  std::string v4, v6;
+  for (struct ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr || (i->ifa_flags & IFF_UP) == 0 || (i->ifa_flags & IFF_LOOPBACK)) {
+      continue;
+    }
+    char text[INET6_ADDRSTRLEN] = {};
+    if (i->ifa_addr->sa_family == AF_INET && v4.empty()) {
+      const auto* a = reinterpret_cast<const sockaddr_in*>(i->ifa_addr);
+      if (inet_ntop(AF_INET, &a->sin_addr, text, sizeof(text)) != nullptr) v4 = text;
+    } else if (i->ifa_addr->sa_family == AF_INET6 && v6.empty()) {
+      const auto* a = reinterpret_cast<const sockaddr_in6*>(i->ifa_addr);
+      if (!IN6_IS_ADDR_LINKLOCAL(&a->sin6_addr) &&
+          inet_ntop(AF_INET6, &a->sin6_addr, text, sizeof(text)) != nullptr) {
+        v6 = text;
+      }
+    }
+  }
+  freeifaddrs(list);
+  return !v4.empty() ? v4 : !v6.empty() ? v6 : "127.0.0.1";
+}
+
+// Binds `socket` to `endpoint`; the error names the endpoint.
+absl::Status Bind(zmq::socket_t& socket, const std::string& endpoint, const char* what) {
+  try {
+    socket.bind(endpoint);
+    return absl::OkStatus();
+  } catch (const zmq::error_t& e) {
+    if (e.num() == ETERM) return TransportClosedError();
+    return absl::UnavailableError(absl::StrCat(
+        "cannot bind the service's ", what, " socket to ", endpoint, ": ", e.what(),
+        e.num() == EADDRINUSE       ? " (another process listens there: choose another port)"
+        : e.num() == EADDRNOTAVAIL  ? " (no interface of this machine has that address)"
+        : e.num() == EACCES         ? " (permission denied: ports below 1024 need privileges)"
+                                    : ""));
+  }
+}
 
 }  // namespace
 
@@ -134,24 +186,38 @@ absl::Status ServerEngine::EnsureBound() {
       // Each socket gets its mode before it is registered: only this user may connect.
       for (auto [socket, ep] :
            {std::pair{router->get(), &router_ep}, std::pair{pub->get(), &pub_ep}}) {
-        socket->bind(*ep);
+        if (absl::Status s = Bind(*socket, *ep, socket == router->get() ? "request" : "notification");
+            !s.ok()) {
+          return s;
+        }
         if (absl::Status s = SetSocketMode(IpcPath(*ep), kIpcSocketMode); !s.ok()) return s;
       }
     } else {
       const std::string bind = options_.bind_address == "*" ? "*" : Bracketed(options_.bind_address);
       auto port = [](int p) { return p > 0 ? std::to_string(p) : std::string("*"); };
-      (*router)->bind(absl::StrCat("tcp://", bind, ":", port(options_.port)));
-      (*pub)->bind(absl::StrCat("tcp://", bind, ":", port(options_.pub_port)));
+      if (absl::Status s = Bind(**router, absl::StrCat("tcp://", bind, ":", port(options_.port)),
+                                "request");
+          !s.ok()) {
+        return s;
+      }
+      if (absl::Status s = Bind(**pub, absl::StrCat("tcp://", bind, ":", port(options_.pub_port)),
+                                "notification");
+          !s.ok()) {
+        return s;
+      }
       std::string advertise = options_.advertise_address;
       if (advertise.empty()) {
-        advertise = (options_.bind_address == "*" || options_.bind_address == "0.0.0.0")
-                        ? options_.host
-                        : options_.bind_address;
+        advertise = IsWildcard(options_.bind_address) ? PrimaryAddress() : options_.bind_address;
       }
       router_ep = absl::StrCat("tcp://", Bracketed(advertise), ":",
                                PortOf((*router)->get(zmq::sockopt::last_endpoint)));
       pub_ep = absl::StrCat("tcp://", Bracketed(advertise), ":",
                             PortOf((*pub)->get(zmq::sockopt::last_endpoint)));
+      if (IsWildcard(options_.bind_address) || !options_.advertise_address.empty()) {
+        ZRPC_LOG(kInfo, "service %s bound %s and %s; advertised as %s and %s", options_.host,
+                 (*router)->get(zmq::sockopt::last_endpoint),
+                 (*pub)->get(zmq::sockopt::last_endpoint), router_ep, pub_ep);
+      }
     }
   } catch (const zmq::error_t& e) {
     return ZmqError("cannot bind the service's sockets", e);
