@@ -194,7 +194,7 @@ absl::Status SidecarServer::PrepareIpcDir(const std::string& endpoint) const {
     }
   }
   absl::Status s = EnsurePrivateDir(
-      dir, {.what = absl::StrCat("cannot bind ", endpoint, ": socket directory"),
+      dir, {.what = absl::StrCat("socket directory of ", endpoint),
             .fix_hint = "or choose a socket in a directory of yours (--endpoint ipc:///DIR/mm.sock)",
             .shared_group = options_.socket_group,
             .shared_group_name = options_.socket_group_name,
