@@ -1,491 +1,537 @@
 // SPDX-License-Identifier: Apache-2.0
-// zrpc-e2e-bench: zrpc against raw libzmq, client and server in separate processes, in one run.
+// zrpc-e2e-bench: zrpc against raw libzmq, client and servers in separate processes, same run.
 //
-//   build/bench/zrpc-e2e-bench [--quick] [--no-curve] [--only latency|throughput|cast|curve]
+//   build/bench/zrpc-e2e-bench [--quick] [--rounds N] [--via tcp|ipc] [--only WHAT,...]
+//                              [--no-curve] [--json FILE] [--open-loop-seconds S]
 //
 // The client (this process) runs on CPU 0 and every server on CPU 1 (taskset), as DESIGN §9
-// measures. For tcp and ipc on loopback it reports:
-//   - call latency p50/p99, one call outstanding, synchronous Call, inline echo handler (and a
-//     pool handler), 100 B and 1 KiB payloads, beside a raw DEALER→ROUTER echo;
-//   - call throughput with 64 calls in flight (CallMany; CallAsync reported too), inline handler,
-//     beside a raw DEALER keeping 64 requests in flight;
-//   - cast throughput: casts handled by the server per second, 100 B payload, beside raw
-//     DEALER→ROUTER sending the same frames zrpc sends, and raw PUSH→PULL with 100 B;
-//   - the cost of CurveZMQ, in the same run (unless --no-curve): a zrpc server with keys and a raw
-//     ROUTER with ZMQ_CURVE_SERVER beside the plain ones, and for each the sequential call round
-//     trip (p50/p99, 100 B and 1 KiB), 64 calls in flight and casts, plain vs CURVE (ratio =
-//     CURVE / plain). The raw CURVE server runs no ZAP handler (libzmq then admits any key); ZAP
-//     costs one request per connection, not per message.
+// measures. Every figure is the median of --rounds rounds (default 5; --quick: 1), and the rounds
+// of zrpc and raw libzmq alternate (raw, zrpc, raw, zrpc, ...) so that the machine's drift
+// affects both alike; a ratio is median zrpc / median raw of the same run. For tcp and ipc:
+//   latency     sequential calls (one outstanding), inline echo handler and pool handler, 100 B
+//               and 1 KiB, beside a raw DEALER→ROUTER echo; p50, p99 and CPU per call of the
+//               client and the server process;
+//   throughput  64 calls in flight (CallMany, and CallAsync callbacks), beside a raw DEALER
+//               keeping 64 in flight; calls/s and CPU per call of both sides;
+//   cast        casts handled by the server per second (100 B), beside a raw DEALER sending the
+//               bytes zrpc puts on the wire, and raw PUSH→PULL of 100 B;
+//   open-loop   fixed-rate sends at 25/50/75% of each one's measured CallAsync / raw maximum,
+//               latency from the scheduled send time (no coordinated omission): p50/p99/p999;
+//   long-tail   16 calls in flight to a pool handler where 1% of calls sleep 5 ms: p99 of the
+//               others against the same run without slow calls;
+//   curve       the CurveZMQ cost: keyed zrpc and raw servers beside the plain ones (a table of
+//               its own; --no-curve skips it).
+// --json FILE writes one JSON object per figure and implementation (bench, impl, transport,
+// payload, window, p50_us, p99_us, rps or msg_s, cpu_client_us, cpu_server_us, rounds, ...).
 #include <sched.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <array>
-#include <atomic>
-#include <cstdio>
+#include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <sstream>
+#include <map>
+#include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 #include <zmq.hpp>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
+#include "bench/e2e_client.h"
+#include "bench/e2e_open_loop.h"
+#include "bench/e2e_servers.h"
+#include "bench/e2e_stats.h"
 #include "src/codec/wire.h"
 #include "testing/child_process.h"
-#include "tools/flags.h"
 #include "zrpc/zrpc.h"
 
+namespace zrpc::bench {
 namespace {
 
 using zrpc::testing::ChildProcess;
 
-void PinTo(int cpu) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  sched_setaffinity(0, sizeof(set), &set);
-}
+constexpr int kWindow = 64;          // pipelined calls in flight (DESIGN §9)
+constexpr int kLongTailWindow = 16;  // calls in flight in the long-tail test
+constexpr double kLoads[] = {0.25, 0.50, 0.75};
 
-// ---------------------------------------------------------------------------------------------
-// Servers (run in child processes).
+// What to run and how much of it.
+struct Config {
+  bool quick = false;
+  int rounds = 5;
+  std::set<std::string> only;  // empty: everything
+  std::string via;             // empty: tcp and ipc
+  bool curve = true;
+  std::string json;
+  double open_loop_seconds = 2;  // per load level and implementation, over all rounds
+  int lat_n = 2000, tput_n = 20000, cast_n = 50000, tail_n = 5000;  // per round
 
-int ServeZrpc(const std::string& matchmaker, const std::string& ipc_dir,
-              const zrpc::SecurityOptions& security) {
-  std::atomic<int64_t> sunk{0};
-  zrpc::Dispatcher inline_d, pool_d;
-  auto methods = [&](zrpc::Endpoint ep) {
-    return std::move(ep)
-        .Method("echo",
-                [](zrpc::CallContext&, const zrpc::Object& args) -> absl::StatusOr<zrpc::Value> {
-                  const zrpc::Value* p = args.Find("p");
-                  return p ? *p : zrpc::Value();
-                })
-        .Method("sink",
-                [&sunk](zrpc::CallContext&, const zrpc::Object&) -> absl::StatusOr<zrpc::Value> {
-                  sunk.fetch_add(1, std::memory_order_relaxed);
-                  return zrpc::Value();
-                })
-        .Method("sunk", [&sunk](zrpc::CallContext&, const zrpc::Object&) -> absl::StatusOr<zrpc::Value> {
-          return zrpc::Value(sunk.load());
-        });
-  };
-  if (!inline_d.Add(methods(zrpc::Endpoint{.inline_handlers = true})).ok()) return 1;
-  if (!pool_d.Add(methods(zrpc::Endpoint{})).ok()) return 1;
-  auto t = zrpc::Transport::Create(
-      {.host = "bench-server", .security = security, .ipc_dir = ipc_dir, .matchmaker = matchmaker});
-  if (!t.ok()) return 1;
-  auto conn = (*t)->CreateConnection();
-  if (!conn.ok() || !(*conn)->CreateConsumer("bench", inline_d).ok() ||
-      !(*conn)->CreateConsumer("benchpool", pool_d).ok() || !(*conn)->ConsumeInThread().ok()) {
-    return 1;
-  }
-  std::cout << "READY " << (*t)->endpoint() << std::endl;
-  char c;
-  while (read(STDIN_FILENO, &c, 1) > 0) {
-  }
-  pause();
-  return 0;
-}
-
-// ROUTER: echoes single-frame requests; counts 2-frame casts and answers a 1-frame "?" with the
-// count. PULL (second endpoint): counts, and the ROUTER's "?p" answers with that count.
-// With `key_file`, both sockets are CURVE servers with that key pair (no ZAP handler).
-int ServeRaw(const std::string& router_ep, const std::string& pull_ep, const std::string& key_file) {
-  zmq::context_t ctx;
-  zmq::socket_t router(ctx, zmq::socket_type::router), pull(ctx, zmq::socket_type::pull);
-  if (!key_file.empty()) {
-    absl::StatusOr<zrpc::CurveKeyPair> keys = zrpc::ReadCurveKeyFile(key_file);
-    if (!keys.ok()) {
-      std::cerr << "raw server: " << keys.status() << "\n";
-      return 1;
-    }
-    for (zmq::socket_t* s : {&router, &pull}) {
-      s->set(zmq::sockopt::curve_server, 1);
-      s->set(zmq::sockopt::curve_secretkey, keys->secret_key);
-    }
-  }
-  router.set(zmq::sockopt::rcvhwm, 100000);
-  router.set(zmq::sockopt::sndhwm, 100000);
-  pull.set(zmq::sockopt::rcvhwm, 100000);
-  router.bind(router_ep);
-  pull.bind(pull_ep);
-  std::cout << "READY " << router.get(zmq::sockopt::last_endpoint) << " "
-            << pull.get(zmq::sockopt::last_endpoint) << std::endl;
-  int64_t casts = 0, pushed = 0;
-  std::vector<zmq::pollitem_t> items = {{router.handle(), 0, ZMQ_POLLIN, 0},
-                                        {pull.handle(), 0, ZMQ_POLLIN, 0}};
-  std::vector<zmq::message_t> frames;
-  while (true) {
-    zmq::poll(items, std::chrono::milliseconds(-1));
-    if (items[1].revents & ZMQ_POLLIN) {
-      zmq::message_t m;
-      while (pull.recv(m, zmq::recv_flags::dontwait)) ++pushed;
-    }
-    if (items[0].revents & ZMQ_POLLIN) {
-      while (true) {
-        frames.clear();
-        zmq::message_t m;
-        if (!router.recv(m, zmq::recv_flags::dontwait)) break;
-        frames.push_back(std::move(m));
-        while (frames.back().more()) {
-          zmq::message_t part;
-          (void)router.recv(part);
-          frames.push_back(std::move(part));
-        }
-        if (frames.size() == 3) {  // rid + header + body: a cast to count
-          ++casts;
-          continue;
-        }
-        std::string_view body(static_cast<const char*>(frames[1].data()), frames[1].size());
-        router.send(frames[0], zmq::send_flags::sndmore);
-        if (body == "?") {
-          router.send(zmq::buffer(std::to_string(casts)));
-        } else if (body == "?p") {
-          router.send(zmq::buffer(std::to_string(pushed)));
-        } else {
-          router.send(frames[1], zmq::send_flags::none);
-        }
-      }
-    }
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Client side.
-
-// A raw client's CURVE settings (all empty: plain).
-struct RawCurve {
-  std::string server_key, public_key, secret_key;
+  bool Runs(const std::string& what) const { return only.empty() || only.count(what) > 0; }
 };
 
-// A DEALER (or PUSH) connected to `endpoint`, a CURVE client when `curve` has keys.
-zmq::socket_t RawSocket(zmq::context_t& ctx, const std::string& endpoint, const RawCurve& curve,
-                        zmq::socket_type type = zmq::socket_type::dealer) {
-  zmq::socket_t s(ctx, type);
-  s.set(zmq::sockopt::linger, 0);
-  s.set(zmq::sockopt::sndhwm, 100000);
-  if (!curve.server_key.empty()) {
-    s.set(zmq::sockopt::curve_serverkey, curve.server_key);
-    s.set(zmq::sockopt::curve_publickey, curve.public_key);
-    s.set(zmq::sockopt::curve_secretkey, curve.secret_key);
-  }
-  s.connect(endpoint);
-  return s;
-}
-
-struct Latency {
-  double p50_us = 0, p99_us = 0;
+// A ratio's target: at most (`at_most`) or at least `ratio`; ratio 0: reported only.
+struct Target {
+  bool at_most = true;
+  double ratio = 0;
 };
+constexpr Target kReported{};
+constexpr Target kLatencyInline{true, 1.15}, kLatencyPool{true, 1.4}, kCpu{true, 1.1};
+constexpr Target kPipelined{false, 0.6}, kCasts{false, 0.7};
 
-Latency Summarize(std::vector<double>& us) {
-  std::sort(us.begin(), us.end());
-  return {us[us.size() / 2], us[us.size() * 99 / 100]};
+std::string TargetText(Target t) {
+  return t.ratio == 0 ? "(reported)"
+                      : absl::StrFormat("%s %.2fx", t.at_most ? "<=" : ">=", t.ratio);
 }
 
-// One round of `n` synchronous raw round trips; appends microseconds to `us`.
-void RawLatencyRound(zmq::socket_t& s, const std::string& payload, int n, std::vector<double>* us) {
-  for (int i = 0; i < n; ++i) {
-    const absl::Time t0 = absl::Now();
-    s.send(zmq::buffer(payload));
-    zmq::message_t m;
-    (void)s.recv(m);
-    us->push_back(absl::ToDoubleMicroseconds(absl::Now() - t0));
-  }
+std::string Figure(double v, const std::string& unit) {
+  if (v < 0) return "-";
+  return unit == "/s" ? absl::StrFormat("%.0f /s", v) : absl::StrFormat("%.1f %s", v, unit);
 }
 
-void ZrpcLatencyRound(zrpc::Transport& t, const std::string& topic, const zrpc::Object& args,
-                      int n, std::vector<double>* us) {
-  for (int i = 0; i < n; ++i) {
-    zrpc::Message m{.method = "echo", .args = args};
-    const absl::Time t0 = absl::Now();
-    absl::StatusOr<zrpc::Value> r = t.Call(zrpc::Context(), topic, std::move(m));
-    if (!r.ok()) {
-      std::cerr << "call failed: " << r.status() << "\n";
-      std::exit(1);
-    }
-    us->push_back(absl::ToDoubleMicroseconds(absl::Now() - t0));
-  }
-}
-
-// Raw, zrpc inline and zrpc pool latencies, measured in interleaved rounds so that drift of the
-// machine affects all three alike.
-// CPU seconds used so far by process `pid` (all threads).
-double CpuSeconds(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  std::getline(in, line);
-  std::istringstream fields(line.substr(line.rfind(')') + 2));
-  std::string f;
-  unsigned long utime = 0, stime = 0;
-  for (int i = 3; i <= 15 && fields >> f; ++i) {
-    if (i == 14) utime = std::stoul(f);
-    if (i == 15) stime = std::stoul(f);
-  }
-  return static_cast<double>(utime + stime) / sysconf(_SC_CLK_TCK);
-}
-
-std::array<Latency, 3> Latencies(zmq::context_t& ctx, zrpc::Transport& t,
-                                 const std::string& raw_endpoint, size_t size, int n) {
-  zmq::socket_t s(ctx, zmq::socket_type::dealer);
-  s.set(zmq::sockopt::linger, 0);
-  s.connect(raw_endpoint);
-  const std::string payload(size, 'x');
-  const zrpc::Object args{{"p", payload}};
-  std::vector<double> raw, inline_us, pool_us, ignored;
-  RawLatencyRound(s, payload, n / 10, &ignored);  // warm up
-  ZrpcLatencyRound(t, "bench", args, n / 10, &ignored);
-  ZrpcLatencyRound(t, "benchpool", args, n / 10, &ignored);
-  constexpr int kRounds = 10;
-  for (int round = 0; round < kRounds; ++round) {
-    RawLatencyRound(s, payload, n / kRounds, &raw);
-    ZrpcLatencyRound(t, "bench", args, n / kRounds, &inline_us);
-    ZrpcLatencyRound(t, "benchpool", args, n / kRounds, &pool_us);
-  }
-  return {Summarize(raw), Summarize(inline_us), Summarize(pool_us)};
-}
-
-double RawThroughput(zmq::context_t& ctx, const std::string& endpoint, size_t size, int n,
-                     int window, const RawCurve& curve = {}) {
-  zmq::socket_t s = RawSocket(ctx, endpoint, curve);
-  const std::string payload(size, 'x');
-  // Warm up the connection.
-  s.send(zmq::buffer(payload));
-  zmq::message_t m;
-  (void)s.recv(m);
-  const absl::Time t0 = absl::Now();
-  int sent = 0, got = 0;
-  for (; sent < window; ++sent) s.send(zmq::buffer(payload));
-  while (got < n) {
-    (void)s.recv(m);
-    ++got;
-    if (sent < n) {
-      s.send(zmq::buffer(payload));
-      ++sent;
-    }
-  }
-  return n / absl::ToDoubleSeconds(absl::Now() - t0);
-}
-
-// CallMany: the calling thread keeps `window` calls in flight itself.
-double ZrpcPipelined(zrpc::Transport& t, const std::string& topic, size_t size, int n, int window) {
-  const zrpc::Object args{{"p", std::string(size, 'x')}};
-  std::vector<zrpc::Message> messages(n, zrpc::Message{.method = "echo", .args = args});
-  (void)t.Call(zrpc::Context(), topic, zrpc::Message{.method = "echo", .args = args});  // warm up
-  const absl::Time t0 = absl::Now();
-  std::vector<absl::StatusOr<zrpc::Value>> results =
-      t.CallMany(zrpc::Context(), topic, std::move(messages), {.window = window});
-  const double rate = n / absl::ToDoubleSeconds(absl::Now() - t0);
-  const int failed = std::count_if(results.begin(), results.end(), [](auto& r) { return !r.ok(); });
-  if (failed) std::cerr << failed << " pipelined calls failed: " << results[0].status() << "\n";
-  return rate;
-}
-
-// CallAsync: callbacks on the worker pool issue the next call.
-double ZrpcThroughput(zrpc::Transport& t, const std::string& topic, size_t size, int n, int window) {
-  // Everything a callback touches lives in shared state that each callback holds: the last
-  // callback may still run after the waiter below has returned (it used to crash then).
-  struct State {
-    zrpc::Transport* t;
-    std::string topic;
-    zrpc::Object args;
-    int n;
-    absl::Mutex mu;
-    int done ABSL_GUARDED_BY(mu) = 0;
-    int failed ABSL_GUARDED_BY(mu) = 0;
-    std::atomic<int> issued{0};
-  };
-  auto state = std::make_shared<State>();
-  state->t = &t;
-  state->topic = topic;
-  state->args = zrpc::Object{{"p", std::string(size, 'x')}};
-  state->n = n;
-  struct Issuer {
-    static void Issue(const std::shared_ptr<State>& st) {
-      st->t->CallAsync(zrpc::Context(), st->topic, zrpc::Message{.method = "echo", .args = st->args},
-                       [st](absl::StatusOr<zrpc::Value> r) {
-                         // Issue the next call first: counting this one may end the run.
-                         if (st->issued.fetch_add(1) < st->n) Issue(st);
-                         absl::MutexLock lock(&st->mu);
-                         ++st->done;
-                         if (!r.ok()) ++st->failed;
-                       });
-    }
-  };
-  (void)t.Call(zrpc::Context(), topic, zrpc::Message{.method = "echo", .args = state->args});  // warm up
-  const absl::Time t0 = absl::Now();
-  state->issued = window;
-  for (int i = 0; i < window; ++i) Issuer::Issue(state);
-  // Exactly n calls are issued: the first `window`, then one per completion.
-  absl::MutexLock lock(&state->mu);
-  state->mu.Await(absl::Condition(
-      +[](State* st) ABSL_EXCLUSIVE_LOCKS_REQUIRED(st->mu) { return st->done >= st->n; }, state.get()));
-  if (state->failed) std::cerr << state->failed << " async calls failed\n";
-  return n / absl::ToDoubleSeconds(absl::Now() - t0);
-}
-
-double RawCastThroughput(zmq::context_t& ctx, const std::string& endpoint,
-                         const std::string& header, const std::string& body, int n,
-                         const RawCurve& curve = {}) {
-  zmq::socket_t s = RawSocket(ctx, endpoint, curve);
-  auto count = [&] {
-    s.send(zmq::str_buffer("?"));
-    zmq::message_t m;
-    (void)s.recv(m);
-    return std::stoll(m.to_string());
-  };
-  const int64_t before = count();
-  const absl::Time t0 = absl::Now();
-  for (int i = 0; i < n; ++i) {
-    s.send(zmq::buffer(header), zmq::send_flags::sndmore);
-    s.send(zmq::buffer(body));
-  }
-  while (count() < before + n) {
-  }
-  return n / absl::ToDoubleSeconds(absl::Now() - t0);
-}
-
-double RawPushThroughput(zmq::context_t& ctx, const std::string& router_ep,
-                         const std::string& pull_ep, size_t size, int n) {
-  zmq::socket_t push(ctx, zmq::socket_type::push), q(ctx, zmq::socket_type::dealer);
-  push.set(zmq::sockopt::linger, 0);
-  push.set(zmq::sockopt::sndhwm, 100000);
-  q.set(zmq::sockopt::linger, 0);
-  push.connect(pull_ep);
-  q.connect(router_ep);
-  auto count = [&] {
-    q.send(zmq::str_buffer("?p"));
-    zmq::message_t m;
-    (void)q.recv(m);
-    return std::stoll(m.to_string());
-  };
-  const std::string payload(size, 'x');
-  const int64_t before = count();
-  const absl::Time t0 = absl::Now();
-  for (int i = 0; i < n; ++i) push.send(zmq::buffer(payload));
-  while (count() < before + n) {
-  }
-  return n / absl::ToDoubleSeconds(absl::Now() - t0);
-}
-
-double ZrpcCastThroughput(zrpc::Transport& t, const std::string& topic, size_t size, int n) {
-  const zrpc::Object args{{"p", std::string(size, 'x')}};
-  auto sunk = [&] {
-    return t.Call(zrpc::Context(), topic, zrpc::Message{.method = "sunk"})->AsInt();
-  };
-  const int64_t before = sunk();
-  const absl::Time t0 = absl::Now();
-  for (int i = 0; i < n; ++i) {
-    absl::Status s = t.Cast(zrpc::Context(), topic, zrpc::Message{.method = "sink", .args = args});
-    if (!s.ok()) {
-      std::cerr << "cast failed: " << s << "\n";
-      std::exit(1);
-    }
-  }
-  while (sunk() < before + n) {
-  }
-  return n / absl::ToDoubleSeconds(absl::Now() - t0);
-}
-
-void Row(const std::string& what, const std::string& transport, const std::string& size,
-         double zrpc, double raw, const std::string& unit, const std::string& target) {
-  const double ratio = raw > 0 ? zrpc / raw : 0;
-  std::cout << std::flush << absl::StrFormat("| %-34s | %-4s | %-6s | %10.1f %-6s | %10.1f %-6s | %5.2fx | %-12s |\n",
-                               what, transport, size, zrpc, unit, raw, unit, ratio, target)
+// The main table (printed as it goes) and the CURVE table (printed at the end).
+void Row(const std::string& what, const std::string& via, const std::string& size, double zrpc,
+         double raw, const std::string& unit, Target target) {
+  const double ratio = raw > 0 && zrpc >= 0 ? zrpc / raw : -1;
+  const char* met = target.ratio == 0 || ratio < 0                                     ? ""
+                    : (target.at_most ? ratio <= target.ratio : ratio >= target.ratio) ? "yes"
+                                                                                       : "no";
+  std::cout << absl::StrFormat("| %-44s | %-4s | %-5s | %12s | %12s | %6s | %-10s | %-3s |\n", what,
+                               via, size, Figure(zrpc, unit), Figure(raw, unit),
+                               ratio < 0 ? "-" : absl::StrFormat("%.2fx", ratio),
+                               TargetText(target), met)
             << std::flush;
 }
 
-// The CURVE table is printed after the main one.
 std::vector<std::string>& CurveRows() {
   static auto* rows = new std::vector<std::string>;
   return *rows;
 }
 
-void CurveRow(const std::string& what, const std::string& transport, const std::string& size,
+void CurveRow(const std::string& what, const std::string& via, const std::string& size,
               double plain, double curve, const std::string& unit) {
   const double ratio = plain > 0 ? curve / plain : 0;
-  CurveRows().push_back(absl::StrFormat("| %-40s | %-4s | %-6s | %10.1f %-6s | %10.1f %-6s | %5.2fx |\n", what,
-                               transport, size, plain, unit, curve, unit, ratio));
+  CurveRows().push_back(absl::StrFormat("| %-40s | %-4s | %-5s | %12s | %12s | %5.2fx |\n", what,
+                                        via, size, Figure(plain, unit), Figure(curve, unit),
+                                        ratio));
 }
 
-// Plain vs CURVE, raw and zrpc, in interleaved rounds so that drift affects all four alike.
-// Returns raw plain, raw CURVE, zrpc plain, zrpc CURVE.
-std::array<Latency, 4> CurveLatencies(zmq::context_t& ctx, zrpc::Transport& plain,
-                                      zrpc::Transport& curve, const std::string& raw_plain_ep,
-                                      const std::string& raw_curve_ep, const RawCurve& raw_keys,
-                                      size_t size, int n) {
-  zmq::socket_t rp = RawSocket(ctx, raw_plain_ep, {});
-  zmq::socket_t rc = RawSocket(ctx, raw_curve_ep, raw_keys);
-  const std::string payload(size, 'x');
-  const zrpc::Object args{{"p", payload}};
-  std::vector<double> us[4], ignored;
-  RawLatencyRound(rp, payload, n / 10, &ignored);  // warm up (and the CURVE handshakes)
-  RawLatencyRound(rc, payload, n / 10, &ignored);
-  ZrpcLatencyRound(plain, "bench", args, n / 10, &ignored);
-  ZrpcLatencyRound(curve, "bench", args, n / 10, &ignored);
-  constexpr int kRounds = 10;
-  for (int round = 0; round < kRounds; ++round) {
-    RawLatencyRound(rp, payload, n / kRounds, &us[0]);
-    RawLatencyRound(rc, payload, n / kRounds, &us[1]);
-    ZrpcLatencyRound(plain, "bench", args, n / kRounds, &us[2]);
-    ZrpcLatencyRound(curve, "bench", args, n / kRounds, &us[3]);
+std::string SizeName(size_t size) {
+  return size == 100 ? "100 B" : size == 1024 ? "1 KiB" : absl::StrCat(size, " B");
+}
+
+// What one transport's measurements share.
+struct Env {
+  const Config& cfg;
+  JsonLines& json;
+  zmq::context_t& ctx;
+  std::string via;  // "tcp" or "ipc"
+  Transport& t;     // the zrpc client
+  pid_t zrpc_server, raw_server;
+  std::string raw_router, raw_pull;
+  // The maximum pipelined rates measured (100 B), for the open-loop test.
+  double max_raw = -1, max_zrpc_async = -1;
+
+  Object Fields(const char* bench, const char* impl, size_t payload, int window) const {
+    Object o{{"bench", bench}, {"impl", impl}, {"transport", via}, {"payload", payload}};
+    if (window > 0) o.Set("window", Value(window));
+    return o;
   }
-  return {Summarize(us[0]), Summarize(us[1]), Summarize(us[2]), Summarize(us[3])};
+  void Json(const char* bench, const char* impl, size_t payload, int window, const Figures& f,
+            const char* rate_key = "rps", Object extra = {}) {
+    Object o = Fields(bench, impl, payload, window);
+    for (auto& [k, v] : extra) o.Set(k, std::move(v));
+    json.Write(std::move(o), f.Median(), rate_key, f.rounds());
+  }
+  int Warm(int n) const { return std::max(10, n / 10); }
+};
+
+void Latency(Env& e, size_t size) {
+  zmq::socket_t s = RawSocket(e.ctx, e.raw_router, {});
+  const std::string payload(size, 'x');
+  const Object args{{"p", payload}};
+  const int n = e.cfg.lat_n;
+  RawLatencyRound(s, e.raw_server, payload, e.Warm(n));  // warm up (connections, caches)
+  ZrpcLatencyRound(e.t, e.zrpc_server, kInlineTopic, args, e.Warm(n));
+  ZrpcLatencyRound(e.t, e.zrpc_server, kPoolTopic, args, e.Warm(n));
+  Figures raw, inl, pool;
+  for (int r = 0; r < e.cfg.rounds; ++r) {
+    raw.Add(RawLatencyRound(s, e.raw_server, payload, n));
+    inl.Add(ZrpcLatencyRound(e.t, e.zrpc_server, kInlineTopic, args, n));
+    pool.Add(ZrpcLatencyRound(e.t, e.zrpc_server, kPoolTopic, args, n));
+  }
+  const Sample r = raw.Median(), i = inl.Median(), p = pool.Median();
+  const std::string sz = SizeName(size);
+  Row("call latency p50 (inline handler)", e.via, sz, i.p50_us, r.p50_us, "us", kLatencyInline);
+  Row("call latency p99 (inline handler)", e.via, sz, i.p99_us, r.p99_us, "us", kReported);
+  Row("call latency p50 (pool handler)", e.via, sz, p.p50_us, r.p50_us, "us", kLatencyPool);
+  Row("call latency p99 (pool handler)", e.via, sz, p.p99_us, r.p99_us, "us", kReported);
+  Row("CPU per call, client (sequential, inline)", e.via, sz, i.cpu_client_us, r.cpu_client_us,
+      "us", kCpu);
+  Row("CPU per call, server (sequential, inline)", e.via, sz, i.cpu_server_us, r.cpu_server_us,
+      "us", kCpu);
+  e.Json("call_latency", "raw", size, 1, raw);
+  e.Json("call_latency", "zrpc", size, 1, inl, "rps", {{"handler", "inline"}});
+  e.Json("call_latency_pool", "zrpc", size, 1, pool, "rps", {{"handler", "pool"}});
+}
+
+void Throughput(Env& e, size_t size) {
+  zmq::socket_t s = RawSocket(e.ctx, e.raw_router, {});
+  const std::string payload(size, 'x');
+  const Object args{{"p", payload}};
+  const int n = e.cfg.tput_n;
+  RawPipelinedRound(s, e.raw_server, payload, e.Warm(n), kWindow);
+  ZrpcCallManyRound(e.t, e.zrpc_server, kInlineTopic, args, e.Warm(n), kWindow);
+  ZrpcCallAsyncRound(e.t, e.zrpc_server, kInlineTopic, args, e.Warm(n), kWindow);
+  Figures raw, many, async;
+  for (int r = 0; r < e.cfg.rounds; ++r) {
+    raw.Add(RawPipelinedRound(s, e.raw_server, payload, n, kWindow));
+    many.Add(ZrpcCallManyRound(e.t, e.zrpc_server, kInlineTopic, args, n, kWindow));
+    async.Add(ZrpcCallAsyncRound(e.t, e.zrpc_server, kInlineTopic, args, n, kWindow));
+  }
+  const Sample r = raw.Median(), m = many.Median(), a = async.Median();
+  const std::string sz = SizeName(size);
+  Row("pipelined calls/s, 64 in flight (CallMany)", e.via, sz, m.rate, r.rate, "/s", kPipelined);
+  Row("  CPU per call, client", e.via, sz, m.cpu_client_us, r.cpu_client_us, "us", kCpu);
+  Row("  CPU per call, server", e.via, sz, m.cpu_server_us, r.cpu_server_us, "us", kCpu);
+  Row("pipelined calls/s, 64 in flight (CallAsync)", e.via, sz, a.rate, r.rate, "/s", kReported);
+  Row("  CPU per call, client", e.via, sz, a.cpu_client_us, r.cpu_client_us, "us", kReported);
+  Row("  CPU per call, server", e.via, sz, a.cpu_server_us, r.cpu_server_us, "us", kReported);
+  e.Json("pipelined", "raw", size, kWindow, raw);
+  e.Json("pipelined", "zrpc", size, kWindow, many, "rps", {{"api", "CallMany"}});
+  e.Json("pipelined_async", "zrpc", size, kWindow, async, "rps", {{"api", "CallAsync"}});
+  if (size == 100) {
+    e.max_raw = r.rate;
+    e.max_zrpc_async = a.rate;
+  }
+}
+
+// The exact frames zrpc sends for a cast of sink(p) with a 100 B p (header, body).
+std::pair<std::string, std::string> CastFrames(const Object& args) {
+  Message m{.method = "sink", .args = args};
+  m.unique_id = NewUniqueId();
+  absl::StatusOr<std::string> body = EncodeMessage(m);
+  return {internal::RequestHeader(internal::FrameKind::kCast, kDefaultExchange, kInlineTopic, ""),
+          body.ok() ? *body : ""};
+}
+
+void Casts(Env& e) {
+  constexpr size_t kSize = 100;
+  const Object args{{"p", std::string(kSize, 'x')}};
+  const auto [header, body] = CastFrames(args);
+  zmq::socket_t s = RawSocket(e.ctx, e.raw_router, {});
+  zmq::socket_t push = RawSocket(e.ctx, e.raw_pull, {}, zmq::socket_type::push);
+  const std::string payload(kSize, 'x');
+  const int n = e.cfg.cast_n;
+  RawCastRound(s, e.raw_server, header, body, e.Warm(n));
+  RawPushRound(push, s, e.raw_server, payload, e.Warm(n));
+  ZrpcCastRound(e.t, e.zrpc_server, kInlineTopic, args, e.Warm(n));
+  Figures raw, pushpull, z;
+  for (int r = 0; r < e.cfg.rounds; ++r) {
+    raw.Add(RawCastRound(s, e.raw_server, header, body, n));
+    pushpull.Add(RawPushRound(push, s, e.raw_server, payload, n));
+    z.Add(ZrpcCastRound(e.t, e.zrpc_server, kInlineTopic, args, n));
+  }
+  const Sample r = raw.Median(), p = pushpull.Median(), m = z.Median();
+  const std::string sz = SizeName(kSize);
+  Row("casts handled/s (raw sends zrpc's bytes)", e.via, sz, m.rate, r.rate, "/s", kCasts);
+  Row("  CPU per cast, client", e.via, sz, m.cpu_client_us, r.cpu_client_us, "us", kReported);
+  Row("  CPU per cast, server", e.via, sz, m.cpu_server_us, r.cpu_server_us, "us", kReported);
+  Row("casts handled/s vs raw PUSH/PULL", e.via, sz, m.rate, p.rate, "/s", kReported);
+  e.Json("cast", "raw", kSize, 0, raw, "msg_s", {{"wire_bytes", header.size() + body.size()}});
+  e.Json("cast", "zrpc", kSize, 0, z, "msg_s");
+  e.Json("cast_pushpull", "raw", kSize, 0, pushpull, "msg_s");
+}
+
+std::vector<std::string>& OpenLoopRows() {
+  static auto* rows = new std::vector<std::string>;
+  return *rows;
+}
+
+void OpenLoop(Env& e) {
+  constexpr size_t kSize = 100;
+  const std::string payload(kSize, 'x');
+  const Object args{{"p", payload}};
+  if (e.max_raw <= 0 || e.max_zrpc_async <= 0) {  // the throughput section did not run
+    zmq::socket_t s = RawSocket(e.ctx, e.raw_router, {});
+    Figures raw, async;
+    for (int r = 0; r < e.cfg.rounds; ++r) {
+      raw.Add(RawPipelinedRound(s, e.raw_server, payload, e.cfg.tput_n, kWindow));
+      async.Add(ZrpcCallAsyncRound(e.t, e.zrpc_server, kInlineTopic, args, e.cfg.tput_n, kWindow));
+    }
+    e.max_raw = raw.Median().rate;
+    e.max_zrpc_async = async.Median().rate;
+  }
+  const absl::Duration round = absl::Seconds(e.cfg.open_loop_seconds / e.cfg.rounds);
+  for (double load : kLoads) {
+    // raw at its own maximum's fraction, zrpc at its own, and raw at zrpc's rate (the same
+    // offered load: what the protocol and library cost at that rate).
+    Figures raw, z, raw_same;
+    for (int r = 0; r < e.cfg.rounds; ++r) {
+      for (auto [f, rate] :
+           {std::pair{&raw, load * e.max_raw}, std::pair{&raw_same, load * e.max_zrpc_async}}) {
+        // A fresh, connected DEALER each time: no late reply of an earlier round can arrive.
+        zmq::socket_t s = RawSocket(e.ctx, e.raw_router, {});
+        RawLatencyRound(s, e.raw_server, payload, 1);
+        f->Add(RawOpenLoopRound(s, e.raw_server, kSize, rate, round));
+        if (f == &raw) {
+          z.Add(ZrpcOpenLoopRound(e.t, e.zrpc_server, kInlineTopic, args, load * e.max_zrpc_async,
+                                  round));
+        }
+      }
+    }
+    for (auto [impl, f, of] : {std::tuple{"zrpc", &z, "zrpc"}, std::tuple{"raw", &raw, "raw"},
+                               std::tuple{"raw", &raw_same, "zrpc"}}) {
+      const Sample m = f->Median();
+      OpenLoopRows().push_back(absl::StrFormat(
+          "| %-4s | %3.0f%% of %-4s | %-4s | %9.0f | %9.0f | %8.1f | %8.1f | %9.1f | %6lld |\n",
+          e.via, load * 100, of, impl, m.offered_rate, m.rate, m.p50_us, m.p99_us, m.p999_us,
+          static_cast<long long>(m.errors)));
+      const double max = of == std::string("zrpc") ? e.max_zrpc_async : e.max_raw;
+      e.Json("open_loop", impl, kSize, 0, *f, "rps",
+             {{"load", load},
+              {"max_of", of},
+              {"max_rps", std::round(max)},
+              {"api", impl == std::string("zrpc") ? "CallAsync" : "DEALER"}});
+    }
+  }
+}
+
+std::vector<std::string>& LongTailRows() {
+  static auto* rows = new std::vector<std::string>;
+  return *rows;
+}
+
+void LongTail(Env& e) {
+  constexpr size_t kSize = 100;
+  const std::string payload(kSize, 'x');
+  const int n = e.cfg.tail_n;
+  ZrpcLongTailRound(e.t, e.zrpc_server, payload, e.Warm(n), kLongTailWindow, false);
+  Figures base, slow;
+  for (int r = 0; r < e.cfg.rounds; ++r) {
+    base.Add(ZrpcLongTailRound(e.t, e.zrpc_server, payload, n, kLongTailWindow, false));
+    slow.Add(ZrpcLongTailRound(e.t, e.zrpc_server, payload, n, kLongTailWindow, true));
+  }
+  const Sample b = base.Median(), s = slow.Median();
+  LongTailRows().push_back(absl::StrFormat(
+      "| %-4s | %8.1f / %8.1f / %8.1f us | %8.1f / %8.1f / %8.1f us | %5.2fx | %8.0f | %8.0f |\n",
+      e.via, b.p50_us, b.p99_us, b.p999_us, s.p50_us, s.p99_us, s.p999_us,
+      b.p99_us > 0 ? s.p99_us / b.p99_us : 0, b.rate, s.rate));
+  for (auto [variant, f] : {std::pair{"baseline", &base}, std::pair{"slow", &slow}}) {
+    e.Json("long_tail", "zrpc", kSize, kLongTailWindow, *f, "rps",
+           {{"handler", "pool"},
+            {"variant", variant},
+            {"slow_fraction", variant == std::string("slow") ? 1.0 / kSlowEvery : 0.0},
+            {"slow_ms", kSlowSleepUs / 1000}});
+  }
+}
+
+// The keyed servers and client of the CURVE table, beside Env's plain ones.
+struct CurveEnv {
+  Transport& t;  // a zrpc client with keys
+  pid_t zrpc_server, raw_server;
+  std::string raw_router;
+  RawCurve raw_keys;
+};
+
+// Plain against CURVE, raw and zrpc, in interleaved rounds; ratio = CURVE / plain.
+void Curve(Env& e, CurveEnv& c) {
+  auto json = [&](const char* bench, const char* impl, size_t size, int window, const Figures& f,
+                  const char* security, const char* rate_key = "rps") {
+    e.Json(bench, impl, size, window, f, rate_key, {{"security", security}});
+  };
+  for (size_t size : {size_t{100}, size_t{1024}}) {
+    zmq::socket_t rp = RawSocket(e.ctx, e.raw_router, {});
+    zmq::socket_t rc = RawSocket(e.ctx, c.raw_router, c.raw_keys);
+    const std::string payload(size, 'x');
+    const Object args{{"p", payload}};
+    const int n = e.cfg.lat_n;
+    RawLatencyRound(rp, e.raw_server, payload, e.Warm(n));  // warm up (and the CURVE handshakes)
+    RawLatencyRound(rc, c.raw_server, payload, e.Warm(n));
+    ZrpcLatencyRound(e.t, e.zrpc_server, kInlineTopic, args, e.Warm(n));
+    ZrpcLatencyRound(c.t, c.zrpc_server, kInlineTopic, args, e.Warm(n));
+    Figures f[4];
+    for (int r = 0; r < e.cfg.rounds; ++r) {
+      f[0].Add(RawLatencyRound(rp, e.raw_server, payload, n));
+      f[1].Add(RawLatencyRound(rc, c.raw_server, payload, n));
+      f[2].Add(ZrpcLatencyRound(e.t, e.zrpc_server, kInlineTopic, args, n));
+      f[3].Add(ZrpcLatencyRound(c.t, c.zrpc_server, kInlineTopic, args, n));
+    }
+    const Sample rps = f[0].Median(), rcs = f[1].Median(), zps = f[2].Median(), zcs = f[3].Median();
+    const std::string sz = SizeName(size);
+    CurveRow("raw round trip p50", e.via, sz, rps.p50_us, rcs.p50_us, "us");
+    CurveRow("raw round trip p99", e.via, sz, rps.p99_us, rcs.p99_us, "us");
+    CurveRow("zrpc call p50 (sequential, inline)", e.via, sz, zps.p50_us, zcs.p50_us, "us");
+    CurveRow("zrpc call p99 (sequential, inline)", e.via, sz, zps.p99_us, zcs.p99_us, "us");
+    json("curve_call_latency", "raw", size, 1, f[0], "plain");
+    json("curve_call_latency", "raw", size, 1, f[1], "curve");
+    json("curve_call_latency", "zrpc", size, 1, f[2], "plain");
+    json("curve_call_latency", "zrpc", size, 1, f[3], "curve");
+  }
+  for (size_t size : {size_t{100}, size_t{1024}}) {
+    zmq::socket_t rp = RawSocket(e.ctx, e.raw_router, {});
+    zmq::socket_t rc = RawSocket(e.ctx, c.raw_router, c.raw_keys);
+    const std::string payload(size, 'x');
+    const Object args{{"p", payload}};
+    const int n = e.cfg.tput_n;
+    Figures f[4];
+    for (int r = 0; r < e.cfg.rounds; ++r) {
+      f[0].Add(RawPipelinedRound(rp, e.raw_server, payload, n, kWindow));
+      f[1].Add(RawPipelinedRound(rc, c.raw_server, payload, n, kWindow));
+      f[2].Add(ZrpcCallManyRound(e.t, e.zrpc_server, kInlineTopic, args, n, kWindow));
+      f[3].Add(ZrpcCallManyRound(c.t, c.zrpc_server, kInlineTopic, args, n, kWindow));
+    }
+    const std::string sz = SizeName(size);
+    CurveRow("raw 64 in flight", e.via, sz, f[0].Median().rate, f[1].Median().rate, "/s");
+    CurveRow("zrpc calls, 64 in flight (CallMany)", e.via, sz, f[2].Median().rate,
+             f[3].Median().rate, "/s");
+    json("curve_pipelined", "raw", size, kWindow, f[0], "plain");
+    json("curve_pipelined", "raw", size, kWindow, f[1], "curve");
+    json("curve_pipelined", "zrpc", size, kWindow, f[2], "plain");
+    json("curve_pipelined", "zrpc", size, kWindow, f[3], "curve");
+  }
+  const Object args{{"p", std::string(100, 'x')}};
+  const auto [header, body] = CastFrames(args);
+  zmq::socket_t rp = RawSocket(e.ctx, e.raw_router, {});
+  zmq::socket_t rc = RawSocket(e.ctx, c.raw_router, c.raw_keys);
+  Figures f[4];
+  for (int r = 0; r < e.cfg.rounds; ++r) {
+    f[0].Add(RawCastRound(rp, e.raw_server, header, body, e.cfg.cast_n));
+    f[1].Add(RawCastRound(rc, c.raw_server, header, body, e.cfg.cast_n));
+    f[2].Add(ZrpcCastRound(e.t, e.zrpc_server, kInlineTopic, args, e.cfg.cast_n));
+    f[3].Add(ZrpcCastRound(c.t, c.zrpc_server, kInlineTopic, args, e.cfg.cast_n));
+  }
+  CurveRow("raw casts (same bytes as zrpc)", e.via, "100 B", f[0].Median().rate, f[1].Median().rate,
+           "/s");
+  CurveRow("zrpc casts", e.via, "100 B", f[2].Median().rate, f[3].Median().rate, "/s");
+  json("curve_cast", "raw", 100, 0, f[0], "plain", "msg_s");
+  json("curve_cast", "raw", 100, 0, f[1], "curve", "msg_s");
+  json("curve_cast", "zrpc", 100, 0, f[2], "plain", "msg_s");
+  json("curve_cast", "zrpc", 100, 0, f[3], "curve", "msg_s");
+}
+
+// Pins this process to CPU 0 and says whether servers can go to CPU 1 (both allowed here).
+bool PinClient() {
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0 || !CPU_ISSET(0, &allowed) ||
+      !CPU_ISSET(1, &allowed) || access("/usr/bin/taskset", X_OK) != 0) {
+    return false;
+  }
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(0, &set);
+  return sched_setaffinity(0, sizeof(set), &set) == 0;
+}
+
+// A server child process ("--serve zrpc|raw ..."): its pid and the endpoints of its READY line.
+struct Server {
+  ChildProcess process;
+  std::vector<std::string> endpoints;
+};
+
+bool StartServer(const std::vector<std::string>& args, bool pinned, Server* server) {
+  std::vector<std::string> argv = {zrpc::testing::SelfDir() + "/zrpc-e2e-bench"};
+  if (pinned) argv.insert(argv.begin(), {"/usr/bin/taskset", "-c", "1"});
+  argv.insert(argv.end(), args.begin(), args.end());
+  const std::string ready = server->process.StartAndWaitForLine(argv, "READY", 10000);
+  if (ready.empty()) {
+    std::cerr << "the " << args[1] << " server did not start (its stderr is above)\n";
+    return false;
+  }
+  server->endpoints = absl::StrSplit(ready.substr(6), ' ', absl::SkipEmpty());
+  return true;
 }
 
 }  // namespace
+}  // namespace zrpc::bench
 
 int main(int argc, char** argv) {
-  zrpc::tools::Flags flags("usage: zrpc-e2e-bench [--quick]",
-                           {{"quick!", "fewer iterations (a smoke run)"},
-                            {"only", "run one measurement: latency, throughput or cast"},
-                            {"via", "run one transport: tcp or ipc"},
-                            {"cpu!", "also report CPU time per call (client and server)"},
-                            {"no-curve!", "skip the CurveZMQ cost table"},
-                            {"serve", "internal: run a server (zrpc or raw)"},
-                            {"matchmaker", "internal"},
-                            {"ipc-dir", "internal"},
-                            {"router", "internal"},
-                            {"pull", "internal"},
-                            {"key-file", "internal"},
-                            {"authorized-keys", "internal"}});
-  flags.Parse(argc, argv);
-  zrpc::SetLogLevel(zrpc::LogLevel::kError);
-  zrpc::tools::UseReleaseMutexes();  // as zrpc's own programs run (see docs/PERFORMANCE.md)
-  if (flags.Get("serve") == "zrpc") {
-    return ServeZrpc(flags.Get("matchmaker"), flags.Get("ipc-dir"),
-                     {.key_file = flags.Get("key-file"),
-                      .authorized_keys_file = flags.Get("authorized-keys")});
-  }
-  if (flags.Get("serve") == "raw") {
-    return ServeRaw(flags.Get("router"), flags.Get("pull"), flags.Get("key-file"));
-  }
+  using namespace zrpc::bench;
+  Config cfg;
+  CLI::App app{
+      "zrpc-e2e-bench: zrpc against raw libzmq, same run (client on CPU 0, servers on "
+      "CPU 1); each figure is the median of interleaved rounds"};
+  app.add_flag("--quick", cfg.quick,
+               "a smoke run: 1 round, few iterations (figures not meaningful)");
+  CLI::Option* rounds = app.add_option("--rounds", cfg.rounds,
+                                       "rounds per figure, alternating raw and zrpc (default 5; "
+                                       "--quick: 1); each figure is their median")
+                            ->check(CLI::Range(1, 1000));
+  std::vector<std::string> only;
+  app.add_option("--only", only,
+                 "run only these measurements, comma-separated: latency, throughput, cast, "
+                 "open-loop, long-tail, curve")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"latency", "throughput", "cast", "open-loop", "long-tail", "curve"}));
+  app.add_option("--via", cfg.via, "run one transport only")->check(CLI::IsMember({"tcp", "ipc"}));
+  bool no_curve = false;
+  app.add_flag("--no-curve", no_curve, "skip the CurveZMQ cost table");
+  app.add_option("--json", cfg.json,
+                 "also write each figure as a JSON object per line to this file (replaced)");
+  CLI::Option* ol_seconds =
+      app.add_option("--open-loop-seconds", cfg.open_loop_seconds,
+                     "open-loop test: seconds per load level and implementation, over all "
+                     "rounds (default 2; --quick: 0.3)")
+          ->check(CLI::Range(0.01, 3600.0));
+  // Internal: this program runs its own servers as child processes.
+  std::string serve, matchmaker, ipc_dir, router, pull, key_file, authorized_keys;
+  app.add_option("--serve", serve, "internal")->group("")->check(CLI::IsMember({"zrpc", "raw"}));
+  app.add_option("--matchmaker", matchmaker, "internal")->group("");
+  app.add_option("--ipc-dir", ipc_dir, "internal")->group("");
+  app.add_option("--router", router, "internal")->group("");
+  app.add_option("--pull", pull, "internal")->group("");
+  app.add_option("--key-file", key_file, "internal")->group("");
+  app.add_option("--authorized-keys", authorized_keys, "internal")->group("");
+  CLI11_PARSE(app, argc, argv);
 
-  const bool quick = flags.Has("quick");
-  const int lat_n = quick ? 500 : 5000;
-  const int tput_n = quick ? 2000 : 30000;
-  const int cast_n = quick ? 5000 : 100000;
-  PinTo(0);
+  zrpc::SetLogLevel(zrpc::LogLevel::kError);
+  // As zrpc's own programs run: Debian's Abseil checks mutexes for deadlocks even in release
+  // builds, about 4x the cost of a lock (docs/PERFORMANCE.md).
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  if (serve == "zrpc") {
+    return ServeZrpc(matchmaker, ipc_dir,
+                     {.key_file = key_file, .authorized_keys_file = authorized_keys});
+  }
+  if (serve == "raw") return ServeRaw(router, pull, key_file);
+
+  if (cfg.quick) {
+    if (rounds->count() == 0) cfg.rounds = 1;
+    if (ol_seconds->count() == 0) cfg.open_loop_seconds = 0.3;
+    cfg.lat_n = 200;
+    cfg.tput_n = 1000;
+    cfg.cast_n = 2000;
+    cfg.tail_n = 400;
+  }
+  cfg.only = std::set<std::string>(only.begin(), only.end());
+  cfg.curve = !no_curve && cfg.Runs("curve");
+  JsonLines json(cfg.json);
+  if (!json.ok()) {
+    std::cerr << "cannot write --json " << cfg.json << ": " << strerror(errno)
+              << " (give a path in a writable directory)\n";
+    return 2;
+  }
+  // Open-loop sends sleep until their scheduled time: wake within ~1 µs, not the default 50 µs.
+  prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
+  const bool pinned = PinClient();
   char tmpl[] = "/tmp/zrpc-bench-XXXXXX";
-  if (mkdtemp(tmpl) == nullptr) return 1;
+  if (mkdtemp(tmpl) == nullptr) {
+    std::cerr << "cannot create a directory in /tmp: " << strerror(errno) << "\n";
+    return 1;
+  }
   const std::string dir = tmpl;
-  const std::string self = zrpc::testing::SelfDir() + "/zrpc-e2e-bench";
-  const bool have_taskset = access("/usr/bin/taskset", X_OK) == 0;
-  auto server_argv = [&](std::vector<std::string> args) {
-    std::vector<std::string> argv = {self};
-    argv.insert(argv.end(), args.begin(), args.end());
-    if (have_taskset) argv.insert(argv.begin(), {"/usr/bin/taskset", "-c", "1"});
-    return argv;
-  };
 
   // CURVE keys for the CURVE servers and clients: one key pair each, one authorized_keys.
-  const bool curve_on = !flags.Has("no-curve");
   const std::string keys_dir = dir + "/keys";
   RawCurve raw_keys;
-  if (curve_on) {
+  if (cfg.curve) {
     std::filesystem::create_directory(keys_dir);
     absl::StatusOr<zrpc::CurveKeyPair> sk = zrpc::GenerateCurveKeyPair();
     absl::StatusOr<zrpc::CurveKeyPair> ck = zrpc::GenerateCurveKeyPair();
@@ -499,113 +545,71 @@ int main(int argc, char** argv) {
     raw_keys = {sk->public_key, ck->public_key, ck->secret_key};
   }
 
-  std::cout << "zrpc end-to-end benchmark: client on CPU 0, servers on CPU 1"
-            << (have_taskset ? "" : " (taskset missing: not pinned)") << "\n\n";
-  std::cout << "| measure                            | via  | size   | zrpc              | raw libzmq        | ratio | target       |\n";
-  std::cout << "|------------------------------------|------|--------|-------------------|-------------------|-------|--------------|\n";
+  std::cout << "zrpc end-to-end benchmark: "
+            << (pinned ? "client on CPU 0, servers on CPU 1"
+                       : "NOT pinned (needs CPUs 0 and 1 and /usr/bin/taskset)")
+            << "; each figure is the median of " << cfg.rounds
+            << " interleaved round(s); ratio = zrpc / raw libzmq\n\n";
+  std::cout << "| measure                                      | via  | size  | zrpc         | raw "
+               "libzmq   | ratio  | target     | met |\n"
+               "|----------------------------------------------|------|-------|--------------|-----"
+               "---------|--------|------------|-----|\n";
   zmq::context_t ctx;
-  const std::string only = flags.Get("only");
-  for (const std::string transport : {"tcp", "ipc"}) {
-    if (flags.Has("via") && flags.Get("via") != transport) continue;
-    const std::string mm = "local://" + dir + "/" + transport;
-    ChildProcess zserver, rserver;
+  for (const std::string via : {"tcp", "ipc"}) {
+    if (!cfg.via.empty() && cfg.via != via) continue;
+    const std::string mm = "local://" + dir + "/" + via;
+    Server zserver, rserver;
     std::vector<std::string> zargs = {"--serve", "zrpc", "--matchmaker", mm};
-    if (transport == "ipc") zargs.insert(zargs.end(), {"--ipc-dir", dir});
-    if (zserver.StartAndWaitForLine(server_argv(zargs), "READY", 10000).empty()) {
-      std::cerr << "zrpc server did not start\n";
+    if (via == "ipc") zargs.insert(zargs.end(), {"--ipc-dir", dir});
+    const std::string rr = via == "tcp" ? "tcp://127.0.0.1:*" : "ipc://" + dir + "/raw.r";
+    const std::string rp = via == "tcp" ? "tcp://127.0.0.1:*" : "ipc://" + dir + "/raw.p";
+    if (!StartServer(zargs, pinned, &zserver) ||
+        !StartServer({"--serve", "raw", "--router", rr, "--pull", rp}, pinned, &rserver) ||
+        rserver.endpoints.size() != 2) {
       return 1;
     }
-    const std::string rrouter = transport == "tcp" ? "tcp://127.0.0.1:*" : "ipc://" + dir + "/raw.r";
-    const std::string rpull = transport == "tcp" ? "tcp://127.0.0.1:*" : "ipc://" + dir + "/raw.p";
-    const std::string ready = rserver.StartAndWaitForLine(
-        server_argv({"--serve", "raw", "--router", rrouter, "--pull", rpull}), "READY", 10000);
-    if (ready.empty()) return 1;
-    const std::string raw_router = ready.substr(6, ready.find(' ', 6) - 6);
-    const std::string raw_pull = ready.substr(ready.find(' ', 6) + 1);
-
     auto client = zrpc::Transport::Create({.host = "bench-client", .matchmaker = mm});
-    if (!client.ok()) return 1;
-    zrpc::Transport& t = **client;
-
-    for (size_t size : {size_t{100}, size_t{1024}}) {
-      if (!only.empty() && only != "latency") break;
-      const std::string sz = size == 100 ? "100 B" : "1 KiB";
-      if (flags.Has("cpu")) {
-        // CPU per round trip, client and server, for raw and for zrpc inline calls.
-        zmq::socket_t s(ctx, zmq::socket_type::dealer);
-        s.set(zmq::sockopt::linger, 0);
-        s.connect(raw_router);
-        std::vector<double> ignored;
-        const std::string payload(size, 'x');
-        double c0 = CpuSeconds(getpid()), s0 = CpuSeconds(rserver.pid());
-        const absl::Time t0 = absl::Now();
-        RawLatencyRound(s, payload, lat_n, &ignored);
-        const double raw_wall = absl::ToDoubleMicroseconds(absl::Now() - t0) / lat_n;
-        double c1 = CpuSeconds(getpid()), s1 = CpuSeconds(rserver.pid());
-        std::cout << absl::StrFormat("raw  %s: client %.1f us, server %.1f us CPU per call, wall %.1f us\n", sz,
-                                     (c1 - c0) * 1e6 / lat_n, (s1 - s0) * 1e6 / lat_n, raw_wall);
-        c0 = CpuSeconds(getpid());
-        s0 = CpuSeconds(zserver.pid());
-        const absl::Time t1 = absl::Now();
-        ZrpcLatencyRound(t, "bench", zrpc::Object{{"p", payload}}, lat_n, &ignored);
-        const double z_wall = absl::ToDoubleMicroseconds(absl::Now() - t1) / lat_n;
-        c1 = CpuSeconds(getpid());
-        s1 = CpuSeconds(zserver.pid());
-        std::cout << absl::StrFormat("zrpc %s: client %.1f us, server %.1f us CPU per call, wall %.1f us\n", sz,
-                                     (c1 - c0) * 1e6 / lat_n, (s1 - s0) * 1e6 / lat_n, z_wall);
-      }
-      auto [raw, z, zp] = Latencies(ctx, t, raw_router, size, lat_n);
-      Row("call latency p50 (inline handler)", transport, sz, z.p50_us, raw.p50_us, "us", "<= 1.25x");
-      Row("call latency p99 (inline handler)", transport, sz, z.p99_us, raw.p99_us, "us", "");
-      Row("call latency p50 (pool handler)", transport, sz, zp.p50_us, raw.p50_us, "us", "<= 1.6x");
+    if (!client.ok()) {
+      std::cerr << "zrpc client: " << client.status() << "\n";
+      return 1;
     }
-    for (size_t size : {size_t{100}, size_t{1024}}) {
-      if (!only.empty() && only != "throughput") break;
-      const std::string sz = size == 100 ? "100 B" : "1 KiB";
-      const double raw = RawThroughput(ctx, raw_router, size, tput_n, 64);
-      const double z = ZrpcPipelined(t, "bench", size, tput_n, 64);
-      const double za = ZrpcThroughput(t, "bench", size, tput_n, 64);
-      Row("call throughput, 64 in flight", transport, sz, z, raw, "/s", ">= 0.50x");
-      Row("  same with CallAsync callbacks", transport, sz, za, raw, "/s", "(reported)");
+    Env env{.cfg = cfg,
+            .json = json,
+            .ctx = ctx,
+            .via = via,
+            .t = **client,
+            .zrpc_server = zserver.process.pid(),
+            .raw_server = rserver.process.pid(),
+            .raw_router = rserver.endpoints[0],
+            .raw_pull = rserver.endpoints[1]};
+    if (cfg.Runs("latency")) {
+      for (size_t size : {size_t{100}, size_t{1024}}) Latency(env, size);
     }
-    if (only.empty() || only == "cast") {
-      // The raw DEALER sends exactly the frames zrpc puts on the wire for such a cast.
-      zrpc::Message m{.method = "sink", .args = {{"p", std::string(100, 'x')}}};
-      m.unique_id = zrpc::NewUniqueId();
-      const std::string body = *zrpc::EncodeMessage(m);
-      const std::string header =
-          zrpc::internal::RequestHeader(zrpc::internal::FrameKind::kCast, "openstack", "bench", "");
-      const double raw = RawCastThroughput(ctx, raw_router, header, body, cast_n);
-      const double push = RawPushThroughput(ctx, raw_router, raw_pull, 100, cast_n);
-      const double z = ZrpcCastThroughput(t, "bench", 100, cast_n);
-      Row("cast throughput (same bytes)", transport, "100 B", z, raw, "/s", ">= 0.70x");
-      Row("cast throughput vs PUSH/PULL 100 B", transport, "100 B", z, push, "/s", "(reported)");
+    if (cfg.Runs("throughput")) {
+      for (size_t size : {size_t{100}, size_t{1024}}) Throughput(env, size);
     }
-    if (curve_on && (only.empty() || only == "curve")) {
+    if (cfg.Runs("cast")) Casts(env);
+    if (cfg.Runs("open-loop")) OpenLoop(env);
+    if (cfg.Runs("long-tail")) LongTail(env);
+    if (cfg.curve) {
       // The same server programs with CURVE, registered in a registry of their own.
       const std::string cmm = mm + "-curve";
       const std::string cdir = dir + "/curve";
       std::filesystem::create_directories(cdir);
-      ChildProcess zcserver, rcserver;
-      std::vector<std::string> zcargs = {"--serve", "zrpc", "--matchmaker", cmm,
-                                         "--key-file", keys_dir + "/bench-server.key",
+      Server zcserver, rcserver;
+      std::vector<std::string> zcargs = {"--serve",           "zrpc",
+                                         "--matchmaker",      cmm,
+                                         "--key-file",        keys_dir + "/bench-server.key",
                                          "--authorized-keys", keys_dir + "/authorized_keys"};
-      if (transport == "ipc") zcargs.insert(zcargs.end(), {"--ipc-dir", cdir});
-      if (zcserver.StartAndWaitForLine(server_argv(zcargs), "READY", 10000).empty()) {
-        std::cerr << "zrpc CURVE server did not start\n";
+      if (via == "ipc") zcargs.insert(zcargs.end(), {"--ipc-dir", cdir});
+      const std::string crr = via == "tcp" ? "tcp://127.0.0.1:*" : "ipc://" + cdir + "/raw.r";
+      const std::string crp = via == "tcp" ? "tcp://127.0.0.1:*" : "ipc://" + cdir + "/raw.p";
+      if (!StartServer(zcargs, pinned, &zcserver) ||
+          !StartServer({"--serve", "raw", "--router", crr, "--pull", crp, "--key-file",
+                        keys_dir + "/bench-server.key"},
+                       pinned, &rcserver)) {
         return 1;
       }
-      const std::string crouter = transport == "tcp" ? "tcp://127.0.0.1:*" : "ipc://" + cdir + "/raw.r";
-      const std::string cpull = transport == "tcp" ? "tcp://127.0.0.1:*" : "ipc://" + cdir + "/raw.p";
-      const std::string cready = rcserver.StartAndWaitForLine(
-          server_argv({"--serve", "raw", "--router", crouter, "--pull", cpull, "--key-file",
-                       keys_dir + "/bench-server.key"}),
-          "READY", 10000);
-      if (cready.empty()) {
-        std::cerr << "raw CURVE server did not start\n";
-        return 1;
-      }
-      const std::string raw_crouter = cready.substr(6, cready.find(' ', 6) - 6);
       auto cclient = zrpc::Transport::Create(
           {.host = "bench-client",
            .security = {.key_file = keys_dir + "/bench-client.key",
@@ -615,44 +619,46 @@ int main(int argc, char** argv) {
         std::cerr << "CURVE client: " << cclient.status() << "\n";
         return 1;
       }
-      zrpc::Transport& ct = **cclient;
-      for (size_t size : {size_t{100}, size_t{1024}}) {
-        const std::string sz = size == 100 ? "100 B" : "1 KiB";
-        auto [rp, rc, zp, zc] = CurveLatencies(ctx, t, ct, raw_router, raw_crouter, raw_keys, size, lat_n);
-        CurveRow("raw round trip p50", transport, sz, rp.p50_us, rc.p50_us, "us");
-        CurveRow("raw round trip p99", transport, sz, rp.p99_us, rc.p99_us, "us");
-        CurveRow("zrpc call p50 (sequential, inline)", transport, sz, zp.p50_us, zc.p50_us, "us");
-        CurveRow("zrpc call p99 (sequential, inline)", transport, sz, zp.p99_us, zc.p99_us, "us");
-      }
-      for (size_t size : {size_t{100}, size_t{1024}}) {
-        const std::string sz = size == 100 ? "100 B" : "1 KiB";
-        const double rp = RawThroughput(ctx, raw_router, size, tput_n, 64);
-        const double rc = RawThroughput(ctx, raw_crouter, size, tput_n, 64, raw_keys);
-        const double zp = ZrpcPipelined(t, "bench", size, tput_n, 64);
-        const double zc = ZrpcPipelined(ct, "bench", size, tput_n, 64);
-        CurveRow("raw 64 in flight", transport, sz, rp, rc, "/s");
-        CurveRow("zrpc calls, 64 in flight (CallMany)", transport, sz, zp, zc, "/s");
-      }
-      zrpc::Message m{.method = "sink", .args = {{"p", std::string(100, 'x')}}};
-      m.unique_id = zrpc::NewUniqueId();
-      const std::string body = *zrpc::EncodeMessage(m);
-      const std::string header =
-          zrpc::internal::RequestHeader(zrpc::internal::FrameKind::kCast, "openstack", "bench", "");
-      const double rp = RawCastThroughput(ctx, raw_router, header, body, cast_n);
-      const double rc = RawCastThroughput(ctx, raw_crouter, header, body, cast_n, raw_keys);
-      const double zp = ZrpcCastThroughput(t, "bench", 100, cast_n);
-      const double zc = ZrpcCastThroughput(ct, "bench", 100, cast_n);
-      CurveRow("raw casts (same bytes as zrpc)", transport, "100 B", rp, rc, "/s");
-      CurveRow("zrpc casts", transport, "100 B", zp, zc, "/s");
-      ct.Close();
+      CurveEnv cenv{.t = **cclient,
+                    .zrpc_server = zcserver.process.pid(),
+                    .raw_server = rcserver.process.pid(),
+                    .raw_router = rcserver.endpoints[0],
+                    .raw_keys = raw_keys};
+      Curve(env, cenv);
+      (*cclient)->Close();
     }
-    t.Close();
+    (*client)->Close();
+  }
+  if (!OpenLoopRows().empty()) {
+    std::cout
+        << "\nOpen loop, 100 B, inline handler: calls sent on a fixed timetable at 25/50/75% of "
+           "the maximum pipelined rate (zrpc: CallAsync, raw: DEALER, 64 in flight); latency "
+           "from each call's scheduled send time (us)\n\n"
+           "| via  | load         | impl | offered/s | done/s    | p50      | p99      | p999      "
+           "| errors |\n"
+           "|------|--------------|------|-----------|-----------|----------|----------|-----------"
+           "|--------|\n";
+    for (const std::string& row : OpenLoopRows()) std::cout << row;
+  }
+  if (!LongTailRows().empty()) {
+    std::cout
+        << "\nLong tail, zrpc pool handler, 100 B, 16 calls in flight: 1% of calls sleep 5 ms; "
+           "latency of the other calls p50 / p99 / p999, against the same run without slow "
+           "calls (ratio = p99 with / p99 without)\n\n"
+           "| via  | without slow calls                 | with 1% slow (the others)          | "
+           "ratio  | calls/s without | calls/s with |\n"
+           "|------|------------------------------------|------------------------------------|-----"
+           "---|-----------------|--------------|\n";
+    for (const std::string& row : LongTailRows()) std::cout << row;
   }
   if (!CurveRows().empty()) {
-    std::cout << "\nCurveZMQ cost (same run; ratio = CURVE / plain: above 1 for latency and below 1 "
-                 "for throughput is the cost)\n\n";
-    std::cout << "| measure                                  | via  | size   | plain             | CURVE             | ratio |\n";
-    std::cout << "|------------------------------------------|------|--------|-------------------|-------------------|-------|\n";
+    std::cout
+        << "\nCurveZMQ cost (same run; ratio = CURVE / plain: above 1 for latency and below 1 "
+           "for throughput is the cost)\n\n"
+           "| measure                                  | via  | size  | plain        | CURVE       "
+           " | ratio |\n"
+           "|------------------------------------------|------|-------|--------------|-------------"
+           "-|-------|\n";
     for (const std::string& row : CurveRows()) std::cout << row;
   }
   std::filesystem::remove_all(dir);

@@ -45,7 +45,7 @@
 #include "bench/fault_load.h"
 #include "bench/fault_report.h"
 #include "testing/child_process.h"
-#include "tools/flags.h"
+#include "bench/flags.h"
 #include "zrpc/zrpc.h"
 
 namespace zrpc::faults {
@@ -481,7 +481,7 @@ std::vector<std::string> SplitList(const std::string& list) {
 }
 
 int Main(int argc, char** argv) {
-  tools::Flags flags(
+  bench::Flags flags(
       "usage: zrpc-faults [--matchmakers LIST] [--scenarios LIST] [--soak-minutes N] [--quick] "
       "[--json]\n"
       "Runs zrpc's fault matrix and prints one row per matchmaker and scenario.",
@@ -501,7 +501,7 @@ int Main(int argc, char** argv) {
        {"seconds", "internal (--client): how long to call"},
        {"call-timeout-ms", "each call's deadline in ms (default 5000; 2000 with --quick)"}});
   flags.Parse(argc, argv);
-  tools::UseReleaseMutexes();
+  bench::UseReleaseMutexes();
   InstallSignalHandlers();
   const bool verbose = flags.Has("verbose");
   if (!verbose) SetLogLevel(LogLevel::kError);

@@ -15,7 +15,7 @@
 #include "absl/strings/str_format.h"
 #include "testing/child_process.h"
 #include "testing/redis_server.h"
-#include "tools/flags.h"
+#include "bench/flags.h"
 #include "zrpc/zrpc.h"
 
 namespace {
@@ -64,10 +64,10 @@ double Visibility(zrpc::Matchmaker& writer, zrpc::Matchmaker& reader, int rounds
 }  // namespace
 
 int main(int argc, char** argv) {
-  zrpc::tools::Flags flags("usage: zrpc-matchmaker-bench [--quick]", {{"quick!", "fewer iterations"}});
+  zrpc::bench::Flags flags("usage: zrpc-matchmaker-bench [--quick]", {{"quick!", "fewer iterations"}});
   flags.Parse(argc, argv);
   zrpc::SetLogLevel(zrpc::LogLevel::kError);
-  zrpc::tools::UseReleaseMutexes();
+  zrpc::bench::UseReleaseMutexes();
   const int n = flags.Has("quick") ? 300 : 3000;
   const int rounds = flags.Has("quick") ? 5 : 20;
   char tmpl[] = "/tmp/zrpc-mmbench-XXXXXX";

@@ -60,7 +60,10 @@ struct TransportOptions {
   // Without keys, binding every interface ("*", "0.0.0.0", "::") is refused unless this is set,
   // to say you know (firewall the port, or bind one private address instead).
   bool insecure = false;
-  // The address peers connect to; "" = bind_address (or `host` when binding "*").
+  // The address peers connect to (it is what gets registered); "" = bind_address, or, when
+  // binding every interface, this machine's primary address (the first non-loopback interface
+  // that is up, IPv4 first; 127.0.0.1 when there is none). Set it behind NAT or to pick an
+  // interface. The service logs both the bound and the advertised endpoint.
   std::string advertise_address;
   // ROUTER port; 0 = an ephemeral port (the real one is what gets registered).
   int port = 0;

@@ -18,7 +18,11 @@ void CallMonitor::Add(std::string msg_id, Call call, absl::Time now) {
 
 void CallMonitor::Erase(absl::flat_hash_map<std::string, Call>::iterator it) {
   auto n = per_endpoint_.find(it->second.endpoint);
-  if (n != per_endpoint_.end() && --n->second <= 0) per_endpoint_.erase(n);
+  // An endpoint's count stays at 0 rather than being erased (its key would be allocated again by
+  // the next call there), unless many endpoints have been used.
+  if (n != per_endpoint_.end() && --n->second <= 0 && per_endpoint_.size() > 64) {
+    per_endpoint_.erase(n);
+  }
   calls_.erase(it);
 }
 
@@ -85,7 +89,8 @@ absl::Time CallMonitor::NextWake() const {
 }
 
 bool CallMonitor::HasCallsOn(std::string_view endpoint) const {
-  return per_endpoint_.contains(absl::string_view(endpoint.data(), endpoint.size()));
+  auto n = per_endpoint_.find(absl::string_view(endpoint.data(), endpoint.size()));
+  return n != per_endpoint_.end() && n->second > 0;
 }
 
 absl::Status CallMonitor::TimeoutFor(const Call& call) {

@@ -206,6 +206,9 @@ bool CallSession::ReadFrom(Lease& lease, bool wait, std::vector<Event>* events) 
       case RecvResult::kMessage:
         got = true;
         HandleMessage(lease, frames_, events);
+        // Every call is answered: do not ask the socket again (a receive that finds nothing
+        // costs libzmq two system calls). Anything later is read with the next call's replies.
+        if (wait && monitor_.empty()) return got;
         break;
     }
   }

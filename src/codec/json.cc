@@ -226,8 +226,14 @@ absl::Status DuplicateKeyError(std::string_view key) {
 
 bool KeySet::Insert(std::string_view key) {
   if (!linear_) return many_.insert(key).second;
-  if (std::find(few_.begin(), few_.end(), key) != few_.end()) return false;
-  few_.push_back(key);
+  const auto end = few_.begin() + count_;
+  if (std::find(few_.begin(), end, key) != end) return false;
+  if (count_ == kFew) {  // more members than announced: cannot happen; stay correct anyway
+    linear_ = false;
+    many_.insert(few_.begin(), few_.end());
+    return many_.insert(key).second;
+  }
+  few_[count_++] = key;
   return true;
 }
 

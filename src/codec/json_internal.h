@@ -5,6 +5,7 @@
 
 #include <simdjson.h>
 
+#include <array>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -74,15 +75,18 @@ absl::Status FromDom(simdjson::dom::element element, int depth, const JsonLimits
 // hash set past 16 (a peer may send 180,000).
 class KeySet {
  public:
-  explicit KeySet(size_t members) : linear_(members <= 16) {
+  explicit KeySet(size_t members) : linear_(members <= kFew) {
     if (!linear_) many_.reserve(members);
   }
   // False when `key` is there already.
   bool Insert(std::string_view key);
 
  private:
+  // Up to kFew keys are compared in place: no allocation for the objects of a typical message.
+  static constexpr size_t kFew = 16;
   bool linear_;
-  std::vector<std::string_view> few_;
+  size_t count_ = 0;
+  std::array<std::string_view, kFew> few_;
   absl::flat_hash_set<std::string_view> many_;
 };
 absl::Status DuplicateKeyError(std::string_view key);

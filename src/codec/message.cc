@@ -445,13 +445,36 @@ absl::StatusOr<Reply> UnpackReply(Value value) {
   return r;
 }
 
+namespace {
+
+// About how many bytes `v` takes as JSON, looking one level deep only (cheap): enough to reserve
+// the output once for typical messages instead of growing it two or three times.
+size_t SizeHint(const Value& v) {
+  if (v.is_string()) return v.AsString().size() + 2;
+  size_t size = 16;
+  if (v.is_object()) {
+    for (const auto& [key, member] : v.AsObject()) {
+      size += key.size() + 4 + (member.is_string() ? member.AsString().size() + 2 : 24);
+    }
+  } else if (v.is_array()) {
+    for (const Value& element : v.AsArray()) {
+      size += element.is_string() ? element.AsString().size() + 3 : 24;
+    }
+  }
+  return size;
+}
+
+}  // namespace
+
 absl::StatusOr<std::string> EncodeMessage(const Message& message) {
-  return InEnvelope(128 + message.args.size() * 32 + message.context.values().size() * 32,
-                    [&](internal::JsonSink& w) { return WriteMessage(message, w); });
+  size_t hint = 128 + message.context.values().size() * 32;
+  for (const auto& [key, value] : message.args) hint += key.size() + 4 + SizeHint(value);
+  return InEnvelope(hint, [&](internal::JsonSink& w) { return WriteMessage(message, w); });
 }
 
 absl::StatusOr<std::string> EncodeReply(const Reply& reply) {
-  return InEnvelope(96, [&](internal::JsonSink& w) { return WriteReply(reply, w); });
+  const size_t hint = 96 + SizeHint(reply.result) + (reply.failure ? reply.failure->size() : 0);
+  return InEnvelope(hint, [&](internal::JsonSink& w) { return WriteReply(reply, w); });
 }
 
 absl::StatusOr<Message> DecodeMessage(std::string_view wire, const JsonLimits& limits) {

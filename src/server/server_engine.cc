@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "server/server_engine.h"
 
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -43,6 +47,54 @@ std::string Bracketed(const std::string& address) {
 
 // "tcp://0.0.0.0:41234" → the port.
 std::string PortOf(const std::string& endpoint) { return endpoint.substr(endpoint.rfind(':') + 1); }
+
+bool IsWildcard(const std::string& address) {
+  return address == "*" || address == "0.0.0.0" || address == "::";
+}
+
+// The address to advertise for a service bound to every interface: the first interface that is
+// up and not loopback (IPv4 first, then a global IPv6 address); loopback when the machine has
+// nothing else (peers on this machine only). The host name is not used: it often resolves to an
+// address the service does not listen on, or to nothing.
+std::string PrimaryAddress() {
+  struct ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return "127.0.0.1";
+  std::string v4, v6;
+  for (struct ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr || (i->ifa_flags & IFF_UP) == 0 || (i->ifa_flags & IFF_LOOPBACK)) {
+      continue;
+    }
+    char text[INET6_ADDRSTRLEN] = {};
+    if (i->ifa_addr->sa_family == AF_INET && v4.empty()) {
+      const auto* a = reinterpret_cast<const sockaddr_in*>(i->ifa_addr);
+      if (inet_ntop(AF_INET, &a->sin_addr, text, sizeof(text)) != nullptr) v4 = text;
+    } else if (i->ifa_addr->sa_family == AF_INET6 && v6.empty()) {
+      const auto* a = reinterpret_cast<const sockaddr_in6*>(i->ifa_addr);
+      if (!IN6_IS_ADDR_LINKLOCAL(&a->sin6_addr) &&
+          inet_ntop(AF_INET6, &a->sin6_addr, text, sizeof(text)) != nullptr) {
+        v6 = text;
+      }
+    }
+  }
+  freeifaddrs(list);
+  return !v4.empty() ? v4 : !v6.empty() ? v6 : "127.0.0.1";
+}
+
+// Binds `socket` to `endpoint`; the error names the endpoint.
+absl::Status Bind(zmq::socket_t& socket, const std::string& endpoint, const char* what) {
+  try {
+    socket.bind(endpoint);
+    return absl::OkStatus();
+  } catch (const zmq::error_t& e) {
+    if (e.num() == ETERM) return TransportClosedError();
+    return absl::UnavailableError(absl::StrCat(
+        "cannot bind the service's ", what, " socket to ", endpoint, ": ", e.what(),
+        e.num() == EADDRINUSE       ? " (another process listens there: choose another port)"
+        : e.num() == EADDRNOTAVAIL  ? " (no interface of this machine has that address)"
+        : e.num() == EACCES         ? " (permission denied: ports below 1024 need privileges)"
+                                    : ""));
+  }
+}
 
 }  // namespace
 
@@ -134,24 +186,38 @@ absl::Status ServerEngine::EnsureBound() {
       // Each socket gets its mode before it is registered: only this user may connect.
       for (auto [socket, ep] :
            {std::pair{router->get(), &router_ep}, std::pair{pub->get(), &pub_ep}}) {
-        socket->bind(*ep);
+        if (absl::Status s = Bind(*socket, *ep, socket == router->get() ? "request" : "notification");
+            !s.ok()) {
+          return s;
+        }
         if (absl::Status s = SetSocketMode(IpcPath(*ep), kIpcSocketMode); !s.ok()) return s;
       }
     } else {
       const std::string bind = options_.bind_address == "*" ? "*" : Bracketed(options_.bind_address);
       auto port = [](int p) { return p > 0 ? std::to_string(p) : std::string("*"); };
-      (*router)->bind(absl::StrCat("tcp://", bind, ":", port(options_.port)));
-      (*pub)->bind(absl::StrCat("tcp://", bind, ":", port(options_.pub_port)));
+      if (absl::Status s = Bind(**router, absl::StrCat("tcp://", bind, ":", port(options_.port)),
+                                "request");
+          !s.ok()) {
+        return s;
+      }
+      if (absl::Status s = Bind(**pub, absl::StrCat("tcp://", bind, ":", port(options_.pub_port)),
+                                "notification");
+          !s.ok()) {
+        return s;
+      }
       std::string advertise = options_.advertise_address;
       if (advertise.empty()) {
-        advertise = (options_.bind_address == "*" || options_.bind_address == "0.0.0.0")
-                        ? options_.host
-                        : options_.bind_address;
+        advertise = IsWildcard(options_.bind_address) ? PrimaryAddress() : options_.bind_address;
       }
       router_ep = absl::StrCat("tcp://", Bracketed(advertise), ":",
                                PortOf((*router)->get(zmq::sockopt::last_endpoint)));
       pub_ep = absl::StrCat("tcp://", Bracketed(advertise), ":",
                             PortOf((*pub)->get(zmq::sockopt::last_endpoint)));
+      if (IsWildcard(options_.bind_address) || !options_.advertise_address.empty()) {
+        ZRPC_LOG(kInfo, "service %s bound %s and %s; advertised as %s and %s", options_.host,
+                 (*router)->get(zmq::sockopt::last_endpoint),
+                 (*pub)->get(zmq::sockopt::last_endpoint), router_ep, pub_ep);
+      }
     }
   } catch (const zmq::error_t& e) {
     return ZmqError("cannot bind the service's sockets", e);
@@ -208,7 +274,12 @@ void ServerEngine::WatchConnections() {
     SocketMonitor* monitor = m->get();
     monitors_.push_back(*std::move(m));
     reactor_.Watch(monitor->events_socket(),
-                   [this, monitor] { return monitor->Drain([this](uint16_t e) { OnConnectionEvent(e); }) > 0; });
+                   [this, monitor] {
+                     const int events = monitor->Drain([this](uint16_t e) { OnConnectionEvent(e); });
+                     return events < 0   ? Reactor::Read::kMore
+                            : events > 0 ? Reactor::Read::kDrained
+                                         : Reactor::Read::kIdle;
+                   });
   }
 }
 
@@ -239,7 +310,7 @@ void ServerEngine::OnConnectionEvent(uint16_t event) {
   }
 }
 
-bool ServerEngine::DrainSubscriptions() {
+Reactor::Read ServerEngine::DrainSubscriptions() {
   // The XPUB tells each subscription the first time any peer makes it (1 + prefix) and when the
   // last peer drops it (0 + prefix); libzmq keeps the filters itself. A subscription is a prefix
   // in libzmq's trie, thousands of bytes of memory each, and libzmq cannot cut off one peer: so a
@@ -247,9 +318,13 @@ bool ServerEngine::DrainSubscriptions() {
   // kMaxSubscriptions, resets the socket, which drops them all. Listeners reconnect and
   // subscribe again by themselves.
   zmq::message_t sub;
-  bool got = false;
+  bool got = false, bounded = true;
   std::string reset_why;
-  for (int i = 0; i < 10000 && pub_->recv(sub, zmq::recv_flags::dontwait); ++i) {
+  for (int i = 0; i < 10000; ++i) {
+    if (!pub_->recv(sub, zmq::recv_flags::dontwait)) {
+      bounded = false;
+      break;
+    }
     got = true;
     const std::string_view frame = View(sub);
     if (sub.more() || frame.empty() || (frame[0] != 0 && frame[0] != 1)) {
@@ -269,8 +344,12 @@ bool ServerEngine::DrainSubscriptions() {
       reset_why = absl::StrCat("more than ", kMaxSubscriptions, " distinct subscriptions");
     }
   }
-  if (!reset_why.empty()) ResetPub(reset_why);
-  return got;
+  if (!reset_why.empty()) {
+    ResetPub(reset_why);
+    return Reactor::Read::kMore;  // it used the socket after its last receive
+  }
+  if (!got) return Reactor::Read::kIdle;
+  return bounded ? Reactor::Read::kMore : Reactor::Read::kDrained;
 }
 
 absl::Status ServerEngine::ValidateSubscription(std::string_view prefix) {
@@ -314,20 +393,21 @@ void ServerEngine::ResetPub(const std::string& why) {
   }
 }
 
-bool ServerEngine::HandleRouter() {
+Reactor::Read ServerEngine::HandleRouter() {
   std::vector<zmq::message_t>& frames = frames_;
   // Bounded so that replies and timers are not starved by a flood.
   for (int i = 0; i < 1000; ++i) {
     try {
       const RecvResult got = RecvMessage(*router_, &frames, /*wait=*/false, /*max_frames=*/4);
-      if (got == RecvResult::kNone) return i > 0;
+      // Found empty: replies sent so far came before this receive, so the descriptor is enough.
+      if (got == RecvResult::kNone) return i > 0 ? Reactor::Read::kDrained : Reactor::Read::kIdle;
       if (got == RecvResult::kTruncated) {
         ZRPC_LOG(kError, "a truncated message arrived on the service socket; dropped");
-        return true;
+        return Reactor::Read::kMore;
       }
     } catch (const zmq::error_t& e) {
       if (e.num() != EAGAIN) ZRPC_LOG(kError, "receive failed: %s", e.what());
-      return i > 0;
+      return i > 0 ? Reactor::Read::kMore : Reactor::Read::kIdle;
     }
     std::string_view views[4];
     const size_t count = std::min<size_t>(frames.size(), 4);
@@ -373,7 +453,7 @@ bool ServerEngine::HandleRouter() {
     HandleRequest(std::string(views[0]), in.header, in.body,
                   user != nullptr ? std::string(user) : "");
   }
-  return true;  // bounded: there may be more
+  return Reactor::Read::kMore;  // bounded: there may be more
 }
 
 void ServerEngine::HandleRequest(std::string rid, const Header& header, std::string_view body,
@@ -501,12 +581,13 @@ absl::Status ServerEngine::Authorize(const Dispatcher::Target& target, const std
   return absl::OkStatus();
 }
 
-std::string ServerEngine::InFlightKey(std::string_view rid, std::string_view msg_id) {
-  // A MSG_ID is printable ASCII (wire.cc), so the NUL makes the key unambiguous.
-  std::string key(msg_id);
-  key.push_back('\0');
-  key.append(rid);
-  return key;
+const std::string& ServerEngine::InFlightKey(std::string_view rid, std::string_view msg_id) {
+  // A MSG_ID is printable ASCII (wire.cc), so the NUL makes the key unambiguous. Built in a
+  // buffer that keeps its capacity: looking a call up allocates nothing.
+  in_flight_key_.assign(msg_id);
+  in_flight_key_.push_back('\0');
+  in_flight_key_.append(rid);
+  return in_flight_key_;
 }
 
 absl::Status ServerEngine::AdmitLoad(const std::string& rid, size_t bytes) {
@@ -656,38 +737,51 @@ void ServerEngine::ClientGone(const std::string& rid) {
   }
 }
 
+void ServerEngine::SendJobReply(Job& job, Reply reply, bool last, bool on_loop) {
+  reply.msg_id = job.msg_id;
+  absl::StatusOr<std::string> body = EncodeReply(reply);
+  if (body.ok() && body->size() > options_.max_message_size) {
+    body = absl::ResourceExhaustedError(absl::StrCat("reply of ", body->size(),
+                                                     " bytes exceeds the limit of ",
+                                                     options_.max_message_size, " bytes"));
+  }
+  if (!body.ok()) {
+    ZRPC_LOG(kWarning, "%s.%s: cannot send its result: %s", job.ctx->topic(),
+             job.message.method, body.status().message());
+    body = EncodeReply(Reply{.failure = SerializeRemoteException(body.status()),
+                             .ending = reply.ending,
+                             .msg_id = job.msg_id});
+    if (!body.ok()) {
+      body = EncodeReply(Reply{.failure = SerializeRemoteException(absl::InternalError(
+                                   "the service could not encode its reply")),
+                               .ending = reply.ending,
+                               .msg_id = job.msg_id});
+    }
+    if (!body.ok()) return;  // cannot happen: a fixed text and a validated id
+  }
+  if (on_loop) {
+    // Straight to the socket: no copies of the ids, the header in a reused buffer.
+    header_buffer_.clear();
+    absl::StrAppend(&header_buffer_, ToAbsl(kProtocol), " ", ToAbsl(FrameKindName(FrameKind::kReply)),
+                    " ", job.msg_id);
+    SendFrames(job.rid, header_buffer_, *body);
+    return;
+  }
+  PostReply(Outbound{job.rid, ControlHeader(FrameKind::kReply, job.msg_id), *std::move(body),
+                     job.msg_id, last, /*tracked=*/true});
+}
+
 void ServerEngine::Execute(Job& job, bool on_loop) {
   const bool is_cast = job.kind == FrameKind::kCast;
   const bool is_stream = job.kind == FrameKind::kMultiCall;
-  std::function<void(Reply, bool)> send = [&](Reply reply, bool last) {
-    reply.msg_id = job.msg_id;
-    absl::StatusOr<std::string> body = EncodeReply(reply);
-    if (body.ok() && body->size() > options_.max_message_size) {
-      body = absl::ResourceExhaustedError(absl::StrCat("reply of ", body->size(),
-                                                       " bytes exceeds the limit of ",
-                                                       options_.max_message_size, " bytes"));
-    }
-    if (!body.ok()) {
-      ZRPC_LOG(kWarning, "%s.%s: cannot send its result: %s", job.ctx->topic(),
-               job.message.method, body.status().message());
-      body = EncodeReply(Reply{.failure = SerializeRemoteException(body.status()),
-                               .ending = reply.ending,
-                               .msg_id = job.msg_id});
-      if (!body.ok()) {
-        body = EncodeReply(Reply{.failure = SerializeRemoteException(absl::InternalError(
-                                     "the service could not encode its reply")),
-                                 .ending = reply.ending,
-                                 .msg_id = job.msg_id});
-      }
-      if (!body.ok()) return;  // cannot happen: a fixed text and a validated id
-    }
-    Outbound out{job.rid, ControlHeader(FrameKind::kReply, job.msg_id), *std::move(body),
-                 job.msg_id, last, /*tracked=*/!on_loop};
-    if (on_loop) {
-      SendOutbound(out);
-    } else {
-      PostReply(std::move(out));
-    }
+  // Captures one pointer, so std::function keeps it in place (no allocation per request).
+  struct SendTo {
+    ServerEngine* engine;
+    Job* job;
+    bool on_loop;
+  } to{this, &job, on_loop};
+  std::function<void(Reply, bool)> send = [to = &to](Reply reply, bool last) {
+    to->engine->SendJobReply(*to->job, std::move(reply), last, to->on_loop);
   };
 
   if (!job.decoded && !DecodeOnWorker(job, send)) return;
@@ -757,13 +851,20 @@ absl::Status ServerEngine::RunHandler(Job& job, const std::function<void(Reply, 
       status = StatusFromException(e);
     }
   } else {
-    status = job.consumer->dispatcher->Run(job.target, *job.ctx, job.message, [&](Value v) {
-      if (is_cast) return true;
-      if (is_stream) {
-        send(Reply{.result = std::move(v)}, false);
-        return !job.ctx->cancelled();
+    // One pointer captured: no allocation for the std::function.
+    struct Emit {
+      bool is_cast, is_stream;
+      const std::function<void(Reply, bool)>* send;
+      Job* job;
+      std::optional<Value>* last;
+    } emit{is_cast, is_stream, &send, &job, last};
+    status = job.consumer->dispatcher->Run(job.target, *job.ctx, job.message, [e = &emit](Value v) {
+      if (e->is_cast) return true;
+      if (e->is_stream) {
+        (*e->send)(Reply{.result = std::move(v)}, false);
+        return !e->job->ctx->cancelled();
       }
-      *last = std::move(v);
+      *e->last = std::move(v);
       return true;
     });
   }
@@ -784,11 +885,15 @@ void ServerEngine::SendOutbound(const Outbound& out) {
       in_flight_.erase(it);
     }
   }
+  SendFrames(out.rid, out.header, out.body);
+}
+
+void ServerEngine::SendFrames(std::string_view rid, std::string_view header, std::string_view body) {
   if (!router_) return;
   try {
-    if (router_->send(zmq::buffer(out.rid), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
-      router_->send(zmq::buffer(out.header), zmq::send_flags::sndmore);
-      router_->send(zmq::buffer(out.body), zmq::send_flags::none);
+    if (router_->send(zmq::buffer(rid), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+      router_->send(zmq::buffer(header), zmq::send_flags::sndmore);
+      router_->send(zmq::buffer(body), zmq::send_flags::none);
     } else {
       ZRPC_LOG(kWarning, "dropping a reply: the client's queue is full");
     }
@@ -797,7 +902,7 @@ void ServerEngine::SendOutbound(const Outbound& out) {
     if (e.num() == EHOSTUNREACH) {
       // ROUTER_MANDATORY tells us the client left: stop what it still has running.
       ZRPC_LOG(kDebug, "dropping a reply: the client is gone");
-      ClientGone(out.rid);
+      ClientGone(std::string(rid));
     } else {
       ZRPC_LOG(kWarning, "dropping a reply: %s", e.what());
     }

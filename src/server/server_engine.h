@@ -93,8 +93,8 @@ class ServerEngine {
   };
   struct Job;
 
-  bool HandleRouter();
-  bool DrainSubscriptions();
+  Reactor::Read HandleRouter();
+  Reactor::Read DrainSubscriptions();
   // Counts the service's connections (socket monitors) and warns near the open-file limit.
   void WatchConnections();
   void OnConnectionEvent(uint16_t event);
@@ -120,7 +120,9 @@ class ServerEngine {
   // yield or reply).
   void ClientGone(const std::string& rid);
   // Calls are told apart by their client and id: two clients may pick the same MSG_ID.
-  static std::string InFlightKey(std::string_view rid, std::string_view msg_id);
+  // The key of a call in in_flight_ (loop thread only: the result is a reused buffer, valid until
+  // the next call).
+  const std::string& InFlightKey(std::string_view rid, std::string_view msg_id);
   // Admission by load alone: this client's requests, the queue, the bytes queued.
   absl::Status AdmitLoad(const std::string& rid, size_t bytes);
   void Submit(Job job);
@@ -132,6 +134,11 @@ class ServerEngine {
   // sent or its cast dropped).
   bool DecodeOnWorker(Job& job, const std::function<void(Reply, bool)>& send);
   void Execute(Job& job, bool on_loop);
+  // Encodes one reply of `job` (its final one when `last`) and sends it (on the loop) or posts it
+  // to the loop (from a worker).
+  void SendJobReply(Job& job, Reply reply, bool last, bool on_loop);
+  // Sends one message of three frames to client `rid` (loop thread).
+  void SendFrames(std::string_view rid, std::string_view header, std::string_view body);
   absl::Status RunHandler(Job& job, const std::function<void(Reply, bool)>& send,
                           std::optional<Value>* last);
   void SendOutbound(const Outbound& out);
@@ -160,6 +167,8 @@ class ServerEngine {
   absl::flat_hash_map<std::string, std::shared_ptr<Consumer>> consumers_;
   std::string key_buffer_;  // reused to look consumers up without allocating
   absl::flat_hash_map<std::string, InFlight> in_flight_;  // by InFlightKey(rid, msg_id)
+  std::string in_flight_key_;
+  std::string header_buffer_;  // SendJobReply's reply header, reused
   absl::flat_hash_map<std::string, int> peer_work_;  // pool requests queued or running, by rid
   size_t queued_requests_ = 0;
   size_t queued_bytes_ = 0;

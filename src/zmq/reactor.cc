@@ -71,8 +71,12 @@ absl::Status Reactor::RunSync(std::function<absl::Status()> fn) {
   return result.get();
 }
 
-void Reactor::Watch(zmq::socket_t* socket, std::function<bool()> on_readable) {
-  watched_.push_back(Watched{socket, std::move(on_readable)});
+void Reactor::Watch(zmq::socket_t* socket, std::function<Read()> on_readable) {
+  watched_.push_back(Watched{socket, std::move(on_readable), socket->get(zmq::sockopt::fd)});
+}
+
+void Reactor::CheckAll() {
+  for (Watched& w : watched_) w.check = true;
 }
 
 void Reactor::Unwatch(zmq::socket_t* socket) {
@@ -85,24 +89,36 @@ void Reactor::SetTimer(absl::Time at, std::function<void()> fire) {
 }
 
 void Reactor::Run() {
-  // ZMQ_FD is edge-triggered: ask ZMQ_EVENTS first and only sleep in poll() when no socket has
-  // anything. This is zmq_poll's logic with two of its three pre-sleep system calls removed.
+  // ZMQ_FD is edge-triggered: ask ZMQ_EVENTS before sleeping in poll(). This is zmq_poll's logic
+  // without its pre-sleep system calls, and asking only the sockets that need it: each ZMQ_EVENTS
+  // costs libzmq a poll() and a getpid() here, and a service watches four sockets. A socket needs
+  // asking when its descriptor fired or when the loop used it since it last asked; a task,
+  // `on_wake` and the timer may use any socket, so all are asked after them.
   std::vector<pollfd> fds;
   while (!stop_requested_) {
     try {
       // The timer first: it sends, and any operation on a socket after its ZMQ_EVENTS check
       // could consume the edge poll() would wait for.
-      if (absl::Now() >= timer_at_ && timer_fire_) timer_fire_();
+      if (absl::Now() >= timer_at_ && timer_fire_) {
+        timer_fire_();
+        CheckAll();
+      }
       bool worked = false;
       for (size_t i = 0; i < watched_.size(); ++i) {
         Watched& w = watched_[i];
-        if ((w.socket->get(zmq::sockopt::events) & ZMQ_POLLIN) != 0 && w.on_readable()) {
+        if (!w.check) continue;
+        w.check = false;
+        if ((w.socket->get(zmq::sockopt::events) & ZMQ_POLLIN) == 0) continue;
+        if (w.on_readable() == Read::kMore) {
+          // Look again before sleeping. (By index: a handler running on this thread may have
+          // watched a new socket and moved the vector.)
           worked = true;
+          watched_[i].check = true;
         }
       }
       fds.clear();
       fds.push_back({wake_fd_, POLLIN, 0});
-      for (const Watched& w : watched_) fds.push_back({w.socket->get(zmq::sockopt::fd), POLLIN, 0});
+      for (const Watched& w : watched_) fds.push_back({w.fd, POLLIN, 0});
       int timeout_ms = -1;
       if (worked) {
         timeout_ms = 0;  // there may be more: look again before sleeping
@@ -112,11 +128,19 @@ void Reactor::Run() {
       }
       if (poll(fds.data(), fds.size(), timeout_ms) < 0 && errno != EINTR) {
         ZRPC_LOG(kError, "I/O thread poll failed: %s", std::strerror(errno));
+        CheckAll();
       }
-      if (fds[0].revents & POLLIN) DrainQueues();
+      for (size_t i = 0; i < watched_.size() && i + 1 < fds.size(); ++i) {
+        if (fds[i + 1].revents != 0) watched_[i].check = true;
+      }
+      if (fds[0].revents & POLLIN) {
+        DrainQueues();
+        CheckAll();
+      }
     } catch (const zmq::error_t& e) {
       if (e.num() == ETERM) break;
       ZRPC_LOG(kError, "I/O thread: %s", e.what());
+      CheckAll();
     }
   }
   // Shutting down: nothing may wait on us any more.

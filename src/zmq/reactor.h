@@ -40,9 +40,19 @@ class Reactor {
   // Wakes the loop thread (coalesced: one eventfd write per batch). Thread-safe.
   void Notify();
 
-  // Loop thread only. `on_readable` reads what it can and returns true when it did any work (the
-  // loop then looks again before sleeping). The socket must stay open until Unwatch.
-  void Watch(zmq::socket_t* socket, std::function<bool()> on_readable);
+  // What a watched socket's handler did, which tells the loop whether it must ask the socket's
+  // ZMQ_EVENTS again before sleeping.
+  enum class Read {
+    kIdle,     // received nothing
+    kDrained,  // received, and its last operation on the socket was a receive that found it
+               // empty: from then on the socket's descriptor fires when more arrives
+    kMore,     // received, and there may be more (it stopped at a bound, or used the socket after
+               // its last receive): ask again
+  };
+  // Loop thread only. `on_readable` reads what it can. It may send and receive on `socket` only:
+  // other sockets are used from tasks, `on_wake` or the timer (after which the loop asks every
+  // socket again). The socket must stay open until Unwatch.
+  void Watch(zmq::socket_t* socket, std::function<Read()> on_readable);
   void Unwatch(zmq::socket_t* socket);
   // Loop thread only: `fire` runs at `at` (one timer; set it again to move it; InfiniteFuture
   // disarms it).
@@ -52,8 +62,13 @@ class Reactor {
  private:
   struct Watched {
     zmq::socket_t* socket;
-    std::function<bool()> on_readable;
+    std::function<Read()> on_readable;
+    int fd;  // ZMQ_FD, constant for the socket's life
+    // ZMQ_EVENTS must be asked before sleeping: its descriptor fired, or the loop used the socket
+    // since it last asked (a send or receive can take the edge poll() would wait for).
+    bool check = true;
   };
+  void CheckAll();
   void Run();
   void DrainQueues();
 

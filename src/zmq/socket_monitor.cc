@@ -54,6 +54,7 @@ int SocketMonitor::Drain(const std::function<void(uint16_t)>& on_event) {
       if (first) ++events;
     }
   } catch (const zmq::error_t&) {
+    return -1;
   }
   return events;
 }

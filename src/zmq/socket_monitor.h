@@ -30,7 +30,8 @@ class SocketMonitor {
   // The socket the events arrive on (for Reactor::Watch).
   zmq::socket_t* events_socket() { return &pair_; }
   // Reads every waiting event, calling `on_event(ZMQ_EVENT_...)` for each when given; returns how
-  // many there were. Does not block.
+  // many there were, or -1 when the socket failed (the events read before that were reported).
+  // Does not block.
   int Drain(const std::function<void(uint16_t)>& on_event = nullptr);
 
  private:

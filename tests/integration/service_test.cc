@@ -2,6 +2,8 @@
 // Services inside the test process (each Transport with its own sockets on loopback), for what
 // needs a look inside: pools, logs, cancellation, close.
 #include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -14,8 +16,11 @@
 #include <atomic>
 #include <fstream>
 #include <map>
+#include <set>
 #include <thread>
 #include <zmq.hpp>
+
+#include "absl/strings/match.h"
 
 #include "src/codec/wire.h"
 #include "testing/harness.h"
@@ -439,6 +444,7 @@ TEST_F(ServiceTest, TwoServicesOfOneTopicOnOneMachineAreBothUsed) {
   EXPECT_EQ(b->handled, 5);
 }
 
+
 }  // namespace
 }  // namespace zrpc::testing
 
@@ -644,7 +650,14 @@ TEST_F(ServiceTest, ASecondSigtermDuringCloseIsHeldAndTheServiceExitsCleanly) {
   std::thread caller([&] {
     (void)client->Call(Context(), "compute", Msg("sleep", {{"ms", 1500}}));
   });
-  absl::SleepFor(absl::Milliseconds(300));
+  // Wait until the service holds the call (its load counts it), not a fixed time.
+  auto monitor = Client();
+  ASSERT_TRUE(Eventually([&] {
+    absl::StatusOr<Value> health = monitor->Call(Context(), "compute", Introspection("health"));
+    const Value* load = health.ok() ? health->Find("load") : nullptr;
+    const Value* queued = load != nullptr ? load->Find("queued_requests") : nullptr;
+    return queued != nullptr && queued->is_int() && queued->AsInt() >= 1;
+  }));
   svc.Signal(SIGTERM);
   absl::SleepFor(absl::Milliseconds(100));
   svc.Signal(SIGTERM);  // used to kill it mid-Close, leaving its registration behind
@@ -656,6 +669,62 @@ TEST_F(ServiceTest, ASecondSigtermDuringCloseIsHeldAndTheServiceExitsCleanly) {
   absl::StatusOr<std::vector<Registration>> left = (*mm)->List("");
   ZRPC_ASSERT_OK(left);
   EXPECT_TRUE(left->empty()) << left->size() << " registrations left behind";
+}
+
+
+TEST_F(ServiceTest, BindingEveryInterfaceAdvertisesAnAddressOfThisMachine) {
+  TransportOptions options = ClientOptions("wide");
+  options.bind_address = "0.0.0.0";
+  options.insecure = true;
+  auto server = StartBlockingServer("wide", options);
+  const std::string endpoint = server->transport->endpoint();
+  // An address of one of this machine's interfaces that are up, never the host name or the
+  // wildcard. (No traffic is sent to it: tests talk over loopback only.)
+  ASSERT_TRUE(absl::StartsWith(endpoint, "tcp://")) << endpoint;
+  const std::string address = endpoint.substr(6, endpoint.rfind(':') - 6);
+  EXPECT_NE(address, "0.0.0.0");
+  std::set<std::string> mine = {"127.0.0.1"};
+  struct ifaddrs* list = nullptr;
+  ASSERT_EQ(getifaddrs(&list), 0);
+  for (struct ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
+    char text[INET6_ADDRSTRLEN] = {};
+    if (i->ifa_addr == nullptr || (i->ifa_flags & IFF_UP) == 0) continue;
+    if (i->ifa_addr->sa_family == AF_INET) {
+      inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(i->ifa_addr)->sin_addr, text, sizeof(text));
+    } else if (i->ifa_addr->sa_family == AF_INET6) {
+      inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(i->ifa_addr)->sin6_addr, text, sizeof(text));
+    }
+    if (text[0] != '\0') mine.insert(std::string("[") + text + "]"), mine.insert(text);
+  }
+  freeifaddrs(list);
+  EXPECT_TRUE(mine.contains(address)) << endpoint;
+}
+
+TEST_F(ServiceTest, BindingEveryInterfaceWithAnAdvertisedAddressServesThere) {
+  TransportOptions options = ClientOptions("wide2");
+  options.bind_address = "0.0.0.0";
+  options.advertise_address = "127.0.0.1";
+  options.insecure = true;
+  auto server = StartBlockingServer("wide2", options);
+  EXPECT_TRUE(absl::StartsWith(server->transport->endpoint(), "tcp://127.0.0.1:"));
+  auto client = Client();
+  ZRPC_EXPECT_OK(client->Call(Context(), "wide2", Msg("block", {{"ms", 0}})));
+}
+
+TEST_F(ServiceTest, ABindErrorNamesTheEndpoint) {
+  auto first = StartBlockingServer("first", ClientOptions("first"));
+  const std::string taken = first->transport->endpoint();
+  TransportOptions options = ClientOptions("second");
+  options.port = std::stoi(taken.substr(taken.rfind(':') + 1));
+  auto second = Client(options);
+  absl::StatusOr<std::unique_ptr<Connection>> c = second->CreateConnection();
+  ZRPC_ASSERT_OK(c);
+  Dispatcher d;
+  ZRPC_ASSERT_OK((*c)->CreateConsumer("second", d));
+  const absl::Status s = (*c)->ConsumeInThread();  // binds
+  EXPECT_FALSE(s.ok());
+  EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr(taken));
+  EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("another process listens there"));
 }
 
 }  // namespace
