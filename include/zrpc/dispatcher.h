@@ -17,8 +17,11 @@
 //       }));
 //
 // Errors from dispatch: NoSuchMethod (some endpoint of the namespace was version-compatible, none
-// has the method), UnsupportedRpcVersion (none was compatible), INVALID_ARGUMENT (malformed
-// version, bad typed arguments). A handler's failed status or thrown exception becomes the call's
+// has the method; or no endpoint serves the namespace at all: the text names the namespaces
+// served), UnsupportedRpcVersion (none was compatible: the text names the versions served for
+// the namespace), INVALID_ARGUMENT (malformed version, bad typed arguments: the text names the
+// argument and the element, e.g. 'argument "xs"[1] of method "sum": expected integer, got
+// string'). A handler's failed status or thrown exception becomes the call's
 // error; it never escapes Dispatch.
 #ifndef ZRPC_DISPATCHER_H_
 #define ZRPC_DISPATCHER_H_
@@ -124,6 +127,23 @@ absl::Status StatusFromException(const std::exception& e);
 template <typename... E>
 UnaryHandler ClientExceptions(UnaryHandler handler);
 
+// One argument of a typed method: its name, its JSON type name ("integer", "array of string",
+// "any", ...) and whether it may be left out (std::optional).
+struct ArgSignature {
+  std::string name;
+  std::string type;
+  bool optional = false;
+};
+
+// What a method takes and returns, as `_zrpc.describe` reports it. Only typed methods
+// (Method with argument names) know their types; for the others `typed` is false.
+struct MethodSignature {
+  bool typed = false;
+  std::vector<ArgSignature> args;
+  // The result's JSON type name ("integer", "null" for void/absl::Status, "any" for Value).
+  std::string returns;
+};
+
 // One API namespace at one version, with its methods. An aggregate: set the fields with
 // designated initializers, then add methods.
 struct Endpoint {
@@ -144,6 +164,7 @@ struct Endpoint {
     UnaryHandler unary;    // set for Method()
     StreamHandler stream;  // set for Stream()
     std::vector<std::string> allowed;  // set by Allow(): who may call this method (besides `allowed`)
+    MethodSignature signature;         // set for typed methods
   };
   // Filled by Method() and Stream().
   absl::flat_hash_map<std::string, MethodEntry> methods;
@@ -159,7 +180,9 @@ struct Endpoint {
   // CallContext&), each converted from JSON (bool, integers, floating point, std::string,
   // Value, Object, Array, std::vector<T>, std::optional<T> for optional arguments), and returns
   // such a value, void, absl::Status or absl::StatusOr<T>. A missing, extra or wrongly typed
-  // argument is an INVALID_ARGUMENT naming it.
+  // argument is an INVALID_ARGUMENT naming it, and the element inside it:
+  // 'argument "xs"[1] of method "sum": expected integer, got string'. The argument names and
+  // types are what `_zrpc.describe` reports (Signatures()).
   template <typename F>
   Endpoint& Method(std::string name, std::vector<std::string> arg_names, F f) &;
   template <typename F>
@@ -177,6 +200,12 @@ struct Endpoint {
   Endpoint&& Stream(std::string name, StreamHandler handler) && {
     return std::move(Stream(std::move(name), std::move(handler)));
   }
+
+  // The methods' signatures sorted by name, as `_zrpc.describe` returns them:
+  //   {"name": "add", "args": [{"name": "a", "type": "integer"}, ...], "returns": "integer",
+  //    "stream": false}
+  // (an optional argument has "optional": true; an untyped method has only "name" and "stream").
+  Array Signatures() const;
 };
 
 // Routes requests to endpoints. Add endpoints before the dispatcher serves requests; after that it
@@ -242,7 +271,11 @@ template <typename F>
 Endpoint& Endpoint::Method(std::string name, std::vector<std::string> arg_names, F f) & {
   std::string problem = internal::CheckTypedNames<F>(arg_names);
   if (!problem.empty() && error.empty()) error = "method \"" + name + "\": " + problem;
-  return Method(std::move(name), internal::BindTyped(std::move(arg_names), std::move(f)));
+  MethodSignature signature = internal::MakeSignature<F>(arg_names);
+  const std::string key = name;
+  Method(std::move(name), internal::BindTyped(std::move(arg_names), std::move(f)));
+  methods[key].signature = std::move(signature);
+  return *this;
 }
 
 }  // namespace zrpc

@@ -12,7 +12,12 @@
 // On the wire a failure is the seed's JSON {class, module, message, tb, args, kwargs}
 // (SerializeRemoteException / DeserializeRemoteException). zrpc's own kinds travel as module
 // "zrpc" and come back as the same kind with IsRemote() true; anything else comes back as a
-// RemoteError. Thread-safe (all functions are pure).
+// RemoteError. The failure's `args` and `kwargs` are kept (RemoteErrorArgs/RemoteErrorKwargs)
+// and sent on again when a handler returns the status to its own caller.
+//
+// Printing: absl's Status::ToString() and operator<< append every payload, zrpc's internal one
+// included ("[zrpc.dev/zrpc.Error='{...}']"). Show errors to people with FormatError(status)
+// (or status.message()); the payload is not a stable format. Thread-safe (all functions are pure).
 #ifndef ZRPC_ERRORS_H_
 #define ZRPC_ERRORS_H_
 
@@ -21,6 +26,7 @@
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "zrpc/value.h"
 
 namespace zrpc {
 
@@ -64,7 +70,16 @@ absl::Status NoConsumerError(std::string_view topic, std::string_view detail = {
 absl::Status PeerLostError(std::string_view topic, std::string_view host,
                            std::string_view detail = {});
 absl::Status NoSuchMethodError(std::string_view method);
-absl::Status UnsupportedRpcVersionError(std::string_view version);
+// With `served` (e.g. "1.3, 2.0"), the text goes on to say what is served:
+// 'Specified RPC version, 2.1, not supported by this endpoint. This service serves namespace ""
+// at 1.3.' (fields version, and namespace and served when given).
+absl::Status UnsupportedRpcVersionError(std::string_view version, std::string_view ns = {},
+                                        std::string_view served = {});
+// A NoSuchMethod for a request in a namespace no endpoint serves; `served` lists the namespaces
+// that are ('"", "admin"'): 'Endpoint does not support RPC method m: namespace "x" is not
+// served here (it serves "", "admin")' (fields method, namespace, served).
+absl::Status NamespaceNotServedError(std::string_view ns, std::string_view method,
+                                     std::string_view served);
 absl::Status UnsupportedRpcEnvelopeVersionError(std::string_view version);
 absl::Status RpcVersionCapError(std::string_view version_cap);
 absl::Status DuplicateMessageError(std::string_view msg_id);
@@ -92,6 +107,22 @@ bool IsRemote(const absl::Status& status);
 // caller without logging it as a server error.
 absl::Status MarkExpected(absl::Status status);
 bool IsExpected(const absl::Status& status);
+
+// The `args` (an array) and `kwargs` (an object) of a failure received from a remote, as it
+// sent them (zrpc's own kinds send their fields and "code" in kwargs); an empty array or object
+// for other statuses, unless set by WithErrorArgs.
+Value RemoteErrorArgs(const absl::Status& status);
+Value RemoteErrorKwargs(const absl::Status& status);
+// Returns `status` carrying `args` and `kwargs`: they travel in its failure JSON (for callers in
+// other languages, e.g. the seed's klass(*args, **kwargs)). OK stays OK.
+absl::Status WithErrorArgs(absl::Status status, Array args, Object kwargs);
+
+// A status as text for people, without zrpc's internal payload:
+//   a remote error: "<exc_type>: <value>", then its remote traceback, one line each;
+//   a zrpc kind: "<Kind>: <message>" (e.g. "NoSuchMethod: Endpoint does not support ...");
+//   a C++ exception from a handler: "<class>: <what>";
+//   anything else: "<CODE>: <message>" (e.g. "INVALID_ARGUMENT: ..."); "OK" for OK.
+std::string FormatError(const absl::Status& status);
 
 // The seed's failure JSON for a non-OK status: {"class", "module", "message", "tb", "args",
 // "kwargs"}. A status rebuilt from a remote keeps its original class and module; class and

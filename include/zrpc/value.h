@@ -7,6 +7,7 @@
 //
 //   zrpc::Value v = zrpc::Object{{"a", 1}, {"b", zrpc::Array{1.5, "x", nullptr}}};
 //   if (const zrpc::Value* a = v.Find("a"); a && a->is_int()) use(a->AsInt());
+//   absl::StatusOr<int64_t> a = v.Find("a")->Get<int64_t>();  // checked: an error says why
 //   absl::StatusOr<std::string> text = zrpc::ToJson(v);      // {"a":1,"b":[1.5,"x",null]}
 //   absl::StatusOr<zrpc::Value> back = zrpc::ParseJson(*text);
 //
@@ -135,17 +136,32 @@ class Value {
   bool is_array() const { return type() == Type::kArray; }
   bool is_object() const { return type() == Type::kObject; }
 
-  // Unchecked accessors: the type must match (checked by assert in debug builds).
-  bool AsBool() const { return std::get<bool>(data_); }
-  int64_t AsInt() const { return std::get<int64_t>(data_); }
-  uint64_t AsUint() const { return std::get<uint64_t>(data_); }
-  double AsDouble() const { return std::get<double>(data_); }
-  const std::string& AsString() const { return std::get<std::string>(data_); }
-  const Array& AsArray() const { return std::get<Array>(data_); }
-  const Object& AsObject() const { return std::get<Object>(data_); }
-  std::string& MutableString() { return std::get<std::string>(data_); }
-  Array& MutableArray() { return std::get<Array>(data_); }
-  Object& MutableObject() { return std::get<Object>(data_); }
+  // Accessors that never throw nor fail: each returns the value when it has that type, and
+  // otherwise an empty one: false, 0, 0.0, "", an empty array or object. AsInt is for int64
+  // values (is_int()); integers above INT64_MAX are uint64 (is_uint(), AsUint). AsDouble is for
+  // doubles only (an integer gives 0.0). Check the type first (is_int() ...), or use Get<T>,
+  // which converts and says what is wrong. References stay valid while the value is unchanged.
+  bool AsBool() const { return Or<bool>(false); }
+  int64_t AsInt() const { return Or<int64_t>(0); }
+  uint64_t AsUint() const { return Or<uint64_t>(0); }
+  double AsDouble() const { return Or<double>(0.0); }
+  const std::string& AsString() const { return OrEmpty<std::string>(); }
+  const Array& AsArray() const { return OrEmpty<Array>(); }
+  const Object& AsObject() const { return OrEmpty<Object>(); }
+  // Mutable access: a value of another type is first replaced by an empty string, array or
+  // object (so `v.MutableObject().Set(...)` on a null value makes it an object).
+  std::string& MutableString() { return Mutable<std::string>(); }
+  Array& MutableArray() { return Mutable<Array>(); }
+  Object& MutableObject() { return Mutable<Object>(); }
+
+  // Converts to T with the same rules and error texts as typed handler arguments
+  // (zrpc/dispatcher.h): T is bool, an integer type (range-checked), a floating-point type
+  // (integers convert), std::string, Value, Object, Array, std::vector<T> or std::optional<T>
+  // (null gives nullopt). INVALID_ARGUMENT otherwise, saying where and why:
+  //   Value(Array{1, "x"}).Get<std::vector<int>>()  // "value[1]: expected integer, got string"
+  //   Value(300).Get<uint8_t>()                     // "expected integer in [0, 255], got 300"
+  template <typename T>
+  absl::StatusOr<T> Get() const;
 
   // Returns the member `key` of an object, or nullptr (also when this is not an object).
   const Value* Find(std::string_view key) const {
@@ -157,6 +173,23 @@ class Value {
   friend bool operator==(const Value& a, const Value& b);
 
  private:
+  template <typename T>
+  T Or(T fallback) const {
+    const T* p = std::get_if<T>(&data_);
+    return p ? *p : fallback;
+  }
+  template <typename T>
+  const T& OrEmpty() const {
+    if (const T* p = std::get_if<T>(&data_)) return *p;
+    static const T* const kEmpty = new T();  // never destroyed: safe during static destruction
+    return *kEmpty;
+  }
+  template <typename T>
+  T& Mutable() {
+    if (!std::holds_alternative<T>(data_)) data_ = T();
+    return *std::get_if<T>(&data_);
+  }
+
   std::variant<std::monostate, bool, int64_t, uint64_t, double, std::string, Array, Object> data_;
 };
 
@@ -205,5 +238,8 @@ absl::StatusOr<std::string> ToJson(const Value& value);
 absl::Status AppendJson(const Value& value, std::string* out);
 
 }  // namespace zrpc
+
+// Value::Get's conversions, shared with typed handlers and RpcProxy::Call<R>.
+#include "zrpc/internal/convert.h"  // IWYU pragma: export
 
 #endif  // ZRPC_VALUE_H_

@@ -12,6 +12,7 @@
 #include "zrpc/notifier.h"    // IWYU pragma: export
 #include "zrpc/proxy.h"       // IWYU pragma: export
 #include "zrpc/security.h"    // IWYU pragma: export
+#include "zrpc/service.h"     // IWYU pragma: export
 #include "zrpc/serializer.h"  // IWYU pragma: export
 #include "zrpc/transport.h"   // IWYU pragma: export
 #include "zrpc/value.h"       // IWYU pragma: export

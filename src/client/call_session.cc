@@ -23,6 +23,15 @@ int64_t CeilMs(absl::Duration d) {
   return std::max<int64_t>(1, absl::ToInt64Milliseconds(absl::Ceil(d, absl::Milliseconds(1))));
 }
 
+// "ok", or the error's kind ("Timeout", "RemoteError", ...), for the per-request debug line.
+std::string Outcome(const absl::Status& status) {
+  if (status.ok()) return "ok";
+  std::optional<ErrorKind> kind = GetErrorKind(status);
+  return kind ? std::string(ErrorKindName(*kind)) : absl::StatusCodeToString(status.code());
+}
+
+bool DebugOn() { return GetLogLevel() <= LogLevel::kDebug; }
+
 }  // namespace
 
 CallSession::~CallSession() {
@@ -80,6 +89,10 @@ absl::Status CallSession::Start(const Request& request, const std::vector<const 
     switch (SocketPool::Send(s, header, request.body, now + env_.options.connect_timeout,
                              request.deadline)) {
       case SocketPool::SendResult::kSent:
+        if (!is_call) {
+          ZRPC_LOG(kDebug, "cast topic=%s method=%s host=%s endpoint=%s outcome=sent",
+                   request.topic, request.method, route->host, route->endpoint);
+        }
         if (is_call) {
           monitor_.Add(request.msg_id,
                        CallMonitor::Call{request.token, route->endpoint, route->host,
@@ -119,6 +132,8 @@ absl::Status CallSession::Start(const Request& request, const std::vector<const 
 
 void CallSession::AddEnded(std::vector<CallMonitor::Ended> ended, std::vector<Event>* events) {
   for (CallMonitor::Ended& e : ended) {
+    ZRPC_LOG(kDebug, "call msg_id=%s topic=%s method=%s host=%s endpoint=%s outcome=%s", e.msg_id,
+             e.call.topic, e.call.method, e.call.host, e.call.endpoint, Outcome(e.status));
     events->push_back(Event{e.call.token, true, std::move(e.status)});
   }
 }
@@ -246,6 +261,11 @@ void CallSession::HandleMessage(Lease& lease, std::vector<zmq::message_t>& frame
   if (header->kind == FrameKind::kBeat) return;
   const uint64_t token = call->token;
   ReplyOutcome outcome = DecodeReplyBody(views[1], lease.route.host);
+  if (outcome.final && DebugOn()) {
+    ZRPC_LOG(kDebug, "call msg_id=%s topic=%s method=%s host=%s endpoint=%s outcome=%s",
+             header->msg_id, call->topic, call->method, call->host, call->endpoint,
+             Outcome(outcome.value.status()));
+  }
   events->push_back(Event{token, outcome.final, std::move(outcome.value)});
   if (outcome.final) monitor_.Remove(header->msg_id);
 }

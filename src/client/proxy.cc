@@ -107,6 +107,21 @@ absl::Status RpcProxy::FanoutCast(const Context& context, Message message,
   return transport_->FanoutCast(r->context, r->topic, std::move(r->message));
 }
 
+absl::Status RpcProxy::CastToServer(const Context& context, std::string_view server_endpoint,
+                                    Message message, ProxyCallOptions options) const {
+  absl::StatusOr<Ready> r = PrepareSend(context, std::move(message), options);
+  if (!r.ok()) return r.status();
+  return transport_->CastToServer(r->context, server_endpoint, r->topic, std::move(r->message));
+}
+
+absl::Status RpcProxy::FanoutCastToServer(const Context& context, std::string_view server_endpoint,
+                                          Message message, ProxyCallOptions options) const {
+  absl::StatusOr<Ready> r = PrepareSend(context, std::move(message), options);
+  if (!r.ok()) return r.status();
+  return transport_->FanoutCastToServer(r->context, server_endpoint, r->topic,
+                                        std::move(r->message));
+}
+
 std::string QueueGetFor(std::string_view topic, std::optional<std::string_view> host) {
   if (!host || host->empty()) return std::string(topic);
   return absl::StrCat(absl::string_view(topic.data(), topic.size()), ".",

@@ -219,12 +219,20 @@ absl::StatusOr<std::shared_ptr<const Candidates>> RouteTable::Fetch(
       return known;
     }
   }
-  absl::MutexLock lock(&mu_);
   if (empty) {
+    // Say which registry was asked, and how much it holds: a different XDG_RUNTIME_DIR or URL is
+    // a different world, and an empty one points there at once.
+    std::string where = absl::StrCat("matchmaker ", matchmaker_.url());
+    if (absl::StatusOr<std::vector<Registration>> all = matchmaker_.List(exchange); all.ok()) {
+      absl::StrAppend(&where, " holds ", all->size(),
+                      all->size() == 1 ? " registration" : " registrations",
+                      all->empty() ? "" : ", none for this topic");
+    }
+    absl::MutexLock lock(&mu_);
     cache_.erase(cache_key);
-    // Say which registry was asked: a different XDG_RUNTIME_DIR or URL is a different world.
-    return NoConsumerError(StripFanout(key), absl::StrCat("matchmaker ", matchmaker_.url()));
+    return NoConsumerError(StripFanout(key), where);
   }
+  absl::MutexLock lock(&mu_);
   // A change notice that came while we asked may postdate this answer: use it, but ask again.
   cache_[cache_key] = Cached{fresh, generation == generation_ ? now : absl::InfinitePast(), now};
   return fresh;

@@ -56,6 +56,9 @@ struct Payload {
   std::string class_name;  // original class, for failures that did not start as a zrpc kind
   std::string module;
   Object fields;
+  // The failure's args and kwargs as received (or set by WithErrorArgs).
+  Array args;
+  Object kwargs;
 };
 
 Payload ReadPayload(const absl::Status& status) {
@@ -70,6 +73,8 @@ Payload ReadPayload(const absl::Status& status) {
   if (const Value* c = v->Find("class"); c && c->is_string()) p.class_name = c->AsString();
   if (const Value* m = v->Find("module"); m && m->is_string()) p.module = m->AsString();
   if (const Value* f = v->Find("fields"); f && f->is_object()) p.fields = f->AsObject();
+  if (const Value* a = v->Find("args"); a && a->is_array()) p.args = a->AsArray();
+  if (const Value* k = v->Find("kwargs"); k && k->is_object()) p.kwargs = k->AsObject();
   return p;
 }
 
@@ -81,6 +86,8 @@ void WritePayload(absl::Status& status, const Payload& p) {
   if (!p.class_name.empty()) o.Set("class", p.class_name);
   if (!p.module.empty()) o.Set("module", p.module);
   if (!p.fields.empty()) o.Set("fields", p.fields);
+  if (!p.args.empty()) o.Set("args", p.args);
+  if (!p.kwargs.empty()) o.Set("kwargs", p.kwargs);
   absl::StatusOr<std::string> text = ToJson(Value(std::move(o)));
   if (text.ok()) status.SetPayload(kPayloadUrl, absl::Cord(*text));
 }
@@ -169,11 +176,24 @@ absl::Status NoSuchMethodError(std::string_view method) {
               {{"method", method}});
 }
 
-absl::Status UnsupportedRpcVersionError(std::string_view version) {
-  return Make(ErrorKind::kUnsupportedRpcVersion,
-              absl::StrCat("Specified RPC version, ", ToAbsl(version),
-                           ", not supported by this endpoint."),
-              {{"version", version}});
+absl::Status UnsupportedRpcVersionError(std::string_view version, std::string_view ns,
+                                        std::string_view served) {
+  std::string text = absl::StrCat("Specified RPC version, ", ToAbsl(version),
+                                  ", not supported by this endpoint.");
+  if (served.empty()) return Make(ErrorKind::kUnsupportedRpcVersion, text, {{"version", version}});
+  absl::StrAppend(&text, " This service serves namespace \"", ToAbsl(ns), "\" at ", ToAbsl(served),
+                  ".");
+  return Make(ErrorKind::kUnsupportedRpcVersion, text,
+              {{"version", version}, {"namespace", ns}, {"served", served}});
+}
+
+absl::Status NamespaceNotServedError(std::string_view ns, std::string_view method,
+                                     std::string_view served) {
+  return Make(ErrorKind::kNoSuchMethod,
+              absl::StrCat("Endpoint does not support RPC method ", ToAbsl(method),
+                           ": namespace \"", ToAbsl(ns), "\" is not served here (it serves ",
+                           served.empty() ? "none" : ToAbsl(served), ")"),
+              {{"method", method}, {"namespace", ns}, {"served", served}});
 }
 
 absl::Status UnsupportedRpcEnvelopeVersionError(std::string_view version) {
@@ -250,7 +270,9 @@ std::string SerializeRemoteException(const absl::Status& status) {
   Payload p = ReadPayload(status);
   std::string class_name, module, message(status.message());
   Array tb;
-  Object kwargs;
+  // A failure received from a remote is sent on with the args and kwargs it came with.
+  Array args = p.args;
+  Object kwargs = p.kwargs;
   if (p.kind == ErrorKind::kRemoteError) {
     // A remote error sent on again keeps the class it started with.
     const Value* exc_type = p.fields.Find("exc_type");
@@ -267,7 +289,7 @@ std::string SerializeRemoteException(const absl::Status& status) {
   } else if (p.kind) {
     class_name = std::string(ErrorKindName(*p.kind));
     module = "zrpc";
-    kwargs = p.fields;
+    for (const auto& [key, value] : p.fields) kwargs.Set(key, value);
   } else if (!p.class_name.empty()) {
     class_name = p.class_name;
     module = p.module;
@@ -283,7 +305,7 @@ std::string SerializeRemoteException(const absl::Status& status) {
   }
   StripRemoteSuffix(class_name, module);
   Object failure{{"class", class_name}, {"module", module}, {"message", message},
-                 {"tb", std::move(tb)}, {"args", Array{}}, {"kwargs", std::move(kwargs)}};
+                 {"tb", std::move(tb)}, {"args", std::move(args)}, {"kwargs", std::move(kwargs)}};
   absl::StatusOr<std::string> text = ToJson(Value(std::move(failure)));
   if (text.ok()) return *std::move(text);
   // Only invalid UTF-8 in the texts can get here: send a plain description instead.
@@ -319,6 +341,8 @@ absl::Status DeserializeRemoteException(std::string_view data) {
   const std::string traceback = absl::StrJoin(tb_lines, "\n");
   Object kwargs;
   if (const Value* k = parsed->Find("kwargs"); k && k->is_object()) kwargs = k->AsObject();
+  Array args;
+  if (const Value* a = parsed->Find("args"); a && a->is_array()) args = a->AsArray();
   std::optional<absl::StatusCode> code;
   if (const Value* c = kwargs.Find("code"); c && c->is_int() && c->AsInt() > 0 && c->AsInt() <= 16) {
     code = static_cast<absl::StatusCode>(c->AsInt());
@@ -343,8 +367,42 @@ absl::Status DeserializeRemoteException(std::string_view data) {
     p.fields = Object{{"exc_type", class_name}, {"value", value}, {"traceback", traceback}};
   }
   p.remote = true;
+  p.args = std::move(args);
+  p.kwargs = std::move(kwargs);
   WritePayload(status, p);
   return status;
+}
+
+Value RemoteErrorArgs(const absl::Status& status) { return Value(ReadPayload(status).args); }
+
+Value RemoteErrorKwargs(const absl::Status& status) { return Value(ReadPayload(status).kwargs); }
+
+absl::Status WithErrorArgs(absl::Status status, Array args, Object kwargs) {
+  if (status.ok()) return status;
+  Payload p = ReadPayload(status);
+  p.args = std::move(args);
+  p.kwargs = std::move(kwargs);
+  WritePayload(status, p);
+  return status;
+}
+
+std::string FormatError(const absl::Status& status) {
+  if (status.ok()) return "OK";
+  Payload p = ReadPayload(status);
+  auto field = [&](std::string_view name) {
+    const Value* v = p.fields.Find(name);
+    return v != nullptr ? v->AsString() : std::string();
+  };
+  if (p.kind == ErrorKind::kRemoteError) {
+    std::string text = field("exc_type");
+    if (text.empty()) text = "RemoteError";
+    if (std::string value = field("value"); !value.empty()) absl::StrAppend(&text, ": ", value);
+    if (std::string tb = field("traceback"); !tb.empty()) absl::StrAppend(&text, "\n", tb);
+    return text;
+  }
+  if (p.kind) return absl::StrCat(ToAbsl(ErrorKindName(*p.kind)), ": ", status.message());
+  if (!p.class_name.empty()) return absl::StrCat(p.class_name, ": ", field("value"));
+  return absl::StrCat(absl::StatusCodeToString(status.code()), ": ", status.message());
 }
 
 }  // namespace zrpc

@@ -3,9 +3,11 @@
 
 #include <cxxabi.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "codec/json_internal.h"
 #include "zrpc/matchmaker.h"
 #include "zrpc/version.h"
@@ -103,6 +105,31 @@ Endpoint& Endpoint::Allow(const std::string& name, std::vector<std::string> who)
   return *this;
 }
 
+Array Endpoint::Signatures() const {
+  std::vector<const std::pair<const std::string, MethodEntry>*> sorted;
+  for (const auto& entry : methods) sorted.push_back(&entry);
+  std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->first < b->first; });
+  Array out;
+  out.reserve(sorted.size());
+  for (const auto* entry : sorted) {
+    const MethodSignature& sig = entry->second.signature;
+    Object o{{"name", entry->first}};
+    if (sig.typed) {
+      Array args;
+      for (const ArgSignature& a : sig.args) {
+        Object arg{{"name", a.name}, {"type", a.type}};
+        if (a.optional) arg.Set("optional", true);
+        args.push_back(Value(std::move(arg)));
+      }
+      o.Set("args", std::move(args));
+      o.Set("returns", sig.returns);
+    }
+    o.Set("stream", static_cast<bool>(entry->second.stream));
+    out.push_back(Value(std::move(o)));
+  }
+  return out;
+}
+
 Dispatcher::Dispatcher(std::shared_ptr<Serializer> serializer)
     : serializer_(serializer ? std::move(serializer) : std::make_shared<Serializer>()) {
   const Serializer& s = *serializer_;
@@ -145,9 +172,11 @@ absl::StatusOr<Dispatcher::Target> Dispatcher::Resolve(std::string_view ns,
   absl::StatusOr<Version> requested = ParseVersion(version);
   if (!requested.ok()) return requested.status();
   bool had_compatible = false;
+  bool ns_served = false;
   for (size_t i = 0; i < endpoints_.size(); ++i) {
     const Endpoint& ep = *endpoints_[i];
     if (ep.ns != ns) continue;
+    ns_served = true;
     // The seed's version_is_compatible, on parsed versions.
     const Version& imp = versions_[i];
     const bool compatible =
@@ -161,7 +190,16 @@ absl::StatusOr<Dispatcher::Target> Dispatcher::Resolve(std::string_view ns,
     return Target{&ep, &it->second};
   }
   if (had_compatible) return NoSuchMethodError(method);
-  return UnsupportedRpcVersionError(version);
+  // Say what is served, so the caller can fix the request.
+  // The versions served for the namespace, or else the namespaces served.
+  std::vector<std::string> served;
+  for (const auto& ep : endpoints_) {
+    if (ns_served && ep->ns != ns) continue;
+    std::string item = ns_served ? ep->version : absl::StrCat("\"", ep->ns, "\"");
+    if (std::find(served.begin(), served.end(), item) == served.end()) served.push_back(item);
+  }
+  if (!ns_served) return NamespaceNotServedError(ns, method, absl::StrJoin(served, ", "));
+  return UnsupportedRpcVersionError(version, ns, absl::StrJoin(served, ", "));
 }
 
 absl::Status Dispatcher::Dispatch(CallContext& ctx, Message& message,
@@ -219,26 +257,28 @@ absl::Status Dispatcher::Run(const Target& target, CallContext& ctx, Message& me
 
 namespace internal {
 
-absl::Status TypedArgError(const CallContext& ctx, std::string_view name, const char* problem,
-                           const char* expected, const Value* got) {
-  std::string where = ctx.method().empty() ? "" : absl::StrCat(" of method \"", ctx.method(), "\"");
-  if (got == nullptr) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("missing argument \"", ToAbsl(name), "\"", where, " (", expected, ")"));
-  }
-  if (problem != nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat("argument \"", ToAbsl(name), "\"", where,
-                                                   " is ", problem, " for its type"));
-  }
-  return absl::InvalidArgumentError(absl::StrCat("argument \"", ToAbsl(name), "\"", where,
-                                                 " must be ", expected, ", got ",
-                                                 ToAbsl(TypeName(got->type()))));
+namespace {
+std::string OfMethod(const CallContext& ctx) {
+  return ctx.method().empty() ? "" : absl::StrCat(" of method \"", ctx.method(), "\"");
+}
+}  // namespace
+
+absl::Status TypedArgError(const CallContext& ctx, std::string_view name,
+                           const ConversionError& error) {
+  // 'argument "xs"[1] of method "sum": expected integer, got string'
+  return absl::InvalidArgumentError(absl::StrCat("argument \"", ToAbsl(name), "\"", error.path,
+                                                 OfMethod(ctx), ": ", error.Problem()));
+}
+
+absl::Status TypedMissingArg(const CallContext& ctx, std::string_view name,
+                             const std::string& expected) {
+  return absl::InvalidArgumentError(absl::StrCat("missing argument \"", ToAbsl(name), "\"",
+                                                 OfMethod(ctx), " (expected ", expected, ")"));
 }
 
 absl::Status TypedExtraArg(const CallContext& ctx, std::string_view name) {
-  std::string where = ctx.method().empty() ? "" : absl::StrCat(" of method \"", ctx.method(), "\"");
   return absl::InvalidArgumentError(
-      absl::StrCat("unexpected argument \"", ToAbsl(name), "\"", where));
+      absl::StrCat("unexpected argument \"", ToAbsl(name), "\"", OfMethod(ctx)));
 }
 
 }  // namespace internal

@@ -40,7 +40,8 @@ absl::StatusOr<Value> Introspect(const Consumer& consumer, std::string_view meth
         endpoints.push_back(Value(Object{{"namespace", ep->ns},
                                          {"version", ep->version},
                                          {"inline", ep->inline_handlers},
-                                         {"methods", std::move(methods)}}));
+                                         {"methods", std::move(methods)},
+                                         {"signatures", ep->Signatures()}}));
       }
     }
     return Value(Object{{"host", service.host},

@@ -178,7 +178,9 @@ def main():
         f = failure(c.call("compute", "add", {"a": 1, "b": 2}, version="2.0"))
         check("wrong version is UnsupportedRpcVersion",
               f and f["class"] == "UnsupportedRpcVersion" and f["kwargs"]["version"] == "2.0"
-              and f["message"] == "Specified RPC version, 2.0, not supported by this endpoint.", f)
+              and f["message"] == "Specified RPC version, 2.0, not supported by this endpoint."
+              " This service serves namespace \"\" at 1.3."
+              and f["kwargs"]["served"] == "1.3", f)
         f = failure(c.call("compute", "fail", {"message": "boom"}))
         check("handler exception keeps its type",
               f and f["class"] == "runtime_error" and f["module"] == "std" and f["message"] == "boom", f)

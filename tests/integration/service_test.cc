@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -15,6 +16,8 @@
 
 #include <atomic>
 #include <fstream>
+#include <functional>
+#include <iostream>
 #include <map>
 #include <set>
 #include <thread>
@@ -363,6 +366,12 @@ TEST_F(ServiceTest, ReservedNamespaceAnswersPingHealthAndDescribe) {
   const Value& ep = d->Find("endpoints")->AsArray().at(0);
   EXPECT_EQ(ep.Find("version")->AsString(), "1.0");
   EXPECT_EQ(*ep.Find("methods"), Value(Array{"block", "forever (stream)", "hit"}));
+  // Typed methods describe their arguments and result; the others only their name.
+  absl::StatusOr<Value> block = ParseJson(
+      R"({"name":"block","args":[{"name":"ms","type":"integer"}],"returns":"boolean","stream":false})");
+  EXPECT_EQ(*ep.Find("signatures"),
+            Value(Array{*block, Value(Object{{"name", "forever"}, {"stream", true}}),
+                        Value(Object{{"name", "hit"}, {"stream", false}})}));
   EXPECT_TRUE(IsErrorKind(client->Call(Context(), "svc", Introspection("nosuch")).status(),
                           ErrorKind::kNoSuchMethod));
 }
@@ -671,7 +680,6 @@ TEST_F(ServiceTest, ASecondSigtermDuringCloseIsHeldAndTheServiceExitsCleanly) {
   EXPECT_TRUE(left->empty()) << left->size() << " registrations left behind";
 }
 
-
 TEST_F(ServiceTest, BindingEveryInterfaceAdvertisesAnAddressOfThisMachine) {
   TransportOptions options = ClientOptions("wide");
   options.bind_address = "0.0.0.0";
@@ -725,6 +733,242 @@ TEST_F(ServiceTest, ABindErrorNamesTheEndpoint) {
   EXPECT_FALSE(s.ok());
   EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr(taken));
   EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("another process listens there"));
+}
+
+// --- zrpc::Service, typed calls, casts to one server, remote error args --------------------------
+
+// A Service instance on its own transport that counts the "note" requests each topic got.
+struct HelperInstance {
+  absl::Mutex mu;
+  std::map<std::string, int> notes ABSL_GUARDED_BY(mu);
+  std::unique_ptr<Transport> transport;
+  std::unique_ptr<Service> service;
+
+  int Notes(const std::string& topic) {
+    absl::MutexLock lock(&mu);
+    return notes[topic];
+  }
+};
+
+class ServiceHelperTest : public ServiceTest {
+ protected:
+  // Creates (not starts) a Service for `topic` on host `host`, version 1.3, with typed "add",
+  // "hello" (returns a string) and "note" (counts per arriving topic and fanout).
+  std::unique_ptr<HelperInstance> MakeHelper(const std::string& host, const std::string& topic,
+                                             std::function<absl::Status(Service&)> init = nullptr) {
+    auto h = std::make_unique<HelperInstance>();
+    HelperInstance* raw = h.get();
+    h->transport = Client(ClientOptions(host));
+    Endpoint ep{.version = "1.3"};
+    ep.Method("add", {"a", "b"}, [](int64_t a, int64_t b) { return a + b; })
+        .Method("hello", {}, [] { return std::string("hi"); })
+        .Method("note", {"kind"}, [raw](CallContext& ctx, std::string kind) {
+          absl::MutexLock lock(&raw->mu);
+          raw->notes[kind + "@" + ctx.topic()]++;
+        });
+    absl::StatusOr<std::unique_ptr<Service>> svc = Service::Create(
+        *h->transport, {.topic = topic, .initialize = std::move(init)}, {std::move(ep)});
+    EXPECT_TRUE(svc.ok()) << svc.status();
+    if (svc.ok()) h->service = *std::move(svc);
+    return h;
+  }
+};
+
+TEST_F(ServiceHelperTest, StartCreatesTheThreeStandardConsumersAfterTheInitializeHook) {
+  auto client = Client();
+  bool hook_ran = false;
+  absl::Status call_during_hook;
+  auto h = MakeHelper("node1", "helper", [&](Service& service) -> absl::Status {
+    hook_ran = true;
+    // The hook runs before the service registers: nobody serves the topic yet.
+    call_during_hook = client->Call(Context(), "helper", Msg("hello", {}, "1.3")).status();
+    // ... and may add consumers of its own.
+    return service.connection()->CreateConsumer("helper-extra", service.dispatcher());
+  });
+  ZRPC_ASSERT_OK(h->service->Start());
+  EXPECT_TRUE(hook_ran);
+  EXPECT_TRUE(IsErrorKind(call_during_hook, ErrorKind::kNoConsumer)) << call_during_hook;
+  EXPECT_EQ(h->service->host(), "node1");
+
+  RpcProxy proxy(*client, "helper", "1.3");
+  for (const char* topic : {"helper", "helper.node1", "helper-extra"}) {
+    absl::StatusOr<int64_t> sum = proxy.Call<int64_t>(Context(), "add", {{"a", 1}, {"b", 2}},
+                                                      {.topic = topic});
+    ZRPC_ASSERT_OK(sum);
+    EXPECT_EQ(*sum, 3) << topic;
+  }
+  ZRPC_ASSERT_OK(proxy.FanoutCast(Context(), proxy.MakeMsg("note", {{"kind", "fanout"}})));
+  EXPECT_TRUE(Eventually([&] { return h->Notes("fanout@helper") == 1; }));
+  ZRPC_EXPECT_ERROR(h->service->Start(), absl::StatusCode::kFailedPrecondition, "already started");
+
+  h->service->Stop();
+  h->service->Stop();  // idempotent
+  EXPECT_EQ(h->service->connection(), nullptr);
+  EXPECT_TRUE(Eventually([&] {
+    return IsErrorKind(proxy.Call<int64_t>(Context(), "add", {{"a", 1}, {"b", 2}}).status(),
+                       ErrorKind::kNoConsumer);
+  }));
+  // A stopped service starts again.
+  ZRPC_ASSERT_OK(h->service->Start());
+  EXPECT_TRUE(Eventually([&] { return proxy.Call<int64_t>(Context(), "add", {{"a", 2}, {"b", 2}}).ok(); }));
+}
+
+TEST_F(ServiceHelperTest, AFailingInitializeHookStopsStartAndRunReturnsOne) {
+  auto h = MakeHelper("node2", "hooked", [](Service&) {
+    return absl::FailedPreconditionError("config missing: set FOO");
+  });
+  ZRPC_EXPECT_ERROR(h->service->Start(), absl::StatusCode::kFailedPrecondition, "config missing");
+  EXPECT_EQ(h->service->connection(), nullptr);
+  auto client = Client();
+  EXPECT_TRUE(IsErrorKind(client->Call(Context(), "hooked", Msg("hello", {}, "1.3")).status(),
+                          ErrorKind::kNoConsumer));
+  LogCapture logs;
+  EXPECT_EQ(h->service->Run(), 1);  // fails at Start: never waits for a signal
+  EXPECT_TRUE(logs.Contains("cannot start service \"hooked\": FAILED_PRECONDITION: config missing"));
+  ZRPC_EXPECT_ERROR(Service::Create(*client, {.topic = ""}, std::vector<Endpoint>{}),
+                    absl::StatusCode::kInvalidArgument, "topic is empty");
+  ZRPC_EXPECT_ERROR(Service::Create(*client, {.topic = "a b"}, std::vector<Endpoint>{}),
+                    absl::StatusCode::kInvalidArgument, "topic");
+}
+
+TEST_F(ServiceHelperTest, TypedCallsConvertTheResultOrNameTheMismatch) {
+  auto h = MakeHelper("node3", "typed");
+  ZRPC_ASSERT_OK(h->service->Start());
+  auto client = Client();
+  RpcProxy proxy(*client, "typed", "1.3");
+  absl::StatusOr<std::string> hi = proxy.Call<std::string>(Context(), "hello");
+  ZRPC_ASSERT_OK(hi);
+  EXPECT_EQ(*hi, "hi");
+  absl::StatusOr<Value> any = proxy.Call(Context(), "add", {{"a", 2}, {"b", 3}});
+  ZRPC_ASSERT_OK(any);
+  EXPECT_EQ(*any, Value(5));
+  absl::StatusOr<double> as_double = proxy.Call<double>(Context(), proxy.MakeMsg("add", {{"a", 1}, {"b", 1}}));
+  ZRPC_ASSERT_OK(as_double);
+  EXPECT_EQ(*as_double, 2.0);
+
+  absl::StatusOr<int64_t> wrong = proxy.Call<int64_t>(Context(), "hello");
+  EXPECT_EQ(wrong.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(wrong.status().message(), "result of hello: expected integer, got string");
+  EXPECT_EQ(proxy.Call<std::vector<int>>(Context(), "add", {{"a", 1}, {"b", 1}}).status().message(),
+            "result of add: expected array of integer, got integer");
+  // Errors of the call itself come through unchanged.
+  absl::StatusOr<int64_t> bad_arg = proxy.Call<int64_t>(Context(), "add", {{"a", "1"}, {"b", 1}});
+  EXPECT_THAT(std::string(bad_arg.status().message()),
+              HasSubstr("argument \"a\" of method \"add\": expected integer, got string"));
+  // A wrong version names what is served; a wrong namespace says so.
+  absl::Status version = proxy.Call<int64_t>(Context(), "add", {}, {.version = "2.1"}).status();
+  EXPECT_TRUE(IsErrorKind(version, ErrorKind::kUnsupportedRpcVersion)) << version;
+  EXPECT_THAT(std::string(version.message()), HasSubstr("serves namespace \"\" at 1.3."));
+  RpcProxy spaced(*client, "typed", "1.3", {.ns = "admin"});
+  absl::Status ns = spaced.Call<int64_t>(Context(), "add").status();
+  EXPECT_TRUE(IsErrorKind(ns, ErrorKind::kNoSuchMethod)) << ns;
+  EXPECT_THAT(std::string(ns.message()), HasSubstr("namespace \"admin\" is not served here"));
+}
+
+TEST_F(ServiceHelperTest, CastToServerReachesOnlyTheGivenEndpointWithTheProxysVersion) {
+  auto a = MakeHelper("hosta", "direct");
+  auto b = MakeHelper("hostb", "direct");
+  ZRPC_ASSERT_OK(a->service->Start());
+  ZRPC_ASSERT_OK(b->service->Start());
+  auto client = Client();
+  RpcProxy proxy(*client, "direct", "1.2");
+  const std::string b_endpoint = b->transport->endpoint();
+  ASSERT_FALSE(b_endpoint.empty());
+  for (int i = 0; i < 4; ++i) {
+    ZRPC_ASSERT_OK(proxy.CastToServer(Context(), b_endpoint, proxy.MakeMsg("note", {{"kind", "direct"}})));
+  }
+  ZRPC_ASSERT_OK(proxy.FanoutCastToServer(Context(), a->transport->endpoint(),
+                                          proxy.MakeMsg("note", {{"kind", "fan"}})));
+  EXPECT_TRUE(Eventually([&] { return b->Notes("direct@direct") == 4 && a->Notes("fan@direct") == 1; }));
+  EXPECT_EQ(a->Notes("direct@direct"), 0);  // never sent to the other instance
+  EXPECT_EQ(b->Notes("fan@direct"), 0);
+  // The proxy's version travels (a version the service does not serve is dropped there, so use
+  // the cap, checked before sending).
+  RpcProxy capped(*client, "direct", "1.3", {.version_cap = "1.2"});
+  EXPECT_TRUE(IsErrorKind(capped.CastToServer(Context(), b_endpoint, capped.MakeMsg("note", {{"kind", "x"}})),
+                          ErrorKind::kRpcVersionCapError));
+  EXPECT_TRUE(IsErrorKind(
+      capped.FanoutCastToServer(Context(), b_endpoint, capped.MakeMsg("note", {{"kind", "x"}})),
+      ErrorKind::kRpcVersionCapError));
+  RpcProxy detached("direct", "1.3");
+  ZRPC_EXPECT_ERROR(detached.CastToServer(Context(), b_endpoint, detached.MakeMsg("note")),
+                    absl::StatusCode::kFailedPrecondition, "without a transport");
+}
+
+TEST_F(ServiceHelperTest, RemoteErrorArgsAndKwargsSurviveAHandlerPassingTheErrorOn) {
+  // back: fails with args and kwargs; front: calls back and returns its error as it is.
+  auto back_transport = Client(ClientOptions("back"));
+  auto back = Service::Create(*back_transport, {.topic = "back"},
+                              {Endpoint{}.Method("charge", {}, []() -> absl::Status {
+                                return WithErrorArgs(absl::ResourceExhaustedError("over quota"),
+                                                     Array{"acct-7"}, {{"limit", 10}});
+                              })});
+  ZRPC_ASSERT_OK(back);
+  ZRPC_ASSERT_OK((*back)->Start());
+  auto front_transport = Client(ClientOptions("front"));
+  Transport* ft = front_transport.get();
+  auto front = Service::Create(
+      *front_transport, {.topic = "front"},
+      {Endpoint{}.Method("charge", {}, [ft](CallContext& ctx) -> absl::Status {
+        return ft->Call(ctx.context(), "back", Msg("charge")).status();
+      })});
+  ZRPC_ASSERT_OK(front);
+  ZRPC_ASSERT_OK((*front)->Start());
+  auto client = Client();
+  absl::Status s = client->Call(Context(), "front", Msg("charge")).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
+  EXPECT_EQ(RemoteErrorArgs(s), Value(Array{"acct-7"}));
+  EXPECT_EQ(RemoteErrorKwargs(s).Find("limit")->AsInt(), 10);
+  EXPECT_EQ(FormatError(s), "RESOURCE_EXHAUSTED: over quota");
+}
+
+// Service::Run in a process of its own: serves until SIGTERM, then unregisters and exits 0.
+// The child is this test binary, re-run with only the test below and ZRPC_TEST_RUN_SERVICE set
+// to the matchmaker URL.
+TEST(ServiceRunChild, ServesUntilSignalled) {
+  const char* matchmaker = getenv("ZRPC_TEST_RUN_SERVICE");
+  if (matchmaker == nullptr) GTEST_SKIP() << "runs only as ServiceRunTest's child process";
+  BlockShutdownSignals();
+  auto transport = Transport::Create({.host = "runner", .matchmaker = matchmaker,
+                                      .call_heartbeat_interval = absl::Milliseconds(200)});
+  if (!transport.ok()) _exit(3);
+  auto service = Service::Create(
+      **transport, {.topic = "runner", .initialize = [](Service&) {
+                      std::cout << "INITIALIZED" << std::endl;
+                      return absl::OkStatus();
+                    }},
+      {Endpoint{}.Method("add", {"a", "b"}, [](int64_t a, int64_t b) { return a + b; })});
+  if (!service.ok()) _exit(4);
+  const int rc = (*service)->Run();
+  std::cout << "STOPPED " << rc << std::endl;
+  service->reset();
+  (*transport)->Close();
+  _exit(rc);
+}
+
+TEST_F(ServiceHelperTest, RunServesInItsOwnProcessUntilSigtermThenExitsZero) {
+  ChildProcess child;
+  setenv("ZRPC_TEST_RUN_SERVICE", matchmaker_.c_str(), 1);
+  const std::string line = child.StartAndWaitForLine(
+      {"/proc/self/exe", "--gtest_filter=ServiceRunChild.ServesUntilSignalled"}, "INITIALIZED",
+      15000);
+  unsetenv("ZRPC_TEST_RUN_SERVICE");
+  ASSERT_FALSE(line.empty()) << "the child service did not start";
+  auto client = Client();
+  RpcProxy proxy(*client, "runner", "1.0");
+  EXPECT_TRUE(Eventually([&] { return proxy.Call<int64_t>(Context(), "add", {{"a", 40}, {"b", 2}}).ok(); }));
+  absl::StatusOr<int64_t> sum = proxy.Call<int64_t>(Context(), "add", {{"a", 40}, {"b", 2}},
+                                                    {.topic = "runner.runner"});
+  ZRPC_ASSERT_OK(sum);
+  EXPECT_EQ(*sum, 42);
+  child.Signal(SIGTERM);
+  EXPECT_FALSE(child.WaitForLine("STOPPED 0", 10000).empty());
+  const int status = child.Reap(10000);
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  // Nobody serves the topic any more.
+  EXPECT_TRUE(IsErrorKind(proxy.Call<int64_t>(Context(), "add", {{"a", 1}, {"b", 1}}).status(),
+                          ErrorKind::kNoConsumer));
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "zrpc/dispatcher.h"
 
+#include <optional>
 #include <stdexcept>
 
 #include "test_util.h"
@@ -95,8 +96,73 @@ TEST(DispatcherTest, NamespacesMustMatchExactly) {
   ZRPC_ASSERT_OK(d.Add(Endpoint{.ns = "admin", .version = "1.0"}.Method("m", Returns("admin"))));
   EXPECT_EQ(RunMethod(d, Msg("m", "1.0")).values, std::vector<Value>{Value("default")});
   EXPECT_EQ(RunMethod(d, Msg("m", "1.0", {}, "admin")).values, std::vector<Value>{Value("admin")});
-  EXPECT_TRUE(IsErrorKind(RunMethod(d, Msg("m", "1.0", {}, "other")).status,
-                          ErrorKind::kUnsupportedRpcVersion));
+  // A namespace nobody serves is reported as such (NoSuchMethod), naming those served.
+  absl::Status other = RunMethod(d, Msg("m", "1.0", {}, "other")).status;
+  EXPECT_TRUE(IsErrorKind(other, ErrorKind::kNoSuchMethod)) << other;
+  EXPECT_EQ(other.message(), "Endpoint does not support RPC method m: namespace \"other\" is not "
+                             "served here (it serves \"\", \"admin\")");
+}
+
+TEST(DispatcherTest, UnsupportedVersionNamesTheVersionsServedForTheNamespace) {
+  Dispatcher d;
+  ZRPC_ASSERT_OK(d.Add(Endpoint{.version = "1.3"}.Method("m", Returns(1))));
+  ZRPC_ASSERT_OK(d.Add(Endpoint{.version = "2.0"}.Method("m", Returns(2))));
+  ZRPC_ASSERT_OK(d.Add(Endpoint{.ns = "admin", .version = "5.0"}.Method("m", Returns(3))));
+  absl::Status s = RunMethod(d, Msg("m", "2.1")).status;
+  EXPECT_TRUE(IsErrorKind(s, ErrorKind::kUnsupportedRpcVersion)) << s;
+  EXPECT_EQ(s.message(), "Specified RPC version, 2.1, not supported by this endpoint. This "
+                         "service serves namespace \"\" at 1.3, 2.0.");
+  EXPECT_EQ(GetErrorField(s, "version"), "2.1");
+  EXPECT_EQ(GetErrorField(s, "served"), "1.3, 2.0");
+  absl::Status admin = RunMethod(d, Msg("m", "4.0", {}, "admin")).status;
+  EXPECT_THAT(std::string(admin.message()), HasSubstr("serves namespace \"admin\" at 5.0."));
+}
+
+TEST(DispatcherTest, NestedContainerArgumentsNameTheElement) {
+  Dispatcher d;
+  ZRPC_ASSERT_OK(d.Add(Endpoint{}.Method(
+      "sum", {"xs", "grid", "tag"},
+      [](std::vector<int64_t> xs, std::optional<std::vector<std::vector<double>>> grid,
+         std::optional<std::string> tag) { return static_cast<int64_t>(xs.size()); })));
+  EXPECT_EQ(RunMethod(d, Msg("sum", "", {{"xs", Array{1, 2}}})).values, std::vector<Value>{2});
+  EXPECT_EQ(RunMethod(d, Msg("sum", "", {{"xs", Array{1, "x"}}})).status.message(),
+            "argument \"xs\"[1] of method \"sum\": expected integer, got string");
+  EXPECT_EQ(
+      RunMethod(d, Msg("sum", "", {{"xs", Array{}}, {"grid", Array{Array{1.5}, Array{2, nullptr}}}}))
+          .status.message(),
+      "argument \"grid\"[1][1] of method \"sum\": expected number, got null");
+  EXPECT_EQ(RunMethod(d, Msg("sum", "", {{"xs", "1,2"}})).status.message(),
+            "argument \"xs\" of method \"sum\": expected array of integer, got string");
+  EXPECT_EQ(RunMethod(d, Msg("sum", "", {{"xs", Array{}}, {"tag", 5}})).status.message(),
+            "argument \"tag\" of method \"sum\": expected string or null, got integer");
+  EXPECT_EQ(RunMethod(d, Msg("sum")).status.message(),
+            "missing argument \"xs\" of method \"sum\" (expected array of integer)");
+}
+
+TEST(DispatcherTest, TypedMethodsDescribeTheirSignatures) {
+  Endpoint ep;
+  ep.Method("add", {"a", "b"}, [](int64_t a, int64_t b) { return a + b; })
+      .Method("greet", {"name", "loud"},
+              [](CallContext&, const std::string& name, std::optional<bool> loud)
+                  -> absl::StatusOr<std::string> { return name; })
+      .Method("ids", {}, [] { return std::vector<uint32_t>{1}; })
+      .Method("nothing", {"v"}, [](Value) -> absl::Status { return absl::OkStatus(); })
+      .Method("echo", Returns(1))
+      .Stream("count", [](CallContext&, const Object&, StreamWriter&) { return absl::OkStatus(); });
+  absl::StatusOr<Value> got = ParseJson(*ToJson(Value(ep.Signatures())));
+  ZRPC_ASSERT_OK(got);
+  absl::StatusOr<Value> want = ParseJson(R"([
+    {"name":"add","args":[{"name":"a","type":"integer"},{"name":"b","type":"integer"}],
+     "returns":"integer","stream":false},
+    {"name":"count","stream":true},
+    {"name":"echo","stream":false},
+    {"name":"greet","args":[{"name":"name","type":"string"},
+                            {"name":"loud","type":"boolean","optional":true}],
+     "returns":"string","stream":false},
+    {"name":"ids","args":[],"returns":"array of integer","stream":false},
+    {"name":"nothing","args":[{"name":"v","type":"any"}],"returns":"null","stream":false}])");
+  ZRPC_ASSERT_OK(want);
+  EXPECT_EQ(*got, *want) << *ToJson(*got);
 }
 
 TEST(DispatcherTest, MalformedRequestedVersionIsInvalidArgument) {
@@ -209,13 +275,14 @@ TEST(DispatcherTest, TypedHandlersConvertAndCheckArguments) {
   ZRPC_EXPECT_ERROR(RunMethod(d, Msg("add", "", {{"a", 1}, {"b", 2}, {"c", 3}})).status, kInvalid,
                     "unexpected argument \"c\" of method \"add\"");
   ZRPC_EXPECT_ERROR(RunMethod(d, Msg("add", "", {{"a", "1"}, {"b", 2}})).status, kInvalid,
-                    "argument \"a\" of method \"add\" must be an integer, got string");
+                    "argument \"a\" of method \"add\": expected integer, got string");
   ZRPC_EXPECT_ERROR(RunMethod(d, Msg("add", "", {{"a", 1.5}, {"b", 2}})).status, kInvalid,
-                    "must be an integer, got double");
+                    "expected integer, got double");
   ZRPC_EXPECT_ERROR(RunMethod(d, Msg("add", "", {{"a", int64_t{1} << 40}, {"b", 2}})).status, kInvalid,
-                    "out of range");
-  ZRPC_EXPECT_ERROR(RunMethod(d, Msg("scale", "", {{"v", Array{1, "x"}}})).status, kInvalid,
-                    "argument \"v\" of method \"scale\" must be an array");
+                    "expected integer in [-2147483648, 2147483647], got 1099511627776");
+  // The element is named, not the array ("must be an array, got array" was the old text).
+  EXPECT_EQ(RunMethod(d, Msg("scale", "", {{"v", Array{1, "x"}}})).status.message(),
+            "argument \"v\"[1] of method \"scale\": expected number, got string");
 }
 
 class Doubler : public Serializer {

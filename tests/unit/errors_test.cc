@@ -156,5 +156,73 @@ TEST(ExpectedErrorTest, MarkExpectedKeepsKindAndFields) {
   EXPECT_TRUE(MarkExpected(absl::OkStatus()).ok());
 }
 
+TEST(RemoteExceptionTest, ArgsAndKwargsAreReadableAndSentOnWhenPassedThrough) {
+  absl::Status received = DeserializeRemoteException(
+      R"({"class":"QuotaError","module":"billing.errors","message":"over quota","tb":["l1"],)"
+      R"("args":["acct-7",3],"kwargs":{"limit":10,"unit":"GB"}})");
+  EXPECT_EQ(RemoteErrorArgs(received), Value(Array{"acct-7", 3}));
+  EXPECT_EQ(RemoteErrorKwargs(received), Value(Object{{"limit", 10}, {"unit", "GB"}}));
+  // A handler returning the status to its own caller sends them on unchanged.
+  absl::StatusOr<Value> resent = ParseJson(SerializeRemoteException(received));
+  ZRPC_ASSERT_OK(resent);
+  EXPECT_EQ(*resent->Find("args"), Value(Array{"acct-7", 3}));
+  EXPECT_EQ(*resent->Find("kwargs"), Value(Object{{"limit", 10}, {"unit", "GB"}}));
+  absl::Status again = DeserializeRemoteException(SerializeRemoteException(received));
+  EXPECT_EQ(RemoteErrorKwargs(again), RemoteErrorKwargs(received));
+  EXPECT_EQ(RemoteErrorArgs(again), RemoteErrorArgs(received));
+  // zrpc's own kinds keep extra kwargs beside their fields.
+  absl::Status kind = DeserializeRemoteException(
+      R"({"class":"NoSuchMethod","module":"zrpc","message":"m","tb":[],"args":[1],)"
+      R"("kwargs":{"method":"frob","code":12,"hint":"try add"}})");
+  EXPECT_TRUE(IsErrorKind(kind, ErrorKind::kNoSuchMethod));
+  EXPECT_EQ(RemoteErrorKwargs(kind).Find("hint")->AsString(), "try add");
+  absl::StatusOr<Value> kind_resent = ParseJson(SerializeRemoteException(kind));
+  ZRPC_ASSERT_OK(kind_resent);
+  EXPECT_EQ(kind_resent->Find("kwargs")->Find("hint")->AsString(), "try add");
+  EXPECT_EQ(kind_resent->Find("kwargs")->Find("method")->AsString(), "frob");
+  EXPECT_EQ(*kind_resent->Find("args"), Value(Array{1}));
+  // Local statuses have none, unless given.
+  EXPECT_EQ(RemoteErrorArgs(absl::NotFoundError("x")), Value(Array{}));
+  EXPECT_EQ(RemoteErrorKwargs(TimeoutError("t", "m", "i")), Value(Object{}));
+  absl::Status mine = WithErrorArgs(absl::NotFoundError("no user"), Array{"bob"}, {{"id", 7}});
+  absl::StatusOr<Value> sent = ParseJson(SerializeRemoteException(mine));
+  ZRPC_ASSERT_OK(sent);
+  EXPECT_EQ(*sent->Find("args"), Value(Array{"bob"}));
+  EXPECT_EQ(sent->Find("kwargs")->Find("id")->AsInt(), 7);
+  EXPECT_EQ(sent->Find("kwargs")->Find("code")->AsInt(), 5);
+  EXPECT_TRUE(WithErrorArgs(absl::OkStatus(), Array{1}, {}).ok());
+}
+
+TEST(FormatErrorTest, ShowsTypeValueAndTracebackWithoutThePayload) {
+  absl::Status remote = DeserializeRemoteException(
+      R"({"class":"ValueError","module":"exceptions","message":"bad input",)"
+      R"("tb":["Traceback (most recent call last):","  File \"x.py\", line 1"],"args":[],"kwargs":{}})");
+  EXPECT_EQ(FormatError(remote),
+            "ValueError: bad input\nTraceback (most recent call last):\n  File \"x.py\", line 1");
+  EXPECT_EQ(FormatError(DeserializeRemoteException(R"({"class":"KeyError","tb":[]})")), "KeyError");
+  EXPECT_EQ(FormatError(NoSuchMethodError("frob")),
+            "NoSuchMethod: Endpoint does not support RPC method frob");
+  EXPECT_EQ(FormatError(ExceptionError("std", "runtime_error", "boom")), "runtime_error: boom");
+  EXPECT_EQ(FormatError(absl::InvalidArgumentError("no")), "INVALID_ARGUMENT: no");
+  EXPECT_EQ(FormatError(absl::OkStatus()), "OK");
+  for (const absl::Status& s : {remote, NoSuchMethodError("frob")}) {
+    EXPECT_THAT(FormatError(s), ::testing::Not(HasSubstr("zrpc.dev")));
+  }
+}
+
+TEST(ErrorsTest, VersionAndNamespaceErrorsSayWhatIsServed) {
+  absl::Status v = UnsupportedRpcVersionError("2.1", "", "1.3");
+  EXPECT_EQ(v.message(),
+            "Specified RPC version, 2.1, not supported by this endpoint. This service serves "
+            "namespace \"\" at 1.3.");
+  EXPECT_EQ(GetErrorField(v, "served"), "1.3");
+  absl::Status ns = NamespaceNotServedError("other", "m", "\"\", \"admin\"");
+  EXPECT_TRUE(IsErrorKind(ns, ErrorKind::kNoSuchMethod));
+  EXPECT_EQ(ns.message(),
+            "Endpoint does not support RPC method m: namespace \"other\" is not served here (it "
+            "serves \"\", \"admin\")");
+  EXPECT_EQ(GetErrorField(ns, "namespace"), "other");
+}
+
 }  // namespace
 }  // namespace zrpc

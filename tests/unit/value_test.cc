@@ -3,7 +3,9 @@
 
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/time/clock.h"
 #include "test_util.h"
@@ -239,6 +241,53 @@ TEST(ObjectTest, ParsingAHugeObjectIsLinear) {
   EXPECT_EQ(v->Find("k59999")->AsInt(), 1);
   // Generous: linear work is a few milliseconds; quadratic was over ten seconds.
   EXPECT_LT(absl::Now() - start, absl::Seconds(2));
+}
+
+TEST(ValueTest, AccessorsOfTheWrongTypeReturnEmptyValuesAndNeverThrow) {
+  const Value text("x");
+  EXPECT_EQ(text.AsInt(), 0);
+  EXPECT_EQ(text.AsUint(), 0u);
+  EXPECT_EQ(text.AsDouble(), 0.0);
+  EXPECT_FALSE(text.AsBool());
+  EXPECT_TRUE(text.AsArray().empty());
+  EXPECT_TRUE(text.AsObject().empty());
+  EXPECT_EQ(Value(7).AsString(), "");
+  EXPECT_EQ(Value(7).AsDouble(), 0.0);  // AsDouble is for doubles; Get<double> converts
+  EXPECT_EQ(Value(uint64_t{1} << 63).AsInt(), 0);
+  EXPECT_EQ(text.AsString(), "x");
+  Value v;  // null
+  v.MutableObject().Set("a", 1);
+  EXPECT_EQ(v, Value(Object{{"a", 1}}));
+  v.MutableArray().push_back(2);  // an object becomes an (empty) array first
+  EXPECT_EQ(v, Value(Array{2}));
+}
+
+TEST(ValueTest, GetConvertsOrSaysWhatIsWrongAndWhere) {
+  EXPECT_EQ(*Value(5).Get<int64_t>(), 5);
+  EXPECT_EQ(*Value(5).Get<double>(), 5.0);
+  EXPECT_EQ(*Value("s").Get<std::string>(), "s");
+  EXPECT_EQ(*Value(Array{1, 2}).Get<std::vector<int>>(), (std::vector<int>{1, 2}));
+  EXPECT_EQ(*Value().Get<std::optional<int>>(), std::nullopt);
+  EXPECT_EQ(*Value(Array{1, "x"}).Get<Value>(), Value(Array{1, "x"}));
+
+  ZRPC_EXPECT_ERROR(Value("x").Get<int64_t>(), absl::StatusCode::kInvalidArgument,
+                    "expected integer, got string");
+  EXPECT_EQ(Value("x").Get<int64_t>().status().message(), "expected integer, got string");
+  EXPECT_EQ(Value(300).Get<uint8_t>().status().message(),
+            "expected integer in [0, 255], got 300");
+  EXPECT_EQ(Value(-1).Get<uint64_t>().status().message(),
+            "expected integer in [0, 18446744073709551615], got -1");
+  EXPECT_EQ(Value(Array{1, "x"}).Get<std::vector<int64_t>>().status().message(),
+            "value[1]: expected integer, got string");
+  EXPECT_EQ(Value(Array{Array{1}, Array{2, true}}).Get<std::vector<std::vector<int>>>()
+                .status()
+                .message(),
+            "value[1][1]: expected integer, got bool");
+  EXPECT_EQ(Value(Array{1}).Get<std::vector<std::vector<int>>>().status().message(),
+            "value[0]: expected array of integer, got integer");
+  EXPECT_EQ(Value("x").Get<std::optional<bool>>().status().message(),
+            "expected boolean or null, got string");
+  EXPECT_EQ(Value(1.5).Get<Object>().status().message(), "expected object, got double");
 }
 
 }  // namespace

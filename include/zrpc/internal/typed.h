@@ -16,109 +16,12 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "zrpc/internal/convert.h"
 #include "zrpc/value.h"
 
 namespace zrpc {
 class CallContext;
 namespace internal {
-
-template <typename T>
-struct IsOptional : std::false_type {};
-template <typename T>
-struct IsOptional<std::optional<T>> : std::true_type {};
-template <typename T>
-struct IsVector : std::false_type {};
-template <typename T>
-struct IsVector<std::vector<T>> : std::true_type {};
-template <typename T>
-struct IsStatusOr : std::false_type {};
-template <typename T>
-struct IsStatusOr<absl::StatusOr<T>> : std::true_type {};
-
-// The name of the JSON type a C++ argument type expects, for error texts.
-template <typename T>
-constexpr const char* ExpectedName() {
-  if constexpr (std::is_same_v<T, bool>) return "a bool";
-  else if constexpr (std::is_integral_v<T>) return "an integer";
-  else if constexpr (std::is_floating_point_v<T>) return "a number";
-  else if constexpr (std::is_same_v<T, std::string>) return "a string";
-  else if constexpr (std::is_same_v<T, Object>) return "an object";
-  else if constexpr (std::is_same_v<T, Array> || IsVector<T>::value) return "an array";
-  else if constexpr (IsOptional<T>::value) return ExpectedName<typename T::value_type>();
-  else return "a value";
-}
-
-// Converts `v` to T. Returns false when `v` does not hold a T (or is out of T's range).
-template <typename T>
-bool FromValue(const Value& v, T* out) {
-  if constexpr (std::is_same_v<T, Value>) {
-    *out = v;
-    return true;
-  } else if constexpr (std::is_same_v<T, bool>) {
-    if (!v.is_bool()) return false;
-    *out = v.AsBool();
-    return true;
-  } else if constexpr (std::is_integral_v<T>) {
-    if (v.is_int()) {
-      const int64_t i = v.AsInt();
-      if constexpr (std::is_signed_v<T>) {
-        if (i < static_cast<int64_t>(std::numeric_limits<T>::min()) ||
-            i > static_cast<int64_t>(std::numeric_limits<T>::max())) {
-          return false;
-        }
-      } else {
-        if (i < 0 || static_cast<uint64_t>(i) > std::numeric_limits<T>::max()) return false;
-      }
-      *out = static_cast<T>(i);
-      return true;
-    }
-    if (v.is_uint()) {
-      if (static_cast<uint64_t>(std::numeric_limits<T>::max()) < v.AsUint()) return false;
-      *out = static_cast<T>(v.AsUint());
-      return true;
-    }
-    return false;
-  } else if constexpr (std::is_floating_point_v<T>) {
-    if (v.is_double()) *out = static_cast<T>(v.AsDouble());
-    else if (v.is_int()) *out = static_cast<T>(v.AsInt());
-    else if (v.is_uint()) *out = static_cast<T>(v.AsUint());
-    else return false;
-    return true;
-  } else if constexpr (std::is_same_v<T, std::string>) {
-    if (!v.is_string()) return false;
-    *out = v.AsString();
-    return true;
-  } else if constexpr (std::is_same_v<T, Object>) {
-    if (!v.is_object()) return false;
-    *out = v.AsObject();
-    return true;
-  } else if constexpr (std::is_same_v<T, Array>) {
-    if (!v.is_array()) return false;
-    *out = v.AsArray();
-    return true;
-  } else if constexpr (IsVector<T>::value) {
-    if (!v.is_array()) return false;
-    out->clear();
-    out->reserve(v.AsArray().size());
-    for (const Value& item : v.AsArray()) {
-      typename T::value_type x{};
-      if (!FromValue(item, &x)) return false;
-      out->push_back(std::move(x));
-    }
-    return true;
-  } else if constexpr (IsOptional<T>::value) {
-    if (v.is_null()) {
-      out->reset();
-      return true;
-    }
-    typename T::value_type x{};
-    if (!FromValue(v, &x)) return false;
-    *out = std::move(x);
-    return true;
-  } else {
-    static_assert(sizeof(T) == 0, "unsupported typed-handler argument type");
-  }
-}
 
 // Converts a handler's return value to a Value.
 template <typename T>
@@ -164,10 +67,46 @@ struct Signature<std::function<R(A...)>> {
   static constexpr size_t kValueArgs = sizeof...(A) - (kTakesContext ? 1 : 0);
 };
 
-// `problem`: nullptr for a missing argument or a wrong type, or a short reason.
-absl::Status TypedArgError(const CallContext& ctx, std::string_view name, const char* problem,
-                           const char* expected, const Value* got);
+// INVALID_ARGUMENT naming the argument, its method and what was wrong (see ConversionError).
+absl::Status TypedArgError(const CallContext& ctx, std::string_view name,
+                           const ConversionError& error);
+absl::Status TypedMissingArg(const CallContext& ctx, std::string_view name,
+                             const std::string& expected);
 absl::Status TypedExtraArg(const CallContext& ctx, std::string_view name);
+
+// The JSON type name of what a handler returning R produces ("null" for void and absl::Status).
+template <typename R>
+std::string ResultName() {
+  using D = std::decay_t<R>;
+  if constexpr (std::is_void_v<D> || std::is_same_v<D, absl::Status>) return "null";
+  else if constexpr (IsStatusOr<D>::value) return ExpectedName<typename D::value_type>();
+  else return ExpectedName<D>();
+}
+
+// The argument and result types of a typed handler F taking `names`, for `_zrpc.describe`.
+template <typename F>
+MethodSignature MakeSignature(const std::vector<std::string>& names) {
+  using S = Signature<F>;
+  MethodSignature sig;
+  sig.typed = true;
+  sig.returns = ResultName<typename S::Result>();
+  [&]<typename... A>(std::tuple<A...>*) {
+    size_t i = 0;
+    auto add = [&]<typename T>(T*) {
+      using D = std::decay_t<T>;
+      if constexpr (std::is_same_v<D, CallContext>) return;
+      else {
+        if (i < names.size()) {
+          sig.args.push_back({names[i], ExpectedName<D>(), IsOptional<D>::value});
+        }
+        ++i;
+      }
+    };
+    (void)add;  // unused when the method takes no arguments
+    (add(static_cast<std::remove_reference_t<A>*>(nullptr)), ...);
+  }(static_cast<typename S::Args*>(nullptr));
+  return sig;
+}
 
 // "" when `names` fits F, else why not.
 template <typename F>
@@ -196,15 +135,11 @@ absl::Status FillArgs(const CallContext& ctx, const std::vector<std::string>& na
     using T = std::decay_t<decltype(slot)>;
     const Value* v = args.Find(name);
     if (v == nullptr) {
-      if constexpr (!IsOptional<T>::value) {
-        status = TypedArgError(ctx, name, nullptr, ExpectedName<T>(), nullptr);
-      }
+      if constexpr (!IsOptional<T>::value) status = TypedMissingArg(ctx, name, ExpectedName<T>());
       return;
     }
-    if (!FromValue(*v, &slot)) {
-      const bool range = v->is_integer() && std::is_integral_v<T> && !std::is_same_v<T, bool>;
-      status = TypedArgError(ctx, name, range ? "out of range" : nullptr, ExpectedName<T>(), v);
-    }
+    ConversionError error;
+    if (!FromValue(*v, &slot, &error)) status = TypedArgError(ctx, name, error);
   };
   (void)fill;  // unused when the method takes no arguments
   (fill(std::get<I>(values), names[I]), ...);
@@ -255,6 +190,7 @@ std::function<absl::StatusOr<Value>(CallContext&, const Object&)> BindTyped(
 }
 
 }  // namespace internal
+
 }  // namespace zrpc
 
 #endif  // ZRPC_INTERNAL_TYPED_H_
