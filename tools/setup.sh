@@ -26,7 +26,7 @@ build="${ZRPC_BUILD_DIR:-$root/build}"
 
 packages=(g++ cmake make pkg-config libzmq3-dev cppzmq-dev libsimdjson-dev libabsl-dev
           libgtest-dev libgmock-dev libbenchmark-dev libhiredis-dev redis-server python3-zmq
-          libcli11-dev)
+          libcli11-dev dpkg-dev)
 if [[ "$mode" == fuzz || "$mode" == fuzz-run || "$mode" == sanitize ]]; then
   packages+=(clang libclang-rt-14-dev)
 fi
@@ -48,9 +48,12 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# Tests, benchmarks and -Werror are asked for explicitly: their defaults follow whether zrpc is
+# the top-level project, and CI must not depend on that.
 configure() {
   local dir="$1"; shift
-  cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" ${ZRPC_CMAKE_ARGS:-} >/dev/null
+  cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DZRPC_BUILD_TESTS=ON \
+    -DZRPC_BUILD_BENCH=ON -DZRPC_WERROR=ON "$@" ${ZRPC_CMAKE_ARGS:-} >/dev/null
 }
 
 case "$mode" in

@@ -1,12 +1,24 @@
 // SPDX-License-Identifier: Apache-2.0
-// zrpc/log.h — where zrpc's log lines go.
+// zrpc/log.h — where zrpc's log lines go, and at which level.
 //
 // zrpc writes one line per event (never whole payloads above kDebug) to a sink. The default sink
-// writes "zrpc <LEVEL>: <text>" to stderr. Install your own to route lines elsewhere or capture
-// them in tests:
+// writes to stderr, one line per event:
+//
+//   2026-11-30T17:36:12.048213Z zrpc[4242:4250] INFO: service compute listening host=n5
+//   ^ RFC 3339 UTC, microseconds  ^pid ^thread   ^level ^message        ^key=value fields
+//
+// The thread is the kernel's thread id (as `top -H` and /proc/PID/task show it). Field values
+// that hold a space or '=' (or are empty) are written in double quotes; a '"' inside is \x22.
+// Install your own sink to route lines elsewhere or capture them in tests (it gets the level
+// and the message with its fields, without the time/pid/thread prefix):
 //
 //   zrpc::SetLogSink([](zrpc::LogLevel level, std::string_view line) { my_log(level, line); });
 //   zrpc::SetLogLevel(zrpc::LogLevel::kWarning);  // drop debug and info lines
+//
+// Default level: kInfo in processes that serve (a zrpc service, the matchmaker sidecar) and
+// whenever a sink is installed; kWarning in client-only processes writing to stderr, so that a
+// program that merely calls services sees only what needs attention. ZRPC_LOG_LEVEL or
+// SetLogLevel override both.
 //
 // Every line reaches the sink as one line of printable text: control bytes, invalid UTF-8 and
 // backslashes in it are written as \xNN and \\ (bytes from a peer or a registry cannot forge
@@ -17,7 +29,9 @@
 #define ZRPC_LOG_H_
 
 #include <functional>
+#include <initializer_list>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace zrpc {
@@ -35,14 +49,24 @@ using LogSink = std::function<void(LogLevel level, std::string_view line)>;
 // Replaces the sink; nullptr restores the default (stderr). Lines being written while the sink
 // changes go to the old or the new sink.
 void SetLogSink(LogSink sink);
-// Lines below `level` are dropped before they are formatted. Default: kInfo, or the level named
-// by the environment variable ZRPC_LOG_LEVEL (debug, info, warning or warn, error; any case; an
-// unknown value is reported on stderr and means info).
+// Lines below `level` are dropped before they are formatted; this overrides the default and
+// ZRPC_LOG_LEVEL. Default: the level named by the environment variable ZRPC_LOG_LEVEL (debug,
+// info, warning or warn, error; any case; an unknown value is reported on stderr and ignored),
+// else kInfo for serving processes or with a sink installed, else kWarning (see above).
 void SetLogLevel(LogLevel level);
 LogLevel GetLogLevel();
 
+// One `key=value` field of a log line, e.g. {"msg_id", id}.
+struct LogField {
+  std::string_view key;
+  std::string value;
+};
+
 // Writes one line at `level` (for services that want their lines in the same place).
 void Log(LogLevel level, std::string_view line);
+// The same, followed by " key=value" for each field, e.g.
+//   zrpc::Log(zrpc::LogLevel::kInfo, "order placed", {{"order", id}, {"items", "3"}});
+void Log(LogLevel level, std::string_view line, std::initializer_list<LogField> fields);
 
 }  // namespace zrpc
 

@@ -1,11 +1,19 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "matchmaker/sidecar/client.h"
 
+#include <fcntl.h>
+#include <grp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
 #include "matchmaker/registration_json.h"
 #include "src/base/log_internal.h"
@@ -83,6 +91,51 @@ absl::StatusOr<std::string> PinnedKey(std::string_view url, std::string_view opt
   return bad(
       "a sidecar URL takes one option, ?key=<Z85 public key> or ?key_file=/path/NAME.pub "
       "(the sidecar's public key, for CurveZMQ)");
+}
+
+// "uid 998 gid 998 (zrpc), mode 0660" for messages about a file the user cannot use.
+std::string OwnerAndMode(const struct stat& st) {
+  const group* g = getgrgid(st.st_gid);  // names are for the message only
+  return absl::StrCat("owner uid ", st.st_uid, " gid ", st.st_gid,
+                      g != nullptr ? absl::StrCat(" (", g->gr_name, ")") : "", ", mode ",
+                      absl::StrFormat("%04o", st.st_mode & 07777));
+}
+
+// For an ipc:// sidecar this process may not connect to (the socket or its directory denies it):
+// PERMISSION_DENIED naming the path, its owner and mode, and what to do. OK otherwise, also
+// when the socket does not exist yet (the sidecar may still start).
+absl::Status CheckSocketAccess(const std::string& endpoint) {
+  const std::string path = IpcPath(endpoint);
+  if (path.empty()) return absl::OkStatus();
+  if (faccessat(AT_FDCWD, path.c_str(), R_OK | W_OK, AT_EACCESS) == 0 || errno != EACCES) {
+    return absl::OkStatus();
+  }
+  struct stat st;
+  std::string what;
+  if (stat(path.c_str(), &st) == 0) {
+    what = absl::StrCat("the socket is ", OwnerAndMode(st));
+  } else {
+    const std::string dir = path.substr(0, std::max<size_t>(1, path.rfind('/')));
+    what = stat(dir.c_str(), &st) == 0
+               ? absl::StrCat("its directory ", dir, " is ", OwnerAndMode(st))
+               : absl::StrCat("a directory above it may not be entered");
+  }
+  return absl::PermissionDeniedError(absl::StrCat(
+      "cannot connect to the matchmaker sidecar's socket ", path,
+      ": permission denied for this process (uid ", geteuid(), " gid ", getegid(), "); ", what,
+      ". Join the group that may use it (e.g. `sudo usermod -aG zrpc $USER`, then log in "
+      "again), or run the sidecar with --socket-group GROUP --socket-mode 0660 for a group of "
+      "yours"));
+}
+
+// Why a sidecar at an ipc:// endpoint did not answer, when its socket file says so.
+std::string WhyNoAnswer(const std::string& endpoint) {
+  const std::string path = IpcPath(endpoint);
+  struct stat st;
+  if (path.empty() || stat(path.c_str(), &st) == 0 || errno != ENOENT) return "";
+  return absl::StrCat(" (there is no socket ", path,
+                      ": is zrpc-matchmaker running with this --endpoint? e.g. systemctl status "
+                      "zrpc-matchmaker)");
 }
 
 }  // namespace
@@ -258,7 +311,7 @@ SidecarMatchmaker::Wait SidecarMatchmaker::AwaitReply(const std::string& expecte
 absl::StatusOr<Value> SidecarMatchmaker::Request(std::string_view op, Object body) {
   if (absl::Now() < down_until_) {
     return absl::UnavailableError(
-        absl::StrCat("matchmaker sidecar at ", endpoint_, " is not answering"));
+        absl::StrCat("matchmaker sidecar at ", endpoint_, " is not answering", WhyNoAnswer(endpoint_)));
   }
   absl::StatusOr<std::string> text = ToJson(Value(std::move(body)));
   if (!text.ok()) return text.status();
@@ -268,6 +321,8 @@ absl::StatusOr<Value> SidecarMatchmaker::Request(std::string_view op, Object bod
                      " bytes; the sidecar takes at most ", kMaxRequestBytes,
                      " (fewer registrations per process)"));
   }
+  // Refused by the file system, not by the sidecar: say so now instead of timing out.
+  if (absl::Status s = CheckSocketAccess(endpoint_); !s.ok()) return s;
   try {
     EnsureDealer();
     const uint64_t id = next_request_++;
@@ -294,7 +349,8 @@ absl::StatusOr<Value> SidecarMatchmaker::Request(std::string_view op, Object bod
     NoteUnreachable();
     return absl::UnavailableError(absl::StrCat("matchmaker sidecar at ", endpoint_,
                                                " did not answer within ",
-                                               absl::FormatDuration(kRequestTimeout)));
+                                               absl::FormatDuration(kRequestTimeout),
+                                               WhyNoAnswer(endpoint_)));
   } catch (const zmq::error_t& e) {
     NoteUnreachable();
     return absl::UnavailableError(

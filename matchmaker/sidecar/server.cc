@@ -1,13 +1,20 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "matchmaker/sidecar/server.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "matchmaker/memory.h"
 #include "matchmaker/registration_json.h"
+#include "matchmaker/sidecar/systemd_notify.h"
 #include "src/base/log_internal.h"
 #include "src/base/secure_fs.h"
 #include "src/codec/json_internal.h"
@@ -34,6 +41,33 @@ absl::StatusOr<Backend> CreateSidecarBackend(const std::string& url) {
                      "\": a sidecar cannot use another sidecar as its backend"));
   }
   return CreateBackend(url);
+}
+
+// "owner root:zrpc, mode 2750" for messages about a directory.
+std::string DescribeOwnerAndMode(const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) return std::strerror(errno);
+  return absl::StrCat("owner uid ", st.st_uid, " gid ", st.st_gid, ", mode ",
+                      absl::StrFormat("%04o", st.st_mode & 07777));
+}
+
+// Why binding the ipc:// socket `path` failed with `err`, in terms of its directory, and what to
+// do about it ("" when the directory is not the reason).
+std::string DescribeIpcBindFailure(const std::string& path, int err) {
+  const size_t slash = path.rfind('/');
+  const std::string dir = slash == 0 ? "/" : path.substr(0, slash);
+  if (err == ENOENT) {
+    return absl::StrCat("directory ", dir,
+                        " does not exist (create it, e.g. with systemd's RuntimeDirectory=zrpc, or "
+                        "choose another with --endpoint ipc:///DIR/matchmaker.sock)");
+  }
+  if (err == EACCES || err == EPERM || err == EROFS) {
+    return absl::StrCat("directory ", dir, " (", DescribeOwnerAndMode(dir),
+                        ") is not writable by this process (uid ", geteuid(), " gid ", getegid(),
+                        "): run the sidecar as the directory's owner, give it write permission "
+                        "(chown/chmod), or choose another with --endpoint ipc:///DIR/matchmaker.sock");
+  }
+  return "";
 }
 
 std::string StringField(const Value& v, std::string_view key) {
@@ -69,6 +103,8 @@ absl::StatusOr<std::unique_ptr<SidecarServer>> SidecarServer::Create(Options opt
   // Before anything binds: libzmq admits every CURVE key when no handler answers.
   if (absl::Status s = server->StartAuthentication(); !s.ok()) return s;
   if (absl::Status s = server->Bind(); !s.ok()) return s;
+  // A serving process: its INFO lines are written by default (zrpc/log.h).
+  NoteServing();
   return server;
 }
 
@@ -121,6 +157,16 @@ SidecarServer::~SidecarServer() {
   pub_.reset();
   zap_.reset();  // after the sockets it authenticates for, before the context
   backend_watch_.reset();
+  // Leave no socket files behind (libzmq may have removed them already). Only the files this
+  // server bound: a newer sidecar may have bound the same path since.
+  for (const SocketFile& f : socket_files_) {
+    struct stat st;
+    if (lstat(f.path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == f.dev &&
+        st.st_ino == f.ino && unlink(f.path.c_str()) != 0 && errno != ENOENT) {
+      ZRPC_LOG(kWarning, "zrpc-matchmaker: cannot remove its socket %s: %s", f.path,
+               std::strerror(errno));
+    }
+  }
 }
 
 absl::Status SidecarServer::PrepareIpcDir(const std::string& endpoint) const {
@@ -132,22 +178,45 @@ absl::Status SidecarServer::PrepareIpcDir(const std::string& endpoint) const {
         absl::StrCat("ipc endpoint ", endpoint,
                      " needs an absolute path, e.g. ipc:///run/zrpc/matchmaker.sock"));
   }
-  return EnsurePrivateDir(
-      slash == 0 ? "/" : path.substr(0, slash),
-      {.what = absl::StrCat("socket directory of ", endpoint),
-       .fix_hint = "or choose a socket in a directory of yours (--endpoint ipc:///DIR/mm.sock)",
-       .shared_group = options_.socket_group,
-       .shared_group_name = options_.socket_group_name,
-       .create_mode = static_cast<mode_t>(options_.socket_group ? 02750 : 0700)});
+  const std::string dir = slash == 0 ? "/" : path.substr(0, slash);
+  // A missing directory that we may not create (e.g. /run/zrpc for a user other than root):
+  // say so, and how it is usually made, rather than "cannot create".
+  struct stat st;
+  if (stat(dir.c_str(), &st) != 0 && errno == ENOENT) {
+    const size_t up = dir.rfind('/');
+    const std::string parent = up == 0 ? "/" : dir.substr(0, up);
+    if (access(parent.c_str(), W_OK | X_OK) != 0 && errno != ENOENT) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "cannot bind ", endpoint, ": directory ", dir, " does not exist and this process (uid ",
+          geteuid(), ") may not create it in ", parent, " (", DescribeOwnerAndMode(parent),
+          "): create it (e.g. with systemd's RuntimeDirectory=zrpc, or `sudo install -d -m 0700 -o ",
+          geteuid(), " ", dir, "`), or choose another with --endpoint ipc:///DIR/matchmaker.sock"));
+    }
+  }
+  absl::Status s = EnsurePrivateDir(
+      dir, {.what = absl::StrCat("socket directory of ", endpoint),
+            .fix_hint = "or choose a socket in a directory of yours (--endpoint ipc:///DIR/mm.sock)",
+            .shared_group = options_.socket_group,
+            .shared_group_name = options_.socket_group_name,
+            .create_mode = static_cast<mode_t>(options_.socket_group ? 02750 : 0700)});
+  return s;
 }
 
-absl::Status SidecarServer::BindWithMode(zmq::socket_t& socket, const std::string& endpoint) const {
+absl::Status SidecarServer::BindWithMode(zmq::socket_t& socket, const std::string& endpoint) {
   if (absl::Status s = PrepareIpcDir(endpoint); !s.ok()) return s;
-  socket.bind(endpoint);
-  // Before anyone is told the endpoint: the mode the user chose, not the umask's.
   const std::string path = IpcPath(endpoint);
-  return path.empty() ? absl::OkStatus()
-                      : SetSocketMode(path, options_.socket_mode, options_.socket_group);
+  try {
+    socket.bind(endpoint);
+  } catch (const zmq::error_t& e) {
+    const std::string why = path.empty() ? "" : DescribeIpcBindFailure(path, e.num());
+    return absl::UnavailableError(
+        absl::StrCat("cannot bind ", endpoint, ": ", why.empty() ? e.what() : why));
+  }
+  if (path.empty()) return absl::OkStatus();
+  struct stat st;
+  if (lstat(path.c_str(), &st) == 0) socket_files_.push_back({path, st.st_dev, st.st_ino});
+  // Before anyone is told the endpoint: the mode the user chose, not the umask's.
+  return SetSocketMode(path, options_.socket_mode, options_.socket_group);
 }
 
 absl::Status SidecarServer::Bind() {
@@ -174,7 +243,7 @@ absl::Status SidecarServer::Bind() {
     if (absl::Status bound = BindWithMode(*pub_, options_.pub); !bound.ok()) return bound;
     pub_endpoint_ = pub_->get(zmq::sockopt::last_endpoint);
   } catch (const zmq::error_t& e) {
-    return absl::UnavailableError(absl::StrCat("cannot bind: ", e.what()));
+    return absl::UnavailableError(absl::StrCat("cannot set up the sidecar's sockets: ", e.what()));
   }
   return absl::OkStatus();
 }
@@ -196,6 +265,9 @@ void SidecarServer::Run() {
   next_backend_beat_ = absl::Now() + std::min(backend_->HeartbeatInterval(), absl::Hours(24));
   std::vector<zmq::pollitem_t> items;
   for (auto& r : routers_) items.push_back({r->handle(), 0, ZMQ_POLLIN, 0});
+  // The sockets are bound and requests are answered from here on: systemd may start the units
+  // that need the sidecar.
+  Notify("READY=1");
   for (auto& m : monitors_) items.push_back({m->handle(), 0, ZMQ_POLLIN, 0});
   while (!stop_) {
     const bool checking_exits = absl::Now() < check_exits_until_;
@@ -214,8 +286,16 @@ void SidecarServer::Run() {
     PublishChanges();
     BeatBackend();
   }
+  Notify("STOPPING=1");
   ZRPC_LOG(kInfo, "zrpc-matchmaker stopping (%d registrations)",
            static_cast<int>(registry_.size()));
+}
+
+void SidecarServer::Notify(std::string_view state) {
+  if (!options_.notify_systemd) return;
+  if (absl::Status s = NotifySystemd(state); !s.ok()) {
+    ZRPC_LOG(kWarning, "zrpc-matchmaker: %s", s.message());
+  }
 }
 
 void SidecarServer::Sweep() {

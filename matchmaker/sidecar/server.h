@@ -72,13 +72,18 @@ class SidecarServer {
     // With keys: the identity or authorized_keys group whose members may register ("" = every
     // admitted key). Others may still resolve and list.
     std::string registrars;
+    // Tell systemd (sd_notify, when $NOTIFY_SOCKET is set: a Type=notify unit) "READY=1" when
+    // Run starts serving and "STOPPING=1" when it returns.
+    bool notify_systemd = true;
   };
 
-  // Creates the backend and binds every socket. INVALID_ARGUMENT for bad options (no endpoint,
+  // Creates the backend and binds every socket. The ipc:// socket files are removed again when
+  // the server is destroyed (unless another process has replaced them). INVALID_ARGUMENT for bad options (no endpoint,
   // a ttl under a second, a sidecar as backend, a bad backend URL, a relative ipc:// path,
   // registrars without keys, a bad key file or authorized_keys); FAILED_PRECONDITION when an
-  // ipc:// socket's directory is not safe (the message says which and how to fix it) or the ZAP
-  // handler cannot start; UNAVAILABLE when an endpoint cannot be bound.
+  // ipc:// socket's directory is not safe, or is missing and cannot be created (the message says
+  // which and how to fix it), or the ZAP handler cannot start; UNAVAILABLE naming the endpoint
+  // when it cannot be bound (and, for ipc://, what about its directory stops it).
   static absl::StatusOr<std::unique_ptr<SidecarServer>> Create(Options options);
   SidecarServer(const SidecarServer&) = delete;
   SidecarServer& operator=(const SidecarServer&) = delete;
@@ -117,8 +122,8 @@ class SidecarServer {
   absl::Status Bind();
   // For an ipc:// endpoint: creates or checks its directory (Options::socket_mode's comment).
   absl::Status PrepareIpcDir(const std::string& endpoint) const;
-  // Binds, then gives an ipc:// socket its mode and group.
-  absl::Status BindWithMode(zmq::socket_t& socket, const std::string& endpoint) const;
+  // Binds, then gives an ipc:// socket its mode and group and remembers its file.
+  absl::Status BindWithMode(zmq::socket_t& socket, const std::string& endpoint);
   // Answers every waiting request on `router`.
   void Serve(zmq::socket_t& router);
   absl::StatusOr<Value> HandleRegister(std::string_view op, const Value& request,
@@ -130,6 +135,8 @@ class SidecarServer {
   void BeatBackend();
   // Publishes the collected changes.
   void PublishChanges();
+  // Tells systemd `state` when Options::notify_systemd (a failure is logged).
+  void Notify(std::string_view state);
 
   const Options options_;
   const std::string boot_;
@@ -143,6 +150,14 @@ class SidecarServer {
   absl::Time next_backend_beat_ = absl::InfiniteFuture();
   // Until then, a connection closed recently: look for exited services on every sweep.
   absl::Time check_exits_until_ = absl::InfinitePast();
+
+  // The ipc:// socket files bound, removed on destruction if they are still ours.
+  struct SocketFile {
+    std::string path;
+    dev_t dev;
+    ino_t ino;
+  };
+  std::vector<SocketFile> socket_files_;
 
   const std::shared_ptr<Keyring> keyring_;  // null: plain
   bool zap_down_logged_ = false;

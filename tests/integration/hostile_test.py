@@ -15,6 +15,7 @@ wait is bounded; each case starts its own service and stops only that process.
 import contextlib
 import json
 import os
+import re
 import resource
 import socket
 import sys
@@ -115,9 +116,9 @@ def attacked(name, args=(), env=None, bystander_ms=500, preexec_fn=None):
                     expect="hostile")
         lines = svc.log_since()
         check(f"{name}: every log line is one escaped zrpc line (nothing forged, no raw control bytes)",
-              all(line.startswith("zrpc ") and line.isprintable() for line in lines),
+              all(LOG_LINE.match(line) and line.isprintable() for line in lines),
               [Service.printable(line) for line in lines
-               if not (line.startswith("zrpc ") and line.isprintable())][:3])
+               if not (LOG_LINE.match(line) and line.isprintable())][:3])
     finally:
         code = svc.stop()
         check(f"{name}: the service stops cleanly on SIGTERM", code == 0, f"exit code {code}")
@@ -128,7 +129,9 @@ def attacked(name, args=(), env=None, bystander_ms=500, preexec_fn=None):
                 print("    " + Service.printable(line))
 
 
-DROP_LINE = r'zrpc WARNING: dropping a (message|"\w+" frame)'
+# A zrpc log line (src/base/log.cc): RFC 3339 UTC time, zrpc[pid:thread], level, message.
+LOG_LINE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z zrpc\[\d+:\d+\] (DEBUG|INFO|WARNING|ERROR): ")
+DROP_LINE = r'zrpc\[\d+:\d+\] WARNING: dropping a (message|"\w+" frame)'
 
 
 @case

@@ -6,6 +6,9 @@
 
 #include "zrpc/zrpc.h"
 
+// find_package(zrpc) must bring C++20 (target_compile_features), as the consumer asks for none.
+static_assert(__cplusplus >= 202002L, "zrpc::zrpc did not bring C++20 to its consumer");
+
 int main() {
   char dir[] = "/tmp/zrpc-consumer-XXXXXX";
   if (mkdtemp(dir) == nullptr) return 1;
