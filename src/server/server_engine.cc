@@ -151,6 +151,7 @@ std::string ServerEngine::pub_endpoint() const {
 
 absl::Status ServerEngine::EnsureBound() {
   if (router_) return absl::OkStatus();
+  NoteServing();  // a serving process: INFO lines by default (zrpc/log.h)
   CurveSettings curve;
   if (keyring_) {
     if (zap_ == nullptr || !zap_->running()) {
