@@ -99,9 +99,9 @@ int main(int argc, char** argv) {
 
     Say("3. a cast (one-way) goes to one instance; a fanout reaches all three:");
     absl::Status cast = compute.Cast(ctx, compute.MakeMsg("note", {{"kind", "cast"}}));
-    Say("   cast note(kind=cast) -> " + std::string(cast.ok() ? "queued" : cast.ToString()));
+    Say("   cast note(kind=cast) -> " + (cast.ok() ? std::string("queued") : zrpc::FormatError(cast)));
     absl::Status fanout = compute.FanoutCast(ctx, compute.MakeMsg("note", {{"kind", "fanout"}}));
-    Say("   fanout_cast note(kind=fanout) -> " + std::string(fanout.ok() ? "sent" : fanout.ToString()));
+    Say("   fanout_cast note(kind=fanout) -> " + (fanout.ok() ? std::string("sent") : zrpc::FormatError(fanout)));
     absl::SleepFor(absl::Milliseconds(300));  // casts are one-way: give them a moment
     for (int i = 1; i <= 3; ++i) {
       const std::string topic = "compute.node" + std::to_string(i);
@@ -113,7 +113,7 @@ int main(int argc, char** argv) {
     absl::StatusOr<std::unique_ptr<zrpc::ReplyStream>> stream =
         compute.MultiCall(ctx, compute.MakeMsg("count", {{"n", 4}, {"delay_ms", 300}}));
     if (!stream.ok()) {
-      Say("   multicall failed: " + stream.status().ToString());
+      Say("   multicall failed: " + zrpc::FormatError(stream.status()));
       status = 1;
     } else {
       while (true) {
