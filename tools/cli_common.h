@@ -27,16 +27,12 @@
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "zrpc/security.h"
+#include "zrpc/version.h"
 
 namespace zrpc::tools {
 
-// zrpc's release, printed by `--version` on every tool. The project version comes from CMake
-// (tools/CMakeLists.txt) until a public header defines ZRPC_VERSION_STRING.
-#if defined(ZRPC_VERSION_STRING)
+// zrpc's release, printed by `--version` on every tool (zrpc/version.h).
 inline constexpr char kZrpcVersion[] = ZRPC_VERSION_STRING;
-#else
-inline constexpr char kZrpcVersion[] = ZRPC_TOOLS_PROJECT_VERSION;
-#endif
 
 // The exit code of every usage error (DESIGN §5).
 inline constexpr int kUsageExitCode = 2;

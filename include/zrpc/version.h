@@ -9,6 +9,13 @@
 #ifndef ZRPC_VERSION_H_
 #define ZRPC_VERSION_H_
 
+// zrpc's own release (semantic versioning; the library's SONAME is libzrpc.so.MAJOR). The one
+// place it is written: CMakeLists.txt reads it from here.
+#define ZRPC_VERSION_MAJOR 0
+#define ZRPC_VERSION_MINOR 1
+#define ZRPC_VERSION_PATCH 0
+#define ZRPC_VERSION_STRING "0.1.0"
+
 #include <cstdint>
 #include <string>
 #include <string_view>

@@ -52,3 +52,17 @@ TEST(ParseVersionTest, ReadsTwoAndThreeParts) {
 
 }  // namespace
 }  // namespace zrpc
+
+namespace zrpc {
+namespace {
+
+TEST(ZrpcVersionTest, TheStringMatchesItsParts) {
+  EXPECT_EQ(std::string(ZRPC_VERSION_STRING),
+            std::to_string(ZRPC_VERSION_MAJOR) + "." + std::to_string(ZRPC_VERSION_MINOR) + "." +
+                std::to_string(ZRPC_VERSION_PATCH));
+  // zrpc's own version is itself a valid API version text.
+  EXPECT_TRUE(ParseVersion(ZRPC_VERSION_STRING).ok());
+}
+
+}  // namespace
+}  // namespace zrpc
