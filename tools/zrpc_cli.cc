@@ -47,7 +47,8 @@ constexpr char kOverview[] =
     "Flags go after the command; `--` ends them. With --json, errors are one JSON object on\n"
     "stderr: {\"error\": {\"code\": EXIT_CODE, \"status\", \"kind\", \"message\"}}.\n\n"
     "Exit codes: 0 success, 1 remote error, 2 bad usage, 3 timeout, 4 no consumer,\n"
-    "5 lost contact with the service, 6 any other error, 7 not authorized.";
+    "5 lost contact with the service, 6 any other error, 7 not authorized (or not\n"
+    "permitted to use the matchmaker).";
 
 // The DESIGN §5 exit code of a failure.
 int ExitCode(const absl::Status& s) {
@@ -67,7 +68,12 @@ int ExitCode(const absl::Status& s) {
     default:
       break;
   }
-  return zrpc::IsRemote(s) ? 1 : 6;
+  if (zrpc::IsRemote(s)) return 1;
+  // Refused locally: a matchmaker socket this user may not use, a sidecar that refuses the key.
+  if (s.code() == absl::StatusCode::kPermissionDenied || s.code() == absl::StatusCode::kUnauthenticated) {
+    return 7;
+  }
+  return 6;
 }
 
 // Text from a service or a registry, safe for the terminal (no control bytes or escapes).
