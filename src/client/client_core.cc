@@ -408,9 +408,30 @@ absl::Status ClientCore::CastToServer(const Context& context, std::string_view e
   absl::StatusOr<Prepared> p = Prepare(context, topic, message, options.exchange, false, {});
   if (!p.ok()) return p.status();
   const std::string target = fanout ? FanoutKey(topic) : std::string(topic);
-  return CastTo(SingleRoute(Route{std::string(endpoint), target, std::string(endpoint), p->exchange,
-                                  options_.call_heartbeat_interval}),
-                *p, target, topic);
+  Route route{std::string(endpoint), target, std::string(endpoint), p->exchange,
+              options_.call_heartbeat_interval};
+  if (keyring_ != nullptr) {
+    // With CurveZMQ the service's key comes from its registration (one this process trusts):
+    // find the instance of the topic at that endpoint.
+    absl::StatusOr<std::shared_ptr<const Candidates>> c = routes_->Resolve(p->exchange, target);
+    if (c.ok()) {
+      auto find = [&](const RouteList& list) {
+        for (const Route& r : list.routes) {
+          if (r.endpoint == endpoint && !r.public_key.empty()) route.public_key = r.public_key;
+        }
+      };
+      find((*c)->plain);
+      for (const RouteList& pool : (*c)->pools) find(pool);
+    }
+    if (route.public_key.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "cannot cast to ", ToAbsl(endpoint), ": this process uses CurveZMQ keys and no "
+          "trusted registration of \"", target, "\" has that endpoint, so its key is unknown "
+          "(is the endpoint right, and the service's key in this process's authorized keys?)"));
+    }
+    route.host = route.endpoint;
+  }
+  return CastTo(SingleRoute(std::move(route)), *p, target, topic);
 }
 
 void ClientCore::Probe(absl::Time now) {

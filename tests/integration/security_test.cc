@@ -252,5 +252,26 @@ TEST_F(SecurityTest, DuringAMigrationKeyedAndPlainClientsAreServedEachOnTheirOwn
   EXPECT_EQ(GetErrorKind(s), ErrorKind::kNoConsumer) << s;
 }
 
+
+TEST_F(SecurityTest, CastToServerReachesAKeyedServiceWithTheKeyOfItsRegistration) {
+  StartService("node1", ServiceKeys());
+  const std::string endpoint = endpoints_["node1"];
+  auto alice = Client(As("alice"));
+  RpcProxy proxy(*alice, "compute", "1.0");
+  ZRPC_ASSERT_OK(proxy.CastToServer(Context(), endpoint, proxy.MakeMsg("note", {{"kind", "direct"}})));
+  ZRPC_ASSERT_OK(proxy.FanoutCastToServer(Context(), endpoint, proxy.MakeMsg("note", {{"kind", "direct"}})));
+  EXPECT_TRUE(Eventually([&] {
+    absl::StatusOr<Value> stats = alice->Call(Context(), "compute", Msg("stats"));
+    const Value* notes = stats.ok() ? stats->Find("notes") : nullptr;
+    const Value* direct = notes != nullptr ? notes->Find("direct") : nullptr;
+    return direct != nullptr && direct->AsInt() == 2;
+  }));
+  // An endpoint no trusted registration has: its key is unknown, a clear error at once.
+  const absl::Status unknown =
+      proxy.CastToServer(Context(), "tcp://127.0.0.1:1", proxy.MakeMsg("note", {{"kind", "x"}}));
+  EXPECT_EQ(unknown.code(), absl::StatusCode::kFailedPrecondition) << unknown;
+  EXPECT_THAT(std::string(unknown.message()), ::testing::HasSubstr("its key is unknown"));
+}
+
 }  // namespace
 }  // namespace zrpc::testing
