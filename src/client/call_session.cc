@@ -63,42 +63,63 @@ absl::StatusOr<CallSession::Lease*> CallSession::LeaseFor(const Route& route) {
   return &it->second;
 }
 
-void CallSession::Eject(Lease& lease, const char* why) {
-  lease.socket->broken = true;
-  if (!env_.health.IsEjected(lease.route.endpoint)) {
-    ZRPC_LOG(kWarning, "%s (%s) %s; out of rotation until it answers a probe",
-             lease.route.host, lease.route.endpoint, why);
+void CallSession::Eject(ClientEnv env, PeerSocket& s, const Route& route, const char* why) {
+  s.broken = true;
+  if (!env.health.IsEjected(route.endpoint)) {
+    ZRPC_LOG(kWarning, "%s (%s) %s; out of rotation until it answers a probe", route.host,
+             route.endpoint, why);
   }
-  env_.health.Eject(lease.route.ToProbe(), absl::Now());
-  env_.sockets.DropIdle(lease.route.endpoint);
+  env.health.Eject(route.ToProbe(), absl::Now());
+  env.sockets.DropIdle(route.endpoint);
 }
 
-absl::Status CallSession::Start(const Request& request, const std::vector<const Route*>& order) {
+absl::Status CallSession::Send(ClientEnv env, const RequestRef& request,
+                               const std::vector<const Route*>& order, CallSession* session) {
   const bool is_call = request.kind != FrameKind::kCast;
   const Route* last_tried = nullptr;  // the error is built only when every candidate failed
   bool auth_failed = false;
+  // The header is built in a buffer each thread keeps (a send allocates nothing for it).
+  thread_local std::string header;
   for (const Route* route : order) {
     const absl::Time now = absl::Now();
     if (now >= request.deadline) {
       return TimeoutError(request.topic, request.method, "the deadline passed before the request could be sent");
     }
-    absl::StatusOr<Lease*> lease = LeaseFor(*route);
-    if (!lease.ok()) return lease.status();
-    PeerSocket& s = *(*lease)->socket;
-    const std::string header = RequestHeader(request.kind, route->exchange, route->target, request.msg_id);
-    switch (SocketPool::Send(s, header, request.body, now + env_.options.connect_timeout,
+    // A session's socket for this endpoint, or one leased from the pool for this send alone.
+    PeerSocket* s = nullptr;
+    std::unique_ptr<PeerSocket> own;
+    if (session != nullptr) {
+      absl::StatusOr<Lease*> lease = session->LeaseFor(*route);
+      if (!lease.ok()) return lease.status();
+      s = (*lease)->socket.get();
+    } else {
+      absl::StatusOr<std::unique_ptr<PeerSocket>> leased =
+          env.sockets.Acquire(route->endpoint, route->public_key);
+      if (!leased.ok()) return leased.status();
+      own = *std::move(leased);
+      s = own.get();
+    }
+    struct GiveBack {
+      SocketPool& pool;
+      std::unique_ptr<PeerSocket>& socket;
+      ~GiveBack() { pool.Release(std::move(socket)); }
+    } give_back{env.sockets, own};
+    AppendRequestHeader(request.kind, route->exchange, route->target, request.msg_id,
+                        (header.clear(), &header));
+    switch (SocketPool::Send(*s, header, request.body, now + env.options.connect_timeout,
                              request.deadline)) {
       case SocketPool::SendResult::kSent:
         if (!is_call) {
           ZRPC_LOG(kDebug, "cast topic=%s method=%s host=%s endpoint=%s outcome=sent",
                    request.topic, request.method, route->host, route->endpoint);
         }
-        if (is_call) {
-          monitor_.Add(request.msg_id,
-                       CallMonitor::Call{request.token, route->endpoint, route->host,
-                                         request.topic, request.method, request.deadline,
-                                         route->beat, now},
-                       absl::Now());
+        if (is_call && session != nullptr) {
+          session->monitor_.Add(std::string(request.msg_id),
+                                CallMonitor::Call{request.token, route->endpoint, route->host,
+                                                  std::string(request.topic),
+                                                  std::string(request.method), request.deadline,
+                                                  route->beat, now},
+                                absl::Now());
         }
         return absl::OkStatus();
       case SocketPool::SendResult::kClosed:
@@ -109,14 +130,15 @@ absl::Status CallSession::Start(const Request& request, const std::vector<const 
             ") stayed full until the deadline; the instance is alive but not reading"));
       case SocketPool::SendResult::kUnreachable:
         // Provably not delivered: nothing was queued. Take the instance out and try the next.
-        if (s.auth_failed) {
+        if (s->auth_failed) {
           auth_failed = true;
-          Eject(**lease, "refused the CurveZMQ handshake (authentication failed: this process's "
-                         "key is not authorized there, or the instance lacks its registered key)");
+          Eject(env, *s, *route,
+                "refused the CurveZMQ handshake (authentication failed: this process's key is "
+                "not authorized there, or the instance lacks its registered key)");
         } else {
-          Eject(**lease, "cannot be reached");
+          Eject(env, *s, *route, "cannot be reached");
         }
-        if (env_.routes != nullptr) env_.routes->MarkStale(route->exchange, request.key);
+        if (env.routes != nullptr) env.routes->MarkStale(route->exchange, request.key);
         last_tried = route;
         break;
     }

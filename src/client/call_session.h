@@ -59,6 +59,13 @@ class CallSession {
   CallSession(const CallSession&) = delete;
   CallSession& operator=(const CallSession&) = delete;
 
+  // What one send needs, as views (nothing is copied to send it).
+  struct RequestRef {
+    uint64_t token = 0;
+    FrameKind kind = FrameKind::kCall;
+    std::string_view key, topic, method, msg_id, body;
+    absl::Time deadline = absl::InfiniteFuture();
+  };
   struct Request {
     uint64_t token = 0;  // handed back in events
     FrameKind kind = FrameKind::kCall;  // kCall, kMultiCall or kCast
@@ -68,11 +75,20 @@ class CallSession {
     std::string msg_id;  // "" for casts
     std::string body;
     absl::Time deadline = absl::InfiniteFuture();
+    RequestRef ref() const { return {token, kind, key, topic, method, msg_id, body, deadline}; }
   };
   // Sends `request` to the first instance of `order` that takes it and, for calls, starts
   // watching it. Errors: PeerLost (no candidate could be reached), Timeout (the deadline passed
   // while connecting), RESOURCE_EXHAUSTED (a live instance's queue stayed full), TransportClosed.
-  absl::Status Start(const Request& request, const std::vector<const Route*>& order);
+  absl::Status Start(const Request& request, const std::vector<const Route*>& order) {
+    return Send(env_, request.ref(), order, this);
+  }
+  // A cast, with the same failover and errors as Start but no session: each try leases a socket
+  // from the pool and hands it back at once, and nothing is kept.
+  static absl::Status SendOneWay(ClientEnv env, const RequestRef& request,
+                                 const std::vector<const Route*>& order) {
+    return Send(env, request, order, nullptr);
+  }
 
   struct Event {
     uint64_t token;
@@ -94,8 +110,14 @@ class CallSession {
     std::unique_ptr<PeerSocket> socket;
     Route route;  // the last route sent through it (for ejection and probes)
   };
+  // The failover loop of Start and SendOneWay: sockets come from `session`'s leases, or from the
+  // pool for one send when it is null.
+  static absl::Status Send(ClientEnv env, const RequestRef& request,
+                           const std::vector<const Route*>& order, CallSession* session);
   absl::StatusOr<Lease*> LeaseFor(const Route& route);
-  void Eject(Lease& lease, const char* why);
+  // Takes the instance behind `s` out of rotation until it answers a probe.
+  static void Eject(ClientEnv env, PeerSocket& s, const Route& route, const char* why);
+  void Eject(Lease& lease, const char* why) { Eject(env_, *lease.socket, lease.route, why); }
   void Expire(absl::Time now, std::vector<Event>* events);
   bool ReadFrom(Lease& lease, bool wait, std::vector<Event>* events);
   void HandleMessage(Lease& lease, std::vector<zmq::message_t>& frames,

@@ -357,12 +357,13 @@ void ClientCore::AsyncLoop() {
 
 absl::Status ClientCore::CastTo(const RouteList& list, const Prepared& p, std::string_view key,
                                 std::string_view topic) {
-  std::vector<const Route*> order;
+  // A cast keeps nothing: no session, its socket leased for the send alone, the candidates
+  // ordered in a vector this thread reuses.
+  thread_local std::vector<const Route*> order;
   list.Order(health_, &order);
-  CallSession session(env());
-  const CallSession::Request request{0,  FrameKind::kCast, std::string(key), std::string(topic),
-                                     p.method, "",         p.body,           p.deadline};
-  return session.Start(request, order);
+  const CallSession::RequestRef request{0, FrameKind::kCast, key, topic, p.method, "", p.body,
+                                        p.deadline};
+  return CallSession::SendOneWay(env(), request, order);
 }
 
 absl::Status ClientCore::Cast(const Context& context, std::string_view topic, Message message,

@@ -21,10 +21,17 @@ std::string_view FrameKindName(FrameKind kind) {
   return "?";
 }
 
+void AppendRequestHeader(FrameKind kind, std::string_view exchange, std::string_view target,
+                         std::string_view msg_id, std::string* out) {
+  absl::StrAppend(out, ToAbsl(kProtocol), " ", ToAbsl(FrameKindName(kind)), " ", ToAbsl(exchange),
+                  " ", ToAbsl(target), " ", msg_id.empty() ? "-" : ToAbsl(msg_id));
+}
+
 std::string RequestHeader(FrameKind kind, std::string_view exchange, std::string_view target,
                           std::string_view msg_id) {
-  return absl::StrCat(ToAbsl(kProtocol), " ", ToAbsl(FrameKindName(kind)), " ", ToAbsl(exchange),
-                      " ", ToAbsl(target), " ", msg_id.empty() ? "-" : ToAbsl(msg_id));
+  std::string out;
+  AppendRequestHeader(kind, exchange, target, msg_id, &out);
+  return out;
 }
 
 std::string ControlHeader(FrameKind kind, std::string_view msg_id) {

@@ -32,6 +32,10 @@ struct Header {
 };
 
 std::string_view FrameKindName(FrameKind kind);
+// Appends the header RequestHeader returns to `out` (a reused buffer: no allocation once it has
+// grown).
+void AppendRequestHeader(FrameKind kind, std::string_view exchange, std::string_view target,
+                         std::string_view msg_id, std::string* out);
 std::string RequestHeader(FrameKind kind, std::string_view exchange, std::string_view target,
                           std::string_view msg_id);
 std::string ControlHeader(FrameKind kind, std::string_view msg_id);
