@@ -10,6 +10,7 @@ namespace zrpc::internal {
 
 void CallMonitor::Add(std::string msg_id, Call call, absl::Time now) {
   call.last_heard = now;
+  next_check_ = std::min({next_check_, call.deadline, now + kSilentBeatsForPeerLost * call.beat});
   auto it = calls_.find(msg_id);
   if (it != calls_.end()) Erase(it);
   ++per_endpoint_[call.endpoint];
@@ -32,7 +33,11 @@ CallMonitor::Call* CallMonitor::Heard(std::string_view msg_id, std::string_view 
   // A frame from another peer that carries our msg_id is not our reply.
   if (it == calls_.end() || it->second.endpoint != endpoint) return nullptr;
   it->second.last_heard = now;
-  if (beat_ms > 0) it->second.beat = absl::Milliseconds(beat_ms);
+  if (beat_ms > 0) {
+    // A shorter interval announced makes silence show sooner.
+    it->second.beat = absl::Milliseconds(beat_ms);
+    next_check_ = std::min(next_check_, now + kSilentBeatsForPeerLost * it->second.beat);
+  }
   return &it->second;
 }
 
@@ -48,21 +53,26 @@ void CallMonitor::Remove(std::string_view msg_id) {
 
 std::vector<CallMonitor::Ended> CallMonitor::Expire(absl::Time now) {
   std::vector<Ended> ended;
+  if (now < next_check_) return ended;
+  absl::Time next = absl::InfiniteFuture();
   for (auto it = calls_.begin(); it != calls_.end();) {
     const Call& c = it->second;
+    const absl::Time silent = c.last_heard + kSilentBeatsForPeerLost * c.beat;
     absl::Status status;
     if (now >= c.deadline) {
       status = TimeoutFor(c);
-    } else if (now >= c.last_heard + kSilentBeatsForPeerLost * c.beat) {
+    } else if (now >= silent) {
       status = PeerLostFor(c);
     }
     if (status.ok()) {
+      next = std::min({next, c.deadline, silent});
       ++it;
       continue;
     }
     ended.push_back(Ended{it->first, it->second, std::move(status)});
     Erase(it++);
   }
+  next_check_ = next;
   return ended;
 }
 
@@ -81,11 +91,7 @@ std::vector<CallMonitor::Ended> CallMonitor::LoseEndpoint(std::string_view endpo
 }
 
 absl::Time CallMonitor::NextWake() const {
-  absl::Time next = absl::InfiniteFuture();
-  for (const auto& [id, c] : calls_) {
-    next = std::min({next, c.deadline, c.last_heard + kSilentBeatsForPeerLost * c.beat});
-  }
-  return next;
+  return calls_.empty() ? absl::InfiniteFuture() : next_check_;
 }
 
 bool CallMonitor::HasCallsOn(std::string_view endpoint) const {

@@ -57,7 +57,7 @@ class CallMonitor {
   std::vector<Ended> Expire(absl::Time now);
   // Ends every call sent to `endpoint` with PeerLost (its connection died or broke).
   std::vector<Ended> LoseEndpoint(std::string_view endpoint);
-  // The earliest time Expire could end a call; InfiniteFuture when none is watched.
+  // No later than the earliest time Expire could end a call; InfiniteFuture when none is watched.
   absl::Time NextWake() const;
   // Calls currently watched on `endpoint`.
   bool HasCallsOn(std::string_view endpoint) const;
@@ -74,6 +74,10 @@ class CallMonitor {
 
   absl::flat_hash_map<std::string, Call> calls_;
   absl::flat_hash_map<std::string, int> per_endpoint_;  // calls watched on each endpoint
+  // No call can end before this: Expire looks at the calls only from then on, so that a session
+  // with many calls in flight does not visit each of them on every wake-up. A lower bound (a
+  // reply or a removal only moves the true time later); the scan that Expire makes sets it anew.
+  absl::Time next_check_ = absl::InfiniteFuture();
 };
 
 }  // namespace zrpc::internal
