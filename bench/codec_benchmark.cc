@@ -84,6 +84,21 @@ void BM_DecodeCall(benchmark::State& state) {
 }
 BENCHMARK(BM_DecodeCall)->Apply(PayloadSizes);
 
+// The same call sent as the message object itself (no envelope: one parse, no nested escaping).
+void BM_DecodeCallBare(benchmark::State& state) {
+  const absl::StatusOr<Value> packed = PackMessage(TypicalCall(state.range(0)));
+  if (!Check(state, packed)) return;
+  const absl::StatusOr<std::string> wire = ToJson(*packed);
+  if (!Check(state, wire)) return;
+  if (!Check(state, DecodeMessage(*wire))) return;
+  for (auto _ : state) {
+    absl::StatusOr<Message> m = DecodeMessage(*wire);
+    benchmark::DoNotOptimize(m);
+  }
+  Finish(state, wire->size());
+}
+BENCHMARK(BM_DecodeCallBare)->Apply(PayloadSizes);
+
 void BM_EncodeReply(benchmark::State& state) {
   const Reply r = TypicalReply(state.range(0));
   const absl::StatusOr<std::string> once = EncodeReply(r);

@@ -5,6 +5,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "matchmaker/backend.h"
@@ -187,6 +188,10 @@ absl::StatusOr<Backend> CreateBackend(std::string_view url, std::shared_ptr<Keyr
       "redis://[:password@]host[:port][/db], ipc://... or tcp://... (a zrpc-matchmaker sidecar)"));
 }
 
+namespace {
+constexpr size_t kMaxAcceptedForms = 8;
+}  // namespace
+
 Value RegistrationToValue(const Registration& r) {
   Value v(Object{{"exchange", r.exchange},
                       {"topic", r.topic},
@@ -197,6 +202,11 @@ Value RegistrationToValue(const Registration& r) {
                       {"fanout", r.fanout},
                       {"heartbeat_ms", r.heartbeat_ms}});
   if (!r.public_key.empty()) v.MutableObject().Set("public_key", r.public_key);
+  if (!r.accepts.empty()) {
+    Array forms;
+    for (const std::string& f : r.accepts) forms.emplace_back(f);
+    v.MutableObject().Set("accepts", Value(std::move(forms)));
+  }
   return v;
 }
 
@@ -233,6 +243,24 @@ absl::StatusOr<Registration> RegistrationFromValue(const Value& v) {
       return absl::InvalidArgumentError("registration \"heartbeat_ms\" must be an integer 0..3600000");
     }
     r.heartbeat_ms = f->AsInt();
+  }
+  if (const Value* f = v.Find("accepts"); f != nullptr) {
+    // Forms this client does not know are kept (and ignored): a newer service may list more.
+    auto bad = [] {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "registration \"accepts\" must be an array of at most ", kMaxAcceptedForms,
+          " names of 1..32 characters [a-z0-9._-]"));
+    };
+    if (!f->is_array() || f->AsArray().size() > kMaxAcceptedForms) return bad();
+    for (const Value& form : f->AsArray()) {
+      if (!form.is_string() || form.AsString().empty() || form.AsString().size() > 32) return bad();
+      for (char c : form.AsString()) {
+        if (!absl::ascii_islower(c) && !absl::ascii_isdigit(c) && c != '.' && c != '_' && c != '-') {
+          return bad();
+        }
+      }
+      r.accepts.push_back(form.AsString());
+    }
   }
   return r;
 }

@@ -407,6 +407,7 @@ absl::StatusOr<std::shared_ptr<Consumer>> ConnectionImpl::NewConsumer(
   r.pool = std::string(pool);
   r.fanout = fanout;
   r.heartbeat_ms = absl::ToInt64Milliseconds(to.call_heartbeat_interval);
+  r.accepts = {std::string(kBareMessageForm)};  // the decoder takes either form
   if (transport_->keyring()) r.public_key = transport_->keyring()->own().public_key;
   c->key = absl::StrCat(r.exchange, " ", pool.empty() ? r.Key() : PoolTarget(pool, topic));
   return c;

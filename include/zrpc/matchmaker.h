@@ -35,6 +35,9 @@ namespace zrpc {
 // The default exchange (the seed's control_exchange).
 inline constexpr std::string_view kDefaultExchange = "openstack";
 
+// The name of the bare request-body form in Registration::accepts.
+inline constexpr std::string_view kBareMessageForm = "message";
+
 // One consumer of one service instance.
 struct Registration {
   std::string exchange = std::string(kDefaultExchange);
@@ -58,6 +61,11 @@ struct Registration {
   // call_heartbeat_interval), announced so that callers judge its silence by its own beat;
   // 0 when unknown (callers then use their own interval). Not part of the identity (==).
   int64_t heartbeat_ms = 0;
+  // Request-body forms the service takes besides the 2.0 envelope, which every service takes
+  // (docs/PROTOCOL.md section 3): kBareMessageForm, the message object itself. Clients send a
+  // form only to registrations that list it. zrpc services list kBareMessageForm. Not part of
+  // the identity (==).
+  std::vector<std::string> accepts;
 
   // The key clients resolve this registration by: "fanout~topic" for fanout, else the topic.
   std::string Key() const;

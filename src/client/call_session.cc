@@ -106,7 +106,21 @@ absl::Status CallSession::Send(ClientEnv env, const RequestRef& request,
     } give_back{env.sockets, own};
     AppendRequestHeader(request.kind, route->exchange, route->target, request.msg_id,
                         (header.clear(), &header));
-    switch (SocketPool::Send(*s, header, request.body, now + env.options.connect_timeout,
+    // The bare form only to an instance that lists it; the 2.0 envelope to any other.
+    std::string_view body = request.body;
+    thread_local std::string wrapped;
+    if (request.bare && !route->accepts_bare) {
+      wrapped.clear();
+      AppendEnvelope(request.body, &wrapped);
+      if (wrapped.size() + header.size() > env.options.max_message_size) {
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "message of ", wrapped.size(), " bytes in its 2.0 envelope (what ", route->host,
+            " takes) exceeds the limit of ", env.options.max_message_size,
+            " bytes (max_message_size)"));
+      }
+      body = wrapped;
+    }
+    switch (SocketPool::Send(*s, header, body, now + env.options.connect_timeout,
                              request.deadline)) {
       case SocketPool::SendResult::kSent:
         if (!is_call) {

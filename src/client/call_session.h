@@ -65,6 +65,8 @@ class CallSession {
     FrameKind kind = FrameKind::kCall;
     std::string_view key, topic, method, msg_id, body;
     absl::Time deadline = absl::InfiniteFuture();
+    bool bare = false;  // `body` is the bare message: wrapped in the 2.0 envelope for a route
+                        // that does not accept that form
   };
   struct Request {
     uint64_t token = 0;  // handed back in events
@@ -75,7 +77,10 @@ class CallSession {
     std::string msg_id;  // "" for casts
     std::string body;
     absl::Time deadline = absl::InfiniteFuture();
-    RequestRef ref() const { return {token, kind, key, topic, method, msg_id, body, deadline}; }
+    bool bare = false;  // as in RequestRef
+    RequestRef ref() const {
+      return {token, kind, key, topic, method, msg_id, body, deadline, bare};
+    }
   };
   // Sends `request` to the first instance of `order` that takes it and, for calls, starts
   // watching it. Errors: PeerLost (no candidate could be reached), Timeout (the deadline passed

@@ -34,6 +34,7 @@ struct ClientCore::Prepared {
   std::string body;
   absl::Time deadline = absl::InfiniteFuture();
   std::string method;
+  bool bare = false;  // `body` is the bare message (CallSession::RequestRef::bare)
 };
 
 struct ClientCore::Outgoing {
@@ -60,7 +61,7 @@ absl::StatusOr<ClientCore::Outgoing> ClientCore::PrepareCall(const Context& cont
   if (!c.ok()) return c.status();
   Outgoing out{p->exchange,
                CallSession::Request{token, kind, std::string(topic), std::string(topic), p->method,
-                                    p->msg_id, std::move(p->body), p->deadline},
+                                    p->msg_id, std::move(p->body), p->deadline, p->bare},
                *std::move(c),
                {}};
   out.candidates->ForCalls().Order(health_, &out.order);
@@ -168,7 +169,9 @@ absl::StatusOr<ClientCore::Prepared> ClientCore::Prepare(const Context& context,
   } else {
     p.deadline = absl::Now() + options_.cast_timeout;
   }
-  absl::StatusOr<std::string> body = EncodeMessage(message);
+  // Bare when allowed: CallSession wraps it for instances that take only the envelope.
+  p.bare = options_.send_bare_messages;
+  absl::StatusOr<std::string> body = p.bare ? EncodeBareMessage(message) : EncodeMessage(message);
   if (!body.ok()) return body.status();
   if (body->size() + 512 > options_.max_message_size) {
     return absl::ResourceExhaustedError(
@@ -361,8 +364,8 @@ absl::Status ClientCore::CastTo(const RouteList& list, const Prepared& p, std::s
   // ordered in a vector this thread reuses.
   thread_local std::vector<const Route*> order;
   list.Order(health_, &order);
-  const CallSession::RequestRef request{0, FrameKind::kCast, key, topic, p.method, "", p.body,
-                                        p.deadline};
+  const CallSession::RequestRef request{0, FrameKind::kCast, key,        topic, p.method,
+                                        "", p.body,           p.deadline, p.bare};
   return CallSession::SendOneWay(env(), request, order);
 }
 
@@ -450,9 +453,9 @@ void ClientCore::Probe(absl::Time now) {
     absl::StatusOr<Prepared> p = Prepare(Context(), "zrpc-probe", ping, routes[i].exchange, true,
                                          std::min(kProbeTimeout, 3 * routes[i].beat));
     if (!p.ok()) continue;
-    const CallSession::Request request{i,       FrameKind::kCall, "", routes[i].host,
-                                       "ping",  p->msg_id,        std::move(p->body),
-                                       p->deadline};
+    const CallSession::Request request{i,         FrameKind::kCall, "", routes[i].host,
+                                       "ping",    p->msg_id,        std::move(p->body),
+                                       p->deadline, p->bare};
     (void)session.Start(request, {&routes[i]});
   }
   std::vector<CallSession::Event> events;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "client/routes.h"
 
+#include <algorithm>
 #include <map>
 #include <random>
 
@@ -106,12 +107,14 @@ std::shared_ptr<const Candidates> RouteTable::Build(const std::string& cache_key
     ++used;
     const absl::Duration beat =
         r.heartbeat_ms > 0 ? absl::Milliseconds(r.heartbeat_ms) : default_beat_;
+    const bool bare = std::find(r.accepts.begin(), r.accepts.end(), kBareMessageForm) !=
+                      r.accepts.end();
     if (r.pool.empty()) {
-      plain.push_back(
-          Route{r.endpoint, fanout ? r.Key() : r.topic, r.host, r.exchange, beat, r.public_key});
+      plain.push_back(Route{r.endpoint, fanout ? r.Key() : r.topic, r.host, r.exchange, beat,
+                            r.public_key, bare});
     } else {
-      pools[r.pool].push_back(
-          Route{r.endpoint, PoolTarget(r.pool, r.topic), r.host, r.exchange, beat, r.public_key});
+      pools[r.pool].push_back(Route{r.endpoint, PoolTarget(r.pool, r.topic), r.host, r.exchange,
+                                    beat, r.public_key, bare});
     }
   }
   if (skipped > 0) {

@@ -32,6 +32,7 @@ struct Route {
   std::string exchange;
   absl::Duration beat;  // the instance's announced heartbeat interval (or the caller's own)
   std::string public_key;  // its CURVE key (Z85), "" for a plain service
+  bool accepts_bare = false;  // its registration accepts kBareMessageForm
 
   InstanceHealth::Probe ToProbe() const {
     return {endpoint, host, exchange, target, beat, public_key};

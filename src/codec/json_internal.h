@@ -97,6 +97,11 @@ absl::Status TooManyElements(const JsonLimits& limits);
 // about that many Values (whatever the text's size), which admission counts.
 absl::StatusOr<Message> DecodeMessageCounting(std::string_view wire, const JsonLimits& limits,
                                               size_t* values);
+// The message as the request body of its bare form (the message object itself, no envelope:
+// PROTOCOL.md section 3), for services whose registration accepts "message".
+absl::StatusOr<std::string> EncodeBareMessage(const Message& message);
+// Appends the 2.0 envelope around `bare` (JSON text this process wrote: valid UTF-8) to `out`.
+void AppendEnvelope(std::string_view bare, std::string* out);
 // After a document of `size` bytes: frees this thread's parser buffers if it grew them past
 // 1 MiB, so that a worker thread does not keep the largest message's buffers for good.
 void TrimJsonParsers(size_t size);

@@ -466,11 +466,37 @@ size_t SizeHint(const Value& v) {
 
 }  // namespace
 
-absl::StatusOr<std::string> EncodeMessage(const Message& message) {
+namespace {
+size_t MessageSizeHint(const Message& message) {
   size_t hint = 128 + message.context.values().size() * 32;
   for (const auto& [key, value] : message.args) hint += key.size() + 4 + SizeHint(value);
-  return InEnvelope(hint, [&](internal::JsonSink& w) { return WriteMessage(message, w); });
+  return hint;
 }
+}  // namespace
+
+absl::StatusOr<std::string> EncodeMessage(const Message& message) {
+  return InEnvelope(MessageSizeHint(message),
+                    [&](internal::JsonSink& w) { return WriteMessage(message, w); });
+}
+
+namespace internal {
+
+absl::StatusOr<std::string> EncodeBareMessage(const Message& message) {
+  std::string out;
+  out.reserve(MessageSizeHint(message));
+  internal::JsonSink w(&out, /*nested=*/false);
+  if (absl::Status s = WriteMessage(message, w); !s.ok()) return s;
+  return out;
+}
+
+void AppendEnvelope(std::string_view bare, std::string* out) {
+  out->reserve(out->size() + bare.size() + bare.size() / 4 + 48);
+  out->append(R"({"oslo.version":"2.0","oslo.message":")");
+  AppendEscaped(bare, /*nested=*/false, out);
+  out->append("\"}");
+}
+
+}  // namespace internal
 
 absl::StatusOr<std::string> EncodeReply(const Reply& reply) {
   const size_t hint = 96 + SizeHint(reply.result) + (reply.failure ? reply.failure->size() : 0);

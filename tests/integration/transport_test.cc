@@ -10,6 +10,9 @@
 #include <set>
 #include <thread>
 
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
+
 #include "absl/synchronization/notification.h"
 #include "testing/harness.h"
 #include "unit/test_util.h"
@@ -510,6 +513,82 @@ TEST_F(TransportTest, TheIoThreadRunsAsBatchUnlessTurnedOff) {
               return Client(o);
             }),
             SCHED_OTHER);
+}
+
+// The body of each request a ROUTER registered as "compute" in the test's matchmaker receives,
+// with `accepts` in its registration.
+class BodyFormTest : public IntegrationTest {
+ protected:
+  // Registers a raw ROUTER listening on loopback as an instance of "compute".
+  void RegisterRouter(std::vector<std::string> accepts) {
+    router_.bind("tcp://127.0.0.1:*");
+    router_.set(zmq::sockopt::rcvtimeo, 5000);
+    absl::StatusOr<std::unique_ptr<Matchmaker>> mm = CreateMatchmaker(matchmaker_);
+    ZRPC_ASSERT_OK(mm);
+    mm_ = *std::move(mm);
+    Registration r{.topic = "compute", .host = "raw",
+                   .endpoint = router_.get(zmq::sockopt::last_endpoint)};
+    r.accepts = std::move(accepts);
+    ZRPC_ASSERT_OK(mm_->Register(r));
+  }
+  // The body frame of the next request (identity, header, body).
+  std::string NextBody() {
+    std::vector<zmq::message_t> frames;
+    if (!zmq::recv_multipart(router_, std::back_inserter(frames)) || frames.size() != 3) return "";
+    return frames[2].to_string();
+  }
+  zmq::context_t ctx_;
+  zmq::socket_t router_{ctx_, zmq::socket_type::router};
+  std::unique_ptr<Matchmaker> mm_;
+};
+
+TEST_F(BodyFormTest, ABareMessageGoesOnlyToAnInstanceThatAcceptsIt) {
+  RegisterRouter({"some-future-form", std::string(kBareMessageForm)});
+  auto client = Client();
+  ZRPC_ASSERT_OK(client->Cast(Context(), "compute", Msg("note", {{"kind", "bare \"q\""}})));
+  const std::string body = NextBody();
+  EXPECT_EQ(body.rfind(R"({"method":"note")", 0), 0u) << body;
+  absl::StatusOr<Message> m = DecodeMessage(body);
+  ZRPC_ASSERT_OK(m);
+  EXPECT_EQ(m->args.Find("kind")->AsString(), "bare \"q\"");
+  // A client told not to: the envelope.
+  TransportOptions o = ClientOptions("enveloping");
+  o.send_bare_messages = false;
+  auto enveloping = Client(o);
+  ZRPC_ASSERT_OK(enveloping->Cast(Context(), "compute", Msg("note", {{"kind", "x"}})));
+  EXPECT_EQ(NextBody().rfind(R"({"oslo.version":"2.0","oslo.message":")", 0), 0u);
+}
+
+TEST_F(BodyFormTest, AnInstanceThatDoesNotListTheBareFormGetsTheEnvelope) {
+  RegisterRouter({"some-future-form"});
+  auto client = Client();
+  ZRPC_ASSERT_OK(client->Cast(Context(), "compute", Msg("note", {{"kind", "bare \"q\""}})));
+  const std::string body = NextBody();
+  EXPECT_EQ(body.rfind(R"({"oslo.version":"2.0","oslo.message":")", 0), 0u) << body;
+  absl::StatusOr<Message> m = DecodeMessage(body);
+  ZRPC_ASSERT_OK(m);
+  EXPECT_EQ(m->args.Find("kind")->AsString(), "bare \"q\"");
+  // A call too (its reply never comes: the deadline ends it).
+  absl::StatusOr<Value> r =
+      client->Call(Context(), "compute", Msg("whoami"), {.timeout = absl::Milliseconds(100)});
+  EXPECT_FALSE(r.ok());
+  EXPECT_EQ(NextBody().rfind(R"({"oslo.version":"2.0","oslo.message":")", 0), 0u);
+}
+
+TEST_F(BodyFormTest, ZrpcServicesAdvertiseAndDecodeTheBareForm) {
+  StartService("node1");
+  absl::StatusOr<std::unique_ptr<Matchmaker>> mm = CreateMatchmaker(matchmaker_);
+  ZRPC_ASSERT_OK(mm);
+  absl::StatusOr<std::vector<Registration>> regs = (*mm)->Resolve(kDefaultExchange, "compute");
+  ZRPC_ASSERT_OK(regs);
+  ASSERT_EQ(regs->size(), 1u);
+  EXPECT_EQ((*regs)[0].accepts, std::vector<std::string>{std::string(kBareMessageForm)});
+  for (bool bare : {true, false}) {
+    TransportOptions o = ClientOptions();
+    o.send_bare_messages = bare;
+    auto client = Client(o);
+    EXPECT_EQ(Host(client->Call(Context(), "compute", Msg("whoami"))), "node1");
+  }
 }
 
 }  // namespace

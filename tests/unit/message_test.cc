@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "zrpc/message.h"
 
+#include "codec/json_internal.h"
 #include "test_util.h"
 #include "zrpc/errors.h"
 
@@ -94,6 +95,22 @@ TEST(MessageTest, EncodeMessageEqualsSerializeMsgOfPackMessage) {
   absl::StatusOr<Message> unpacked = UnpackMessage(*packed);
   ZRPC_ASSERT_OK(unpacked);
   EXPECT_EQ(unpacked->context, m.context);
+}
+
+TEST(MessageTest, TheBareFormIsTheMessageObjectAndWrapsIntoTheSameEnvelope) {
+  Message m = SampleMessage();
+  m.args.Set("q", "quote \" backslash \\ newline \n tab \t nul \x01 \u00e9");
+  absl::StatusOr<std::string> bare = internal::EncodeBareMessage(m);
+  ZRPC_ASSERT_OK(bare);
+  EXPECT_EQ(*bare, *ToJson(*PackMessage(m)));
+  absl::StatusOr<Message> back = DecodeMessage(*bare);
+  ZRPC_ASSERT_OK(back);
+  EXPECT_EQ(Value(back->args), Value(m.args));
+  EXPECT_EQ(back->context, m.context);
+  // Wrapped afterwards, it is byte for byte what EncodeMessage writes in one pass.
+  std::string wrapped = "kept:";
+  internal::AppendEnvelope(*bare, &wrapped);
+  EXPECT_EQ(wrapped, "kept:" + *EncodeMessage(m));
 }
 
 TEST(MessageTest, AcceptsBare10MessagesAndMissingArgs) {

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "matchmaker/memory.h"
 #include "matchmaker/process.h"
+#include "matchmaker/registration_json.h"
 #include "matchmaker/sidecar/protocol.h"
 #include "matchmaker/sidecar/registry.h"
 #include "matchmaker/sidecar/server.h"
@@ -205,6 +206,30 @@ TEST(RegistrationRulesTest, NamesEndpointsAndPoolsAreCheckedAndShownEscaped) {
   Registration pub = Reg("compute");
   pub.pub_endpoint = "tcp://\x1b[2J:1";
   EXPECT_EQ(ValidateRegistration(pub).code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(RegistrationRulesTest, AcceptedFormsRoundTripAndBadListsAreRefused) {
+  Registration r = Reg("compute");
+  r.accepts = {std::string(kBareMessageForm), "later.form-2_x"};
+  absl::StatusOr<Registration> back = RegistrationFromValue(RegistrationToValue(r));
+  ZRPC_ASSERT_OK(back);
+  EXPECT_EQ(back->accepts, r.accepts);
+  // Absent: none (older services); not part of the identity.
+  Value v = RegistrationToValue(Reg("compute"));
+  EXPECT_EQ(v.Find("accepts"), nullptr);
+  back = RegistrationFromValue(v);
+  ZRPC_ASSERT_OK(back);
+  EXPECT_TRUE(back->accepts.empty());
+  EXPECT_EQ(*back, r);
+  for (Value bad : {Value("message"), Value(Array{1}), Value(Array{""}), Value(Array{"Message"}),
+                    Value(Array{"a b"}), Value(Array{std::string(33, 'a')}),
+                    Value(Array{"a", "b", "c", "d", "e", "f", "g", "h", "i"})}) {
+    Value reg = RegistrationToValue(Reg("compute"));
+    reg.MutableObject().Set("accepts", bad);
+    absl::StatusOr<Registration> refused = RegistrationFromValue(reg);
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << *ToJson(bad);
+    EXPECT_NE(std::string(refused.status().message()).find("accepts"), std::string::npos);
+  }
 }
 
 TEST(RedactUrlTest, PasswordsAreMaskedAndTheRestIsKept) {
