@@ -3,6 +3,7 @@
 //
 //   build/bench/zrpc-e2e-bench [--quick] [--rounds N] [--via tcp|ipc] [--only WHAT,...]
 //                              [--no-curve] [--json FILE] [--open-loop-seconds S]
+//                              [--zrpc-off io-thread-batch,bare-messages]
 //
 // The client (this process) runs on CPU 0 and every server on CPU 1 (taskset), as DESIGN §9
 // measures. Every figure is the median of --rounds rounds (default 5; --quick: 1), and the rounds
@@ -21,6 +22,7 @@
 //               others against the same run without slow calls;
 //   curve       the CurveZMQ cost: keyed zrpc and raw servers beside the plain ones (a table of
 //               its own; --no-curve skips it).
+// --zrpc-off turns zrpc's throughput levers off (client and server), to measure what each buys.
 // --json FILE writes one JSON object per figure and implementation (bench, impl, transport,
 // payload, window, p50_us, p99_us, rps or msg_s, cpu_client_us, cpu_server_us, rounds, ...).
 #include <sched.h>
@@ -44,6 +46,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "bench/e2e_client.h"
@@ -481,6 +484,13 @@ int main(int argc, char** argv) {
                      "open-loop test: seconds per load level and implementation, over all "
                      "rounds (default 2; --quick: 0.3)")
           ->check(CLI::Range(0.01, 3600.0));
+  std::vector<std::string> off;
+  app.add_option("--zrpc-off", off,
+                 "turn these zrpc levers off in the zrpc client and server, comma-separated, to "
+                 "measure what each buys: io-thread-batch (TransportOptions::io_thread_batch), "
+                 "bare-messages (TransportOptions::send_bare_messages)")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"io-thread-batch", "bare-messages"}));
   // Internal: this program runs its own servers as child processes.
   std::string serve, matchmaker, ipc_dir, router, pull, key_file, authorized_keys;
   app.add_option("--serve", serve, "internal")->group("")->check(CLI::IsMember({"zrpc", "raw"}));
@@ -491,6 +501,20 @@ int main(int argc, char** argv) {
   app.add_option("--key-file", key_file, "internal")->group("");
   app.add_option("--authorized-keys", authorized_keys, "internal")->group("");
   CLI11_PARSE(app, argc, argv);
+  // The levers turned off, for every zrpc transport of the run (servers get the same flag).
+  zrpc::TransportOptions tuning;
+  for (const std::string& lever : off) {
+    if (lever == "io-thread-batch") tuning.io_thread_batch = false;
+    if (lever == "bare-messages") tuning.send_bare_messages = false;
+  }
+  const std::vector<std::string> off_args =
+      off.empty() ? std::vector<std::string>{}
+                  : std::vector<std::string>{"--zrpc-off", absl::StrJoin(off, ",")};
+  auto tuned = [&](zrpc::TransportOptions o) {
+    o.io_thread_batch = tuning.io_thread_batch;
+    o.send_bare_messages = tuning.send_bare_messages;
+    return o;
+  };
 
   zrpc::SetLogLevel(zrpc::LogLevel::kError);
   // As zrpc's own programs run: Debian's Abseil checks mutexes for deadlocks even in release
@@ -498,7 +522,7 @@ int main(int argc, char** argv) {
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   if (serve == "zrpc") {
     return ServeZrpc(matchmaker, ipc_dir,
-                     {.key_file = key_file, .authorized_keys_file = authorized_keys});
+                     {.key_file = key_file, .authorized_keys_file = authorized_keys}, tuning);
   }
   if (serve == "raw") return ServeRaw(router, pull, key_file);
 
@@ -560,6 +584,7 @@ int main(int argc, char** argv) {
     const std::string mm = "local://" + dir + "/" + via;
     Server zserver, rserver;
     std::vector<std::string> zargs = {"--serve", "zrpc", "--matchmaker", mm};
+    zargs.insert(zargs.end(), off_args.begin(), off_args.end());
     if (via == "ipc") zargs.insert(zargs.end(), {"--ipc-dir", dir});
     const std::string rr = via == "tcp" ? "tcp://127.0.0.1:*" : "ipc://" + dir + "/raw.r";
     const std::string rp = via == "tcp" ? "tcp://127.0.0.1:*" : "ipc://" + dir + "/raw.p";
@@ -568,7 +593,7 @@ int main(int argc, char** argv) {
         rserver.endpoints.size() != 2) {
       return 1;
     }
-    auto client = zrpc::Transport::Create({.host = "bench-client", .matchmaker = mm});
+    auto client = zrpc::Transport::Create(tuned({.host = "bench-client", .matchmaker = mm}));
     if (!client.ok()) {
       std::cerr << "zrpc client: " << client.status() << "\n";
       return 1;
@@ -602,6 +627,7 @@ int main(int argc, char** argv) {
                                          "--key-file",        keys_dir + "/bench-server.key",
                                          "--authorized-keys", keys_dir + "/authorized_keys"};
       if (via == "ipc") zcargs.insert(zcargs.end(), {"--ipc-dir", cdir});
+      zcargs.insert(zcargs.end(), off_args.begin(), off_args.end());
       const std::string crr = via == "tcp" ? "tcp://127.0.0.1:*" : "ipc://" + cdir + "/raw.r";
       const std::string crp = via == "tcp" ? "tcp://127.0.0.1:*" : "ipc://" + cdir + "/raw.p";
       if (!StartServer(zcargs, pinned, &zcserver) ||
@@ -611,10 +637,10 @@ int main(int argc, char** argv) {
         return 1;
       }
       auto cclient = zrpc::Transport::Create(
-          {.host = "bench-client",
-           .security = {.key_file = keys_dir + "/bench-client.key",
-                        .authorized_keys_file = keys_dir + "/authorized_keys"},
-           .matchmaker = cmm});
+          tuned({.host = "bench-client",
+                 .security = {.key_file = keys_dir + "/bench-client.key",
+                              .authorized_keys_file = keys_dir + "/authorized_keys"},
+                 .matchmaker = cmm}));
       if (!cclient.ok()) {
         std::cerr << "CURVE client: " << cclient.status() << "\n";
         return 1;

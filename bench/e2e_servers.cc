@@ -15,7 +15,7 @@
 namespace zrpc::bench {
 
 int ServeZrpc(const std::string& matchmaker, const std::string& ipc_dir,
-              const SecurityOptions& security) {
+              const SecurityOptions& security, const TransportOptions& tuning) {
   std::atomic<int64_t> sunk{0};
   Dispatcher inline_d, pool_d;
   auto methods = [&](Endpoint ep) {
@@ -45,8 +45,12 @@ int ServeZrpc(const std::string& matchmaker, const std::string& ipc_dir,
   };
   if (!inline_d.Add(methods(Endpoint{.inline_handlers = true})).ok()) return 1;
   if (!pool_d.Add(methods(Endpoint{})).ok()) return 1;
-  auto t = Transport::Create(
-      {.host = "bench-server", .security = security, .ipc_dir = ipc_dir, .matchmaker = matchmaker});
+  TransportOptions options = tuning;
+  options.host = "bench-server";
+  options.security = security;
+  options.ipc_dir = ipc_dir;
+  options.matchmaker = matchmaker;
+  auto t = Transport::Create(std::move(options));
   if (!t.ok()) {
     std::cerr << "zrpc server: " << t.status() << "\n";
     return 1;

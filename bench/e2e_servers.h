@@ -7,6 +7,7 @@
 #include <string>
 
 #include "zrpc/security.h"
+#include "zrpc/transport.h"
 
 namespace zrpc::bench {
 
@@ -16,13 +17,13 @@ inline constexpr char kInlineTopic[] = "bench";
 inline constexpr char kPoolTopic[] = "benchpool";
 
 // A zrpc service registered in `matchmaker` (ipc:// sockets in `ipc_dir` when set; keys from
-// `security`), consuming kInlineTopic and kPoolTopic with the methods
+// `security`; the levers of `tuning`), consuming kInlineTopic and kPoolTopic with the methods
 //   echo(p)              returns p;
 //   sink(p)              counts the call (for casts); sunk() returns the count;
 //   work(p, sleep_us=0)  sleeps sleep_us microseconds, then returns p (the long-tail test).
 // Returns 1 if it cannot start.
 int ServeZrpc(const std::string& matchmaker, const std::string& ipc_dir,
-              const SecurityOptions& security);
+              const SecurityOptions& security, const TransportOptions& tuning);
 
 // Raw libzmq: a ROUTER at `router_ep` echoing single-frame requests, counting 2-frame casts and
 // answering a 1-frame "?" with that count; a PULL at `pull_ep` counting messages, the ROUTER's
