@@ -8,6 +8,7 @@
 #define ZRPC_SRC_BASE_THREAD_H_
 
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 
 #include <thread>
@@ -25,6 +26,14 @@ std::thread StartThread(Args&&... args) {
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   return t;
 }
+
+// With TransportOptions::io_thread_batch, libzmq's I/O thread does not preempt the thread that
+// queues messages on its CPU: it runs when that thread blocks. A thread working through a burst
+// of messages calls LetIoThreadRun every kIoFlushEvery of them, so that what it queued goes out
+// (and what arrived comes in) while it carries on: the two ends of a pipeline then work at once
+// instead of in turn. Where the I/O thread runs on another CPU this costs one cheap system call.
+inline constexpr int kIoFlushEvery = 32;
+inline void LetIoThreadRun() { sched_yield(); }
 
 }  // namespace zrpc::internal
 

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "codec/json_internal.h"
 #include "base/log_internal.h"
+#include "base/thread.h"
 #include "zmq/socket_factory.h"
 #include "zrpc/errors.h"
 #include "zrpc/message.h"
@@ -16,8 +17,9 @@ namespace {
 // While calls wait, the connections' monitors are read at least this often, so that a peer
 // whose connection died is noticed at once rather than after three silent beats.
 constexpr absl::Duration kConnectionCheck = absl::Milliseconds(50);
-// Messages read from one socket per wake-up (the rest wait for the next round).
-constexpr int kMaxMessagesPerRead = 1024;
+// Messages read from one socket per wake-up (the rest wait for the next round): few, so that the
+// owner can send more (a window refilled) before it reads on.
+constexpr int kMaxMessagesPerRead = kIoFlushEvery;
 
 int64_t CeilMs(absl::Duration d) {
   return std::max<int64_t>(1, absl::ToInt64Milliseconds(absl::Ceil(d, absl::Milliseconds(1))));

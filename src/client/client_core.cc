@@ -282,6 +282,7 @@ std::vector<absl::StatusOr<Value>> ClientCore::CallMany(const Context& context,
   std::vector<CallSession::Event> events;
   size_t next = 0;
   while (next < n || session.in_flight() > 0) {
+    const size_t sent_before = next;
     while (next < n && session.in_flight() < window) {
       const size_t index = next++;
       absl::StatusOr<Outgoing> out = PrepareCall(context, topic, messages[index], options.exchange,
@@ -293,6 +294,8 @@ std::vector<absl::StatusOr<Value>> ClientCore::CallMany(const Context& context,
       if (absl::Status s = Start(session, *out); !s.ok()) results[index] = s;
     }
     if (session.in_flight() == 0) continue;
+    // What was just queued goes out while the replies that are here are read.
+    if (next > sent_before && options_.io_thread_batch) LetIoThreadRun();
     events.clear();
     session.Pump(absl::InfiniteFuture(), &events);
     for (CallSession::Event& e : events) {
@@ -344,6 +347,8 @@ void ClientCore::AsyncLoop() {
         waiting.emplace(r->out.request.token, std::move(r->done));
       }
     }
+    // What was just queued goes out while the replies that are here are read.
+    if (!queued.empty() && options_.io_thread_batch) LetIoThreadRun();
     events.clear();
     session.Pump(absl::Now() + absl::Seconds(1), &events, async_wake_fd_);
     for (CallSession::Event& e : events) {

@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "codec/json_internal.h"
 #include "base/log_internal.h"
+#include "base/thread.h"
 #include "base/secure_fs.h"
 #include "server/inbound.h"
 #include "server/introspection.h"
@@ -398,6 +399,8 @@ Reactor::Read ServerEngine::HandleRouter() {
   std::vector<zmq::message_t>& frames = frames_;
   // Bounded so that replies and timers are not starved by a flood.
   for (int i = 0; i < 1000; ++i) {
+    // Replies queued so far go out while the rest of a burst is handled.
+    if (i > 0 && i % kIoFlushEvery == 0 && options_.io_thread_batch) LetIoThreadRun();
     try {
       const RecvResult got = RecvMessage(*router_, &frames, /*wait=*/false, /*max_frames=*/4);
       // Found empty: replies sent so far came before this receive, so the descriptor is enough.
