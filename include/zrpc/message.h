@@ -41,6 +41,10 @@ struct Message {
   std::string unique_id;          // "_unique_id": for duplicate detection
   std::optional<int64_t> timeout_ms;  // "_timeout": the caller's remaining time in ms
   Context context;                    // flattened as "_context_<key>"
+  // "_reply_form": "message": the caller takes its replies as the bare reply object (no 2.0
+  // envelope; docs/PROTOCOL.md section 4). zrpc's client asks so of services that accept bare
+  // requests.
+  bool bare_reply = false;
 };
 
 // One reply to a call or multicall. A call gets one reply with `ending` set; a multicall gets one

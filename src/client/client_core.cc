@@ -171,6 +171,7 @@ absl::StatusOr<ClientCore::Prepared> ClientCore::Prepare(const Context& context,
   }
   // Bare when allowed: CallSession wraps it for instances that take only the envelope.
   p.bare = options_.send_bare_messages;
+  message.bare_reply = p.bare;  // the replies may come bare too: DecodeReply takes either form
   absl::StatusOr<std::string> body = p.bare ? EncodeBareMessage(message) : EncodeMessage(message);
   if (!body.ok()) return body.status();
   if (body->size() + 512 > options_.max_message_size) {

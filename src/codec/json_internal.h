@@ -100,6 +100,8 @@ absl::StatusOr<Message> DecodeMessageCounting(std::string_view wire, const JsonL
 // The message as the request body of its bare form (the message object itself, no envelope:
 // PROTOCOL.md section 3), for services whose registration accepts "message".
 absl::StatusOr<std::string> EncodeBareMessage(const Message& message);
+// The reply object itself, for a caller whose message asked for it (Message::bare_reply).
+absl::StatusOr<std::string> EncodeBareReply(const Reply& reply);
 // Appends the 2.0 envelope around `bare` (JSON text this process wrote: valid UTF-8) to `out`.
 void AppendEnvelope(std::string_view bare, std::string* out);
 // After a document of `size` bytes: frees this thread's parser buffers if it grew them past

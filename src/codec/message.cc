@@ -144,6 +144,11 @@ absl::Status UnpackMessageField(std::string_view key, Field f, Message& m, Objec
     return optional_string(&m.msg_id);
   } else if (key == "_unique_id") {
     return optional_string(&m.unique_id);
+  } else if (key == "_reply_form") {
+    // A name this service does not know asks for a form it cannot send: the envelope, then.
+    if (f.is_null()) return absl::OkStatus();
+    if (!f.is_string()) return BadField(key, "a string", f.type_name());
+    m.bare_reply = f.take_string() == "message";
   } else if (key == "_timeout") {
     if (f.is_null()) return absl::OkStatus();
     if (!f.is_int() || f.int_value() < 0) {
@@ -320,6 +325,13 @@ absl::Status WriteMessage(const Message& m, internal::JsonSink& w) {
     w.Key("_timeout");
     w.Int(*m.timeout_ms);
   }
+  if (m.bare_reply) {
+    w.Raw(',');
+    w.Key("_reply_form");
+    w.Quote();
+    w.Raw("message");
+    w.Quote();
+  }
   for (const auto& [key, value] : m.context.values()) {
     w.Raw(',');
     if (absl::Status s = w.String(kContextPrefix, key, "context key"); !s.ok()) return s;
@@ -486,6 +498,14 @@ absl::StatusOr<std::string> EncodeBareMessage(const Message& message) {
   out.reserve(MessageSizeHint(message));
   internal::JsonSink w(&out, /*nested=*/false);
   if (absl::Status s = WriteMessage(message, w); !s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<std::string> EncodeBareReply(const Reply& reply) {
+  std::string out;
+  out.reserve(96 + SizeHint(reply.result) + (reply.failure ? reply.failure->size() : 0));
+  internal::JsonSink w(&out, /*nested=*/false);
+  if (absl::Status s = WriteReply(reply, w); !s.ok()) return s;
   return out;
 }
 

@@ -743,7 +743,11 @@ void ServerEngine::ClientGone(const std::string& rid) {
 
 void ServerEngine::SendJobReply(Job& job, Reply reply, bool last, bool on_loop) {
   reply.msg_id = job.msg_id;
-  absl::StatusOr<std::string> body = EncodeReply(reply);
+  // In the form the caller asked for: the bare reply object, or the 2.0 envelope.
+  auto encode = [bare = job.message.bare_reply](const Reply& r) {
+    return bare ? EncodeBareReply(r) : EncodeReply(r);
+  };
+  absl::StatusOr<std::string> body = encode(reply);
   if (body.ok() && body->size() > options_.max_message_size) {
     body = absl::ResourceExhaustedError(absl::StrCat("reply of ", body->size(),
                                                      " bytes exceeds the limit of ",
@@ -752,14 +756,14 @@ void ServerEngine::SendJobReply(Job& job, Reply reply, bool last, bool on_loop) 
   if (!body.ok()) {
     ZRPC_LOG(kWarning, "%s.%s: cannot send its result: %s", job.ctx->topic(),
              job.message.method, body.status().message());
-    body = EncodeReply(Reply{.failure = SerializeRemoteException(body.status()),
-                             .ending = reply.ending,
-                             .msg_id = job.msg_id});
+    body = encode(Reply{.failure = SerializeRemoteException(body.status()),
+                        .ending = reply.ending,
+                        .msg_id = job.msg_id});
     if (!body.ok()) {
-      body = EncodeReply(Reply{.failure = SerializeRemoteException(absl::InternalError(
-                                   "the service could not encode its reply")),
-                               .ending = reply.ending,
-                               .msg_id = job.msg_id});
+      body = encode(Reply{.failure = SerializeRemoteException(absl::InternalError(
+                              "the service could not encode its reply")),
+                          .ending = reply.ending,
+                          .msg_id = job.msg_id});
     }
     if (!body.ok()) return;  // cannot happen: a fixed text and a validated id
   }

@@ -14,6 +14,7 @@
 #include <zmq_addon.hpp>
 
 #include "absl/synchronization/notification.h"
+#include "codec/json_internal.h"
 #include "testing/harness.h"
 #include "unit/test_util.h"
 
@@ -588,6 +589,35 @@ TEST_F(BodyFormTest, ZrpcServicesAdvertiseAndDecodeTheBareForm) {
     o.send_bare_messages = bare;
     auto client = Client(o);
     EXPECT_EQ(Host(client->Call(Context(), "compute", Msg("whoami"))), "node1");
+  }
+}
+
+TEST_F(BodyFormTest, AServiceRepliesBareOnlyToARequestThatAsksForIt) {
+  StartService("node1");
+  zmq::context_t ctx;
+  zmq::socket_t dealer(ctx, zmq::socket_type::dealer);
+  dealer.set(zmq::sockopt::rcvtimeo, 5000);
+  dealer.connect(endpoints_["node1"]);
+  // The same call, as the bare message, asking for a bare reply or not (by a raw DEALER).
+  for (bool ask : {true, false}) {
+    Message m = Msg("whoami");
+    m.msg_id = ask ? "asks" : "does-not-ask";
+    m.unique_id = NewUniqueId();
+    m.bare_reply = ask;
+    absl::StatusOr<std::string> body = internal::EncodeBareMessage(m);
+    ZRPC_ASSERT_OK(body);
+    const std::string header = "zrpc1 call openstack compute " + m.msg_id;
+    dealer.send(zmq::buffer(header), zmq::send_flags::sndmore);
+    dealer.send(zmq::buffer(*body));
+    std::vector<zmq::message_t> frames;
+    ASSERT_TRUE(zmq::recv_multipart(dealer, std::back_inserter(frames)));
+    ASSERT_EQ(frames.size(), 2u);
+    EXPECT_EQ(frames[0].to_string(), "zrpc1 reply " + m.msg_id);
+    const std::string reply = frames[1].to_string();
+    EXPECT_EQ(reply.rfind(ask ? R"({"result":)" : R"({"oslo.version":"2.0")", 0), 0u) << reply;
+    absl::StatusOr<Reply> r = DecodeReply(reply);
+    ZRPC_ASSERT_OK(r);
+    EXPECT_EQ(r->result, Value("node1"));
   }
 }
 

@@ -113,6 +113,48 @@ TEST(MessageTest, TheBareFormIsTheMessageObjectAndWrapsIntoTheSameEnvelope) {
   EXPECT_EQ(wrapped, "kept:" + *EncodeMessage(m));
 }
 
+TEST(MessageTest, TheReplyFormAskedForTravelsAndUnknownFormsAreIgnored) {
+  Message m = SampleMessage();
+  m.bare_reply = true;
+  absl::StatusOr<std::string> wire = internal::EncodeBareMessage(m);
+  ZRPC_ASSERT_OK(wire);
+  EXPECT_NE(wire->find(R"("_reply_form":"message")"), std::string::npos) << *wire;
+  absl::StatusOr<Message> back = DecodeMessage(*wire);
+  ZRPC_ASSERT_OK(back);
+  EXPECT_TRUE(back->bare_reply);
+  // Not asked: not written, not set.
+  m.bare_reply = false;
+  back = DecodeMessage(*EncodeMessage(m));
+  ZRPC_ASSERT_OK(back);
+  EXPECT_FALSE(back->bare_reply);
+  // A form this side does not know: the envelope; a non-string: an error naming the field.
+  back = DecodeMessage(R"({"method":"m","_reply_form":"cbor-2030"})");
+  ZRPC_ASSERT_OK(back);
+  EXPECT_FALSE(back->bare_reply);
+  absl::StatusOr<Message> bad = DecodeMessage(R"({"method":"m","_reply_form":1})");
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(bad.status().message()).find("_reply_form"), std::string::npos);
+}
+
+TEST(ReplyTest, ABareReplyDecodesAsTheEnvelopedOne) {
+  for (const Reply& r : {Reply{.result = Value(Object{{"x", "quote \" \n"}}), .ending = true,
+                               .msg_id = "m1"},
+                         Reply{.failure = std::string(R"({"class":"E","message":"m"})"),
+                               .ending = true, .msg_id = "m2"}}) {
+    absl::StatusOr<std::string> bare = internal::EncodeBareReply(r);
+    ZRPC_ASSERT_OK(bare);
+    EXPECT_EQ(bare->rfind(R"({"result":)", 0), 0u) << *bare;
+    absl::StatusOr<Reply> a = DecodeReply(*bare);
+    absl::StatusOr<Reply> b = DecodeReply(*EncodeReply(r));
+    ZRPC_ASSERT_OK(a);
+    ZRPC_ASSERT_OK(b);
+    EXPECT_EQ(a->result, b->result);
+    EXPECT_EQ(a->failure, b->failure);
+    EXPECT_EQ(a->ending, b->ending);
+    EXPECT_EQ(a->msg_id, b->msg_id);
+  }
+}
+
 TEST(MessageTest, AcceptsBare10MessagesAndMissingArgs) {
   absl::StatusOr<Message> m = DecodeMessage(R"({"method":"ping"})");
   ZRPC_ASSERT_OK(m);
