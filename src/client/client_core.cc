@@ -61,7 +61,8 @@ absl::StatusOr<ClientCore::Outgoing> ClientCore::PrepareCall(const Context& cont
   if (!c.ok()) return c.status();
   Outgoing out{p->exchange,
                CallSession::Request{token, kind, std::string(topic), std::string(topic), p->method,
-                                    p->msg_id, std::move(p->body), p->deadline, p->bare},
+                                    std::move(p->msg_id), std::move(p->body), p->deadline,
+                                    p->bare},
                *std::move(c),
                {}};
   out.candidates->ForCalls().Order(health_, &out.order);
@@ -163,8 +164,7 @@ absl::StatusOr<ClientCore::Prepared> ClientCore::Prepare(const Context& context,
       }
     }
     p.deadline = absl::Now() + timeout;
-    p.msg_id = NewUniqueId();
-    message.msg_id = p.msg_id;
+    message.msg_id = NewUniqueId();
     message.timeout_ms = std::max<int64_t>(1, absl::ToInt64Milliseconds(timeout));
   } else {
     p.deadline = absl::Now() + options_.cast_timeout;
@@ -174,6 +174,7 @@ absl::StatusOr<ClientCore::Prepared> ClientCore::Prepare(const Context& context,
   message.bare_reply = p.bare;  // the replies may come bare too: DecodeReply takes either form
   absl::StatusOr<std::string> body = p.bare ? EncodeBareMessage(message) : EncodeMessage(message);
   if (!body.ok()) return body.status();
+  p.msg_id = std::move(message.msg_id);  // written: the message needs it no more
   if (body->size() + 512 > options_.max_message_size) {
     return absl::ResourceExhaustedError(
         absl::StrCat("message of ", body->size(), " bytes exceeds the limit of ",

@@ -480,7 +480,8 @@ size_t SizeHint(const Value& v) {
 
 namespace {
 size_t MessageSizeHint(const Message& message) {
-  size_t hint = 128 + message.context.values().size() * 32;
+  // The fixed members with two 32-digit ids, a timeout and a reply form take about 200 bytes.
+  size_t hint = 224 + message.method.size() + message.context.values().size() * 32;
   for (const auto& [key, value] : message.args) hint += key.size() + 4 + SizeHint(value);
   return hint;
 }
