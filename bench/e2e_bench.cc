@@ -3,7 +3,7 @@
 //
 //   build/bench/zrpc-e2e-bench [--quick] [--rounds N] [--via tcp|ipc] [--only WHAT,...]
 //                              [--no-curve] [--json FILE] [--open-loop-seconds S]
-//                              [--zrpc-off io-thread-batch,bare-messages]
+//                              [--zrpc-off bare-messages] [--io-thread-batch]
 //
 // The client (this process) runs on CPU 0 and every server on CPU 1 (taskset), as DESIGN §9
 // measures. Every figure is the median of --rounds rounds (default 5; --quick: 1), and the rounds
@@ -22,7 +22,8 @@
 //               others against the same run without slow calls;
 //   curve       the CurveZMQ cost: keyed zrpc and raw servers beside the plain ones (a table of
 //               its own; --no-curve skips it).
-// --zrpc-off turns zrpc's throughput levers off (client and server), to measure what each buys.
+// --zrpc-off bare-messages turns that lever off and --io-thread-batch turns that (opt-in) one on,
+// in the zrpc client and server, to measure what each buys.
 // --json FILE writes one JSON object per figure and implementation (bench, impl, transport,
 // payload, window, p50_us, p99_us, rps or msg_s, cpu_client_us, cpu_server_us, rounds, ...).
 #include <sched.h>
@@ -487,10 +488,13 @@ int main(int argc, char** argv) {
   std::vector<std::string> off;
   app.add_option("--zrpc-off", off,
                  "turn these zrpc levers off in the zrpc client and server, comma-separated, to "
-                 "measure what each buys: io-thread-batch (TransportOptions::io_thread_batch), "
-                 "bare-messages (TransportOptions::send_bare_messages)")
+                 "measure what each buys: bare-messages (TransportOptions::send_bare_messages)")
       ->delimiter(',')
-      ->check(CLI::IsMember({"io-thread-batch", "bare-messages"}));
+      ->check(CLI::IsMember({"bare-messages"}));
+  bool io_batch = false;
+  app.add_flag("--io-thread-batch", io_batch,
+               "run the zrpc client's and server's I/O threads as SCHED_BATCH "
+               "(TransportOptions::io_thread_batch, off by default)");
   // Internal: this program runs its own servers as child processes.
   std::string serve, matchmaker, ipc_dir, router, pull, key_file, authorized_keys;
   app.add_option("--serve", serve, "internal")->group("")->check(CLI::IsMember({"zrpc", "raw"}));
@@ -503,13 +507,13 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   // The levers turned off, for every zrpc transport of the run (servers get the same flag).
   zrpc::TransportOptions tuning;
+  tuning.io_thread_batch = io_batch;
   for (const std::string& lever : off) {
-    if (lever == "io-thread-batch") tuning.io_thread_batch = false;
     if (lever == "bare-messages") tuning.send_bare_messages = false;
   }
-  const std::vector<std::string> off_args =
-      off.empty() ? std::vector<std::string>{}
-                  : std::vector<std::string>{"--zrpc-off", absl::StrJoin(off, ",")};
+  std::vector<std::string> off_args;
+  if (!off.empty()) off_args = {"--zrpc-off", absl::StrJoin(off, ",")};
+  if (io_batch) off_args.push_back("--io-thread-batch");
   auto tuned = [&](zrpc::TransportOptions o) {
     o.io_thread_batch = tuning.io_thread_batch;
     o.send_bare_messages = tuning.send_bare_messages;

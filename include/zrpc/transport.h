@@ -112,12 +112,15 @@ struct TransportOptions {
   absl::Duration matchmaker_heartbeat_interval = absl::Seconds(5);
   // How long Close lets queued outgoing messages drain (ZMQ_LINGER of every socket).
   absl::Duration linger = absl::Milliseconds(500);
-  // Run libzmq's I/O thread as SCHED_BATCH (Linux): woken by a message to send or receive, it
-  // does not preempt the thread that is running on its CPU, so it moves many messages per wake-up
-  // instead of one (about a quarter less CPU per pipelined call, a third more casts per second
-  // where threads share a CPU). It still gets its fair share of CPU, and a CPU that is idle runs
-  // it at once. Off: the default scheduling. Ignored where the system refuses the policy.
-  bool io_thread_batch = true;
+  // Run libzmq's I/O thread as SCHED_BATCH (Linux), for bulk work: woken by a message to send
+  // or receive, it then does not preempt the thread running on its CPU, so it moves many
+  // messages per wake-up instead of one, and threads that work through bursts let it run every
+  // 32 messages. Where threads share a CPU, pipelined calls and casts then cost about a third
+  // less CPU and run up to 1.9x and 1.3x faster; but a thread that wakes often (a timer-driven
+  // sender, many callbacks) delays the I/O thread, and latency under open-loop load rises from
+  // hundreds of microseconds to milliseconds (docs/PERFORMANCE.md). Off by default: turn it on
+  // for closed-loop bulk transfers. Ignored where the system refuses the policy.
+  bool io_thread_batch = false;
   // Send each request as the message object itself, without the 2.0 envelope, to instances
   // whose registration accepts that form (zrpc services do; docs/PROTOCOL.md section 3): the
   // service parses one JSON document instead of two (about a third less decoding) and nothing

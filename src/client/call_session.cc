@@ -17,9 +17,10 @@ namespace {
 // While calls wait, the connections' monitors are read at least this often, so that a peer
 // whose connection died is noticed at once rather than after three silent beats.
 constexpr absl::Duration kConnectionCheck = absl::Milliseconds(50);
-// Messages read from one socket per wake-up (the rest wait for the next round): few, so that the
-// owner can send more (a window refilled) before it reads on.
-constexpr int kMaxMessagesPerRead = kIoFlushEvery;
+// Messages read from one socket per wake-up (the rest wait for the next round). With
+// io_thread_batch, few: the owner sends more (a window refilled) and lets the I/O thread send
+// them before it reads on.
+constexpr int kMaxMessagesPerRead = 1024;
 
 int64_t CeilMs(absl::Duration d) {
   return std::max<int64_t>(1, absl::ToInt64Milliseconds(absl::Ceil(d, absl::Milliseconds(1))));
@@ -247,7 +248,8 @@ void CallSession::Pump(absl::Time until, std::vector<Event>* events, int wake_fd
 
 bool CallSession::ReadFrom(Lease& lease, bool wait, std::vector<Event>* events) {
   bool got = false;
-  for (int i = 0; i < kMaxMessagesPerRead; ++i) {
+  const int max_messages = env_.options.io_thread_batch ? kIoFlushEvery : kMaxMessagesPerRead;
+  for (int i = 0; i < max_messages; ++i) {
     switch (RecvMessage(*lease.socket->socket, &frames_, wait && i == 0, 4)) {
       case RecvResult::kNone:
         return got;
