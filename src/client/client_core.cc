@@ -318,9 +318,13 @@ void ClientCore::CallAsync(const Context& context, std::string_view topic, Messa
   {
     absl::MutexLock lock(&async_mu_);
     if (!async_stop_) {
+      // One wake-up per batch: a queue that was not empty has one pending already.
+      const bool was_empty = async_queue_.empty();
       async_queue_.push_back(std::move(r));
-      uint64_t one = 1;
-      (void)!write(async_wake_fd_, &one, sizeof(one));
+      if (was_empty) {
+        uint64_t one = 1;
+        (void)!write(async_wake_fd_, &one, sizeof(one));
+      }
       return;
     }
   }
@@ -333,14 +337,17 @@ void ClientCore::AsyncLoop() {
   uint64_t next_token = 1;
   std::vector<CallSession::Event> events;
   while (true) {
+    // Clear the wake-up before taking the queue: a request queued after the swap then finds the
+    // queue empty and writes the eventfd again, which the Pump below sees. (Clearing after the
+    // swap could swallow that wake-up and leave the request waiting a whole Pump.)
+    uint64_t count;
+    (void)!read(async_wake_fd_, &count, sizeof(count));
     std::deque<std::unique_ptr<AsyncRequest>> queued;
     {
       absl::MutexLock lock(&async_mu_);
       if (async_stop_) break;
       queued.swap(async_queue_);
     }
-    uint64_t count;
-    (void)!read(async_wake_fd_, &count, sizeof(count));
     for (auto& r : queued) {
       r->out.request.token = next_token++;
       if (absl::Status s = Start(session, r->out); !s.ok()) {

@@ -391,6 +391,58 @@ TEST_F(TransportTest, AsyncCallsCompleteOnceEach) {
   EXPECT_EQ(done, kCalls);
 }
 
+TEST_F(TransportTest, AsyncCallsFromManyThreadsNeverWaitOnAMissedWakeUp) {
+  // Chains of calls, each issued from the previous call's callback (on a worker thread), so
+  // requests arrive while the async thread takes its queue: none may wait for the async thread's
+  // next one-second round (a wake-up swallowed between taking the queue and clearing the eventfd
+  // would do that when no other call is in flight to wake it): one chain, then several.
+  StartService("node1");
+  auto client = Client();
+  constexpr int kCallsPerChain = 1000;
+  // Shared with the callbacks: the last one may still be returning when the wait ends.
+  struct State {
+    absl::Mutex mu;
+    int done ABSL_GUARDED_BY(mu) = 0;
+    int failed ABSL_GUARDED_BY(mu) = 0;
+    int target = 0;
+    absl::Duration slowest ABSL_GUARDED_BY(mu);
+    std::function<void(int)> issue;
+  };
+  for (int chains : {1, 4}) {
+    auto st = std::make_shared<State>();
+    st->target = chains * kCallsPerChain;
+    Transport* t = client.get();
+    st->issue = [t, w = std::weak_ptr<State>(st)](int left) {
+      const absl::Time start = absl::Now();
+      t->CallAsync(Context(), "compute", IntegrationTest::Msg("whoami"),
+                   [w, left, start](absl::StatusOr<Value> r) {
+                     std::shared_ptr<State> s = w.lock();
+                     if (s == nullptr) return;
+                     {
+                       absl::MutexLock lock(&s->mu);
+                       ++s->done;
+                       if (!r.ok()) ++s->failed;
+                       s->slowest = std::max(s->slowest, absl::Now() - start);
+                     }
+                     if (left > 1) s->issue(left - 1);
+                   });
+    };
+    std::vector<std::thread> threads;
+    for (int c = 0; c < chains; ++c) threads.emplace_back([st] { st->issue(kCallsPerChain); });
+    for (std::thread& th : threads) th.join();
+    absl::MutexLock lock(&st->mu);
+    EXPECT_TRUE(st->mu.AwaitWithTimeout(
+        absl::Condition(+[](State* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu) {
+          return s->done == s->target;
+        }, st.get()),
+        absl::Seconds(60)));
+    EXPECT_EQ(st->failed, 0);
+    // Generous for a loaded machine, and well under the async thread's one-second round.
+    EXPECT_LT(st->slowest, absl::Milliseconds(700)) << st->slowest << " with " << chains
+                                                     << " chains";
+  }
+}
+
 TEST_F(TransportTest, CallManyReturnsEveryOutcomeInOrder) {
   StartService("node1");
   StartService("node2");
