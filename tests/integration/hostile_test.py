@@ -31,6 +31,12 @@ SERVICE = None  # the zrpc-service binary (argv[1])
 MAX_MESSAGE = 4 << 20  # the service's default max_message_size
 PROMPT_S = 2.0  # a normal call during or after an attack is answered within this
 RSS_BOUND_KIB = 64 << 10  # an attack may grow the service by at most this much
+if os.environ.get("ASAN_OPTIONS") is not None:
+    # Under AddressSanitizer (tools/setup.sh sanitize) freed memory waits in its quarantine and
+    # every allocation has shadow and redzones: resident size overstates what the service holds,
+    # and a burst of libzmq buffers showed up as +75 MiB once in seven runs. The plain run keeps
+    # the real bound.
+    RSS_BOUND_KIB = 192 << 10
 
 # The behaviour a check relies on, named in its failure message.
 LEAD_JSON = "JsonLimits: members and values capped, the rules applied to the whole document"
@@ -409,6 +415,9 @@ def SubscriptionFlood(name="SubscriptionFlood"):
 
         # A flood: 20,000 subscriptions of about 250 bytes from one peer, stopped early once the
         # service has grown past the bound (so that a service without the cap is not pushed far).
+        # Measured from here: what the 8 MiB frame left resident (under AddressSanitizer its
+        # buffers sit in the quarantine) was checked above and is not the flood's.
+        rss0 = svc.rss_kib()
         mark = svc.mark()
         y = ctx.socket(zmq.XSUB)
         y.setsockopt(zmq.LINGER, 0)
