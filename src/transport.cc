@@ -192,7 +192,7 @@ namespace {
 bool BatchPolicyAllowed() {
   static const bool allowed = [] {
     bool ok = false;
-    std::thread probe([&ok] {
+    std::thread probe = StartThread([&ok] {
       sched_param param{};
       ok = pthread_setschedparam(pthread_self(), SCHED_BATCH, &param) == 0;
     });

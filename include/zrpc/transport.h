@@ -124,7 +124,7 @@ struct TransportOptions {
   // Send each request as the message object itself, without the 2.0 envelope, to instances
   // whose registration accepts that form (zrpc services do; docs/PROTOCOL.md section 3): the
   // service parses one JSON document instead of two (about a third less decoding) and nothing
-  // is escaped twice; such a request also asks for bare replies. Other instances get the 2.0
+  // is escaped twice; a call sent so also asks for bare replies. Other instances get the 2.0
   // envelope. Off: the envelope to every instance, and enveloped replies.
   bool send_bare_messages = true;
 };

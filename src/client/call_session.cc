@@ -123,8 +123,11 @@ absl::Status CallSession::Send(ClientEnv env, const RequestRef& request,
       }
       body = wrapped;
     }
-    switch (SocketPool::Send(*s, header, body, now + env.options.connect_timeout,
-                             request.deadline)) {
+    const SocketPool::SendResult sent = SocketPool::Send(
+        *s, header, body, now + env.options.connect_timeout, request.deadline);
+    // A thread does not keep a large message's envelope buffer for good.
+    if (wrapped.capacity() > (1 << 20)) std::string().swap(wrapped);
+    switch (sent) {
       case SocketPool::SendResult::kSent:
         if (!is_call) {
           ZRPC_LOG(kDebug, "cast topic=%s method=%s host=%s endpoint=%s outcome=sent",

@@ -171,7 +171,8 @@ absl::StatusOr<ClientCore::Prepared> ClientCore::Prepare(const Context& context,
   }
   // Bare when allowed: CallSession wraps it for instances that take only the envelope.
   p.bare = options_.send_bare_messages;
-  message.bare_reply = p.bare;  // the replies may come bare too: DecodeReply takes either form
+  // Calls ask for bare replies too (DecodeReply takes either form); casts have none to ask for.
+  message.bare_reply = p.bare && is_call;
   absl::StatusOr<std::string> body = p.bare ? EncodeBareMessage(message) : EncodeMessage(message);
   if (!body.ok()) return body.status();
   p.msg_id = std::move(message.msg_id);  // written: the message needs it no more

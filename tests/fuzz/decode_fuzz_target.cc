@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string_view>
 
+#include "codec/json_internal.h"
 #include "fuzz/fuzz_targets.h"
 #include "zrpc/errors.h"
 #include "zrpc/message.h"
@@ -23,10 +24,18 @@ void DecodeOne(std::string_view data) {
   if (absl::StatusOr<Message> m = DecodeMessage(data); m.ok()) {
     absl::StatusOr<std::string> wire = EncodeMessage(*m);
     if (!wire.ok() || !DecodeMessage(*wire).ok()) __builtin_trap();
+    // The bare form decodes too, and wrapped it is byte for byte the one-pass envelope.
+    absl::StatusOr<std::string> bare = internal::EncodeBareMessage(*m);
+    if (!bare.ok() || !DecodeMessage(*bare).ok()) __builtin_trap();
+    std::string wrapped;
+    internal::AppendEnvelope(*bare, &wrapped);
+    if (wrapped != *wire) __builtin_trap();
   }
   if (absl::StatusOr<Reply> r = DecodeReply(data); r.ok()) {
     absl::StatusOr<std::string> wire = EncodeReply(*r);
     if (!wire.ok() || !DecodeReply(*wire).ok()) __builtin_trap();
+    absl::StatusOr<std::string> bare = internal::EncodeBareReply(*r);
+    if (!bare.ok() || !DecodeReply(*bare).ok()) __builtin_trap();
   }
   absl::Status remote = DeserializeRemoteException(data);
   if (remote.ok()) __builtin_trap();

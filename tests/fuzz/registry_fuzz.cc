@@ -14,7 +14,7 @@ void CheckRegistration(const Registration& r) {
   absl::StatusOr<Registration> back =
       internal::RegistrationFromValue(internal::RegistrationToValue(r));
   ZRPC_FUZZ_CHECK(back.ok());
-  ZRPC_FUZZ_CHECK(*back == r && back->heartbeat_ms == r.heartbeat_ms);
+  ZRPC_FUZZ_CHECK(*back == r && back->heartbeat_ms == r.heartbeat_ms && back->accepts == r.accepts);
   ZRPC_FUZZ_CHECK(r.heartbeat_ms >= 0 && r.heartbeat_ms <= 3600 * 1000);
   absl::Status valid = ValidateRegistration(r);
   ZRPC_FUZZ_CHECK(valid.ok() || valid.code() == absl::StatusCode::kInvalidArgument);
