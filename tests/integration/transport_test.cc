@@ -686,6 +686,21 @@ TEST_F(BodyFormTest, AServiceRepliesBareOnlyToARequestThatAsksForIt) {
     ZRPC_ASSERT_OK(r);
     EXPECT_EQ(r->result, Value("node1"));
   }
+  // A refusal the service sends itself (no handler ran) stays in the envelope, asked or not.
+  Message m = Msg("no_such_method");
+  m.msg_id = "refused";
+  m.unique_id = NewUniqueId();
+  m.bare_reply = true;
+  dealer.send(zmq::str_buffer("zrpc1 call openstack compute refused"), zmq::send_flags::sndmore);
+  dealer.send(zmq::buffer(*internal::EncodeBareMessage(m)));
+  std::vector<zmq::message_t> frames;
+  ASSERT_TRUE(zmq::recv_multipart(dealer, std::back_inserter(frames)));
+  ASSERT_EQ(frames.size(), 2u);
+  const std::string reply = frames[1].to_string();
+  EXPECT_EQ(reply.rfind(R"({"oslo.version":"2.0")", 0), 0u) << reply;
+  absl::StatusOr<Reply> r = DecodeReply(reply);
+  ZRPC_ASSERT_OK(r);
+  EXPECT_TRUE(r->failure.has_value());
 }
 
 }  // namespace
