@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "testing/child_process.h"
+#include "testing/temp_dir.h"
 #include "zrpc/zrpc.h"
 
 namespace zrpc::testing {
@@ -31,16 +32,11 @@ class IntegrationTest : public ::testing::Test {
 
  protected:
   void SetUp() override {
-    char dir[] = "/tmp/zrpc-test-XXXXXX";
-    ASSERT_NE(mkdtemp(dir), nullptr);
-    registry_ = dir;
+    ASSERT_FALSE(temp_.path().empty());
+    registry_ = temp_.path();
     matchmaker_ = "local://" + registry_;
   }
-  void TearDown() override {
-    services_.clear();  // stops them
-    std::error_code ec;
-    std::filesystem::remove_all(registry_, ec);
-  }
+  void TearDown() override { services_.clear(); }  // stops them (temp_ then goes)
 
   // Starts zrpc-service with `host` on this test's matchmaker; waits until it is registered.
   ChildProcess& StartService(const std::string& host, std::vector<std::string> extra = {}) {
@@ -82,6 +78,7 @@ class IntegrationTest : public ::testing::Test {
     return fn();
   }
 
+  TempDir temp_{"zrpc-test"};  // removed when the test ends
   std::string registry_;
   std::string matchmaker_;
   std::map<std::string, std::string> endpoints_;

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "testing/child_process.h"
+#include "testing/temp_dir.h"
 
 namespace zrpc::testing {
 namespace {
@@ -30,17 +31,14 @@ constexpr char kNobody[] = "65534";
 class SidecarOpsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char dir[] = "/tmp/zrpc-ops-XXXXXX";
-    ASSERT_NE(mkdtemp(dir), nullptr);
-    dir_ = dir;
+    ASSERT_FALSE(temp_.path().empty());
+    dir_ = temp_.path();
     endpoint_ = "ipc://" + dir_ + "/mm.sock";
   }
   void TearDown() override {
     if (notify_fd_ >= 0) close(notify_fd_);
     unsetenv("NOTIFY_SOCKET");
     sidecar_.reset();
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
   }
 
   // Binds the datagram socket systemd would listen on: a path, or an abstract name ("@...").
@@ -107,6 +105,7 @@ class SidecarOpsTest : public ::testing::Test {
     return lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode);
   }
 
+  TempDir temp_{"zrpc-ops"};  // removed when the test ends
   std::string dir_;
   std::string endpoint_;
   int notify_fd_ = -1;

@@ -18,6 +18,7 @@
 #include "testing/log_capture.h"
 #include "zrpc/log.h"
 #include "zrpc/matchmaker.h"
+#include "testing/temp_dir.h"
 
 namespace zrpc::internal {
 namespace {
@@ -32,13 +33,8 @@ constexpr gid_t kOtherGid = 65534;
 class SecureFsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char dir[] = "/tmp/zrpc-fs-XXXXXX";
-    ASSERT_NE(mkdtemp(dir), nullptr);
-    root_ = dir;
-  }
-  void TearDown() override {
-    std::error_code ec;
-    std::filesystem::remove_all(root_, ec);
+    ASSERT_FALSE(temp_.path().empty());
+    root_ = temp_.path();
   }
   static std::string Read(const std::string& path) {
     std::ifstream in(path);
@@ -54,6 +50,7 @@ class SecureFsTest : public ::testing::Test {
     return lstat(path.c_str(), &st) == 0 ? (st.st_mode & 07777) : 0;
   }
 
+  zrpc::testing::TempDir temp_{"zrpc-fs"};  // removed when the test ends
   std::string root_;
 };
 

@@ -23,6 +23,7 @@
 #include "test_util.h"
 #include "testing/log_capture.h"
 #include "zrpc/log.h"
+#include "testing/temp_dir.h"
 
 namespace zrpc {
 namespace {
@@ -47,13 +48,8 @@ mode_t ModeOf(const std::string& path) {
 class SecurityTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char dir[] = "/tmp/zrpc-sec-XXXXXX";
-    ASSERT_NE(mkdtemp(dir), nullptr);
-    dir_ = dir;
-  }
-  void TearDown() override {
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
+    ASSERT_FALSE(temp_.path().empty());
+    dir_ = temp_.path();
   }
   std::string Path(const std::string& name) const { return dir_ + "/" + name; }
   // Writes a file in place (same inode), as an editor saving over it would.
@@ -63,6 +59,7 @@ class SecurityTest : public ::testing::Test {
     chmod(path.c_str(), mode);
   }
 
+  zrpc::testing::TempDir temp_{"zrpc-sec"};  // removed when the test ends
   std::string dir_;
 };
 
