@@ -365,23 +365,56 @@ absl::Status WriteReply(const Reply& r, internal::JsonSink& w) {
   return absl::OkStatus();
 }
 
+// About how many bytes `v` takes as JSON, looking one level deep only (cheap): enough to reserve
+// the output once for typical messages instead of growing it two or three times.
+size_t SizeHint(const Value& v) {
+  if (v.is_string()) return v.AsString().size() + 2;
+  size_t size = 16;
+  if (v.is_object()) {
+    for (const auto& [key, member] : v.AsObject()) {
+      size += key.size() + 4 + (member.is_string() ? member.AsString().size() + 2 : 24);
+    }
+  } else if (v.is_array()) {
+    for (const Value& element : v.AsArray()) {
+      size += element.is_string() ? element.AsString().size() + 3 : 24;
+    }
+  }
+  return size;
+}
+
+size_t MessageSizeHint(const Message& message) {
+  // The fixed members with two 32-digit ids, a timeout and a reply form take about 200 bytes.
+  size_t hint = 224 + message.method.size() + message.context.values().size() * 32;
+  for (const auto& [key, value] : message.args) hint += key.size() + 4 + SizeHint(value);
+  return hint;
+}
+
+size_t ReplySizeHint(const Reply& reply) {
+  return 96 + SizeHint(reply.result) + (reply.failure ? reply.failure->size() : 0);
+}
+
+// What the 2.0 envelope puts around the escaped text of the message.
+constexpr std::string_view kEnvelopeOpen = R"({"oslo.version":"2.0","oslo.message":")";
+constexpr std::string_view kEnvelopeClose = "\"}";
+
 // The 2.0 envelope around what `write` writes, in one pass: the message is written already
 // escaped as the body of "oslo.message".
 template <typename F>
 absl::StatusOr<std::string> InEnvelope(size_t size_hint, F write) {
   std::string out;
   out.reserve(size_hint + size_hint / 4 + 48);
-  out.append(R"({"oslo.version":"2.0","oslo.message":")");
+  out.append(kEnvelopeOpen);
   internal::JsonSink w(&out, /*nested=*/true);
   if (absl::Status s = write(w); !s.ok()) return s;
-  out.append("\"}");
+  out.append(kEnvelopeClose);
   return out;
 }
 
-// Plain JSON text of what `write` writes.
+// Plain JSON text of what `write` writes (the bare form).
 template <typename F>
-absl::StatusOr<std::string> Plain(F write) {
+absl::StatusOr<std::string> Plain(size_t size_hint, F write) {
   std::string out;
+  out.reserve(size_hint);
   internal::JsonSink w(&out, /*nested=*/false);
   if (absl::Status s = write(w); !s.ok()) return s;
   return out;
@@ -420,13 +453,13 @@ constexpr JsonLimits kUnlimited{.max_depth = 1 << 20,
                                 .max_elements = SIZE_MAX};
 
 absl::StatusOr<Value> PackMessage(const Message& message) {
-  absl::StatusOr<std::string> text = Plain([&](internal::JsonSink& w) { return WriteMessage(message, w); });
+  absl::StatusOr<std::string> text = internal::EncodeBareMessage(message);
   if (!text.ok()) return text.status();
   return ParseJson(*text, kUnlimited);
 }
 
 absl::StatusOr<Value> PackReply(const Reply& reply) {
-  absl::StatusOr<std::string> text = Plain([&](internal::JsonSink& w) { return WriteReply(reply, w); });
+  absl::StatusOr<std::string> text = internal::EncodeBareReply(reply);
   if (!text.ok()) return text.status();
   return ParseJson(*text, kUnlimited);
 }
@@ -457,35 +490,7 @@ absl::StatusOr<Reply> UnpackReply(Value value) {
   return r;
 }
 
-namespace {
 
-// About how many bytes `v` takes as JSON, looking one level deep only (cheap): enough to reserve
-// the output once for typical messages instead of growing it two or three times.
-size_t SizeHint(const Value& v) {
-  if (v.is_string()) return v.AsString().size() + 2;
-  size_t size = 16;
-  if (v.is_object()) {
-    for (const auto& [key, member] : v.AsObject()) {
-      size += key.size() + 4 + (member.is_string() ? member.AsString().size() + 2 : 24);
-    }
-  } else if (v.is_array()) {
-    for (const Value& element : v.AsArray()) {
-      size += element.is_string() ? element.AsString().size() + 3 : 24;
-    }
-  }
-  return size;
-}
-
-}  // namespace
-
-namespace {
-size_t MessageSizeHint(const Message& message) {
-  // The fixed members with two 32-digit ids, a timeout and a reply form take about 200 bytes.
-  size_t hint = 224 + message.method.size() + message.context.values().size() * 32;
-  for (const auto& [key, value] : message.args) hint += key.size() + 4 + SizeHint(value);
-  return hint;
-}
-}  // namespace
 
 absl::StatusOr<std::string> EncodeMessage(const Message& message) {
   return InEnvelope(MessageSizeHint(message),
@@ -495,33 +500,26 @@ absl::StatusOr<std::string> EncodeMessage(const Message& message) {
 namespace internal {
 
 absl::StatusOr<std::string> EncodeBareMessage(const Message& message) {
-  std::string out;
-  out.reserve(MessageSizeHint(message));
-  internal::JsonSink w(&out, /*nested=*/false);
-  if (absl::Status s = WriteMessage(message, w); !s.ok()) return s;
-  return out;
+  return Plain(MessageSizeHint(message),
+               [&](internal::JsonSink& w) { return WriteMessage(message, w); });
 }
 
 absl::StatusOr<std::string> EncodeBareReply(const Reply& reply) {
-  std::string out;
-  out.reserve(96 + SizeHint(reply.result) + (reply.failure ? reply.failure->size() : 0));
-  internal::JsonSink w(&out, /*nested=*/false);
-  if (absl::Status s = WriteReply(reply, w); !s.ok()) return s;
-  return out;
+  return Plain(ReplySizeHint(reply), [&](internal::JsonSink& w) { return WriteReply(reply, w); });
 }
 
 void AppendEnvelope(std::string_view bare, std::string* out) {
   out->reserve(out->size() + bare.size() + bare.size() / 4 + 48);
-  out->append(R"({"oslo.version":"2.0","oslo.message":")");
+  out->append(kEnvelopeOpen);
   AppendEscaped(bare, /*nested=*/false, out);
-  out->append("\"}");
+  out->append(kEnvelopeClose);
 }
 
 }  // namespace internal
 
 absl::StatusOr<std::string> EncodeReply(const Reply& reply) {
-  const size_t hint = 96 + SizeHint(reply.result) + (reply.failure ? reply.failure->size() : 0);
-  return InEnvelope(hint, [&](internal::JsonSink& w) { return WriteReply(reply, w); });
+  return InEnvelope(ReplySizeHint(reply),
+                    [&](internal::JsonSink& w) { return WriteReply(reply, w); });
 }
 
 absl::StatusOr<Message> DecodeMessage(std::string_view wire, const JsonLimits& limits) {
