@@ -77,6 +77,36 @@ TEST_F(FaultTest, ACallToAKilledInstanceEndsWithPeerLostAtOnceNotAtItsDeadline) 
   for (int i = 0; i < 10; ++i) EXPECT_EQ(WhoAmI(*client), "a");
 }
 
+TEST_F(FaultTest, CastsAfterAnInstanceIsKilledReachTheLiveOneAndACastToItFailsFast) {
+  ChildProcess& b = StartService("b");
+  StartService("a");
+  auto client = Client();
+  // Both instances get a cast (round-robin), so the client holds a connection to each.
+  for (int i = 0; i < 2; ++i) {
+    ZRPC_ASSERT_OK(client->Cast(Context(), "compute", Msg("note", {{"kind", "warm"}})));
+  }
+  b.Kill();
+  // The client learns of the death (a call to b ends in PeerLost and takes b out of rotation).
+  absl::Status call = client->Call(Context(), "compute.b", Msg("whoami"),
+                                   {.timeout = absl::Seconds(5)}).status();
+  EXPECT_TRUE(IsErrorKind(call, ErrorKind::kPeerLost)) << call;
+  // A cast to b alone has nowhere to go: PeerLost, well before the cast timeout, not a hang.
+  const absl::Time start = absl::Now();
+  absl::Status direct = client->Cast(Context(), "compute.b", Msg("note", {{"kind", "lost"}}));
+  EXPECT_TRUE(IsErrorKind(direct, ErrorKind::kPeerLost)) << direct;
+  EXPECT_LT(absl::Now() - start, absl::Milliseconds(1500));
+  // Casts to the topic all reach the live instance.
+  for (int i = 0; i < 10; ++i) {
+    ZRPC_ASSERT_OK(client->Cast(Context(), "compute", Msg("note", {{"kind", "after"}})));
+  }
+  EXPECT_TRUE(Eventually([&] {
+    absl::StatusOr<Value> stats = client->Call(Context(), "compute.a", Msg("stats"));
+    const Value* notes = stats.ok() ? stats->Find("notes") : nullptr;
+    const Value* after = notes != nullptr ? notes->Find("after") : nullptr;
+    return after != nullptr && after->is_int() && after->AsInt() == 10;
+  }));
+}
+
 TEST_F(FaultTest, AStoppedInstanceIsEjectedAfterOneCallAndProbedBackAfterItResumes) {
   StartService("a");
   ChildProcess& b = StartService("b");
