@@ -20,9 +20,19 @@
 // program that merely calls services sees only what needs attention. ZRPC_LOG_LEVEL or
 // SetLogLevel override both.
 //
-// Every line reaches the sink as one line of printable text: control bytes, invalid UTF-8 and
-// backslashes in it are written as \xNN and \\ (bytes from a peer or a registry cannot forge
-// lines or send terminal escapes).
+// Every line reaches the sink as one line of printable text: control bytes (C0, DEL, C1),
+// invalid UTF-8 and backslashes in it are written as \xNN and \\, and the invisible Unicode
+// format, bidi and separator characters (U+061C, U+180E, U+200B..U+200F, U+2028..U+202E,
+// U+2060..U+206F, U+FEFF, U+FFF9..U+FFFB) as \u{XXXX}; other UTF-8 (accents, CJK) is kept.
+// Bytes from a peer or a registry cannot forge lines, reorder what a terminal shows, or send
+// terminal escapes. A line longer than 8 KiB once escaped is cut and ends with
+// "...[N bytes cut]" (N: bytes of the message and fields not shown).
+//
+// Lines are rate-limited per source: each zrpc call site, and each caller of Log() (by the code
+// address it is called from, so a loop that logs is one source whatever its text), writes at
+// most 20 lines a second (errors: 100; debug lines are not limited). The lines beyond are
+// counted and summed up in one line at their level once that second is over, e.g.
+// "37 more lines like this suppressed in the last second (a caller of zrpc::Log)".
 //
 // Thread-safe: the sink may be called from any zrpc thread at once, and must be thread-safe.
 #ifndef ZRPC_LOG_H_
@@ -62,7 +72,8 @@ struct LogField {
   std::string value;
 };
 
-// Writes one line at `level` (for services that want their lines in the same place).
+// Writes one line at `level` (for services that want their lines in the same place): escaped,
+// cut and rate-limited per caller as described above. Does not block beyond the sink.
 void Log(LogLevel level, std::string_view line);
 // The same, followed by " key=value" for each field, e.g.
 //   zrpc::Log(zrpc::LogLevel::kInfo, "order placed", {{"order", id}, {"items", "3"}});

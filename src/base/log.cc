@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -9,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -16,6 +18,7 @@
 #include "absl/time/time.h"
 #include "src/base/escape.h"
 #include "src/base/log_internal.h"
+#include "src/base/thread.h"
 #include "zrpc/log.h"
 
 namespace zrpc {
@@ -80,29 +83,53 @@ long ThreadId() {
   return tid;
 }
 
+// A line as the sink gets it: escaped, and cut at kMaxLogLineBytes with the count of what was
+// cut. Once something is cut, everything after it is only counted, so the line is a prefix.
+class LineBuilder {
+ public:
+  // Text from anywhere (escaped), each byte of `extra` as \xNN too.
+  void Escaped(std::string_view s, std::string_view extra = {}) {
+    if (cut_ == 0) {
+      cut_ += s.size() - internal::AppendEscaped(&text_, s, kBudget, extra);
+    } else {
+      cut_ += s.size();
+    }
+  }
+  // Text that is printable already (a field's key, '=', '"').
+  void Plain(std::string_view s) {
+    if (cut_ == 0 && text_.size() + s.size() <= kBudget) {
+      text_.append(s);
+    } else {
+      cut_ += s.size();
+    }
+  }
+  std::string Finish() && {
+    if (cut_ > 0) absl::StrAppend(&text_, "...[", cut_, " bytes cut]");
+    return std::move(text_);
+  }
+
+ private:
+  // Room for the longest marker, "...[18446744073709551615 bytes cut]".
+  static constexpr size_t kBudget = internal::kMaxLogLineBytes - 40;
+  std::string text_;
+  size_t cut_ = 0;
+};
+
 // A field's value as one token: escaped like the line, '"' as \x22, quoted when it holds a
 // space or '=' or is empty.
-void AppendField(std::string* out, const LogField& field) {
-  out->push_back(' ');
+void AppendField(LineBuilder* out, const LogField& field) {
+  std::string key = " ";
   for (char c : field.key) {
     const bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-';
-    out->push_back(ok ? c : '_');
+    key.push_back(ok ? c : '_');
   }
-  out->push_back('=');
-  std::string value = internal::EscapeForTerminal(field.value);
-  std::string quoted;
-  bool needs_quotes = value.empty();
-  for (char c : value) {
-    if (c == '"') {
-      quoted.append("\\x22");
-      continue;
-    }
-    if (c == ' ' || c == '=') needs_quotes = true;
-    quoted.push_back(c);
-  }
-  if (needs_quotes) out->push_back('"');
-  out->append(quoted);
-  if (needs_quotes) out->push_back('"');
+  key.push_back('=');
+  out->Plain(key);
+  const std::string_view value = field.value;
+  const bool needs_quotes = value.empty() || value.find_first_of(" =") != std::string_view::npos;
+  if (needs_quotes) out->Plain("\"");
+  out->Escaped(value, "\"");
+  if (needs_quotes) out->Plain("\"");
 }
 
 // Hands a line that is already one line of printable text to the sink (or stderr).
@@ -119,6 +146,121 @@ void Emit(LogLevel level, std::string_view line) {
   }
   const std::string text = internal::FormatLogLine(level, line);
   std::fwrite(text.data(), 1, text.size(), stderr);
+}
+
+// The second a line is counted in: CLOCK_MONOTONIC_COARSE (a few nanoseconds through the
+// vDSO; its resolution of a few milliseconds is plenty for one-second windows).
+int64_t CoarseSecond() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return ts.tv_sec;
+}
+
+// "server_engine.cc:519" for a call site, for the summary line.
+std::string SiteName(const internal::LogSite& site) {
+  if (site.file == nullptr) return "a caller of zrpc::Log";
+  std::string_view file = site.file;
+  if (size_t slash = file.rfind('/'); slash != std::string_view::npos) file.remove_prefix(slash + 1);
+  return absl::StrCat(absl::string_view(file.data(), file.size()), ":", site.line);
+}
+
+// Writes the summary of the lines `site` suppressed, if any (whoever takes the count writes it,
+// so it is written once).
+void Summarize(internal::LogSite& site) {
+  const uint32_t n = site.suppressed.exchange(0);
+  if (n == 0) return;
+  // The highest level the site ever had suppressed (a call site has one level).
+  const auto level = static_cast<LogLevel>(site.suppressed_level.load());
+  // Not rate-limited and whatever the level is now: the count must not be lost.
+  internal::EmitLogLine(level, absl::StrCat(n, n == 1 ? " more line" : " more lines",
+                                            " like this suppressed in the last second (",
+                                            SiteName(site), ")"));
+}
+
+// Writes the summaries of sites that went quiet after suppressing lines (a busy site writes its
+// own when its next second starts). Its thread starts with the first suppressed line, and then
+// wakes only when a site queues itself.
+class SummaryWriter {
+ public:
+  void Queue(internal::LogSite* site) {
+    if (site->queued.exchange(true)) return;
+    absl::MutexLock lock(&mu_);
+    pending_.push_back(site);
+    if (!started_) {
+      started_ = true;
+      internal::StartThread([this] { Run(); }).detach();  // lives as long as the process
+    }
+  }
+
+ private:
+  void Run() {
+    while (true) {
+      std::vector<internal::LogSite*> sites;
+      {
+        absl::MutexLock lock(&mu_);
+        mu_.Await(absl::Condition(
+            +[](std::vector<internal::LogSite*>* p) { return !p->empty(); }, &pending_));
+        sites.swap(pending_);
+      }
+      // Until the second the sites count in is over (and the coarse clock has seen it).
+      struct timespec ts;
+      clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+      absl::SleepFor(absl::Nanoseconds(1'000'000'000 - ts.tv_nsec) + absl::Milliseconds(20));
+      const int64_t now = CoarseSecond();
+      std::vector<internal::LogSite*> still_busy;
+      for (internal::LogSite* site : sites) {
+        if (site->second.load() >= now) {
+          still_busy.push_back(site);  // suppressing in this second too
+          continue;
+        }
+        site->queued.store(false);
+        Summarize(*site);
+        // A line suppressed meanwhile found `queued` still set: look again next second.
+        if (site->suppressed.load() > 0) Queue(site);
+      }
+      if (!still_busy.empty()) {
+        absl::MutexLock lock(&mu_);
+        pending_.insert(pending_.end(), still_busy.begin(), still_busy.end());
+      }
+    }
+  }
+
+  absl::Mutex mu_;
+  std::vector<internal::LogSite*> pending_ ABSL_GUARDED_BY(mu_);
+  bool started_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+SummaryWriter& Summaries() {
+  static SummaryWriter* writer = new SummaryWriter;  // never destroyed: its thread uses it
+  return *writer;
+}
+
+// The sources of zrpc::Log lines: one site per caller (by return address), in a fixed table;
+// callers beyond it share the last entry.
+constexpr size_t kCallerSites = 128;
+struct CallerTable {
+  internal::LogSite sites[kCallerSites] = {
+#define ZRPC_SITE4 {nullptr, 0}, {nullptr, 0}, {nullptr, 0}, {nullptr, 0}
+#define ZRPC_SITE16 ZRPC_SITE4, ZRPC_SITE4, ZRPC_SITE4, ZRPC_SITE4
+      ZRPC_SITE16, ZRPC_SITE16, ZRPC_SITE16, ZRPC_SITE16,
+      ZRPC_SITE16, ZRPC_SITE16, ZRPC_SITE16, ZRPC_SITE16,
+#undef ZRPC_SITE16
+#undef ZRPC_SITE4
+  };
+};
+constinit CallerTable caller_table;
+
+internal::LogSite& CallerSite(void* return_address) {
+  const auto key = reinterpret_cast<uintptr_t>(return_address);
+  const size_t start = (key >> 4) * 0x9e3779b97f4a7c15ULL >> 57;  // 7 bits: 0..127
+  for (size_t probe = 0; probe < 8; ++probe) {
+    internal::LogSite& site = caller_table.sites[(start + probe) % (kCallerSites - 1)];
+    uintptr_t owner = site.caller.load(std::memory_order_relaxed);
+    if (owner == key) return site;
+    if (owner == 0 && site.caller.compare_exchange_strong(owner, key)) return site;
+    if (owner == key) return site;  // another thread claimed it for the same caller
+  }
+  return caller_table.sites[kCallerSites - 1];
 }
 
 }  // namespace
@@ -138,6 +280,44 @@ std::string FormatLogLine(LogLevel level, std::string_view line) {
   return absl::StrCat(absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", absl::Now(), *utc), " zrpc[",
                       getpid(), ":", ThreadId(), "] ", absl::string_view(name.data(), name.size()),
                       ": ", absl::string_view(line.data(), line.size()), "\n");
+}
+
+void EmitLogLine(LogLevel level, std::string_view line) {
+  // One event is one line, whatever bytes from the wire or a registry a caller formatted in.
+  if (line.size() <= kMaxLogLineBytes && IsTerminalSafe(line)) {
+    Emit(level, line);
+    return;
+  }
+  LineBuilder text;
+  text.Escaped(line);
+  Emit(level, std::move(text).Finish());
+}
+
+void EmitLogLine(LogLevel level, std::string_view line, std::initializer_list<LogField> fields) {
+  LineBuilder text;
+  text.Escaped(line);
+  for (const LogField& field : fields) AppendField(&text, field);
+  Emit(level, std::move(text).Finish());
+}
+
+bool AdmitLogLine(LogSite& site, LogLevel level) {
+  const int64_t now = CoarseSecond();
+  int64_t counted = site.second.load(std::memory_order_relaxed);
+  if (counted != now && site.second.compare_exchange_strong(counted, now)) {
+    // This thread opens the site's new second: it sums up the last one. (A line counted by
+    // another thread in between lands in either second; the total stays right.)
+    site.lines.store(0, std::memory_order_relaxed);
+    Summarize(site);
+  }
+  if (level == LogLevel::kDebug) return true;
+  const uint32_t limit = level == LogLevel::kError ? kErrorLinesPerSecond : kLogLinesPerSecond;
+  if (site.lines.fetch_add(1, std::memory_order_relaxed) < limit) return true;
+  int seen = site.suppressed_level.load(std::memory_order_relaxed);
+  while (seen < static_cast<int>(level) &&
+         !site.suppressed_level.compare_exchange_weak(seen, static_cast<int>(level))) {
+  }
+  if (site.suppressed.fetch_add(1) == 0) Summaries().Queue(&site);
+  return false;
 }
 
 }  // namespace internal
@@ -189,21 +369,14 @@ LogLevel GetLogLevel() {
 
 void Log(LogLevel level, std::string_view line) {
   if (static_cast<int>(level) < static_cast<int>(GetLogLevel())) return;
-  // One event is one line, whatever bytes from the wire or a registry a caller formatted in.
-  std::string escaped;
-  if (!internal::IsTerminalSafe(line)) {
-    escaped = internal::EscapeForTerminal(line);
-    line = escaped;
-  }
-  Emit(level, line);
+  if (!internal::AdmitLogLine(CallerSite(__builtin_return_address(0)), level)) return;
+  internal::EmitLogLine(level, line);
 }
 
 void Log(LogLevel level, std::string_view line, std::initializer_list<LogField> fields) {
   if (static_cast<int>(level) < static_cast<int>(GetLogLevel())) return;
-  std::string text =
-      internal::IsTerminalSafe(line) ? std::string(line) : internal::EscapeForTerminal(line);
-  for (const LogField& field : fields) AppendField(&text, field);
-  Emit(level, text);
+  if (!internal::AdmitLogLine(CallerSite(__builtin_return_address(0)), level)) return;
+  internal::EmitLogLine(level, line, fields);
 }
 
 }  // namespace zrpc
