@@ -190,7 +190,9 @@ struct Endpoint {
     return std::move(Method(std::move(name), std::move(arg_names), std::move(f)));
   }
   // Restricts method `name` (added before) to these identities and groups; a caller must be
-  // admitted by the endpoint's `allowed` too.
+  // admitted by the endpoint's `allowed` too. An unknown method, an empty `who` (it would leave
+  // the method open) or a name that is not a valid identity or group is a registration error:
+  // Dispatcher::Add then returns INVALID_ARGUMENT.
   Endpoint& Allow(const std::string& name, std::vector<std::string> who) &;
   Endpoint&& Allow(const std::string& name, std::vector<std::string> who) && {
     return std::move(Allow(name, std::move(who)));

@@ -96,6 +96,16 @@ Endpoint& Endpoint::Allow(const std::string& name, std::vector<std::string> who)
     if (error.empty()) error = "Allow(\"" + name + "\"): no such method (add it first)";
     return *this;
   }
+  // An empty list would leave the method open to everyone who may connect: never what a
+  // restriction means (typically a configuration that lost its names).
+  if (who.empty()) {
+    if (error.empty()) {
+      error = "Allow(\"" + name +
+              "\"): an empty list of identities and groups; name at least one (to leave the "
+              "method open to every caller, do not call Allow)";
+    }
+    return *this;
+  }
   for (const std::string& w : who) {
     if (absl::Status s = ValidateName("allowed identity or group", w); !s.ok() && error.empty()) {
       error = std::string(s.message());

@@ -184,6 +184,21 @@ TEST(DispatcherTest, AddRejectsBadEndpoints) {
   EXPECT_TRUE(d.endpoints().empty());
 }
 
+// A restriction that lost its names must not leave the method open to every caller.
+TEST(DispatcherTest, ARestrictionWithNoIdentitiesIsRejectedNotOpen) {
+  Dispatcher d;
+  ZRPC_EXPECT_ERROR(d.Add(Endpoint{}.Method("sleep", Returns(1)).Allow("sleep", {})), kInvalid,
+                    "Allow(\"sleep\"): an empty list of identities and groups");
+  ZRPC_EXPECT_ERROR(d.Add(Endpoint{}.Method("sleep", Returns(1)).Allow("nap", {"ops"})), kInvalid,
+                    "no such method");
+  ZRPC_EXPECT_ERROR(d.Add(Endpoint{}.Method("sleep", Returns(1)).Allow("sleep", {"ops", ""})),
+                    kInvalid, "allowed identity or group");
+  EXPECT_TRUE(d.endpoints().empty());
+  ZRPC_ASSERT_OK(d.Add(Endpoint{}.Method("sleep", Returns(1)).Allow("sleep", {"ops"})));
+  ASSERT_EQ(d.endpoints().size(), 1u);
+  EXPECT_EQ(d.endpoints()[0]->methods.at("sleep").allowed, std::vector<std::string>{"ops"});
+}
+
 TEST(DispatcherTest, HandlerFailuresBecomeStatusesNeverCrashes) {
   Dispatcher d;
   ZRPC_ASSERT_OK(d.Add(
