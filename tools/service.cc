@@ -23,9 +23,11 @@
 #include <stdexcept>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "cli_common.h"
+#include "src/base/escape.h"
 #include "zrpc/zrpc.h"
 #include "zrpc/transport.h"
 
@@ -107,6 +109,50 @@ zrpc::Endpoint ReferenceEndpoint(const std::string& host, Notes* notes, bool inl
   return ep;
 }
 
+// One --restrict rule: only `who` (identities or groups) may call `method`.
+struct Restriction {
+  std::string method;
+  std::vector<std::string> who;
+};
+
+// --restrict "sleep=admin,ops;echo=alice". Every rule needs a method of `served`, '=' and at
+// least one identity or group, each by the name rules: a rule that lost its names ("sleep=",
+// "sleep") must not leave the method open to everyone. The error names the rule and the form.
+absl::StatusOr<std::vector<Restriction>> ParseRestrictions(std::string_view flag,
+                                                           const zrpc::Endpoint& served) {
+  std::vector<Restriction> out;
+  for (absl::string_view rule : absl::StrSplit(absl::string_view(flag.data(), flag.size()), ';',
+                                               absl::SkipEmpty())) {
+    auto bad = [&](std::string_view why) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--restrict '", zrpc::internal::EscapeForTerminal(std::string_view(rule.data(), rule.size())),
+          "': ",
+          absl::string_view(why.data(), why.size()),
+          "; expected METHOD=IDENT[,IDENT...] (several rules separated by ';')"));
+    };
+    const size_t eq = rule.find('=');
+    if (eq == absl::string_view::npos) return bad("no '=' and no identities or groups");
+    Restriction r{.method = std::string(rule.substr(0, eq))};
+    if (r.method.empty()) return bad("no method");
+    if (!served.methods.contains(r.method)) {
+      return bad("this service has no method \"" + zrpc::internal::EscapeForTerminal(r.method) +
+                 "\"");
+    }
+    const absl::string_view list = rule.substr(eq + 1);
+    if (list.empty()) return bad("an empty list of identities or groups would leave it open");
+    for (absl::string_view who : absl::StrSplit(list, ',')) {
+      if (absl::Status s =
+              zrpc::ValidateName("an identity or group", std::string_view(who.data(), who.size()));
+          !s.ok()) {
+        return bad(std::string_view(s.message().data(), s.message().size()));
+      }
+      r.who.emplace_back(who);
+    }
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -166,6 +212,11 @@ int main(int argc, char** argv) {
   app.Positionals(&positionals);
   app.Parse(argc, argv);
   if (!positionals.empty()) app.Fail("zrpc-service takes no arguments, only flags (got '" + positionals[0] + "')");
+  // Checked before anything starts (the methods are the reference endpoint's, whatever its host).
+  Notes no_notes;
+  absl::StatusOr<std::vector<Restriction>> restrictions =
+      ParseRestrictions(f.restrict, ReferenceEndpoint("", &no_notes, false, nullptr));
+  if (!restrictions.ok()) app.Fail(std::string(restrictions.status().message()));
   zrpc::tools::UseReleaseMutexes();
 
   // Block the signals we wait for before any thread starts, so they all inherit the mask.
@@ -208,11 +259,7 @@ int main(int argc, char** argv) {
   }
   zrpc::Dispatcher dispatcher;
   zrpc::Endpoint endpoint = ReferenceEndpoint(host, &notes, f.inline_handlers, notifier->get());
-  // --restrict "sleep=admin,ops;echo=alice": who may call which method.
-  for (absl::string_view rule : absl::StrSplit(f.restrict, ';', absl::SkipEmpty())) {
-    std::pair<std::string, std::string> kv = absl::StrSplit(rule, absl::MaxSplits('=', 1));
-    endpoint.Allow(kv.first, absl::StrSplit(kv.second, ',', absl::SkipEmpty()));
-  }
+  for (Restriction& r : *restrictions) endpoint.Allow(r.method, std::move(r.who));
   if (absl::Status s = dispatcher.Add(std::move(endpoint));
       !s.ok()) {
     std::cerr << "zrpc-service: " << s.message() << "\n";

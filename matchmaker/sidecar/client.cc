@@ -54,6 +54,14 @@ int Millis(absl::Duration d) {
 // A NAME.pub file is one short line; anything larger is not one.
 constexpr size_t kMaxPubFileBytes = 4096;
 
+// "uid 998 gid 998 (zrpc), mode 0660" for messages about a file the user cannot use.
+std::string OwnerAndMode(const struct stat& st) {
+  const group* g = getgrgid(st.st_gid);  // names are for the message only
+  return absl::StrCat("owner uid ", st.st_uid, " gid ", st.st_gid,
+                      g != nullptr ? absl::StrCat(" (", g->gr_name, ")") : "", ", mode ",
+                      absl::StrFormat("%04o", st.st_mode & 07777));
+}
+
 // The sidecar key a URL pins ("" when none): "?key=<Z85>" or "?key_file=/abs/NAME.pub".
 absl::StatusOr<std::string> PinnedKey(std::string_view url, std::string_view option) {
   auto bad = [&](absl::string_view why) {
@@ -73,10 +81,28 @@ absl::StatusOr<std::string> PinnedKey(std::string_view url, std::string_view opt
     if (!absl::StartsWith(o, "/"))
       return bad("?key_file= takes an absolute path to a NAME.pub file");
     const std::string path(o);
+    // Whoever may write this file chooses which sidecar this process trusts: it must be a
+    // regular file of the effective user or root that nobody else may write (as authorized_keys).
+    struct stat st;
+    if (stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 022) != 0) {
+      return bad(absl::StrCat("the sidecar's key file ", path, " may be written by others (",
+                              OwnerAndMode(st),
+                              "), who could then make this process trust their sidecar: run "
+                              "chmod go-w ",
+                              path));
+    }
+    std::vector<uid_t> owners = {geteuid()};
+    if (geteuid() != 0) owners.push_back(0);
     absl::StatusOr<std::string> text =
-        ReadUntrustedFile(path, kMaxPubFileBytes, {}, FinalLink::kFollow);
+        ReadUntrustedFile(path, kMaxPubFileBytes, {.uids = owners}, FinalLink::kFollow);
     if (!text.ok()) {
-      return bad(absl::StrCat("cannot read the sidecar's key file: ", text.status().message()));
+      return bad(absl::StrCat(
+          "cannot use the sidecar's key file: ", text.status().message(),
+          text.status().code() == absl::StatusCode::kFailedPrecondition
+              ? absl::StrCat(" (it must be a regular file of yours or root's that only its owner "
+                             "may write: chown $(id -u) ",
+                             path, " and chmod 0644 ", path, ", or copy the key to one)")
+              : ""));
     }
     absl::StatusOr<std::vector<AuthorizedKey>> keys = ParseAuthorizedKeys(*text, path);
     if (!keys.ok()) return bad(keys.status().message());
@@ -93,13 +119,6 @@ absl::StatusOr<std::string> PinnedKey(std::string_view url, std::string_view opt
       "(the sidecar's public key, for CurveZMQ)");
 }
 
-// "uid 998 gid 998 (zrpc), mode 0660" for messages about a file the user cannot use.
-std::string OwnerAndMode(const struct stat& st) {
-  const group* g = getgrgid(st.st_gid);  // names are for the message only
-  return absl::StrCat("owner uid ", st.st_uid, " gid ", st.st_gid,
-                      g != nullptr ? absl::StrCat(" (", g->gr_name, ")") : "", ", mode ",
-                      absl::StrFormat("%04o", st.st_mode & 07777));
-}
 
 // For an ipc:// sidecar this process may not connect to (the socket or its directory denies it):
 // PERMISSION_DENIED naming the path, its owner and mode, and what to do. OK otherwise, also

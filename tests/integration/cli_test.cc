@@ -362,6 +362,27 @@ TEST_F(CliTest, UsageErrorsAreOneLineWithASuggestionAndAPointerToHelp) {
   EXPECT_EQ(Lines(sidecar.output), 1u);
 }
 
+// A restriction that lost its names must stop the service at start, never leave the method open
+// to every caller. (Without the check these start and serve: the 3 s limit fails the test.)
+TEST_F(CliTest, ServiceRefusesARestrictionWithoutMethodOrNames) {
+  const std::pair<std::string, std::string> cases[] = {
+      {"sleep=", "--restrict 'sleep=': an empty list of identities or groups"},
+      {"sleep", "--restrict 'sleep': no '=' and no identities or groups"},
+      {"=ops", "--restrict '=ops': no method"},
+      {"sleep=ops,", "--restrict 'sleep=ops,': an identity or group must not be empty"},
+      {"sleep=o ps", "--restrict 'sleep=o ps': an identity or group \"o ps\" has a character"},
+      {"echo=ops;nap=ops", "--restrict 'nap=ops': this service has no method \"nap\""},
+  };
+  for (const auto& [value, why] : cases) {
+    CliRun r = RunTool({ZRPC_SERVICE_BINARY, "--matchmaker", matchmaker_, "--restrict", value},
+                       3000);
+    EXPECT_EQ(r.exit_code, 2) << value << ": " << r.output;
+    EXPECT_THAT(r.output, HasSubstr("zrpc-service: " + why)) << value;
+    EXPECT_THAT(r.output, HasSubstr("expected METHOD=IDENT[,IDENT...]")) << value;
+    EXPECT_EQ(Lines(r.output), 1u) << r.output;
+  }
+}
+
 TEST_F(CliTest, DoubleDashEndsTheFlags) {
   StartService("node1");
   // After --, "--help" is ARGS_JSON (not valid JSON), not a request for help.

@@ -2,6 +2,8 @@
 // The zrpc-matchmaker sidecar with CurveZMQ (issue 10 items 2, 3, 5, 7): a keyed sidecar in a
 // child process, keyed services and clients; who may register, unregister and resolve.
 #include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -192,6 +194,34 @@ TEST_F(SidecarSecurityTest, KeysAndAPinnedSidecarKeyGoTogether) {
   TransportOptions bad = As("alice");
   bad.matchmaker = endpoint_ + "?key=short";
   EXPECT_EQ(Transport::Create(bad).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// Whoever may write the pinned key file chooses which sidecar the process trusts: a file others
+// may write, or of another owner, is refused at start with the fix.
+TEST_F(SidecarSecurityTest, APinnedKeyFileOthersMayWriteIsRefusedWithTheFix) {
+  const std::string loose = keys_ + "/loose.pub";
+  std::filesystem::copy_file(keys_ + "/mm.pub", loose);
+  TransportOptions o = As("alice");
+  o.matchmaker = endpoint_ + "?key_file=" + loose;
+  for (mode_t mode : {0666, 0620, 0602}) {
+    ASSERT_EQ(chmod(loose.c_str(), mode), 0);
+    char octal[8];
+    snprintf(octal, sizeof octal, "%04o", mode);
+    const absl::Status s = Transport::Create(o).status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+    EXPECT_THAT(std::string(s.message()),
+                HasSubstr("the sidecar's key file " + loose + " may be written by others"));
+    EXPECT_THAT(std::string(s.message()), HasSubstr(std::string("mode ") + octal));
+    EXPECT_THAT(std::string(s.message()), HasSubstr("run chmod go-w " + loose));
+  }
+  ASSERT_EQ(chmod(loose.c_str(), 0644), 0);
+  if (geteuid() == 0) {  // only root can give a file away
+    ASSERT_EQ(chown(loose.c_str(), 65534, 65534), 0);
+    const absl::Status s = Transport::Create(o).status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+    EXPECT_THAT(std::string(s.message()), HasSubstr(loose + " is owned by uid 65534"));
+    EXPECT_THAT(std::string(s.message()), HasSubstr("chown $(id -u) " + loose));
+  }
 }
 
 TEST_F(SidecarSecurityTest, OnlyRegistrarsMayRegisterButEveryoneMayResolve) {
