@@ -2,6 +2,7 @@
 #include "security/keyring.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -53,8 +54,46 @@ absl::StatusOr<Contents> ReadAuthorizedKeys(const std::string& path) {
                      absl::StrFormat("%04o", st.st_mode & 07777),
                      "), who could then admit their own keys: run chmod go-w ", path));
   }
+  // Who may write the directory may replace the file (rename over it), so the directory holding
+  // it (and, for a link, the one holding its target) must be as private as the file: owned by
+  // the effective user or root, writable by nobody else. A sticky directory such as /tmp is
+  // refused too: a keys file has no business among other users' files.
   std::vector<uid_t> owners = {geteuid()};
   if (geteuid() != 0) owners.push_back(0);
+  const auto dir_of = [](const std::string& file) {
+    const size_t slash = file.rfind('/');
+    if (slash == std::string::npos) return std::string(".");
+    return slash == 0 ? std::string("/") : file.substr(0, slash);
+  };
+  std::vector<std::string> dirs = {dir_of(path)};
+  if (char* resolved = realpath(path.c_str(), nullptr); resolved != nullptr) {
+    const std::string target_dir = dir_of(resolved);
+    free(resolved);
+    char* given = realpath(dirs[0].c_str(), nullptr);
+    if (given == nullptr || target_dir != given) dirs.push_back(target_dir);
+    free(given);
+  }
+  for (const std::string& dir : dirs) {
+    struct stat ds;
+    if (stat(dir.c_str(), &ds) != 0) {
+      return absl::UnavailableError(absl::StrCat("cannot check the directory ", dir,
+                                                 " of authorized_keys file ", path, ": ",
+                                                 strerror(errno)));
+    }
+    const bool trusted_owner = ds.st_uid == geteuid() || ds.st_uid == 0;
+    if (trusted_owner && (ds.st_mode & 022) == 0) continue;
+    return absl::FailedPreconditionError(absl::StrCat(
+        "authorized_keys file ", path, ": its directory ", dir, " is owned by uid ", ds.st_uid,
+        ds.st_uid == 0 ? " (root)" : (ds.st_uid == geteuid() ? " (you)" : ""), " with mode ",
+        absl::StrFormat("%04o", ds.st_mode & 07777),
+        "; whoever else may write it can replace the file and admit their own keys: ",
+        trusted_owner ? absl::StrCat("run chmod go-w ", dir)
+                      : absl::StrCat("chown it to ",
+                                     geteuid() == 0 ? std::string("root")
+                                                    : absl::StrCat("uid ", geteuid(), " or root"),
+                                     " and chmod go-w ", dir),
+        ", or keep the file in a directory only you (or root) may write"));
+  }
   absl::StatusOr<std::string> text =
       ReadUntrustedFile(path, kMaxAuthorizedKeysBytes, {.uids = owners}, FinalLink::kFollow);
   if (!text.ok()) {

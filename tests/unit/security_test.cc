@@ -263,6 +263,45 @@ TEST_F(KeyringTest, LoadFailsOnABadFileNamingIt) {
                     absl::StatusCode::kNotFound, "cat *.pub >");
 }
 
+// Whoever may write the directory may rename another file over authorized_keys: the directory
+// must be as private as the file (owner you or root, no group or other write, not /tmp).
+TEST_F(KeyringTest, AuthorizedKeysInADirectoryOthersMayWriteIsRefusedWithTheFix) {
+  const std::string open_dir = Path("open");
+  ASSERT_EQ(mkdir(open_dir.c_str(), 0700), 0);
+  const std::string keys = open_dir + "/authorized_keys";
+  std::ofstream(keys) << "alice " << alice_.public_key << "\n";
+  SecurityOptions options = Options();
+  options.authorized_keys_file = keys;
+  ZRPC_ASSERT_OK(internal::Keyring::Load(options));  // 0700: fine
+  for (mode_t mode : {0777, 0770, 01777}) {
+    ASSERT_EQ(chmod(open_dir.c_str(), mode), 0);
+    char octal[8];
+    snprintf(octal, sizeof octal, "%04o", mode);
+    ZRPC_EXPECT_ERROR(internal::Keyring::Load(options), absl::StatusCode::kFailedPrecondition,
+                      absl::StrCat("authorized_keys file ", keys, ": its directory ", open_dir,
+                                   " is owned by uid ", geteuid()));
+    ZRPC_EXPECT_ERROR(internal::Keyring::Load(options), absl::StatusCode::kFailedPrecondition,
+                      absl::StrCat(" with mode ", octal, "; whoever else may write it can replace "
+                                   "the file and admit their own keys: run chmod go-w ", open_dir));
+  }
+  // Through a link from a private directory, the target's directory counts too.
+  ASSERT_EQ(chmod(open_dir.c_str(), 0777), 0);
+  ASSERT_EQ(symlink(keys.c_str(), Path("linked_keys").c_str()), 0);
+  options.authorized_keys_file = Path("linked_keys");
+  ZRPC_EXPECT_ERROR(internal::Keyring::Load(options), absl::StatusCode::kFailedPrecondition,
+                    absl::StrCat("its directory ", open_dir, " is owned by"));
+  ASSERT_EQ(chmod(open_dir.c_str(), 0755), 0);
+  ZRPC_EXPECT_OK(internal::Keyring::Load(options));
+  // A directory of another user (only root can make one here) is refused whatever its mode.
+  if (geteuid() == 0) {
+    ASSERT_EQ(chown(open_dir.c_str(), 65534, 65534), 0);
+    ZRPC_EXPECT_ERROR(internal::Keyring::Load(options), absl::StatusCode::kFailedPrecondition,
+                      absl::StrCat("is owned by uid 65534 with mode 0755; whoever else may write "
+                                   "it can replace the file and admit their own keys: chown it to "
+                                   "root and chmod go-w ", open_dir));
+  }
+}
+
 TEST_F(KeyringTest, ReloadsWhenTheFileChangesAndKeepsTheLastGoodSet) {
   absl::StatusOr<std::shared_ptr<internal::Keyring>> loaded = internal::Keyring::Load(Options());
   ZRPC_ASSERT_OK(loaded);
