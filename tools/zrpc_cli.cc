@@ -42,6 +42,7 @@ constexpr char kOverview[] =
     "  ping TOPIC [--all]                  is an instance (or every instance) of TOPIC there?\n"
     "  describe TOPIC                      an instance's topics, API versions and signatures\n"
     "  keygen NAME [--dir DIR]             write a CURVE key pair (NAME.key and NAME.pub)\n"
+    "  migrate-keys FILE                   print FILE with the key roles it meant before roles\n"
     "  version                             print zrpc's version (also: zrpc --version)\n\n"
     "ARGS_JSON and PAYLOAD_JSON: a JSON text, @FILE or @- (standard input); or -d/--data.\n"
     "Flags go after the command; `--` ends them. With --json, errors are one JSON object on\n"
@@ -577,6 +578,22 @@ int Keygen(ToolApp& a, Values& v) {
   return 0;
 }
 
+int MigrateKeys(ToolApp& a, Values& v) {
+  ExpectArgs(a, v, 1, 1, "FILE");
+  const std::string& path = v.args[0];
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Fail(absl::NotFoundError(absl::StrCat("cannot read ", Safe(path))));
+  // One byte more than a valid file may have: the parser then names the limit.
+  constexpr size_t kLimit = (1 << 20) + 1;
+  std::string text(kLimit, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(kLimit));
+  text.resize(static_cast<size_t>(in.gcount()));
+  absl::StatusOr<std::string> migrated = zrpc::MigrateAuthorizedKeys(text, path);
+  if (!migrated.ok()) return Fail(migrated.status());
+  std::cout << *migrated << std::flush;
+  return 0;
+}
+
 std::atomic<bool> interrupted{false};
 
 int Listen(ToolApp& a, Values& v) {
@@ -724,6 +741,11 @@ std::vector<Command> Commands(Values& v) {
       .app()
       .add_option("--dir", v.dir, "directory to write into (default: the current directory)")
       ->type_name("DIR");
+  add("migrate-keys", "FILE",
+      "Prints an authorized_keys FILE written before key roles, with what it meant then:\n"
+      "`serve=* publish=* listen=*` added to each key line without a role (README \"Key\n"
+      "roles\"). Narrow the roles afterwards; other lines are printed as they are.",
+      MigrateKeys);
   add("version", "[--json]", "Prints zrpc's version.", Version)
       .app()
       .add_flag("--json", v.json, "print {\"version\": \"X.Y.Z\"}");

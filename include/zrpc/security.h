@@ -9,12 +9,31 @@
 //   NAME.key   the key pair, mode 0600:   "public-key <z85>\nsecret-key <z85>\n"
 //   NAME.pub   one authorized_keys line:  "NAME <z85 public key>\n"
 //
-// An authorized_keys file is lines of `IDENTITY PUBLIC-KEY [GROUP[,GROUP...]]` ('#' starts a
-// comment), like ssh's: `cat *.pub > authorized_keys` makes one. IDENTITY follows the name rules
-// (ValidateName); PUBLIC-KEY is 40 characters of Z85 (32 bytes); groups are names too. A service
-// admits the keys listed; a client trusts the service keys listed (a registration whose key is
-// not listed is skipped); handlers see the caller's IDENTITY (CallContext::peer_identity()) and
-// endpoints may admit only some identities or groups (Endpoint::allowed).
+// An authorized_keys file is lines of `IDENTITY PUBLIC-KEY [GROUP[,GROUP...]] [ROLE=PATTERNS...]`
+// ('#' starts a comment), like ssh's: `cat *.pub > authorized_keys` makes one. IDENTITY follows
+// the name rules (ValidateName); PUBLIC-KEY is 40 characters of Z85 (32 bytes); groups are names
+// too, and no name is both an identity and a group. A line `@GROUP ROLE=PATTERNS...` gives every
+// member of GROUP those roles. Every listed key may connect and call (endpoints and methods may
+// admit only some identities or groups: Endpoint::allowed); what else a key may do is granted by
+// its roles, and nothing else:
+//
+//   serve=compute,compute.%i   serve these topics: register them (at the sidecar) and be used by
+//                              clients for them; `compute.node1` is the direct topic of one host
+//   publish=notifications      publish these notification topics (listeners trust it for them)
+//   listen=notifications.error subscribe to these notification topics at publishers
+//
+// A pattern is a name, a prefix ending in '*' ("compute.*", "*"), and "%i" stands for the key's
+// own identity. For serve a name matches that topic exactly; for publish and listen a name also
+// covers its priorities ("notifications" covers "notifications.info"). Example:
+//
+//   node1  Fz..(40)..  compute-nodes
+//   node2  Xk..(40)..  compute-nodes
+//   alice  Ab..(40)..  operators
+//   @compute-nodes  serve=compute,compute.%i  publish=compute
+//   @operators      listen=compute
+//
+// A file written before roles existed gives no key any role: `zrpc keys migrate FILE` adds
+// `serve=* publish=* listen=*` to each key line (what such a file meant), to narrow afterwards.
 #ifndef ZRPC_SECURITY_H_
 #define ZRPC_SECURITY_H_
 
@@ -65,17 +84,44 @@ bool IsCurveKey(std::string_view z85);
 // `grep FINGERPRINT *.pub authorized_keys` finds it. "(not a CURVE key)" for anything else.
 std::string KeyFingerprint(std::string_view z85);
 
-// One line of an authorized_keys file.
+// What a key may do besides connecting and calling: patterns as described above.
+struct KeyRoles {
+  std::vector<std::string> serve;    // topics (and topic.host) it may serve
+  std::vector<std::string> publish;  // notification topics it may publish
+  std::vector<std::string> listen;   // notification topics it may subscribe to
+
+  bool empty() const { return serve.empty() && publish.empty() && listen.empty(); }
+};
+
+// One key line of an authorized_keys file.
 struct AuthorizedKey {
   std::string identity;
   std::string public_key;  // Z85
   std::vector<std::string> groups;
+  // Its roles: those of its own line and of each of its groups' `@GROUP` lines.
+  KeyRoles roles;
 };
 
 // Parses authorized_keys text. INVALID_ARGUMENT naming `source` and the line for a malformed
-// line, a bad identity, key or group, or a key or identity listed twice.
+// line, a bad identity, key, group, role or pattern, a key or identity listed twice, a name that
+// is both an identity and a group, or an `@GROUP` line for a group no key is in.
 absl::StatusOr<std::vector<AuthorizedKey>> ParseAuthorizedKeys(std::string_view text,
                                                                std::string_view source);
+
+// Whether `key` may serve `topic`: a consumer's topic ("compute", "compute.node1"), as a
+// registration names it. Registrations of notifiers ("publisher~TOPIC") need the publish role and
+// listener pools' ("notify~TOPIC~PRIORITY") the listen role.
+bool MayServe(const AuthorizedKey& key, std::string_view topic);
+// Whether `key` may publish notification topic `topic` ("notifications").
+bool MayPublish(const AuthorizedKey& key, std::string_view topic);
+// Whether `key` may subscribe to `subscription` ("notifications.info", or "notifications." for
+// every priority of a topic).
+bool MayListen(const AuthorizedKey& key, std::string_view subscription);
+
+// An authorized_keys file written before roles, rewritten to mean what it meant: every key line
+// without a role gets `serve=* publish=* listen=*`; other lines are kept as they are. The text
+// must parse (the error says where it does not).
+absl::StatusOr<std::string> MigrateAuthorizedKeys(std::string_view text, std::string_view source);
 
 }  // namespace zrpc
 

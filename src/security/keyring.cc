@@ -131,21 +131,21 @@ absl::StatusOr<std::shared_ptr<Keyring>> Keyring::Load(const SecurityOptions& op
   return keyring;
 }
 
-std::optional<AuthorizedKey> Keyring::FindKey(std::string_view public_key) {
+std::shared_ptr<const AuthorizedKey> Keyring::FindKey(std::string_view public_key) {
   MaybeReload();
   absl::MutexLock lock(&mu_);
   auto it = by_key_.find(absl::string_view(public_key.data(), public_key.size()));
-  if (it == by_key_.end()) return std::nullopt;
+  if (it == by_key_.end()) return nullptr;
   return it->second;
 }
 
-std::optional<AuthorizedKey> Keyring::FindIdentity(std::string_view identity) {
+std::shared_ptr<const AuthorizedKey> Keyring::FindIdentity(std::string_view identity) {
   MaybeReload();
   absl::MutexLock lock(&mu_);
   auto id = key_of_identity_.find(absl::string_view(identity.data(), identity.size()));
-  if (id == key_of_identity_.end()) return std::nullopt;
+  if (id == key_of_identity_.end()) return nullptr;
   auto it = by_key_.find(id->second);
-  if (it == by_key_.end()) return std::nullopt;
+  if (it == by_key_.end()) return nullptr;
   return it->second;
 }
 
@@ -182,7 +182,7 @@ void Keyring::Install(std::vector<AuthorizedKey> keys) {
   for (AuthorizedKey& k : keys) {
     key_of_identity_[k.identity] = k.public_key;
     std::string key = k.public_key;
-    by_key_.emplace(std::move(key), std::move(k));
+    by_key_.emplace(std::move(key), std::make_shared<const AuthorizedKey>(std::move(k)));
   }
 }
 

@@ -28,12 +28,13 @@ class Keyring {
 
   const CurveKeyPair& own() const { return own_; }
 
-  // The entry of `public_key` (Z85), or nullopt when it is not authorized. Re-reads the file
-  // first when it changed (at most once a second); a file that became invalid keeps the last good
-  // contents (logged once).
-  std::optional<AuthorizedKey> FindKey(std::string_view public_key);
-  // The entry of `identity`, or nullopt.
-  std::optional<AuthorizedKey> FindIdentity(std::string_view identity);
+  // The current entry of `public_key` (Z85), or null when it is not authorized (never listed, or
+  // removed since: revocation takes effect on the next look-up). Re-reads the file first when it
+  // changed (at most once a second); a file that became invalid keeps the last good contents
+  // (logged once). The entry stays valid as long as it is held.
+  std::shared_ptr<const AuthorizedKey> FindKey(std::string_view public_key);
+  // The current entry of `identity`, or null.
+  std::shared_ptr<const AuthorizedKey> FindIdentity(std::string_view identity);
 
  private:
   Keyring(CurveKeyPair own, std::string path) : own_(std::move(own)), path_(std::move(path)) {}
@@ -44,7 +45,8 @@ class Keyring {
   const CurveKeyPair own_;
   const std::string path_;
   absl::Mutex mu_;
-  absl::flat_hash_map<std::string, AuthorizedKey> by_key_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, std::shared_ptr<const AuthorizedKey>> by_key_
+      ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, std::string> key_of_identity_ ABSL_GUARDED_BY(mu_);
   absl::Time checked_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   std::string stamp_ ABSL_GUARDED_BY(mu_);       // dev/inode/size/mtime/ctime of what was read

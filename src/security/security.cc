@@ -16,6 +16,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "base/escape.h"
+#include "base/keys.h"
 #include "base/secure_fs.h"
 #include "security/limits.h"
 #include "zrpc/matchmaker.h"
@@ -243,6 +244,111 @@ absl::StatusOr<CurveKeyPair> ReadCurveKeyFile(const std::string& path) {
   return keys;
 }
 
+namespace {
+
+std::vector<std::string>* RoleList(KeyRoles& roles, std::string_view name) {
+  if (name == "serve") return &roles.serve;
+  if (name == "publish") return &roles.publish;
+  if (name == "listen") return &roles.listen;
+  return nullptr;
+}
+
+// Checks one role pattern: a name or a prefix ending in '*' (or "*" alone), where "%i" may stand
+// for the identity.
+absl::Status ValidatePattern(std::string_view pattern) {
+  std::string_view body = pattern;
+  if (body.ends_with('*')) body.remove_suffix(1);
+  if (body.empty()) {
+    if (pattern == "*") return absl::OkStatus();
+    return absl::InvalidArgumentError("an empty pattern");
+  }
+  std::string name(body);
+  for (size_t at = name.find("%i"); at != std::string::npos; at = name.find("%i", at)) {
+    name.replace(at, 2, "i");
+  }
+  if (name.find('*') != std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("pattern ", Shown(pattern), " has '*' before its end (only a trailing '*' is a "
+                     "wildcard)"));
+  }
+  return ValidateName(absl::StrCat("pattern ", Shown(pattern)), name);
+}
+
+// Parses `role=P1,P2` into `roles`.
+absl::Status ParseRole(std::string_view field, KeyRoles& roles) {
+  const size_t eq = field.find('=');
+  const std::string_view name = field.substr(0, eq);
+  std::vector<std::string>* list = RoleList(roles, name);
+  if (list == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "unknown role ", Shown(name), " in ", Shown(field),
+        "; the roles are serve=, publish= and listen= (each a comma-separated list of topics)"));
+  }
+  const std::string_view value = field.substr(eq + 1);
+  if (value.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "role ", Shown(field), " lists no topic; give at least one (\"", A(name),
+        "=TOPIC[,TOPIC...]\") or leave the role out"));
+  }
+  for (absl::string_view pattern : absl::StrSplit(A(value), ',')) {
+    const std::string_view p(pattern.data(), pattern.size());
+    if (absl::Status s = ValidatePattern(p); !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("role ", A(name), ": ", s.message()));
+    }
+    list->emplace_back(p);
+  }
+  return absl::OkStatus();
+}
+
+void Append(KeyRoles& to, const KeyRoles& from) {
+  to.serve.insert(to.serve.end(), from.serve.begin(), from.serve.end());
+  to.publish.insert(to.publish.end(), from.publish.begin(), from.publish.end());
+  to.listen.insert(to.listen.end(), from.listen.begin(), from.listen.end());
+}
+
+// The fields of a line, without a trailing comment: after the fields that cannot start one (the
+// key may hold '#'), a field starting with '#' starts a comment. Also says where it started.
+std::vector<std::string_view> FieldsOf(std::string_view line, size_t* comment_at = nullptr) {
+  std::vector<std::string_view> f = Fields(line);
+  const size_t first = (!f.empty() && f[0][0] == '@') ? 1 : 2;
+  if (comment_at != nullptr) *comment_at = line.size();
+  for (size_t i = first; i < f.size(); ++i) {
+    if (f[i][0] == '#') {
+      if (comment_at != nullptr) *comment_at = static_cast<size_t>(f[i].data() - line.data());
+      f.resize(i);
+      break;
+    }
+  }
+  return f;
+}
+
+// Whether role `pattern` admits `name`. `children`: a plain name also admits "NAME.anything".
+bool Admits(std::string_view pattern, std::string_view identity, std::string_view name,
+            bool children) {
+  std::string expanded;
+  if (pattern.find("%i") != std::string_view::npos) {
+    expanded = std::string(pattern);
+    for (size_t at = expanded.find("%i"); at != std::string::npos;
+         at = expanded.find("%i", at + identity.size())) {
+      expanded.replace(at, 2, identity.data(), identity.size());
+    }
+    pattern = expanded;
+  }
+  if (pattern.ends_with('*')) return name.starts_with(pattern.substr(0, pattern.size() - 1));
+  if (name == pattern) return true;
+  return children && name.size() > pattern.size() && name.starts_with(pattern) &&
+         name[pattern.size()] == '.';
+}
+
+bool AnyAdmits(const std::vector<std::string>& patterns, const AuthorizedKey& key,
+               std::string_view name, bool children) {
+  return std::any_of(patterns.begin(), patterns.end(), [&](const std::string& p) {
+    return Admits(p, key.identity, name, children);
+  });
+}
+
+}  // namespace
+
 absl::StatusOr<std::vector<AuthorizedKey>> ParseAuthorizedKeys(std::string_view text,
                                                                std::string_view source) {
   if (text.size() > internal::kMaxAuthorizedKeysBytes) {
@@ -259,56 +365,153 @@ absl::StatusOr<std::vector<AuthorizedKey>> ParseAuthorizedKeys(std::string_view 
   std::vector<AuthorizedKey> out;
   absl::flat_hash_map<std::string, int> line_of_key;
   absl::flat_hash_map<std::string, int> line_of_identity;
+  absl::flat_hash_map<std::string, int> line_of_group;  // where a group is first named
+  absl::flat_hash_map<std::string, std::pair<int, KeyRoles>> group_roles;  // @GROUP lines
   int line_number = 0;
   for (std::string_view line : lines) {
     ++line_number;
     const std::string where = absl::StrCat(A(source), ":", line_number, ": ");
-    std::vector<std::string_view> f = Fields(line);
+    auto bad = [&](const absl::Status& s) {
+      return absl::InvalidArgumentError(absl::StrCat(where, s.message()));
+    };
+    const std::vector<std::string_view> f = FieldsOf(line);
     if (f.empty() || f[0][0] == '#') continue;
-    // After the key, a field starting with '#' starts a comment (a key itself may hold '#').
-    for (size_t i = 2; i < f.size(); ++i) {
-      if (f[i][0] == '#') {
-        f.resize(i);
-        break;
+    if (f[0][0] == '@') {
+      const std::string_view group = f[0].substr(1);
+      if (absl::Status s = ValidateName("group", group); !s.ok()) return bad(s);
+      if (f.size() < 2) {
+        return bad(absl::InvalidArgumentError(
+            absl::StrCat("expected \"@GROUP ROLE=TOPIC[,TOPIC...] ...\" (the roles of group ",
+                         Shown(group), "), found no role")));
       }
+      auto [it, inserted] = group_roles.try_emplace(std::string(group), line_number, KeyRoles{});
+      if (!inserted) {
+        return bad(absl::InvalidArgumentError(
+            absl::StrCat("the roles of group ", Shown(group), " are already given on line ",
+                         it->second.first, "; give each group's roles on one line")));
+      }
+      line_of_group.try_emplace(std::string(group), line_number);
+      for (size_t i = 1; i < f.size(); ++i) {
+        if (absl::Status s = ParseRole(f[i], it->second.second); !s.ok()) return bad(s);
+      }
+      continue;
     }
-    if (f.size() < 2 || f.size() > 3) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, "expected \"IDENTITY PUBLIC-KEY [GROUP,...]\" (", f.size(),
-                       " fields found); a NAME.pub file made by `zrpc keygen` has such a line"));
+    if (f.size() < 2) {
+      return bad(absl::InvalidArgumentError(absl::StrCat(
+          "expected \"IDENTITY PUBLIC-KEY [GROUP,...] [ROLE=TOPIC,...]...\" (", f.size(),
+          " field found); a NAME.pub file made by `zrpc keygen` has such a line")));
     }
     AuthorizedKey entry;
-    if (absl::Status s = ValidateName("identity", f[0]); !s.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(where, s.message()));
-    }
+    if (absl::Status s = ValidateName("identity", f[0]); !s.ok()) return bad(s);
     entry.identity = std::string(f[0]);
     if (!IsCurveKey(f[1])) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          where, "the public key ", Shown(f[1]),
-          " is not 40 characters of Z85 (a CURVE key); copy the line from the peer's NAME.pub"));
+      return bad(absl::InvalidArgumentError(absl::StrCat(
+          "the public key ", Shown(f[1]),
+          " is not 40 characters of Z85 (a CURVE key); copy the line from the peer's NAME.pub")));
     }
     entry.public_key = std::string(f[1]);
-    if (f.size() == 3) {
+    size_t next = 2;
+    if (f.size() > 2 && f[2].find('=') == std::string_view::npos) {
       for (absl::string_view group : absl::StrSplit(A(f[2]), ',')) {
-        if (absl::Status s = ValidateName("group", std::string_view(group.data(), group.size()));
-            !s.ok()) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              where, s.message(), " (groups are names separated by commas, without spaces)"));
+        const std::string_view g(group.data(), group.size());
+        if (absl::Status s = ValidateName("group", g); !s.ok()) {
+          return bad(absl::InvalidArgumentError(absl::StrCat(
+              s.message(), " (groups are names separated by commas, without spaces)")));
         }
-        entry.groups.emplace_back(group.data(), group.size());
+        entry.groups.emplace_back(g);
+        line_of_group.try_emplace(std::string(g), line_number);
       }
+      next = 3;
+    }
+    for (size_t i = next; i < f.size(); ++i) {
+      if (f[i].find('=') == std::string_view::npos) {
+        return bad(absl::InvalidArgumentError(absl::StrCat(
+            "expected ROLE=TOPIC[,TOPIC...] after the groups, found ", Shown(f[i]),
+            " (groups are one field of names separated by commas, without spaces)")));
+      }
+      if (absl::Status s = ParseRole(f[i], entry.roles); !s.ok()) return bad(s);
     }
     if (auto [it, inserted] = line_of_identity.emplace(entry.identity, line_number); !inserted) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, "identity ", Shown(entry.identity), " is already listed on line ",
-                       it->second, "; each identity has one key: remove one of the lines"));
+      return bad(absl::InvalidArgumentError(
+          absl::StrCat("identity ", Shown(entry.identity), " is already listed on line ",
+                       it->second, "; each identity has one key: remove one of the lines")));
     }
     if (auto [it, inserted] = line_of_key.emplace(entry.public_key, line_number); !inserted) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, "this public key is already listed on line ", it->second,
-                       "; a key names one identity: remove one of the lines"));
+      return bad(absl::InvalidArgumentError(
+          absl::StrCat("this public key is already listed on line ", it->second,
+                       "; a key names one identity: remove one of the lines")));
     }
     out.push_back(std::move(entry));
+  }
+  // Identities and groups share one space of names, so an endpoint's `allowed` list (which names
+  // both) can never admit an identity for a group's name or the reverse.
+  for (const auto& [group, line] : line_of_group) {
+    if (auto it = line_of_identity.find(group); it != line_of_identity.end()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          A(source), ":", line, ": ", Shown(group), " is a group here and an identity on line ",
+          it->second, "; a name is one or the other (restrictions name both): rename one"));
+    }
+  }
+  for (AuthorizedKey& key : out) {
+    for (const std::string& g : key.groups) {
+      if (auto it = group_roles.find(g); it != group_roles.end()) Append(key.roles, it->second.second);
+    }
+  }
+  return out;
+}
+
+bool MayServe(const AuthorizedKey& key, std::string_view topic) {
+  if (topic.starts_with(internal::kPublisherPrefix)) {
+    return MayPublish(key, topic.substr(internal::kPublisherPrefix.size()));
+  }
+  if (topic.starts_with(internal::kNotifyPrefix)) {
+    // notify~TOPIC~PRIORITY: a listener pool member gets TOPIC.PRIORITY's events.
+    std::string subscription(topic.substr(internal::kNotifyPrefix.size()));
+    const size_t tilde = subscription.rfind('~');
+    if (tilde == std::string::npos) return false;
+    subscription[tilde] = '.';
+    return MayListen(key, subscription);
+  }
+  return AnyAdmits(key.roles.serve, key, topic, /*children=*/false);
+}
+
+bool MayPublish(const AuthorizedKey& key, std::string_view topic) {
+  return AnyAdmits(key.roles.publish, key, topic, /*children=*/true);
+}
+
+bool MayListen(const AuthorizedKey& key, std::string_view subscription) {
+  // "TOPIC." (every priority of TOPIC) is admitted as TOPIC.
+  if (subscription.ends_with('.')) subscription.remove_suffix(1);
+  if (subscription.empty()) {
+    // Every notification of the publisher: only a key that may listen to everything.
+    return std::find(key.roles.listen.begin(), key.roles.listen.end(), "*") !=
+           key.roles.listen.end();
+  }
+  return AnyAdmits(key.roles.listen, key, subscription, /*children=*/true);
+}
+
+absl::StatusOr<std::string> MigrateAuthorizedKeys(std::string_view text, std::string_view source) {
+  if (absl::StatusOr<std::vector<AuthorizedKey>> parsed = ParseAuthorizedKeys(text, source);
+      !parsed.ok()) {
+    return parsed.status();
+  }
+  std::string out;
+  out.reserve(text.size() + 64);
+  for (std::string_view line : Lines(text)) {
+    size_t comment_at = 0;
+    const std::vector<std::string_view> f = FieldsOf(line, &comment_at);
+    const bool key_line = f.size() >= 2 && f[0][0] != '#' && f[0][0] != '@';
+    const bool has_role = std::any_of(f.begin() + std::min<size_t>(2, f.size()), f.end(),
+                                      [](std::string_view x) { return x.find('=') != x.npos; });
+    if (key_line && !has_role) {
+      std::string_view head = line.substr(0, comment_at);
+      while (!head.empty() && (head.back() == ' ' || head.back() == '\t')) head.remove_suffix(1);
+      absl::StrAppend(&out, A(head), " serve=* publish=* listen=*",
+                      comment_at < line.size() ? absl::StrCat(" ", A(line.substr(comment_at))) : "");
+    } else {
+      absl::StrAppend(&out, A(line));
+    }
+    out.push_back('\n');
   }
   return out;
 }

@@ -187,7 +187,7 @@ void ZapHandler::Run(zmq::socket_t socket) {
           if (request_id != kSelfTestRequestId)
             log_refusal(absl::StrCat("ZAP: refused a ", mechanism, " connection from ", address,
                                      ": this socket requires CURVE keys"));
-        } else if (domain != kZapDomain) {
+        } else if (domain != kZapDomain && domain != kZapListenDomain) {
           reply = {"400", "unknown ZAP domain", ""};
           log_refusal(absl::StrCat("ZAP: refused a connection from ", address, " to ZAP domain \"",
                                    domain, "\": zrpc's sockets use \"", std::string(kZapDomain),
@@ -199,9 +199,18 @@ void ZapHandler::Run(zmq::socket_t socket) {
         } else {
           char z85[41];
           zmq_z85_encode(z85, frames[6].data<uint8_t>(), kCurveKeyBytes);
-          std::optional<AuthorizedKey> entry = keyring_->FindKey(z85);
-          if (entry) {
-            reply = {"200", "OK", entry->identity};
+          // The user id is the key itself, not its identity: every request and subscription
+          // is then authorized against the keyring as it is at that moment (a removed key loses
+          // its open connections' power, a rotated identity its old groups), not as it was when
+          // the connection was made.
+          std::shared_ptr<const AuthorizedKey> entry = keyring_->FindKey(z85);
+          if (entry != nullptr && domain == kZapListenDomain && entry->roles.listen.empty()) {
+            reply = {"400", "key may not listen", ""};
+            log_refusal(absl::StrCat("ZAP: refused CURVE key ", KeyFingerprint(z85), " (identity ",
+                                     entry->identity, ") from ", address,
+                                     " at a notification socket: it has no listen= role"));
+          } else if (entry != nullptr) {
+            reply = {"200", "OK", std::string(z85, kCurveKeyBytes * 5 / 4)};
           } else {
             reply = {"400", "key not authorized", ""};
             log_refusal(absl::StrCat("ZAP: refused CURVE key ", KeyFingerprint(z85), " from ",

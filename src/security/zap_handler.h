@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // The ZAP handler of one ZeroMQ context (RFC 27): answers libzmq's authentication requests for
-// every CURVE server socket of the context, admitting only keys of the keyring and naming each
-// connection's identity (the ZAP user id, which reaches each message as the "User-Id" property).
+// every CURVE server socket of the context, admitting only keys of the keyring. Each connection's
+// ZAP user id (each message's "User-Id" property) is its public key in Z85, which the receiver
+// looks up in the keyring for every request (Keyring::FindKey): authorization follows the current
+// file, open connections included.
 //
 // Stable libzmq admits every key when no handler answers, so zrpc fails closed: the handler is
 // started, and proven to answer, before any CURVE server socket binds; when its thread stops, the
@@ -23,6 +25,9 @@ namespace zrpc::internal {
 
 // The ZAP domain zrpc's server sockets use.
 inline constexpr std::string_view kZapDomain = "zrpc";
+// The ZAP domain of a service's notification (XPUB) socket: it admits only keys that have a
+// listen role (AuthorizedKey::roles.listen).
+inline constexpr std::string_view kZapListenDomain = "zrpc-listen";
 
 class ZapHandler {
  public:

@@ -7,8 +7,10 @@
 #include <filesystem>
 #include <fstream>
 
+#include "absl/strings/str_join.h"
 #include "security/zap_handler.h"
 #include "testing/harness.h"
+#include "testing/log_capture.h"
 #include "transport_core.h"
 #include "unit/test_util.h"
 #include "zrpc/security.h"
@@ -31,7 +33,7 @@ class SecurityTest : public IntegrationTest {
       pub_[name] = k->public_key;
     }
     // Who the service admits, and whom the clients trust: mallory and impostor are strangers.
-    WriteAuthorized("authorized", {{"svc", ""}, {"alice", "ops"}, {"bob", ""}});
+    WriteAuthorized("authorized", {{"svc", "services"}, {"alice", "ops"}, {"bob", ""}});
   }
   void TearDown() override {
     IntegrationTest::TearDown();
@@ -44,6 +46,8 @@ class SecurityTest : public IntegrationTest {
     std::ofstream out(keys_ + "/" + file);
     out << "# identity key groups\n";
     for (const auto& [who, groups] : entries) out << who << " " << pub_[who] << " " << groups << "\n";
+    // The roles: the service serves and publishes, alice and bob may listen.
+    out << "@services serve=* publish=*\n@ops listen=notifications\n";
   }
 
   std::vector<std::string> ServiceKeys(const std::string& authorized = "authorized") {
@@ -101,7 +105,7 @@ TEST_F(SecurityTest, UnauthorizedMethodsAreRefusedAndNothingRuns) {
 TEST_F(SecurityTest, AnUnknownKeyIsRefusedFastWithAClearError) {
   StartService("node1", ServiceKeys());
   // mallory trusts the service, but the service does not know mallory.
-  WriteAuthorized("mallory-trusts", {{"svc", ""}});
+  WriteAuthorized("mallory-trusts", {{"svc", "services"}});
   auto mallory = Client(As("mallory", "mallory-trusts"));
   const absl::Time start = absl::Now();
   absl::Status s = mallory->Call(Context(), "compute", Msg("whoami"), {.timeout = absl::Seconds(20)}).status();
@@ -186,7 +190,7 @@ TEST_F(SecurityTest, KeysLetAServiceBindEveryInterfaceWithoutInsecure) {
 TEST_F(SecurityTest, NotificationsReachOnlyAuthorizedListeners) {
   StartService("node1", ServiceKeys());
   // Both listeners trust the service; the service admits alice, not mallory.
-  WriteAuthorized("mallory-trusts", {{"svc", ""}});
+  WriteAuthorized("mallory-trusts", {{"svc", "services"}});
   auto alice = Client(As("alice"));
   auto mallory = Client(As("mallory", "mallory-trusts"));
   std::atomic<int> alice_got{0}, mallory_got{0};
@@ -209,6 +213,145 @@ TEST_F(SecurityTest, NotificationsReachOnlyAuthorizedListeners) {
   ASSERT_TRUE(Eventually([&] { return alice_got.load() >= 6; }));
   absl::SleepFor(absl::Milliseconds(300));
   EXPECT_EQ(mallory_got.load(), 0);
+}
+
+TEST_F(SecurityTest, AnAdmittedCallerCannotServeATopicItHasNoRoleFor) {
+  StartService("node1", ServiceKeys());
+  // bob is admitted (he may call) but has no serve role: his fake instances, with his own key and
+  // valid handshakes, register for "compute", "compute.bobnode" and (named like the genuine one)
+  // "compute.node1".
+  const std::vector<std::string> bob_keys = {"--key-file", keys_ + "/bob.key", "--authorized-keys",
+                                             keys_ + "/authorized"};
+  StartService("bobnode", bob_keys);
+  StartService("node1", bob_keys);
+  auto alice = Client(As("alice"));
+  LogCapture log;
+  for (int i = 0; i < 20; ++i) {
+    absl::StatusOr<Value> who = alice->Call(Context(), "compute", Msg("whoami"));
+    ZRPC_ASSERT_OK(who);
+    EXPECT_EQ(who->AsString(), "node1");  // never bob's "bobnode"
+  }
+  // bob's direct topics are never used: his own is not served at all, and "compute.node1" has
+  // the genuine instance only.
+  EXPECT_EQ(GetErrorKind(alice->Call(Context(), "compute.bobnode", Msg("whoami")).status()),
+            ErrorKind::kNoConsumer);
+  for (int i = 0; i < 10; ++i) {
+    ZRPC_EXPECT_OK(alice->Call(Context(), "compute.node1", Msg("caller")));
+  }
+  const std::string lines = absl::StrJoin(log.Lines(), "\n");
+  EXPECT_THAT(lines, HasSubstr("skipped 1 of 2 registrations for openstack compute.node1"));
+  EXPECT_THAT(lines, HasSubstr("(identity bob) may not serve"));
+}
+
+TEST_F(SecurityTest, ARemovedKeyLosesItsOpenConnectionWithinASecond) {
+  StartService("node1", ServiceKeys());
+  // alice trusts the service from a file of her own; the service's file is the one edited.
+  WriteAuthorized("alice-trusts", {{"svc", "services"}});
+  auto alice = Client(As("alice", "alice-trusts"));
+  ZRPC_ASSERT_OK(alice->Call(Context(), "compute", Msg("caller")));
+  WriteAuthorized("authorized", {{"svc", "services"}, {"bob", ""}});
+  // The same client, the same connection: refused within the re-read interval (1 s).
+  absl::Status last;
+  const absl::Time start = absl::Now();
+  ASSERT_TRUE(Eventually(
+      [&] {
+        last = alice->Call(Context(), "compute", Msg("caller")).status();
+        return !last.ok();
+      },
+      absl::Seconds(5)));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(3));
+  EXPECT_EQ(last.code(), absl::StatusCode::kPermissionDenied) << last;
+  EXPECT_THAT(std::string(last.message()), HasSubstr("no longer in its authorized_keys"));
+  // And it stays refused: nothing more runs for that key.
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(alice->Call(Context(), "compute", Msg("caller")).status().code(),
+              absl::StatusCode::kPermissionDenied);
+  }
+}
+
+TEST_F(SecurityTest, ARotatedIdentityLosesItsOldGroupOnItsOpenConnection) {
+  StartService("node1", [&] {
+    std::vector<std::string> a = ServiceKeys();
+    a.insert(a.end(), {"--restrict", "sleep=ops"});
+    return a;
+  }());
+  WriteAuthorized("alice-trusts", {{"svc", "services"}});
+  auto alice = Client(As("alice", "alice-trusts"));
+  ZRPC_ASSERT_OK(alice->Call(Context(), "compute", Msg("sleep", {{"ms", 1}})));
+  // alice leaves ops: her next calls to sleep are refused though her connection stays open.
+  WriteAuthorized("authorized", {{"svc", "services"}, {"alice", ""}, {"bob", ""}});
+  absl::Status last;
+  ASSERT_TRUE(Eventually(
+      [&] {
+        last = alice->Call(Context(), "compute", Msg("sleep", {{"ms", 1}})).status();
+        return !last.ok();
+      },
+      absl::Seconds(5)));
+  EXPECT_EQ(GetErrorKind(last), ErrorKind::kNotAuthorized) << last;
+  ZRPC_EXPECT_OK(alice->Call(Context(), "compute", Msg("caller")));  // calling is still hers
+}
+
+TEST_F(SecurityTest, ListenersTrustOnlyPublishersWithThePublishRole) {
+  // bob runs an instance (a publisher of "notifications" too) with his key: he may neither serve
+  // nor publish. alice listens; only the genuine service's events reach her.
+  WriteAuthorized("authorized",
+                  {{"svc", "services"}, {"alice", "ops"}, {"bob", "bobs"}});
+  {
+    std::ofstream out(keys_ + "/authorized", std::ios::app);
+    out << "@bobs serve=compute.bob\n";  // a role, but neither compute nor publishing
+  }
+  StartService("node1", ServiceKeys());
+  StartService("bob", {"--key-file", keys_ + "/bob.key", "--authorized-keys",
+                       keys_ + "/authorized"});
+  auto alice = Client(As("alice"));
+  auto bob = Client(As("bob"));
+  std::atomic<int> from_node1{0}, from_bob{0};
+  auto listens = NotificationListener::Create(*alice, {"notifications.info"},
+                                              [&](const Notification& n) {
+                                                if (n.publisher_id.find("bob") != std::string::npos)
+                                                  ++from_bob;
+                                                else
+                                                  ++from_node1;
+                                              });
+  ZRPC_ASSERT_OK(listens);
+  ASSERT_TRUE(Eventually([&] {
+    (void)alice->Call(Context(), "compute.node1",
+                      Msg("emit", {{"event_type", "x"}, {"priority", "info"}, {"payload", 1}}));
+    (void)bob->Call(Context(), "compute.bob",
+                    Msg("emit", {{"event_type", "x"}, {"priority", "info"}, {"payload", 1}}));
+    return from_node1.load() > 0;
+  }));
+  for (int i = 0; i < 5; ++i) {
+    ZRPC_EXPECT_OK(bob->Call(Context(), "compute.bob",
+                             Msg("emit", {{"event_type", "x"}, {"priority", "info"}, {"payload", i}})));
+  }
+  absl::SleepFor(absl::Milliseconds(300));  // no event can be awaited for one that must not come
+  EXPECT_EQ(from_bob.load(), 0);
+}
+
+TEST_F(SecurityTest, AKeyWithoutTheListenRoleHearsNoNotification) {
+  StartService("node1", ServiceKeys());
+  auto alice = Client(As("alice"));  // ops: listen=notifications
+  auto bob = Client(As("bob"));      // admitted, no listen role
+  std::atomic<int> alice_got{0}, bob_got{0};
+  auto alice_listens = NotificationListener::Create(*alice, {"notifications.info"},
+                                                    [&](const Notification&) { ++alice_got; });
+  auto bob_listens = NotificationListener::Create(*bob, {"notifications.info"},
+                                                  [&](const Notification&) { ++bob_got; });
+  ZRPC_ASSERT_OK(alice_listens);
+  ZRPC_ASSERT_OK(bob_listens);
+  ASSERT_TRUE(Eventually([&] {
+    (void)alice->Call(Context(), "compute",
+                      Msg("emit", {{"event_type", "x"}, {"priority", "info"}, {"payload", 1}}));
+    return alice_got.load() > 0;
+  }));
+  for (int i = 0; i < 5; ++i) {
+    ZRPC_EXPECT_OK(alice->Call(
+        Context(), "compute", Msg("emit", {{"event_type", "x"}, {"priority", "info"}, {"payload", i}})));
+  }
+  ASSERT_TRUE(Eventually([&] { return alice_got.load() >= 6; }));
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_EQ(bob_got.load(), 0);
 }
 
 TEST_F(SecurityTest, TheCommandLineTakesKeysFromFlagsAndTheEnvironment) {

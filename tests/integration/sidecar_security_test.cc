@@ -26,7 +26,7 @@ class SidecarSecurityTest : public IntegrationTest {
     IntegrationTest::SetUp();
     keys_ = registry_ + "/keys";
     std::filesystem::create_directory(keys_);
-    for (const char* name : {"mm", "svc", "alice", "bob", "mallory", "impostor"}) {
+    for (const char* name : {"mm", "svc", "alice", "bob", "carol", "mallory", "impostor"}) {
       absl::StatusOr<CurveKeyPair> k = GenerateCurveKeyPair();
       ASSERT_TRUE(k.ok()) << k.status();
       ZRPC_ASSERT_OK(WriteCurveKeyPair(keys_, name, *k));
@@ -34,7 +34,13 @@ class SidecarSecurityTest : public IntegrationTest {
     }
     // The sidecar, the service and the clients all admit and trust these; mallory and impostor
     // are strangers.
-    WriteAuthorized("authorized", {{"mm", ""}, {"svc", "services"}, {"alice", ""}, {"bob", ""}});
+    // alice and bob may serve "compute" (the tests register for them by hand); carol is admitted
+    // with no role at all.
+    WriteAuthorized("authorized", {{"mm", ""},
+                                   {"svc", "services"},
+                                   {"alice", "testers"},
+                                   {"bob", "testers"},
+                                   {"carol", ""}});
     endpoint_ = "ipc://" + registry_ + "/mm.sock";
     matchmaker_ = endpoint_ + "?key=" + pub_["mm"];
   }
@@ -48,6 +54,7 @@ class SidecarSecurityTest : public IntegrationTest {
     std::ofstream out(keys_ + "/" + file);
     for (const auto& [who, groups] : entries)
       out << who << " " << pub_[who] << " " << groups << "\n";
+    out << "@services serve=* publish=*\n@testers serve=compute\n";
   }
   std::vector<std::string> Keys(const std::string& who) {
     return {"--key-file", keys_ + "/" + who + ".key", "--authorized-keys", keys_ + "/authorized"};
@@ -99,7 +106,7 @@ TEST_F(SidecarSecurityTest, AnUnauthorizedKeyCannotResolveOrRegisterAndLearnsWhy
   StartSidecar();
   StartService("node1", Keys("svc"));
   // mallory pins the right sidecar key and trusts the service, but nobody admits mallory.
-  WriteAuthorized("mallory-trusts", {{"mm", ""}, {"svc", ""}});
+  WriteAuthorized("mallory-trusts", {{"mm", ""}, {"svc", "services"}});
   auto mallory = Client(As("mallory", "mallory-trusts"));
   ASSERT_NE(mallory, nullptr);
   const absl::Time start = absl::Now();
@@ -113,6 +120,51 @@ TEST_F(SidecarSecurityTest, AnUnauthorizedKeyCannotResolveOrRegisterAndLearnsWhy
   // Nothing of mallory's reached the sidecar.
   auto alice = Client(As("alice"));
   EXPECT_EQ(ListedHosts(alice->matchmaker()), std::set<std::string>{"node1"});
+}
+
+TEST_F(SidecarSecurityTest, AnAdmittedIdentityWithoutAServeRoleCannotRegister) {
+  StartSidecar();
+  auto carol = Client(As("carol"));
+  ASSERT_NE(carol, nullptr);
+  // carol may connect and resolve, but no role lets her serve anything.
+  ZRPC_EXPECT_OK(carol->matchmaker().List("openstack"));
+  for (const char* topic : {"compute", "compute.node1", "publisher~notifications"}) {
+    const Registration r{.topic = topic, .host = "node1", .endpoint = "tcp://127.0.0.1:1"};
+    const absl::Status s = carol->matchmaker().Register(r);
+    EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied) << topic << ": " << s;
+    EXPECT_THAT(std::string(s.message()), HasSubstr("may not serve")) << s;
+  }
+  // alice's role covers "compute" but not another topic or a direct topic.
+  auto alice = Client(As("alice"));
+  EXPECT_EQ(alice->matchmaker()
+                .Register({.topic = "scheduler", .host = "a", .endpoint = "tcp://127.0.0.1:1"})
+                .code(),
+            absl::StatusCode::kPermissionDenied);
+  ZRPC_EXPECT_OK(alice->matchmaker().Register(
+      {.topic = "compute", .host = "a", .endpoint = "tcp://127.0.0.1:1"}));
+  EXPECT_EQ(ListedHosts(carol->matchmaker()), std::set<std::string>{"a"});
+}
+
+TEST_F(SidecarSecurityTest, ARevokedKeyLosesItsOpenConnectionToTheSidecar) {
+  StartSidecar();
+  WriteAuthorized("alice-trusts", {{"mm", ""}});
+  auto alice = Client(As("alice", "alice-trusts"));
+  ASSERT_NE(alice, nullptr);
+  const Registration r{.topic = "compute", .host = "a", .endpoint = "tcp://127.0.0.1:1"};
+  ZRPC_ASSERT_OK(alice->matchmaker().Register(r));
+  // alice's line goes from the sidecar's file: her open connection loses its power within the
+  // re-read interval (a second), without reconnecting.
+  WriteAuthorized("authorized", {{"mm", ""}, {"svc", "services"}, {"bob", "testers"}});
+  const Registration r2{.topic = "compute", .host = "a2", .endpoint = "tcp://127.0.0.1:2"};
+  absl::Status last;
+  EXPECT_TRUE(Eventually(
+      [&] {
+        last = alice->matchmaker().Register(r2);
+        return last.code() == absl::StatusCode::kPermissionDenied;
+      },
+      absl::Seconds(5)))
+      << last;
+  EXPECT_THAT(std::string(last.message()), HasSubstr("no longer"));
 }
 
 TEST_F(SidecarSecurityTest, AnotherIdentityCannotUnregisterAndTheRegistrationStays) {
