@@ -87,7 +87,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   {
-    std::ofstream(dir + "/ring.json") << R"({"compute": ["node1", "node2", "node3"]})";
+    // Addresses: host names in a ring must resolve when it is read (matchmaker/ring.h).
+    std::ofstream(dir + "/ring.json")
+        << R"({"compute": ["node1", "node2", "node3"], "_endpoints": {"node1": "tcp://127.0.0.1:9501", )"
+        << R"("node2": "tcp://127.0.0.1:9502", "node3": "tcp://127.0.0.1:9503"}})";
   }
 
   struct Backend {

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "matchmaker/backend.h"
+#include "src/base/address.h"
 #include "matchmaker/local.h"
 #include "matchmaker/redis.h"
 #include "matchmaker/ring.h"
@@ -51,23 +52,37 @@ absl::Status ValidateName(std::string_view what, std::string_view name) {
   return absl::OkStatus();
 }
 
-bool IsValidEndpoint(std::string_view e) {
-  if (e.size() > 512) return false;
+namespace {
+
+// Why `e` cannot be a registration's endpoint ("" when it can). An ADDRESS only: a host name
+// would make every client that connects resolve it, blocking on libzmq's one I/O thread.
+std::string EndpointProblem(std::string_view e) {
+  constexpr char kSyntax[] = "is not tcp://ADDRESS:PORT or ipc://PATH (printable, at most 512 bytes)";
+  if (e.size() > 512) return kSyntax;
   for (char c : e) {
-    if (c <= 0x20 || c >= 0x7f) return false;
+    if (c <= 0x20 || c >= 0x7f) return kSyntax;
   }
-  if (e.starts_with("ipc://")) return e.size() > 6;
-  if (!e.starts_with("tcp://")) return false;
+  if (e.starts_with("ipc://")) return e.size() > 6 ? "" : kSyntax;
+  if (!e.starts_with("tcp://")) return kSyntax;
   const size_t colon = e.rfind(':');
-  if (colon <= 6 || colon + 1 >= e.size()) return false;
+  if (colon <= 6 || colon + 1 >= e.size()) return kSyntax;
   int port = 0;
   for (char c : e.substr(colon + 1)) {
-    if (c < '0' || c > '9') return false;
+    if (c < '0' || c > '9') return kSyntax;
     port = port * 10 + (c - '0');
-    if (port > 65535) return false;
+    if (port > 65535) return kSyntax;
   }
-  return port > 0;
+  if (port == 0) return kSyntax;
+  if (!internal::IsNumericHost(internal::TcpHostOf(e))) {
+    return "names a host, not an address: advertise a numeric address (tcp://IPv4:PORT, "
+           "tcp://[IPv6]:PORT) or ipc://PATH; clients never resolve names from a registry";
+  }
+  return "";
 }
+
+}  // namespace
+
+bool IsValidEndpoint(std::string_view e) { return EndpointProblem(e).empty(); }
 
 absl::Status ValidateRegistration(const Registration& r) {
   for (auto [what, name] : {std::pair{"topic", &r.topic}, std::pair{"host", &r.host},
@@ -82,15 +97,18 @@ absl::Status ValidateRegistration(const Registration& r) {
     }
     if (r.fanout) return absl::InvalidArgumentError("a worker pool cannot be a fanout consumer");
   }
-  auto bad_endpoint = [](absl::string_view what, const std::string& e) {
+  auto bad_endpoint = [](absl::string_view what, const std::string& e, const std::string& why) {
     return absl::InvalidArgumentError(
         absl::StrCat(what, " \"", absl::CHexEscape(e.substr(0, 80)), e.size() > 80 ? "...\"" : "\"",
-                     " is not tcp://HOST:PORT or ipc://PATH (printable, at most 512 bytes)"));
+                     " ", why));
   };
   if (r.endpoint.empty()) return absl::InvalidArgumentError("registration needs an endpoint");
-  if (!IsValidEndpoint(r.endpoint)) return bad_endpoint("endpoint", r.endpoint);
-  if (!r.pub_endpoint.empty() && !IsValidEndpoint(r.pub_endpoint)) {
-    return bad_endpoint("pub_endpoint", r.pub_endpoint);
+  if (std::string why = EndpointProblem(r.endpoint); !why.empty()) {
+    return bad_endpoint("endpoint", r.endpoint, why);
+  }
+  if (std::string why = r.pub_endpoint.empty() ? "" : EndpointProblem(r.pub_endpoint);
+      !why.empty()) {
+    return bad_endpoint("pub_endpoint", r.pub_endpoint, why);
   }
   if (!r.public_key.empty() && !IsCurveKey(r.public_key)) {
     return absl::InvalidArgumentError(absl::StrCat(

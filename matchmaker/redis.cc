@@ -124,17 +124,23 @@ void RedisMatchmaker::RestoreIfReconnected() {
 }
 
 absl::StatusOr<std::vector<RedisConnection::Reply>> RedisMatchmaker::Run(
-    const std::vector<Command>& cmds) {
+    const std::vector<Command>& cmds, size_t checked) {
   conn_.CheckIdle();
   if (absl::StatusOr<redisContext*> c = conn_.Connected(); !c.ok()) return c.status();
   RestoreIfReconnected();
-  return Checked(cmds, conn_.Run(cmds));
+  return Checked(cmds, conn_.Run(cmds), checked);
 }
 
 absl::StatusOr<std::vector<RedisConnection::Reply>> RedisMatchmaker::Checked(
-    const std::vector<Command>& cmds, absl::StatusOr<std::vector<RedisConnection::Reply>> replies) {
+    const std::vector<Command>& cmds, absl::StatusOr<std::vector<RedisConnection::Reply>> replies,
+    size_t checked) {
   if (!replies.ok()) return replies;
-  for (size_t i = 0; i < replies->size() && i < cmds.size(); ++i) {
+  if (replies->size() != cmds.size()) {
+    return absl::InternalError(absl::StrCat("redis at ", conn_.address().host, ":",
+                                            conn_.address().port, " answered ", replies->size(),
+                                            " replies to ", cmds.size(), " commands"));
+  }
+  for (size_t i = 0; i < replies->size() && i < cmds.size() && i < checked; ++i) {
     const RedisConnection::Reply& r = (*replies)[i];
     if (!r.error) continue;
     // "CMD key": enough to find the culprit in redis-cli (never the values: a SET's JSON).
@@ -161,45 +167,90 @@ void RedisMatchmaker::LogOnce(const std::string& key, const std::string& line) {
   ZRPC_LOG(kWarning, "%s", line);
 }
 
-absl::StatusOr<std::vector<std::string>> RedisMatchmaker::Members(const std::string& index,
-                                                                  size_t cap) {
-  std::vector<std::string> out;
+absl::StatusOr<std::vector<Registration>> RedisMatchmaker::Scan(const std::string& index,
+                                                                const size_t max_found,
+                                                                const size_t max_scanned) {
+  std::vector<Registration> out;
   absl::flat_hash_set<std::string> seen;  // SSCAN may return a member twice
+  std::vector<std::string> page;          // ids read, their registrations not yet fetched
+  std::vector<std::string> expired;       // ids to remove from the index
   std::string cursor = "0";
+  bool ended = false;                     // the scan went through the whole set
   // SSCAN's COUNT is a hint: bound the round trips as well as the ids.
-  const size_t max_rounds = cap / kIdsPerCommand + 16;
-  bool truncated = true;  // unless the scan ends within the bounds
-  for (size_t round = 0; round < max_rounds; ++round) {
-    absl::StatusOr<std::vector<RedisConnection::Reply>> r =
-        Run({{"SSCAN", index, cursor, "COUNT", std::to_string(kIdsPerCommand)}});
-    if (!r.ok()) return r.status();
-    const RedisConnection::Reply& page = (*r)[0];
-    if (page.elements.size() != 2) {
+  const size_t max_rounds = max_scanned / kIdsPerCommand + 16;
+  for (size_t round = 0;; ++round) {
+    // One round trip: the registrations of the last page, the removal of the expired ids found
+    // in it before, and the next page. Only the first two are checked: a failed removal (say, a
+    // wrong-typed zrpc:all) must not fail the lookup.
+    std::vector<Command> cmds;
+    for (size_t i = 0; i < page.size(); i += kIdsPerCommand) {
+      Command mget = {"MGET"};
+      for (size_t j = i; j < std::min(page.size(), i + kIdsPerCommand); ++j) {
+        mget.push_back("zrpc:reg:" + page[j]);
+      }
+      cmds.push_back(std::move(mget));
+    }
+    const size_t mgets = cmds.size();
+    const bool ask = !ended && round < max_rounds && seen.size() < max_scanned &&
+                     out.size() + page.size() < max_found;
+    if (ask) cmds.push_back({"SSCAN", index, cursor, "COUNT", std::to_string(kIdsPerCommand)});
+    const size_t checked = cmds.size();
+    AppendChunked("SREM", index, expired, &cmds);
+    if (index != kAll) AppendChunked("SREM", kAll, expired, &cmds);
+    expired.clear();
+    if (cmds.empty()) break;
+    absl::StatusOr<std::vector<RedisConnection::Reply>> replies = Run(cmds, checked);
+    if (!replies.ok()) return replies.status();
+    // The registrations of the page.
+    size_t item = 0;
+    for (size_t c = 0; c < mgets; ++c) {
+      for (const RedisConnection::Reply& value : (*replies)[c].elements) {
+        if (item >= page.size()) break;
+        const std::string& id = page[item++];
+        if (value.nil) {  // expired (its service stopped heartbeating), or never stored
+          expired.push_back(id);
+          continue;
+        }
+        absl::StatusOr<Value> v = ParseJson(value.str);
+        absl::StatusOr<Registration> r =
+            v.ok() ? RegistrationFromValue(*v) : absl::StatusOr<Registration>(v.status());
+        if (!r.ok()) {
+          // Skipped; the rules on names and endpoints are applied where routes are built.
+          LogOnce(absl::StrCat("bad\n", id),
+                  absl::StrCat(url_, ": skipping zrpc:reg:", id, " (in ", index,
+                               "), not a registration: ", r.status().message(), " (logged once)"));
+          continue;
+        }
+        if (out.size() < max_found) out.push_back(*std::move(r));
+      }
+    }
+    page.clear();
+    if (!ask) continue;  // a last round that only fetched or removed
+    const RedisConnection::Reply& next = (*replies)[mgets];
+    if (next.elements.size() != 2) {
       return absl::InternalError(absl::StrCat("redis at ", conn_.address().host, ":",
                                               conn_.address().port,
                                               ": SSCAN answered something that is not a page"));
     }
-    bool full = false;
-    for (const RedisConnection::Reply& m : page.elements[1].elements) {
+    bool cut = false;
+    for (const RedisConnection::Reply& m : next.elements[1].elements) {
       if (seen.contains(m.str)) continue;
-      if (out.size() >= cap) {
-        full = true;
+      if (seen.size() >= max_scanned) {  // the rest waits for a later lookup
+        cut = true;
         break;
       }
       seen.insert(m.str);
-      out.push_back(m.str);
+      page.push_back(m.str);
     }
-    cursor = page.elements[0].str;
-    if (full) break;
-    if (cursor == "0") {
-      truncated = false;
-      break;
-    }
+    cursor = next.elements[0].str;
+    ended = cursor == "0" && !cut;
   }
-  if (!truncated) return out;
-  LogOnce(absl::StrCat("cap\n", index),
-          absl::StrCat(url_, ": ", index, " holds more than ", out.size(),
-                       " registrations; only those are read (logged once)"));
+  if (!ended) {
+    LogOnce(absl::StrCat("cap\n", index),
+            absl::StrCat(url_, ": ", index, " holds more than ", seen.size(),
+                         " ids; only those are read per lookup (logged once)"));
+  }
+  SortRegistrations(&out);
   return out;
 }
 
@@ -279,66 +330,16 @@ absl::Status RedisMatchmaker::Heartbeat() {
   return replies.ok() ? absl::OkStatus() : replies.status();
 }
 
-absl::StatusOr<std::vector<Registration>> RedisMatchmaker::Load(
-    const std::string& index, const std::vector<std::string>& ids) {
-  std::vector<Registration> out;
-  if (ids.empty()) return out;
-  std::vector<Command> mgets;
-  for (size_t i = 0; i < ids.size(); i += kIdsPerCommand) {
-    Command mget = {"MGET"};
-    const size_t end = std::min(ids.size(), i + kIdsPerCommand);
-    for (size_t j = i; j < end; ++j) mget.push_back("zrpc:reg:" + ids[j]);
-    mgets.push_back(std::move(mget));
-  }
-  absl::StatusOr<std::vector<RedisConnection::Reply>> values = Run(mgets);
-  if (!values.ok()) return values.status();
-  std::vector<const RedisConnection::Reply*> items;
-  items.reserve(ids.size());
-  for (const RedisConnection::Reply& chunk : *values) {
-    for (const RedisConnection::Reply& item : chunk.elements) items.push_back(&item);
-  }
-  std::vector<std::string> expired;
-  for (size_t i = 0; i < ids.size() && i < items.size(); ++i) {
-    if (items[i]->nil) {  // expired: its service stopped heartbeating
-      expired.push_back(ids[i]);
-      continue;
-    }
-    absl::StatusOr<Value> v = ParseJson(items[i]->str);
-    absl::StatusOr<Registration> r =
-        v.ok() ? RegistrationFromValue(*v) : absl::StatusOr<Registration>(v.status());
-    if (!r.ok()) {
-      // Skipped; the rules on names and endpoints are applied where routes are built.
-      LogOnce(absl::StrCat("bad\n", ids[i]),
-              absl::StrCat(url_, ": skipping zrpc:reg:", ids[i], " (in ", index,
-                           "), not a registration: ", r.status().message(), " (logged once)"));
-      continue;
-    }
-    out.push_back(*std::move(r));
-  }
-  if (!expired.empty()) {
-    std::vector<Command> prune;
-    AppendChunked("SREM", index, expired, &prune);
-    if (index != kAll) AppendChunked("SREM", kAll, expired, &prune);
-    (void)Run(prune);
-  }
-  SortRegistrations(&out);
-  return out;
-}
-
 absl::StatusOr<std::vector<Registration>> RedisMatchmaker::Resolve(std::string_view exchange,
                                                                    std::string_view key) {
   const std::string index = IndexKey(exchange, key);
   absl::MutexLock lock(&mu_);
-  absl::StatusOr<std::vector<std::string>> ids = Members(index, kMaxIdsPerIndex);
-  if (!ids.ok()) return ids.status();
-  return Load(index, *ids);
+  return Scan(index, kMaxIdsPerIndex, kMaxIdsScanned);
 }
 
 absl::StatusOr<std::vector<Registration>> RedisMatchmaker::List(std::string_view exchange) {
   absl::MutexLock lock(&mu_);
-  absl::StatusOr<std::vector<std::string>> ids = Members(kAll, kMaxIdsListed);
-  if (!ids.ok()) return ids.status();
-  absl::StatusOr<std::vector<Registration>> all = Load(kAll, *ids);
+  absl::StatusOr<std::vector<Registration>> all = Scan(kAll, kMaxIdsListed, kMaxIdsListed);
   if (!all.ok() || exchange.empty()) return all;
   std::vector<Registration> out;
   for (Registration& r : *all) {

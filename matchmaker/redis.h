@@ -12,10 +12,15 @@
 // Errors and untrusted data: an error reply of Redis (a wrong-typed key: WRONGTYPE; an ACL
 // refusal) fails the call with the server's text — UNAVAILABLE for transient ones (LOADING,
 // BUSY, TRYAGAIN, MASTERDOWN), INTERNAL otherwise — and is logged once per distinct error, not
-// per call; it is never read as "no consumer". An index is read with SSCAN, at most
-// kMaxIdsPerIndex ids per key (kMaxIdsListed for List); a stored registration that is not valid
-// JSON of a registration is skipped with a log line (once per entry), and the routes built from
-// the answer apply the registration rules and the key asked for (src/client/routes.cc).
+// per call; it is never read as "no consumer". An index is read with SSCAN in pages of 1,000 ids,
+// each page's registrations fetched with MGET in the round trip that asks for the next page and
+// its expired ids removed in the one after: a lookup returns the valid registrations among junk
+// ids at once (100,000 junk ids: well under a second), reading at most kMaxIdsScanned ids and
+// returning at most kMaxIdsPerIndex registrations (kMaxIdsListed of each for List); an index
+// holding more is read that far, logged once, and pruned further by later lookups. A stored
+// registration that is not valid JSON of a registration is skipped with a log line (once per
+// entry), and the routes built from the answer apply the registration rules and the key asked
+// for (src/client/routes.cc).
 //
 // Data model (every key under "zrpc:", so nothing clashes with other data or with itself):
 //   zrpc:reg:<id>                 STRING, the registration's JSON, with a TTL (PX). Liveness is
@@ -35,6 +40,7 @@
 #ifndef ZRPC_MATCHMAKER_REDIS_H_
 #define ZRPC_MATCHMAKER_REDIS_H_
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <thread>
@@ -52,8 +58,10 @@ namespace zrpc::internal {
 
 class RedisMatchmaker : public Matchmaker, public BulkRegistrar {
  public:
-  // The most ids read from one index set (Resolve), and from zrpc:all (List).
+  // The most registrations one lookup returns (Resolve), the most ids of its index it reads
+  // (valid or not: bounded work per lookup), and both for zrpc:all (List).
   static constexpr size_t kMaxIdsPerIndex = 4096;
+  static constexpr size_t kMaxIdsScanned = 131072;
   static constexpr size_t kMaxIdsListed = 200000;
 
   static absl::StatusOr<std::unique_ptr<RedisMatchmaker>> Create(std::string_view url);
@@ -91,23 +99,25 @@ class RedisMatchmaker : public Matchmaker, public BulkRegistrar {
   std::vector<RedisConnection::Command> StoreAllCommands() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Adds `regs` to own_ and stores them, announcing `notice` (a key, or "*").
   absl::Status Store(const std::vector<Registration>& regs, const std::string& notice);
-  // conn_.Run, after storing everything again when the connection is new after a failure.
+  // conn_.Run, after storing everything again when the connection is new after a failure;
+  // error replies to the first `checked` commands fail it (Checked).
   absl::StatusOr<std::vector<RedisConnection::Reply>> Run(
-      const std::vector<RedisConnection::Command>& cmds) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+      const std::vector<RedisConnection::Command>& cmds, size_t checked = SIZE_MAX)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RestoreIfReconnected() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // conn_.Run's replies, or the first error reply among them as a status (logged once).
+  // conn_.Run's replies (one per command), or the first error reply among those to the first
+  // `checked` commands as a status (logged once).
   absl::StatusOr<std::vector<RedisConnection::Reply>> Checked(
       const std::vector<RedisConnection::Command>& cmds,
-      absl::StatusOr<std::vector<RedisConnection::Reply>> replies)
+      absl::StatusOr<std::vector<RedisConnection::Reply>> replies, size_t checked = SIZE_MAX)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Logs `line` unless a line with the same `key` was logged already (a bounded memory).
   void LogOnce(const std::string& key, const std::string& line) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The members of the set `index`, at most `cap` of them, read in bounded SSCAN steps.
-  absl::StatusOr<std::vector<std::string>> Members(const std::string& index, size_t cap)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Reads the registrations `ids` and removes the expired ones from `index` (and zrpc:all).
-  absl::StatusOr<std::vector<Registration>> Load(const std::string& index,
-                                                 const std::vector<std::string>& ids)
+  // The registrations in the set `index` (sorted): at most `max_found` of them, from at most
+  // `max_scanned` of its ids, read in bounded SSCAN pages and MGETs; ids whose registration
+  // expired are removed from `index` (and zrpc:all) on the way.
+  absl::StatusOr<std::vector<Registration>> Scan(const std::string& index, size_t max_found,
+                                                 size_t max_scanned)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The background thread: notices a lost connection and reconnects (off the lock), so that
   // registrations are back as soon as Redis is.

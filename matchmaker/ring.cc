@@ -3,10 +3,12 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <set>
 
 #include "absl/strings/str_cat.h"
 #include "matchmaker/watch.h"
+#include "src/base/address.h"
 #include "src/base/log_internal.h"
 #include "src/base/secure_fs.h"
 #include "zrpc/errors.h"
@@ -40,6 +42,62 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
         absl::StrCat("ring file ", why, "; create it or fix the ring:// path"));
   }
   return absl::Status(text.status().code(), absl::StrCat("ring file cannot be read: ", why));
+}
+
+// Ring hosts are resolved when the file is read, all at once, within this bound (clients
+// connect to addresses only: src/base/address.h).
+constexpr absl::Duration kRingResolveTimeout = absl::Seconds(2);
+
+// Replaces the host names in the endpoints of `ring`'s listed hosts by addresses, and checks
+// them as registrations' endpoints are checked. INVALID_ARGUMENT naming the host otherwise.
+absl::Status ResolveRing(const std::string& path, RingMatchmaker::Ring* ring) {
+  std::vector<std::string*> endpoints;
+  for (const auto& [topic, hosts] : ring->topics) {
+    for (const std::string& host : hosts) {
+      RingMatchmaker::Host& h = ring->hosts.at(host);
+      if (std::find(endpoints.begin(), endpoints.end(), &h.router) != endpoints.end()) continue;
+      endpoints.push_back(&h.router);
+      if (!h.pub.empty()) endpoints.push_back(&h.pub);
+    }
+  }
+  std::vector<std::string> names;
+  for (const std::string* e : endpoints) {
+    const std::string_view host = TcpHostOf(*e);
+    if (!host.empty() && !IsNumericHost(host)) names.emplace_back(host);
+  }
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  const std::vector<absl::StatusOr<std::string>> addresses =
+      ResolveHosts(names, kRingResolveTimeout);
+  for (std::string* e : endpoints) {
+    const std::string_view host = TcpHostOf(*e);
+    const auto it = std::lower_bound(names.begin(), names.end(), host);
+    if (!host.empty() && it != names.end() && *it == host) {
+      const absl::StatusOr<std::string>& address = addresses[it - names.begin()];
+      if (!address.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "ring file ", path, ": endpoint ", *e, ": ", address.status().message(),
+            "; write the host's address in \"_endpoints\" (host names in a ring are resolved "
+            "when the file is read, within ", absl::FormatDuration(kRingResolveTimeout), ")"));
+      }
+      *e = absl::StrCat("tcp://", *address, e->substr(e->rfind(':')));
+    }
+    Registration probe{.topic = "ring", .host = "ring", .endpoint = *e};
+    if (absl::Status s = ValidateRegistration(probe); !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("ring file ", path, ": ", s.message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Reads, checks and resolves the ring file at `path`.
+absl::StatusOr<RingMatchmaker::Ring> Load(const std::string& path) {
+  absl::StatusOr<std::string> text = ReadFile(path);
+  if (!text.ok()) return text.status();
+  absl::StatusOr<RingMatchmaker::Ring> ring = RingMatchmaker::Parse(path, *text);
+  if (!ring.ok()) return ring.status();
+  if (absl::Status s = ResolveRing(path, &*ring); !s.ok()) return s;
+  return ring;
 }
 
 std::string DirOf(const std::string& path) {
@@ -115,9 +173,7 @@ absl::StatusOr<RingMatchmaker::Ring> RingMatchmaker::Parse(const std::string& pa
 
 absl::StatusOr<std::unique_ptr<Matchmaker>> RingMatchmaker::Create(std::string path) {
   const std::string stamp = Stamp(path);
-  absl::StatusOr<std::string> text = ReadFile(path);
-  if (!text.ok()) return text.status();
-  absl::StatusOr<Ring> ring = Parse(path, *text);
+  absl::StatusOr<Ring> ring = Load(path);
   if (!ring.ok()) return ring.status();
   return std::unique_ptr<Matchmaker>(
       new RingMatchmaker(std::move(path), std::make_shared<const Ring>(*std::move(ring)), stamp));
@@ -125,16 +181,21 @@ absl::StatusOr<std::unique_ptr<Matchmaker>> RingMatchmaker::Create(std::string p
 
 std::shared_ptr<const RingMatchmaker::Ring> RingMatchmaker::Current() {
   const std::string stamp = Stamp(path_);
-  absl::MutexLock lock(&mu_);
-  if (stamp == stamp_ || stamp.empty() || stamp == bad_stamp_) {
-    if (stamp.empty() && bad_stamp_ != "missing") {
-      ZRPC_LOG(kError, "ring file %s is gone; keeping the last ring read", path_);
-      bad_stamp_ = "missing";
+  {
+    absl::MutexLock lock(&mu_);
+    if (stamp == stamp_ || stamp.empty() || stamp == bad_stamp_ || stamp == loading_) {
+      if (stamp.empty() && bad_stamp_ != "missing") {
+        ZRPC_LOG(kError, "ring file %s is gone; keeping the last ring read", path_);
+        bad_stamp_ = "missing";
+      }
+      return ring_;
     }
-    return ring_;
+    loading_ = stamp;  // read once; lookups meanwhile answer from the last ring
   }
-  absl::StatusOr<std::string> text = ReadFile(path_);
-  absl::StatusOr<Ring> ring = text.ok() ? Parse(path_, *text) : absl::StatusOr<Ring>(text.status());
+  // Off the lock: resolving the ring's host names may take up to kRingResolveTimeout.
+  absl::StatusOr<Ring> ring = Load(path_);
+  absl::MutexLock lock(&mu_);
+  loading_.clear();
   if (!ring.ok()) {
     ZRPC_LOG(kError, "%s; keeping the last ring read", ring.status().message());
     bad_stamp_ = stamp;

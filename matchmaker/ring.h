@@ -12,6 +12,10 @@
 //   }                                             //   tcp://HOST:_port (default 9501)
 //
 // Registration is a no-op (the ring is static); services must listen where the ring says.
+// Host names in endpoints ("node1" above, as in the seed's rings) are resolved when the file is
+// read, all at once within 2 s, and lookups answer with the addresses: clients never resolve a
+// name. A name that does not resolve in time makes the file invalid (an error at Create, naming
+// the host; on a reload the last good ring is kept): list that host's address in _endpoints.
 #ifndef ZRPC_MATCHMAKER_RING_H_
 #define ZRPC_MATCHMAKER_RING_H_
 
@@ -61,6 +65,7 @@ class RingMatchmaker : public Matchmaker {
   std::shared_ptr<const Ring> ring_ ABSL_GUARDED_BY(mu_);
   std::string stamp_ ABSL_GUARDED_BY(mu_);  // mtime, size and inode of what ring_ was read from
   std::string bad_stamp_ ABSL_GUARDED_BY(mu_);  // a stamp already reported as unreadable
+  std::string loading_ ABSL_GUARDED_BY(mu_);  // a stamp being read (and resolved) right now
 };
 
 }  // namespace zrpc::internal

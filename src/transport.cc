@@ -56,6 +56,13 @@ absl::Status ValidateOptions(TransportOptions& o) {
       return absl::InvalidArgumentError(absl::StrCat(name, " must be positive"));
     }
   }
+  if (o.call_heartbeat_interval < kMinCallHeartbeatInterval ||
+      o.call_heartbeat_interval > kMaxCallHeartbeatInterval) {
+    // The range clients clamp a registration's heartbeat_ms to (zrpc/matchmaker.h).
+    return absl::InvalidArgumentError(absl::StrCat(
+        "call_heartbeat_interval must be ", absl::FormatDuration(kMinCallHeartbeatInterval), "..",
+        absl::FormatDuration(kMaxCallHeartbeatInterval)));
+  }
   if (o.max_message_size < 1024) return absl::InvalidArgumentError("max_message_size must be >= 1024");
   if (o.max_in_flight_per_peer < 1) return absl::InvalidArgumentError("max_in_flight_per_peer must be >= 1");
   if (o.max_queued_requests < 1) return absl::InvalidArgumentError("max_queued_requests must be >= 1");

@@ -233,7 +233,9 @@ int main(int argc, char** argv) {
   options.ipc_dir = f.ipc_dir;
   options.thread_pool_size = static_cast<int>(app.Integer("--threads", f.threads, 1, 4096));
   options.call_heartbeat_interval =
-      absl::Milliseconds(app.Integer("--heartbeat-ms", f.heartbeat_ms, 1, 3600000));
+      absl::Milliseconds(app.Integer("--heartbeat-ms", f.heartbeat_ms,
+                                     absl::ToInt64Milliseconds(zrpc::kMinCallHeartbeatInterval),
+                                     absl::ToInt64Milliseconds(zrpc::kMaxCallHeartbeatInterval)));
   if (app.Has("--max-in-flight-per-peer")) {
     options.max_in_flight_per_peer = static_cast<int>(
         app.Integer("--max-in-flight-per-peer", f.max_in_flight_per_peer, 1, 1 << 30));

@@ -38,6 +38,13 @@ inline constexpr std::string_view kDefaultExchange = "openstack";
 // The name of the bare request-body form in Registration::accepts.
 inline constexpr std::string_view kBareMessageForm = "message";
 
+// The call heartbeat intervals zrpc accepts: TransportOptions::call_heartbeat_interval must lie
+// in this range (Transport::Create refuses others), and a client clamps the interval a
+// registration announces (Registration::heartbeat_ms) into it, since the handshake cannot prove
+// that field: a copy announcing 1 ms must not fail a 30 ms call with PeerLost.
+inline constexpr absl::Duration kMinCallHeartbeatInterval = absl::Milliseconds(100);
+inline constexpr absl::Duration kMaxCallHeartbeatInterval = absl::Seconds(60);
+
 // One consumer of one service instance.
 struct Registration {
   std::string exchange = std::string(kDefaultExchange);
@@ -45,9 +52,10 @@ struct Registration {
   std::string topic;
   // The instance's host name.
   std::string host;
-  // Where its ROUTER listens ("tcp://10.0.0.5:41234", "ipc:///run/zrpc/x.router").
+  // Where its ROUTER listens ("tcp://10.0.0.5:41234", "tcp://[fd00::5]:41234",
+  // "ipc:///run/zrpc/x.router"): an ADDRESS, never a host name (ValidateRegistration).
   std::string endpoint;
-  // Where its PUB listens (notifications); may be empty.
+  // Where its PUB listens (notifications); may be empty. An address, like `endpoint`.
   std::string pub_endpoint;
   // Worker pool name; "" for a plain consumer.
   std::string pool;
@@ -59,7 +67,8 @@ struct Registration {
   std::string public_key;
   // The service's call heartbeat interval in milliseconds (TransportOptions::
   // call_heartbeat_interval), announced so that callers judge its silence by its own beat;
-  // 0 when unknown (callers then use their own interval). Not part of the identity (==).
+  // 0 when unknown (callers then use their own interval). Clients clamp it to
+  // [kMinCallHeartbeatInterval, kMaxCallHeartbeatInterval]. Not part of the identity (==).
   int64_t heartbeat_ms = 0;
   // Request-body forms the service takes besides the 2.0 envelope, which every service takes
   // (docs/PROTOCOL.md section 3): kBareMessageForm, the message object itself. Clients send a
@@ -79,11 +88,12 @@ absl::Status ValidateName(std::string_view what, std::string_view name);
 
 // Checks a whole registration as services, the sidecar, every backend and every client do: the
 // names (topic, host, exchange; a pool, if any, without '~' and not with fanout), the endpoint
-// (tcp://HOST:PORT or ipc://PATH, printable, at most 512 bytes), the pub_endpoint (empty or
-// the same syntax) and the public_key (empty or a CURVE key). INVALID_ARGUMENT naming the field,
-// with the bad value escaped.
+// (an address: tcp://IPv4:PORT, tcp://[IPv6]:PORT or ipc://PATH, printable, at most 512 bytes;
+// a host name is refused, since a client would resolve it with a blocking lookup on its I/O
+// thread), the pub_endpoint (empty or the same) and the public_key (empty or a CURVE key).
+// INVALID_ARGUMENT naming the field, with the bad value escaped. Pure: never resolves a name.
 absl::Status ValidateRegistration(const Registration& r);
-// Whether `endpoint` has the syntax ValidateRegistration accepts.
+// Whether `endpoint` is an endpoint ValidateRegistration accepts (an address, not a host name).
 bool IsValidEndpoint(std::string_view endpoint);
 // `url` with any password replaced by "***" ("redis://:***@host:6379/0"), for logs and errors.
 std::string RedactUrl(std::string_view url);

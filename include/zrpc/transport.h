@@ -88,7 +88,8 @@ struct TransportOptions {
   // Handler threads (rpc_thread_pool_size).
   int thread_pool_size = 8;
   // Servers send a heartbeat for each unanswered call this often; callers that hear nothing for
-  // 3 intervals fail the call with PeerLost.
+  // 3 intervals fail the call with PeerLost. kMinCallHeartbeatInterval (100 ms) ..
+  // kMaxCallHeartbeatInterval (60 s), zrpc/matchmaker.h.
   absl::Duration call_heartbeat_interval = absl::Seconds(1);
   // Largest whole message (all frames) sent or accepted.
   size_t max_message_size = 4 << 20;

@@ -61,6 +61,14 @@ std::string Unusable(const Registration& r, std::string_view key) {
   return "";
 }
 
+// The interval `r` announces, clamped to what services may announce: the handshake cannot prove
+// the field, and a copy announcing 1 ms would fail every call longer than 3 ms with PeerLost.
+absl::Duration AnnouncedBeat(const Registration& r, absl::Duration fallback) {
+  if (r.heartbeat_ms <= 0) return fallback;
+  return std::clamp(absl::Milliseconds(r.heartbeat_ms), kMinCallHeartbeatInterval,
+                    kMaxCallHeartbeatInterval);
+}
+
 }  // namespace
 
 std::shared_ptr<const Candidates> RouteTable::Build(const std::string& cache_key,
@@ -69,14 +77,11 @@ std::shared_ptr<const Candidates> RouteTable::Build(const std::string& cache_key
   std::vector<Route> plain;
   std::map<std::string, std::vector<Route>> pools;
   const bool fanout = IsFanoutKey(key);
-  size_t skipped = 0, used = 0;
+  size_t skipped = 0, used = 0, copies = 0;
   std::string why;
+  // Each instance once: its pool, key and endpoint -> its route (see below).
+  absl::flat_hash_map<std::string, std::pair<std::vector<Route>*, size_t>> instances;
   for (const Registration& r : regs) {
-    if (used >= kMaxRoutesPerKey) {
-      ++skipped;
-      why = absl::StrCat("more than ", kMaxRoutesPerKey, " registrations");
-      continue;
-    }
     if (std::string bad = Unusable(r, key); !bad.empty()) {
       ++skipped;
       why = std::move(bad);
@@ -104,23 +109,46 @@ std::shared_ptr<const Candidates> RouteTable::Build(const std::string& cache_key
         continue;
       }
     }
-    ++used;
-    const absl::Duration beat =
-        r.heartbeat_ms > 0 ? absl::Milliseconds(r.heartbeat_ms) : default_beat_;
+    const absl::Duration beat = AnnouncedBeat(r, default_beat_);
     const bool bare = std::find(r.accepts.begin(), r.accepts.end(), kBareMessageForm) !=
                       r.accepts.end();
+    // Copies of one instance (anyone may write one, with any heartbeat_ms) are one route, so they
+    // can neither crowd it out of the first kMaxRoutesPerKey nor open a socket each. The first
+    // seen is kept, with the longest interval any copy announces (a copy can make silence be
+    // noticed later, never fail a live call sooner) and the bare form only if every copy takes it.
+    const std::string instance = absl::StrCat(r.pool, " ", r.public_key, " ", r.endpoint);
+    if (auto it = instances.find(instance); it != instances.end()) {
+      Route& kept = (*it->second.first)[it->second.second];
+      kept.beat = std::max(kept.beat, beat);
+      kept.accepts_bare = kept.accepts_bare && bare;
+      ++copies;
+      continue;
+    }
+    if (used >= kMaxRoutesPerKey) {
+      ++skipped;
+      why = absl::StrCat("more than ", kMaxRoutesPerKey, " instances");
+      continue;
+    }
+    ++used;
+    std::vector<Route>& group = r.pool.empty() ? plain : pools[r.pool];
+    instances.emplace(instance, std::pair{&group, group.size()});
     if (r.pool.empty()) {
       plain.push_back(Route{r.endpoint, fanout ? r.Key() : r.topic, r.host, r.exchange, beat,
                             r.public_key, bare});
     } else {
-      pools[r.pool].push_back(Route{r.endpoint, PoolTarget(r.pool, r.topic), r.host, r.exchange,
-                                    beat, r.public_key, bare});
+      group.push_back(Route{r.endpoint, PoolTarget(r.pool, r.topic), r.host, r.exchange, beat,
+                            r.public_key, bare});
     }
   }
   if (skipped > 0) {
     ZRPC_LOG(kWarning, "matchmaker %s: skipped %d of %d registrations for %s (%s)",
              matchmaker_.url(), static_cast<int>(skipped), static_cast<int>(regs.size()),
              absl::CHexEscape(cache_key), why);
+  }
+  if (copies > 0) {
+    ZRPC_LOG(kWarning, "matchmaker %s: %d registrations for %s repeat an instance already "
+             "listed (same endpoint, key and pool); each instance is used once",
+             matchmaker_.url(), static_cast<int>(copies), absl::CHexEscape(cache_key));
   }
   auto c = std::make_shared<Candidates>();
   c->plain.routes = std::move(plain);

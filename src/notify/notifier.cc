@@ -173,6 +173,13 @@ class SubListener : public NotificationListener {
             if (!pubs.ok()) continue;
             for (const Registration& r : *pubs) {
               if (r.pub_endpoint.empty() || connected.contains(r.pub_endpoint)) continue;
+              // Registries are untrusted: a host name here would block on a DNS lookup.
+              if (absl::Status bad = ValidateRegistration(r); !bad.ok()) {
+                if (untrusted.insert(r.pub_endpoint).second) {
+                  ZRPC_LOG(kWarning, "not listening to a publisher: %s", bad.message());
+                }
+                continue;
+              }
               if (const std::shared_ptr<internal::Keyring>& keys = core_->keyring()) {
                 // CURVE: only publishers whose key this process trusts; the key is taken at
                 // connect time, so one SUB serves publishers of different keys.

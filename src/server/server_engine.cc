@@ -15,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "codec/json_internal.h"
+#include "base/address.h"
 #include "base/log_internal.h"
 #include "base/thread.h"
 #include "base/secure_fs.h"
@@ -79,6 +80,54 @@ std::string PrimaryAddress() {
   }
   freeifaddrs(list);
   return !v4.empty() ? v4 : !v6.empty() ? v6 : "127.0.0.1";
+}
+
+// How long a service waits for a name in its bind or advertise address to resolve, once, at bind
+// time (its own configuration: clients never resolve names).
+constexpr absl::Duration kOwnAddressResolveTimeout = absl::Seconds(5);
+
+// The address registered for a service bound over TCP (bracketed when IPv6): an ADDRESS, never a
+// name (clients would resolve it, blocking, on their I/O thread: ValidateRegistration refuses
+// names). A name in advertise_address is resolved here, once; a bound name ("localhost") is the
+// address libzmq bound (`bound`, its last_endpoint).
+absl::StatusOr<std::string> AdvertisedHost(const TransportOptions& o, const std::string& bound) {
+  const std::string& wanted = o.advertise_address;
+  if (wanted.empty() && IsWildcard(o.bind_address)) return Bracketed(PrimaryAddress());
+  if (wanted.empty()) {
+    std::string_view host = TcpHostOf(bound);
+    // An IPv6 socket bound to an IPv4 address reports it mapped ("[::ffff:127.0.0.1]").
+    constexpr std::string_view kMapped = "[::ffff:";
+    if (host.starts_with(kMapped) && host.ends_with("]") &&
+        IsNumericHost(host.substr(kMapped.size(), host.size() - kMapped.size() - 1))) {
+      host = host.substr(kMapped.size(), host.size() - kMapped.size() - 1);
+    }
+    if (IsNumericHost(host)) return std::string(host);
+  }
+  const std::string& name = wanted.empty() ? o.bind_address : wanted;
+  if (IsNumericHost(name)) return name;  // "[fd00::5]"
+  absl::StatusOr<std::string> address = ResolveHosts({name}, kOwnAddressResolveTimeout)[0];
+  if (!address.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        wanted.empty() ? "bind_address" : "advertise_address", " ", address.status().message(),
+        "; registrations carry addresses, not names: set an IP address to advertise "
+        "(TransportOptions.advertise_address; zrpc-service --advertise)"));
+  }
+  return *address;
+}
+
+// The host part to bind for `bind_address`: "*", an address (bracketed when IPv6), or an
+// interface name (libzmq binds its address). libzmq does not resolve names when binding: a host
+// name ("localhost") is resolved here, once.
+absl::StatusOr<std::string> BindHost(const std::string& bind_address) {
+  if (bind_address == "*" || if_nametoindex(bind_address.c_str()) != 0) return bind_address;
+  absl::StatusOr<std::string> address = ResolveHosts({bind_address}, kOwnAddressResolveTimeout)[0];
+  if (!address.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "bind_address ", address.status().message(),
+        "; bind an IP address, an interface name or \"*\" (TransportOptions.bind_address; "
+        "zrpc-service --bind)"));
+  }
+  return *address;
 }
 
 // Binds `socket` to `endpoint`; the error names the endpoint.
@@ -195,7 +244,9 @@ absl::Status ServerEngine::EnsureBound() {
         if (absl::Status s = SetSocketMode(IpcPath(*ep), kIpcSocketMode); !s.ok()) return s;
       }
     } else {
-      const std::string bind = options_.bind_address == "*" ? "*" : Bracketed(options_.bind_address);
+      absl::StatusOr<std::string> bind_host = BindHost(options_.bind_address);
+      if (!bind_host.ok()) return bind_host.status();
+      const std::string& bind = *bind_host;
       auto port = [](int p) { return p > 0 ? std::to_string(p) : std::string("*"); };
       if (absl::Status s = Bind(**router, absl::StrCat("tcp://", bind, ":", port(options_.port)),
                                 "request");
@@ -207,15 +258,14 @@ absl::Status ServerEngine::EnsureBound() {
           !s.ok()) {
         return s;
       }
-      std::string advertise = options_.advertise_address;
-      if (advertise.empty()) {
-        advertise = IsWildcard(options_.bind_address) ? PrimaryAddress() : options_.bind_address;
-      }
-      router_ep = absl::StrCat("tcp://", Bracketed(advertise), ":",
+      absl::StatusOr<std::string> advertise =
+          AdvertisedHost(options_, (*router)->get(zmq::sockopt::last_endpoint));
+      if (!advertise.ok()) return advertise.status();
+      router_ep = absl::StrCat("tcp://", *advertise, ":",
                                PortOf((*router)->get(zmq::sockopt::last_endpoint)));
-      pub_ep = absl::StrCat("tcp://", Bracketed(advertise), ":",
+      pub_ep = absl::StrCat("tcp://", *advertise, ":",
                             PortOf((*pub)->get(zmq::sockopt::last_endpoint)));
-      if (IsWildcard(options_.bind_address) || !options_.advertise_address.empty()) {
+      if (*advertise != Bracketed(options_.bind_address)) {
         ZRPC_LOG(kInfo, "service %s bound %s and %s; advertised as %s and %s", options_.host,
                  (*router)->get(zmq::sockopt::last_endpoint),
                  (*pub)->get(zmq::sockopt::last_endpoint), router_ep, pub_ep);

@@ -817,12 +817,13 @@ TEST_F(RedisFaultTest, AHugeIndexIsReadOnlyUpToItsCapWithOneLogLine) {
   absl::StatusOr<internal::RedisAddress> a = internal::ParseRedisUrl(redis_.Url());
   ZRPC_ASSERT_OK(a);
   internal::RedisConnection conn(*a);
-  constexpr size_t kPlanted = internal::RedisMatchmaker::kMaxIdsPerIndex + 904;
+  constexpr size_t kPlanted = internal::RedisMatchmaker::kMaxIdsScanned + 904;
   internal::RedisConnection::Command sadd = {"SADD", "zrpc:idx:openstack|compute"};
   for (size_t i = 0; i < kPlanted; ++i) sadd.push_back("bogus-" + std::to_string(i));
   ZRPC_ASSERT_OK(conn.Run({sadd}));
   LogCapture log;
-  // Ids without a registration behind them: read (at most the cap), found expired, pruned.
+  // Ids without a registration behind them: read (at most the cap per lookup), found expired,
+  // pruned.
   absl::StatusOr<std::vector<Registration>> got = (*mm)->Resolve("openstack", "compute");
   ZRPC_ASSERT_OK(got);
   EXPECT_TRUE(got->empty());

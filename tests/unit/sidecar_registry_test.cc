@@ -4,11 +4,14 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "base/address.h"
+#include "client/routes.h"
 #include "matchmaker/memory.h"
 #include "matchmaker/process.h"
 #include "matchmaker/registration_json.h"
@@ -230,6 +233,154 @@ TEST(RegistrationRulesTest, AcceptedFormsRoundTripAndBadListsAreRefused) {
     EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << *ToJson(bad);
     EXPECT_NE(std::string(refused.status().message()).find("accepts"), std::string::npos);
   }
+}
+
+TEST(RegistrationRulesTest, EndpointsAreAddressesAndHostNamesAreRefusedSayingSo) {
+  for (const char* e : {"tcp://10.0.0.5:41234", "tcp://127.0.0.1:1", "tcp://[::1]:5555",
+                        "tcp://[fd00::5]:41234", "ipc:///run/zrpc/x.router", "ipc://@abstract"}) {
+    Registration r = Reg("compute");
+    r.endpoint = e;
+    r.pub_endpoint = e;
+    EXPECT_TRUE(ValidateRegistration(r).ok()) << e << ": " << ValidateRegistration(r);
+    EXPECT_TRUE(IsValidEndpoint(e)) << e;
+  }
+  // A name would be resolved by every client that connects, blocking its I/O thread.
+  for (const char* e : {"tcp://zrpc-slow-dns.invalid:5555", "tcp://localhost:1", "tcp://node1:9501",
+                        "tcp://1.2.3:1", "tcp://010.0.0.256:1", "tcp://::1:5555",
+                        "tcp://[fe80::1%eth0]:1", "tcp://[node1]:1", "tcp://*:1",
+                        "tcp://127.0.0.1;10.0.0.1:1"}) {
+    Registration r = Reg("compute");
+    r.endpoint = e;
+    absl::Status s = ValidateRegistration(r);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << e;
+    EXPECT_EQ(std::string(s.message()).rfind("endpoint \"", 0), 0u) << s;
+    EXPECT_FALSE(IsValidEndpoint(e)) << e;
+    Registration pub = Reg("compute");
+    pub.pub_endpoint = e;
+    s = ValidateRegistration(pub);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << e;
+    EXPECT_EQ(std::string(s.message()).rfind("pub_endpoint \"", 0), 0u) << s;
+  }
+  Registration named = Reg("compute");
+  named.endpoint = "tcp://zrpc-slow-dns.invalid:5555";
+  const std::string why(ValidateRegistration(named).message());
+  EXPECT_NE(why.find("names a host, not an address"), std::string::npos) << why;
+  EXPECT_NE(why.find("advertise"), std::string::npos) << why;
+}
+
+TEST(RegistrationRulesTest, OnlyOwnConfigurationIsResolvedAndWithinItsBound) {
+  const absl::Time start = absl::Now();
+  std::vector<absl::StatusOr<std::string>> got = ResolveHosts(
+      {"localhost", "10.1.2.3", "::1", "[fd00::5]", "zrpc-slow-dns.invalid"}, absl::Seconds(3));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  ASSERT_EQ(got.size(), 5u);
+  ZRPC_ASSERT_OK(got[0]);
+  EXPECT_TRUE(*got[0] == "127.0.0.1" || *got[0] == "[::1]") << *got[0];
+  EXPECT_EQ(got[1].value_or(""), "10.1.2.3");
+  EXPECT_EQ(got[2].value_or(""), "[::1]");
+  EXPECT_EQ(got[3].value_or(""), "[fd00::5]");
+  EXPECT_FALSE(got[4].ok());
+  EXPECT_NE(std::string(got[4].status().message()).find("zrpc-slow-dns.invalid"),
+            std::string::npos);
+  for (const auto& a : got) {
+    if (a.ok()) {
+      EXPECT_TRUE(IsNumericHost(*a)) << *a;
+    }
+  }
+}
+
+// A registry that answers what the test planted, unchecked (as a hostile one would).
+class PlantedMatchmaker : public MemoryMatchmaker {
+ public:
+  absl::StatusOr<std::vector<Registration>> Resolve(std::string_view, std::string_view) override {
+    return planted;
+  }
+  std::vector<Registration> planted;
+};
+
+std::shared_ptr<const Candidates> Routes(PlantedMatchmaker& mm, const std::string& key = "compute") {
+  RouteTable table(mm, absl::Milliseconds(500));
+  absl::StatusOr<std::shared_ptr<const Candidates>> c = table.Resolve("openstack", key);
+  EXPECT_TRUE(c.ok()) << c.status();
+  return c.ok() ? *c : std::make_shared<Candidates>();
+}
+
+TEST(RegistrationRulesTest, AnnouncedHeartbeatsAreClampedToTheRangeServicesMayAnnounce) {
+  PlantedMatchmaker mm;
+  for (int64_t ms : {int64_t{1}, int64_t{0}, int64_t{250}, int64_t{3600000}}) {
+    Registration r = Reg("compute", "h" + std::to_string(ms));
+    r.endpoint = "tcp://127.0.0.1:" + std::to_string(1000 + mm.planted.size());
+    r.heartbeat_ms = ms;
+    mm.planted.push_back(r);
+  }
+  std::shared_ptr<const Candidates> c = Routes(mm);
+  ASSERT_EQ(c->plain.routes.size(), 4u);
+  std::map<std::string, absl::Duration> beat;
+  for (const Route& r : c->plain.routes) beat[r.host] = r.beat;
+  EXPECT_EQ(beat["h1"], kMinCallHeartbeatInterval);
+  EXPECT_EQ(beat["h0"], absl::Milliseconds(500));  // none announced: the caller's own
+  EXPECT_EQ(beat["h250"], absl::Milliseconds(250));
+  EXPECT_EQ(beat["h3600000"], kMaxCallHeartbeatInterval);
+  // Services may announce only what clients keep.
+  TransportOptions o;
+  o.host = "t";
+  o.matchmaker = "local:///nonexistent-zrpc-dir-never-created";  // refused before it is made
+  for (absl::Duration d : {absl::Milliseconds(1), absl::Minutes(2)}) {
+    o.call_heartbeat_interval = d;
+    absl::Status s = Transport::Create(o).status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+    EXPECT_NE(std::string(s.message()).find("call_heartbeat_interval"), std::string::npos) << s;
+  }
+}
+
+TEST(RegistrationRulesTest, CopiesOfAnInstanceAreOneRouteWithTheLongestBeat) {
+  PlantedMatchmaker mm;
+  Registration real = Reg("compute", "node-a");
+  real.heartbeat_ms = 200;
+  real.accepts = {std::string(kBareMessageForm)};
+  Registration copy = real;  // listed first, announcing 1 ms, without the bare form
+  copy.host = "a-copy";
+  copy.heartbeat_ms = 1;
+  copy.accepts.clear();
+  Registration pooled = real;  // a pool member at the same endpoint is another consumer
+  pooled.pool = "workers";
+  mm.planted = {copy, real, pooled};
+  std::shared_ptr<const Candidates> c = Routes(mm);
+  ASSERT_EQ(c->plain.routes.size(), 1u);
+  EXPECT_EQ(c->plain.routes[0].host, "a-copy");  // the first seen
+  EXPECT_EQ(c->plain.routes[0].beat, absl::Milliseconds(200));
+  EXPECT_FALSE(c->plain.routes[0].accepts_bare);
+  ASSERT_EQ(c->pools.size(), 1u);
+  EXPECT_EQ(c->pools[0].routes.size(), 1u);
+}
+
+TEST(RegistrationRulesTest, ThousandsOfCopiesCannotCrowdOutTheRealInstances) {
+  PlantedMatchmaker mm;
+  Registration a = Reg("compute", "node-a");
+  a.endpoint = "tcp://127.0.0.1:1001";
+  for (int i = 0; i < 5000; ++i) {
+    Registration copy = a;
+    copy.host = absl::StrCat("a-copy-", i);
+    copy.heartbeat_ms = 1;
+    mm.planted.push_back(copy);
+  }
+  mm.planted.push_back(a);
+  Registration b = Reg("compute", "node-b");
+  b.endpoint = "tcp://127.0.0.1:1002";
+  mm.planted.push_back(b);
+  std::shared_ptr<const Candidates> c = Routes(mm);
+  ASSERT_EQ(c->plain.routes.size(), 2u);
+  EXPECT_EQ(c->plain.routes[0].endpoint, a.endpoint);
+  EXPECT_EQ(c->plain.routes[1].endpoint, b.endpoint);
+  EXPECT_EQ(c->plain.routes[0].beat, absl::Milliseconds(500));  // the real one's (the default)
+  // Distinct instances are still capped.
+  mm.planted.clear();
+  for (size_t i = 0; i < RouteTable::kMaxRoutesPerKey + 10; ++i) {
+    Registration r = Reg("compute", absl::StrCat("n", i));
+    r.endpoint = absl::StrCat("ipc:///tmp/zrpc-never/", i);
+    mm.planted.push_back(r);
+  }
+  EXPECT_EQ(Routes(mm)->plain.routes.size(), RouteTable::kMaxRoutesPerKey);
 }
 
 TEST(RedactUrlTest, PasswordsAreMaskedAndTheRestIsKept) {
