@@ -40,7 +40,7 @@ if os.environ.get("ASAN_OPTIONS") is not None:
 
 # The behaviour a check relies on, named in its failure message.
 LEAD_JSON = "JsonLimits: members and values capped, the rules applied to the whole document"
-LEAD_XPUB = "subscriptions validated and capped (1,024 distinct; the socket resets beyond)"
+LEAD_XPUB = "subscriptions validated (bad ones logged and counted) and capped (1,024 distinct; the socket resets beyond)"
 LEAD_FDS = "the soft open-file limit is raised to the hard limit at start"
 
 CASES = {}

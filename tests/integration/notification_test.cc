@@ -2,6 +2,7 @@
 // Notifications across processes: publishers are zrpc-service processes (method emit), listeners
 // live in the test process.
 #include <atomic>
+#include <zmq.hpp>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/synchronization/notification.h"
@@ -185,6 +186,48 @@ TEST_F(NotificationTest, ASlowListenerMakesDropsThatAreCounted) {
     if (i % 1000 == 999) absl::SleepFor(absl::Milliseconds(5));  // let the I/O thread publish
   }
   EXPECT_TRUE(Eventually([&] { return (*notifier)->dropped() > 0; }, absl::Seconds(5)));
+}
+
+}  // namespace
+}  // namespace zrpc::testing
+
+namespace zrpc::testing {
+namespace {
+
+TEST_F(NotificationTest, AMalformedSubscriptionDropsNoOtherListener) {
+  StartService("node1");
+  auto client = Client();
+  Inbox inbox;
+  auto listener = NotificationListener::Create(*client, {"notifications.info"}, inbox.Handler());
+  ZRPC_ASSERT_OK(listener);
+  ASSERT_TRUE(Eventually([&] { return (*listener)->publishers() == 1; }));
+  WarmUp(*client, "node1", inbox);
+  absl::StatusOr<std::vector<Registration>> pubs =
+      client->matchmaker().Resolve("openstack", "publisher~notifications");
+  ZRPC_ASSERT_OK(pubs);
+  ASSERT_EQ(pubs->size(), 1u);
+  // A peer subscribes with forms zrpc's listeners never send (no priority, junk bytes).
+  zmq::context_t ctx;
+  zmq::socket_t attacker(ctx, zmq::socket_type::xsub);
+  attacker.set(zmq::sockopt::linger, 0);
+  attacker.connect((*pubs)[0].pub_endpoint);
+  for (const std::string_view bad : {std::string_view("\x01" "bogus"),
+                                     std::string_view("\x01" "a\xff.info")}) {
+    ASSERT_TRUE(attacker.send(zmq::buffer(bad), zmq::send_flags::none));
+  }
+  Message health = Msg("health");
+  health.ns = "_zrpc";
+  ASSERT_TRUE(Eventually([&] {
+    absl::StatusOr<Value> h = client->Call(Context(), "compute.node1", health);
+    return h.ok() && h->Find("load")->Find("bad_subscriptions")->AsInt() >= 2;
+  }));
+  // The listener subscribed before stays subscribed: every event after the attack reaches it,
+  // and the socket was never reset.
+  for (int i = 0; i < 5; ++i) ZRPC_ASSERT_OK(Emit(*client, "node1", "after.attack"));
+  ASSERT_TRUE(Eventually([&] { return inbox.Count("after.attack") == 5; }));
+  absl::StatusOr<Value> h = client->Call(Context(), "compute.node1", health);
+  ZRPC_ASSERT_OK(h);
+  EXPECT_EQ(h->Find("load")->Find("subscription_resets")->AsInt(), 0);
 }
 
 }  // namespace
