@@ -177,6 +177,9 @@ void Summarize(internal::LogSite& site) {
                                             SiteName(site), ")"));
 }
 
+class SummaryWriter;
+SummaryWriter& Summaries();
+
 // Writes the summaries of sites that went quiet after suppressing lines (a busy site writes its
 // own when its next second starts). Its thread starts with the first suppressed line, and then
 // wakes only when a site queues itself.
@@ -189,23 +192,42 @@ class SummaryWriter {
     if (!started_) {
       started_ = true;
       internal::StartThread([this] { Run(); }).detach();  // lives as long as the process
+      // A process that exits within the second still writes its counts.
+      std::atexit([] { Summaries().Flush(); });
+    }
+  }
+
+  // Writes every pending summary now.
+  void Flush() {
+    std::vector<internal::LogSite*> sites;
+    {
+      absl::MutexLock lock(&mu_);
+      sites.swap(pending_);
+    }
+    for (internal::LogSite* site : sites) {
+      site->queued.store(false);
+      Summarize(*site);
     }
   }
 
  private:
   void Run() {
     while (true) {
-      std::vector<internal::LogSite*> sites;
       {
         absl::MutexLock lock(&mu_);
         mu_.Await(absl::Condition(
             +[](std::vector<internal::LogSite*>* p) { return !p->empty(); }, &pending_));
-        sites.swap(pending_);
       }
-      // Until the second the sites count in is over (and the coarse clock has seen it).
+      // Until the second the sites count in is over (and the coarse clock has seen it). The
+      // sites stay in `pending_` meanwhile, so that Flush at exit finds them.
       struct timespec ts;
       clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
       absl::SleepFor(absl::Nanoseconds(1'000'000'000 - ts.tv_nsec) + absl::Milliseconds(20));
+      std::vector<internal::LogSite*> sites;
+      {
+        absl::MutexLock lock(&mu_);
+        sites.swap(pending_);
+      }
       const int64_t now = CoarseSecond();
       std::vector<internal::LogSite*> still_busy;
       for (internal::LogSite* site : sites) {

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <memory>
 #include <regex>
 #include <string>
@@ -153,6 +154,19 @@ TEST(LogTest, EachCallSiteHasItsOwnLimitAndErrorsAHigherOne) {
   EXPECT_LE(count(LogLevel::kInfo, "info "), 2 * static_cast<int>(internal::kLogLinesPerSecond));
   EXPECT_EQ(count(LogLevel::kInfo, "info ") + summed(LogLevel::kInfo, info_line), 300);
   EXPECT_EQ(count(LogLevel::kWarning, "elsewhere "), 3);
+}
+
+// A process that exits within the second of a flood still writes the count (at exit).
+TEST(LogTest, SuppressedLinesAreSummedUpWhenTheProcessExitsWithinTheSecond) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        SetLogLevel(LogLevel::kWarning);
+        for (int i = 0; i < 100; ++i) ZRPC_LOG(kWarning, "flood %d", i);
+        std::exit(0);
+      },
+      ::testing::ExitedWithCode(0),
+      "WARNING: [0-9]+ more lines like this suppressed in the last second \\(log_test\\.cc:[0-9]+\\)");
 }
 
 // zrpc::Log is limited per caller: a loop that logs varying text is one source.
