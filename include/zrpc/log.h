@@ -31,7 +31,7 @@
 // Lines are rate-limited per source: each zrpc call site, and each caller of Log() (by the code
 // address it is called from, so a loop that logs is one source whatever its text), writes at
 // most 20 lines a second (errors: 100; debug lines are not limited). The lines beyond are
-// counted and summed up in one line at their level once that second is over, e.g.
+// counted and summed up in one line at their level once that second is over (or at exit), e.g.
 // "37 more lines like this suppressed in the last second (a caller of zrpc::Log)".
 //
 // Thread-safe: the sink may be called from any zrpc thread at once, and must be thread-safe.

@@ -7,7 +7,7 @@
 // everything); the lines beyond are counted and summed up in one line ("N more lines like this
 // suppressed in the last second (file.cc:123)") at the level of the lines suppressed, once that
 // second is over: written by the site's next line, or by a background thread if the site went
-// quiet. Every line is escaped (src/base/escape.h) and cut at kMaxLogLineBytes.
+// quiet, or at exit. Every line is escaped (src/base/escape.h) and cut at kMaxLogLineBytes.
 #ifndef ZRPC_SRC_BASE_LOG_INTERNAL_H_
 #define ZRPC_SRC_BASE_LOG_INTERNAL_H_
 
