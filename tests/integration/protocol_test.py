@@ -31,8 +31,11 @@ def curve_main(binary):
         svc_public, _ = write_key_pair(keys, "svc")
         py_public, py_secret = write_key_pair(keys, "pyclient")
         stranger_public, stranger_secret = write_key_pair(keys, "stranger")  # not authorized
-        write_authorized_keys(os.path.join(keys, "authorized_keys"),
-                              [("svc", svc_public, []), ("pyclient", py_public, ["py", "ops"])])
+        caller_public, caller_secret = write_key_pair(keys, "caller")  # admitted, no role
+        authorized = [("svc", svc_public, ["services"]), ("pyclient", py_public, ["py", "ops"]),
+                      ("caller", caller_public, [])]
+        roles = [("services", "serve=* publish=*"), ("ops", "listen=notifications")]
+        write_authorized_keys(os.path.join(keys, "authorized_keys"), authorized, roles)
         service = Service(binary, ["--host", "pyhost", "--key-file", os.path.join(keys, "svc.key"),
                                    "--authorized-keys", os.path.join(keys, "authorized_keys"),
                                    "--restrict", "note=admin;echo=ops"],
@@ -99,7 +102,8 @@ def curve_main(binary):
         # Notifications: a CURVE SUB with an authorized key receives events; a stranger's does not.
         pub = [e["pub_endpoint"] for e in entries if e["topic"] == "publisher~notifications"][0]
         subs = {}
-        for who, pair in (("pyclient", (py_public, py_secret)), ("stranger", (stranger_public, stranger_secret))):
+        for who, pair in (("pyclient", (py_public, py_secret)), ("stranger", (stranger_public, stranger_secret)),
+                          ("caller", (caller_public, caller_secret))):
             sub = c.ctx.socket(zmq.SUB)
             sub.setsockopt(zmq.LINGER, 0)
             curve_client(sub, server_key, *pair)
@@ -114,8 +118,28 @@ def curve_main(binary):
             event = json.loads(json.loads(body)["oslo.message"])["args"]["event_type"]
         check("an authorized CURVE listener receives the notification", event == "py.curve", event)
         check("a listener with an unknown key receives nothing", subs["stranger"].poll(500) == 0)
+        check("an admitted key without a listen= role receives nothing (ZAP domain zrpc-listen)",
+              subs["caller"].poll(500) == 0)
         for sub in subs.values():
             sub.close()
+        caller = Client(endpoint, curve=(server_key, caller_public, caller_secret))
+        r = caller.call("compute", "caller")
+        check("an admitted key without roles may still call", r["result"] == "caller", r)
+        caller.close()
+
+        # Revocation: the service re-reads authorized_keys; pyclient's open connection (the same
+        # socket) is refused from then on, and nothing runs.
+        write_authorized_keys(os.path.join(keys, "authorized_keys"),
+                              [a for a in authorized if a[0] != "pyclient"], roles)
+        deadline = time.time() + 5
+        f = None
+        while time.time() < deadline:
+            f = failure(c.call("compute", "caller"))
+            if f:
+                break
+            time.sleep(0.1)
+        check("a removed key's open connection gets a failure with code 7 (PERMISSION_DENIED)",
+              f is not None and f["kwargs"].get("code") == 7 and "no longer" in f["message"], f)
         c.close()
     finally:
         if service:

@@ -155,12 +155,17 @@ def write_key_pair(directory, name):
     return public, secret
 
 
-def write_authorized_keys(path, entries):
-    """entries: (identity, public_key, [groups]) -> `IDENTITY KEY [GROUP,GROUP]` lines."""
-    with open(path, "w") as f:
-        f.write("# who may connect: IDENTITY PUBLIC-KEY [GROUPS]\n")
+def write_authorized_keys(path, entries, group_roles=()):
+    """entries: (identity, public_key, [groups]) -> `IDENTITY KEY [GROUP,GROUP]` lines;
+    group_roles: (group, "role=PATTERN,... ...") -> `@GROUP ROLES` lines (PROTOCOL.md section 10)."""
+    with open(path + ".tmp", "w") as f:
+        f.write("# who may connect: IDENTITY PUBLIC-KEY [GROUPS] [ROLE=PATTERNS]\n")
         for identity, key, groups in entries:
             f.write(" ".join([identity, key] + ([",".join(groups)] if groups else [])) + "\n")
+        for group, roles in group_roles:
+            f.write(f"@{group} {roles}\n")
+    os.chmod(path + ".tmp", 0o644)
+    os.replace(path + ".tmp", path)  # readers see the old file or the new one, never half
 
 
 def _child_setup(then=None):
