@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <thread>
@@ -65,6 +66,7 @@ absl::Status ValidateOptions(TransportOptions& o) {
   }
   if (o.max_message_size < 1024) return absl::InvalidArgumentError("max_message_size must be >= 1024");
   if (o.max_in_flight_per_peer < 1) return absl::InvalidArgumentError("max_in_flight_per_peer must be >= 1");
+  if (o.max_workers_per_caller < 0) return absl::InvalidArgumentError("max_workers_per_caller must be >= 0");
   if (o.max_queued_requests < 1) return absl::InvalidArgumentError("max_queued_requests must be >= 1");
   if (o.max_queued_bytes < o.max_message_size) {
     return absl::InvalidArgumentError("max_queued_bytes must be >= max_message_size");
@@ -225,7 +227,10 @@ TransportCore::TransportCore(TransportOptions options, std::shared_ptr<Keyring> 
     : options_(std::move(options)),
       keyring_(std::move(keyring)),
       ctx_(NewContext(options_.io_thread_batch)),
-      workers_(options_.thread_pool_size),
+      // One lane per caller; a caller holds at most half of the threads unless told otherwise.
+      workers_(options_.thread_pool_size, options_.max_workers_per_caller > 0
+                                              ? options_.max_workers_per_caller
+                                              : std::max(1, options_.thread_pool_size / 2)),
       server_(ctx_, options_, workers_, reactor_, keyring_),
       client_(ctx_, options_, workers_, keyring_) {}
 
@@ -518,29 +523,8 @@ void ConnectionImpl::Detach() {
 
 }  // namespace internal
 
-namespace {
-
-// Each connection a service accepts holds a descriptor: the soft limit (often 1024) is raised to
-// the hard one once per process, as servers do.
-void RaiseFdLimit() {
-  static absl::once_flag once;
-  absl::call_once(once, [] {
-    struct rlimit limit;
-    if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
-    const rlim_t before = limit.rlim_cur;
-    // An unlimited hard limit is taken as the kernel's own ceiling (fs.nr_open, 1 Mi by default).
-    limit.rlim_cur = limit.rlim_max == RLIM_INFINITY ? rlim_t{1} << 20 : limit.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &limit) == 0) {
-      ZRPC_LOG(kInfo, "raised this process's open-file limit from %d to %d",
-               static_cast<int64_t>(before), static_cast<int64_t>(limit.rlim_cur));
-    }
-  });
-}
-
-}  // namespace
-
 absl::StatusOr<std::unique_ptr<Transport>> Transport::Create(TransportOptions options) {
-  RaiseFdLimit();
+  internal::RaiseOpenFileLimit();  // each connection a service accepts holds a descriptor
   absl::StatusOr<std::shared_ptr<internal::TransportCore>> core =
       internal::TransportCore::Create(std::move(options));
   if (!core.ok()) return core.status();

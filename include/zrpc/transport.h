@@ -93,10 +93,17 @@ struct TransportOptions {
   absl::Duration call_heartbeat_interval = absl::Seconds(1);
   // Largest whole message (all frames) sent or accepted.
   size_t max_message_size = 4 << 20;
-  // Requests (calls and casts) one client connection may have queued or running on a service's
-  // worker pool at once. Beyond it a call gets a retryable RESOURCE_EXHAUSTED at once and a cast
-  // is dropped (logged and counted).
+  // Requests (calls and casts) one caller may have queued or running on a service's worker pool
+  // at once, over all of its connections. A caller is its CurveZMQ identity with keys, else its
+  // peer address (the IP address it connects from; over ipc://, where there is none, its
+  // connection). Beyond it a call gets a retryable RESOURCE_EXHAUSTED at once and a cast is
+  // dropped (logged and counted).
   int max_in_flight_per_peer = 1000;
+  // Handler threads one caller (as above) may hold at once, casts included; its other requests
+  // wait queued (within max_in_flight_per_peer), so no caller can occupy every worker, however
+  // many connections it opens. 0 = half of thread_pool_size (at least 1); at most
+  // thread_pool_size is meaningful.
+  int max_workers_per_caller = 0;
   // Requests queued or running on the worker pool from all clients together, and their bytes;
   // beyond either, the same as above. The pool serves clients in turn (one client's backlog
   // delays another's request by at most one handler per thread).

@@ -48,7 +48,23 @@ Registry::Client& Registry::Heard(const Owner& owner, absl::Time now) {
     c.local = owner.pid > 0 && owner.start > 0 && ProcessStartTime(owner.pid) == owner.start;
   }
   c.last_seen = std::max(c.last_seen, now);
+  const std::string& principal = owner.principal.empty() ? owner.connection : owner.principal;
+  if (c.principal != principal) {
+    // Its caller changed (a routing id reused from another address): the share moves along.
+    const size_t held = c.held;
+    Hold(c, -static_cast<int64_t>(held));
+    c.principal = principal;
+    Hold(c, static_cast<int64_t>(held));
+  }
   return c;
+}
+
+void Registry::Hold(Client& c, int64_t delta) {
+  c.held = static_cast<size_t>(static_cast<int64_t>(c.held) + delta);
+  if (delta == 0) return;
+  size_t& total = held_by_principal_[c.principal];
+  total = static_cast<size_t>(static_cast<int64_t>(total) + delta);
+  if (total == 0) held_by_principal_.erase(c.principal);
 }
 
 void Registry::Touch(const Owner& owner, absl::Time now) { Heard(owner, now); }
@@ -74,10 +90,21 @@ absl::Status Registry::Add(const Owner& owner, const std::vector<Registration>& 
       ++new_for_client;
     }
   }
-  if (c.held + new_for_client > limits_.per_client) {
+  auto share = held_by_principal_.find(c.principal);
+  const size_t held = share == held_by_principal_.end() ? 0 : share->second;
+  if (held + new_for_client > limits_.per_client) {
+    if (absl::Now() - last_share_warning_ > absl::Seconds(10)) {
+      last_share_warning_ = absl::Now();
+      ZRPC_LOG(kWarning,
+               "refusing %d registrations of client %s: its caller (%s) would hold %d, over its "
+               "share of %d",
+               static_cast<int>(new_for_client), owner.client, absl::CHexEscape(c.principal),
+               static_cast<int>(held + new_for_client), static_cast<int>(limits_.per_client));
+    }
     return absl::ResourceExhaustedError(absl::StrCat(
-        "this connection would own ", c.held + new_for_client,
-        " registrations; the sidecar allows at most ", limits_.per_client, " per connection"));
+        "this caller (with keys its identity, without keys its address) would own ",
+        held + new_for_client, " registrations; the sidecar allows at most ", limits_.per_client,
+        " per caller"));
   }
   if (owner_of_.size() + new_in_table > limits_.total) {
     ZRPC_LOG(kWarning,
@@ -95,10 +122,10 @@ absl::Status Registry::Add(const Owner& owner, const std::vector<Registration>& 
     if (inserted) {
       it->second.push_back(client);
       fresh.push_back(r);
-      ++c.held;
+      Hold(c, 1);
     } else if (absl::c_find(it->second, client) == it->second.end()) {
       it->second.push_back(client);  // held by another connection as well: now by both
-      ++c.held;
+      Hold(c, 1);
     }
   }
   if (fresh.empty()) return absl::OkStatus();
@@ -119,7 +146,7 @@ absl::Status Registry::Add(const Owner& owner, const std::vector<Registration>& 
 absl::Status Registry::RegisterFresh(const std::vector<Registration>& fresh, Client* client) {
   auto forget = [&](size_t from) {
     for (size_t j = from; j < fresh.size(); ++j) {
-      if (owner_of_.erase(fresh[j]) > 0) --client->held;
+      if (owner_of_.erase(fresh[j]) > 0) Hold(*client, -1);
     }
   };
   if (bulk_ != nullptr && fresh.size() > 1) {
@@ -151,7 +178,7 @@ absl::Status Registry::Remove(const Owner& owner, const Registration& r, Changes
         "may withdraw it"));
   }
   it->second.erase(mine);
-  --c->second.held;
+  Hold(c->second, -1);
   if (!it->second.empty()) return absl::OkStatus();  // another owner still holds it
   owner_of_.erase(it);
   changed->Add(r.Key());
@@ -171,6 +198,7 @@ void Registry::DropClients(const std::vector<std::string>& clients, const char* 
     auto it = clients_.find(id);
     if (it == clients_.end()) continue;
     dropped[it->second.number] = Dropped{it->second.name, it->second.pid};
+    Hold(it->second, -static_cast<int64_t>(it->second.held));  // all of it goes below
     clients_.erase(it);
   }
   std::vector<Registration> gone;

@@ -44,7 +44,8 @@ class Changes {
 struct RegistryLimits {
   // Registrations in one request (a heartbeat carries all of a client's).
   size_t per_request = 20000;
-  // Registrations one connection owns.
+  // Registrations one caller owns (Owner::principal: with keys one identity, whatever its
+  // connections and client names; without keys one peer address, or one connection over ipc://).
   size_t per_client = 20000;
   // Registrations in the whole table.
   size_t total = 200000;
@@ -89,7 +90,10 @@ class Registry {
     uint64_t start = 0;
     bool local = false;  // pid and start time name a process of this machine
     absl::Time last_seen;
+    std::string principal;  // Owner::principal (or the connection): whose share `held` is of
   };
+  // Adds `delta` to `c`'s count and to its principal's.
+  void Hold(Client& c, int64_t delta);
   Client& Heard(const Owner& owner, absl::Time now);
   // Gives `fresh` to the backend; on an error, forgets the ones it may not hold.
   absl::Status RegisterFresh(const std::vector<Registration>& fresh, Client* client);
@@ -101,11 +105,14 @@ class Registry {
   const absl::Duration ttl_;
   const RegistryLimits limits_;
   uint64_t next_client_ = 1;
+  absl::Time last_share_warning_ = absl::InfinitePast();  // refusals over a share: rate-limited
   // The numbers of the clients that own each registration (almost always one).
   using Owners = std::vector<uint64_t>;
   absl::flat_hash_map<Registration, Owners, RegistrationHash> owner_of_;
   // By Owner::connection.
   absl::flat_hash_map<std::string, Client> clients_;
+  // Registrations held, by Owner::principal (entries with none are removed).
+  absl::flat_hash_map<std::string, size_t> held_by_principal_;
 };
 
 }  // namespace zrpc::internal::sidecar

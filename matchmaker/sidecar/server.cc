@@ -78,6 +78,7 @@ std::string StringField(const Value& v, std::string_view key) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<SidecarServer>> SidecarServer::Create(Options options) {
+  RaiseOpenFileLimit();  // each connection the sidecar accepts holds a descriptor
   if (options.endpoints.empty()) return absl::InvalidArgumentError("the sidecar needs an endpoint");
   if (options.ttl < absl::Seconds(1))
     return absl::InvalidArgumentError("the ttl must be at least 1 s");
@@ -369,19 +370,29 @@ void SidecarServer::Serve(zmq::socket_t& router) {
     } else if (keyring_ && identity.empty()) {
       result = absl::UnauthenticatedError("the connection carries no CurveZMQ identity");
     } else if (frames[2].size() > kMaxRequestBytes) {
-      ZRPC_LOG(kWarning, "refusing a %s request of %d bytes (at most %d)", line->op,
-               static_cast<int>(frames[2].size()), static_cast<int>(kMaxRequestBytes));
+      // One line per 10 s at most, with how many since the last: a flood of them logs little.
+      ++oversized_;
+      if (absl::Now() - last_oversized_log_ > absl::Seconds(10)) {
+        last_oversized_log_ = absl::Now();
+        ZRPC_LOG(kWarning, "refusing a %s request of %d bytes (at most %d; %d refused so)",
+                 line->op, static_cast<int>(frames[2].size()), static_cast<int>(kMaxRequestBytes),
+                 static_cast<int>(oversized_));
+      }
       result = absl::ResourceExhaustedError(absl::StrCat("the request is ", frames[2].size(),
                                                          " bytes; the sidecar takes at most ",
                                                          kMaxRequestBytes));
     } else {
       // Without keys a registration belongs to the connection (socket and routing id); with
       // keys to the identity, whatever connection it comes on (Owner::connection).
+      // Without keys, the caller whose share of the table it uses is its peer address (none
+      // over ipc://: then the connection); see Owner::principal.
+      const char* address = keyring_ ? nullptr : zmq_msg_gets(frames[1].handle(), "Peer-Address");
       result =
           Handle(line->op, frames[2].to_string_view(),
                  keyring_ ? absl::StrCat("key:", identity.size(), ":", identity)
                           : absl::StrCat(socket_index, "/", ToAbsl(frames[0].to_string_view())),
-                 identity);
+                 identity,
+                 address != nullptr && *address != '\0' ? absl::StrCat("addr:", address) : "");
     }
     const std::string reply = EncodeReply(result, boot_);
     const std::string header = ReplyHeader(line->id);
@@ -395,7 +406,8 @@ void SidecarServer::Serve(zmq::socket_t& router) {
 }
 
 absl::StatusOr<Value> SidecarServer::Handle(std::string_view op, std::string_view body,
-                                            std::string connection, const std::string& identity) {
+                                            std::string connection, const std::string& identity,
+                                            const std::string& peer_address) {
   absl::StatusOr<Value> request = ParseJson(body);
   if (!request.ok()) return request.status();
   if (op == kHello) {
@@ -405,6 +417,8 @@ absl::StatusOr<Value> SidecarServer::Handle(std::string_view op, std::string_vie
   }
   if (op == kResolve || op == kList) return HandleLookup(op, *request);
   Owner owner = OwnerOf(*request);
+  // The share of the table: the identity's (`connection` names it), else the address's.
+  owner.principal = keyring_ || peer_address.empty() ? connection : peer_address;
   // With keys, each client instance of an identity owns its own (processes may share a key).
   owner.connection = keyring_ ? absl::StrCat(connection, "/", owner.client) : std::move(connection);
   if (op == kRegister || op == kUnregister) {

@@ -103,11 +103,13 @@ class SidecarServer {
   ZapHandler* zap_for_testing() { return zap_.get(); }
 
   // Answers one request: `op` from its header, `body` its JSON text, `connection` the peer that
-  // sent it (see Owner::connection), `identity` its CurveZMQ identity ("" without keys) — what
+  // sent it (see Owner::connection), `identity` its CurveZMQ identity ("" without keys),
+  // `peer_address` without keys its "addr:ADDRESS" ("" over ipc://; see Owner::principal) — what
   // Run does for each request, without sockets: the sidecar fuzz target drives it. Not while
   // Run is running.
   absl::StatusOr<Value> Handle(std::string_view op, std::string_view body, std::string connection,
-                               const std::string& identity = "");
+                               const std::string& identity = "",
+                               const std::string& peer_address = "");
 
  private:
   SidecarServer(Options options, Backend backend, std::shared_ptr<Keyring> keyring);
@@ -158,6 +160,10 @@ class SidecarServer {
     ino_t ino;
   };
   std::vector<SocketFile> socket_files_;
+
+  // Requests refused for their size, and when that was last logged (rate-limited).
+  uint64_t oversized_ = 0;
+  absl::Time last_oversized_log_ = absl::InfinitePast();
 
   const std::shared_ptr<Keyring> keyring_;  // null: plain
   bool zap_down_logged_ = false;

@@ -17,6 +17,7 @@
 #include "notify/event.h"
 #include "transport_core.h"
 #include "zmq/socket_factory.h"
+#include "zmq/socket_monitor.h"
 #include "zrpc/errors.h"
 #include "base/thread.h"
 
@@ -29,6 +30,8 @@ constexpr Priority kPriorities[] = {Priority::kDebug, Priority::kInfo,  Priority
                                     Priority::kError, Priority::kCritical, Priority::kAudit,
                                     Priority::kSample};
 constexpr absl::Duration kRediscovery = absl::Milliseconds(500);
+// After a listener lost a publisher's connection, how soon it looks the publisher up again.
+constexpr absl::Duration kReconnectDelay = absl::Milliseconds(100);
 
 std::string PoolKey(std::string_view topic, Priority p) {
   return internal::NotifyTarget(topic, PriorityName(p));
@@ -154,6 +157,18 @@ class SubListener : public NotificationListener {
     }
     zmq::socket_t& sub = **made;
     sub.set(zmq::sockopt::linger, 0);
+    // libzmq closes a connection that brings a frame over ZMQ_MAXMSGSIZE (an event over this
+    // process's max_message_size) as a protocol error, and never reconnects after a protocol
+    // error: the listener would stay deaf to that publisher, silently. The monitor tells it a
+    // connection ended; it then forgets the endpoint and the next discovery, at once, connects
+    // it again (if it is still registered). Destroyed before `sub` (declared after it).
+    absl::StatusOr<std::unique_ptr<internal::SocketMonitor>> monitor =
+        internal::SocketMonitor::Create(ctx, sub, ZMQ_EVENT_DISCONNECTED);
+    if (!monitor.ok()) {
+      ZRPC_LOG(kWarning, "notification listener: %s (a publisher whose connection is cut is not "
+                         "reconnected)", monitor.status().message());
+    }
+    absl::Time last_lost_log = absl::InfinitePast();
     std::set<std::string> wanted;  // exact subscriptions "topic.priority"
     for (const auto& [topic, priorities] : targets_) {
       for (Priority p : priorities) {
@@ -201,8 +216,29 @@ class SubListener : public NotificationListener {
           connected_count_ = connected.size();
           next_discovery = absl::Now() + kRediscovery;
         }
-        zmq::pollitem_t item{sub.handle(), 0, ZMQ_POLLIN, 0};
-        zmq::poll(&item, 1, std::chrono::milliseconds(100));
+        zmq::pollitem_t items[2] = {{sub.handle(), 0, ZMQ_POLLIN, 0},
+                                    {monitor.ok() ? (*monitor)->handle() : nullptr, 0, ZMQ_POLLIN, 0}};
+        zmq::poll(items, monitor.ok() ? 2 : 1, std::chrono::milliseconds(100));
+        if (items[1].revents & ZMQ_POLLIN) {
+          (*monitor)->DrainWithAddress([&](uint16_t, std::string_view address) {
+            const std::string endpoint(address);
+            if (!connected.contains(endpoint)) return;
+            if (absl::Now() - last_lost_log > absl::Seconds(10)) {
+              last_lost_log = absl::Now();
+              ZRPC_LOG(kWarning,
+                       "notification listener: lost its connection to the publisher at %s (it "
+                       "stopped, or sent an event over this process's max_message_size of %d "
+                       "bytes, which ZeroMQ refuses); connecting again",
+                       endpoint, static_cast<int64_t>(core_->options().max_message_size));
+            }
+            try {
+              sub.disconnect(endpoint);  // libzmq's own reconnection, if any, ends here
+            } catch (const zmq::error_t&) {
+            }
+            connected.erase(endpoint);
+            next_discovery = std::min(next_discovery, absl::Now() + kReconnectDelay);
+          });
+        }
         std::vector<zmq::message_t> frames;
         while (internal::RecvMessage(sub, &frames) == internal::RecvResult::kMessage) {
           if (frames.size() != 2) continue;

@@ -162,6 +162,7 @@ struct ServerEngine::Job {
   std::string body;
   bool decoded = true;
   absl::Time arrived;
+  std::string caller;  // CallerOf: whose lane and admission count it uses
 };
 
 void ServerEngine::PostReply(Outbound out) {
@@ -306,7 +307,7 @@ void ServerEngine::AbandonCalls(uint64_t connection_id) {
     InFlight& call = in_flight_[key];
     call.ctx->Cancel();
     ReplyError(call.rid, call.msg_id, TransportClosedError());
-    Release(call.rid, call.bytes);
+    Release(call.caller, call.bytes);
     in_flight_.erase(key);
   }
 }
@@ -504,14 +505,25 @@ Reactor::Read ServerEngine::HandleRouter() {
       }
       continue;
     }
+    // Without keys a caller is its address (Peer-Address; none over ipc://): CallerOf.
+    const char* address = zmq_msg_gets(frames[1].handle(), "Peer-Address");
     HandleRequest(std::string(views[0]), in.header, in.body,
-                  user != nullptr ? std::string(user) : "");
+                  user != nullptr ? std::string(user) : "",
+                  address != nullptr ? std::string_view(address) : std::string_view());
   }
   return Reactor::Read::kMore;  // bounded: there may be more
 }
 
+std::string ServerEngine::CallerOf(std::string_view rid, std::string_view identity,
+                                   std::string_view peer_address) {
+  // Prefixed, so that no identity can pose as an address or a routing id.
+  if (!identity.empty()) return absl::StrCat("id:", ToAbsl(identity));
+  if (!peer_address.empty()) return absl::StrCat("addr:", ToAbsl(peer_address));
+  return absl::StrCat("rid:", ToAbsl(rid));
+}
+
 void ServerEngine::HandleRequest(std::string rid, const Header& header, std::string_view body,
-                                 std::string identity) {
+                                 std::string identity, std::string_view peer_address) {
   const bool is_cast = header.kind == FrameKind::kCast;
   auto fail = [&](const absl::Status& status) {
     if (is_cast) {
@@ -533,7 +545,9 @@ void ServerEngine::HandleRequest(std::string rid, const Header& header, std::str
   if (it == consumers_.end()) return fail(NoConsumerError(header.target));
   std::shared_ptr<Consumer> consumer = it->second;
   if (body.size() > kDecodeOnLoopBytes) {
-    return SubmitUndecoded(std::move(rid), header, consumer, body, std::move(identity));
+    std::string caller = CallerOf(rid, identity, peer_address);
+    return SubmitUndecoded(std::move(rid), header, consumer, body, std::move(identity),
+                           std::move(caller));
   }
   size_t values = 0;
   absl::StatusOr<Message> message = DecodeMessageCounting(body, JsonLimits{}, &values);
@@ -564,7 +578,8 @@ void ServerEngine::HandleRequest(std::string rid, const Header& header, std::str
              ToAbsl(header.target));
     return;
   }
-  absl::StatusOr<Dispatcher::Target> target = Admit(*consumer, header, *message, rid, cost);
+  std::string caller = CallerOf(rid, identity, peer_address);
+  absl::StatusOr<Dispatcher::Target> target = Admit(*consumer, header, *message, caller, cost);
   if (target.ok()) {
     if (absl::Status allowed = Authorize(*target, identity, message->method); !allowed.ok()) {
       target = allowed;
@@ -584,6 +599,7 @@ void ServerEngine::HandleRequest(std::string rid, const Header& header, std::str
           std::make_shared<CallContext>(Context(), deadline, consumer->registration.topic),
           *target, cost};
   job.ctx->set_peer_identity(std::move(identity));
+  job.caller = std::move(caller);
   if (target->endpoint != nullptr && target->endpoint->inline_handlers) {
     return Execute(job, /*on_loop=*/true);
   }
@@ -593,7 +609,7 @@ void ServerEngine::HandleRequest(std::string rid, const Header& header, std::str
 absl::StatusOr<Dispatcher::Target> ServerEngine::Admit(const Consumer& consumer,
                                                        const Header& header,
                                                        const Message& message,
-                                                       const std::string& rid, size_t bytes) {
+                                                       const std::string& caller, size_t bytes) {
   if (consumer.connection->draining.load()) {
     return absl::UnavailableError(absl::StrCat("service ", options_.host,
                                                " is shutting down and takes no new requests; "
@@ -608,7 +624,7 @@ absl::StatusOr<Dispatcher::Target> ServerEngine::Admit(const Consumer& consumer,
     target = *resolved;
   }
   if (target.endpoint != nullptr && target.endpoint->inline_handlers) return target;
-  if (absl::Status load = AdmitLoad(rid, bytes); !load.ok()) return load;
+  if (absl::Status load = AdmitLoad(caller, bytes); !load.ok()) return load;
   return target;
 }
 
@@ -644,13 +660,14 @@ const std::string& ServerEngine::InFlightKey(std::string_view rid, std::string_v
   return in_flight_key_;
 }
 
-absl::Status ServerEngine::AdmitLoad(const std::string& rid, size_t bytes) {
-  // Bounded admission: this client's work, everyone's queue, and the bytes they hold.
-  auto mine = peer_work_.find(rid);
+absl::Status ServerEngine::AdmitLoad(const std::string& caller, size_t bytes) {
+  // Bounded admission: this caller's work (over all its connections), everyone's queue, and the
+  // bytes they hold.
+  auto mine = peer_work_.find(caller);
   if (mine != peer_work_.end() && mine->second >= options_.max_in_flight_per_peer) {
     return absl::ResourceExhaustedError(absl::StrCat(
-        "too many requests queued or running from this client (at most ",
-        options_.max_in_flight_per_peer, "); retry later"));
+        "too many requests queued or running from this caller (its identity, else its address; "
+        "at most ", options_.max_in_flight_per_peer, "); retry later"));
   }
   if (queued_requests_ >= static_cast<size_t>(options_.max_queued_requests) ||
       queued_bytes_ + bytes > options_.max_queued_bytes) {
@@ -664,14 +681,14 @@ absl::Status ServerEngine::AdmitLoad(const std::string& rid, size_t bytes) {
 
 void ServerEngine::SubmitUndecoded(std::string rid, const Header& header,
                                    std::shared_ptr<Consumer> consumer, std::string_view body,
-                                   std::string identity) {
+                                   std::string identity, std::string caller) {
   const bool is_cast = header.kind == FrameKind::kCast;
   absl::Status admitted =
       consumer->connection->draining.load()
           ? absl::UnavailableError(absl::StrCat("service ", options_.host,
                                                 " is shutting down and takes no new requests; "
                                                 "try another instance"))
-          : AdmitLoad(rid, body.size());
+          : AdmitLoad(caller, body.size());
   if (!admitted.ok()) {
     if (is_cast) {
       if (admitted.code() == absl::StatusCode::kResourceExhausted) dropped_casts_.fetch_add(1);
@@ -687,6 +704,7 @@ void ServerEngine::SubmitUndecoded(std::string rid, const Header& header,
                                           job.consumer->registration.topic);
   job.ctx->set_peer_identity(std::move(identity));
   job.body = std::string(body);
+  job.caller = std::move(caller);
   job.decoded = false;
   job.arrived = absl::Now();
   Submit(std::move(job));
@@ -741,28 +759,30 @@ bool ServerEngine::DecodeOnWorker(Job& job, const std::function<void(Reply, bool
 
 void ServerEngine::Submit(Job job) {
   const bool is_cast = job.kind == FrameKind::kCast;
-  ++peer_work_[job.rid];
+  ++peer_work_[job.caller];
   ++queued_requests_;
   queued_bytes_ += job.bytes;
   if (!is_cast) {
     in_flight_[InFlightKey(job.rid, job.msg_id)] =
-        InFlight{job.rid, job.msg_id, job.ctx, job.consumer->connection->id, job.bytes};
+        InFlight{job.rid, job.msg_id, job.ctx, job.consumer->connection->id, job.bytes, job.caller};
     ArmBeats();
   }
   std::shared_ptr<Consumer> consumer = job.consumer;
   consumer->connection->running.fetch_add(1);
-  const std::string rid = job.rid, msg_id = job.msg_id;
+  const std::string rid = job.rid, msg_id = job.msg_id, caller = job.caller;
   const size_t bytes = job.bytes;
-  // One lane per client: the pool serves clients in turn.
-  if (!workers_.Submit(rid, [this, job = std::move(job)]() mutable {
+  // One lane per caller: the pool serves callers in turn, and runs at most
+  // max_workers_per_caller of one caller's requests at once (the rest wait in its lane).
+  if (!workers_.Submit(caller, [this, job = std::move(job)]() mutable {
         Execute(job, /*on_loop=*/false);
         if (job.kind == FrameKind::kCast) {
-          PostReply(Outbound{.rid = job.rid, .cast_done = true, .bytes = job.bytes});
+          PostReply(Outbound{
+              .rid = job.rid, .cast_done = true, .bytes = job.bytes, .caller = job.caller});
         }
         job.consumer->connection->running.fetch_sub(1);
       })) {
     consumer->connection->running.fetch_sub(1);
-    Release(rid, bytes);
+    Release(caller, bytes);
     if (!is_cast) {
       in_flight_.erase(InFlightKey(rid, msg_id));
       ReplyError(rid, msg_id, TransportClosedError());
@@ -770,8 +790,8 @@ void ServerEngine::Submit(Job job) {
   }
 }
 
-void ServerEngine::Release(const std::string& rid, size_t bytes) {
-  auto it = peer_work_.find(rid);
+void ServerEngine::Release(const std::string& caller, size_t bytes) {
+  auto it = peer_work_.find(caller);
   if (it != peer_work_.end() && --it->second <= 0) peer_work_.erase(it);
   if (queued_requests_ > 0) --queued_requests_;
   queued_bytes_ = queued_bytes_ >= bytes ? queued_bytes_ - bytes : 0;
@@ -930,7 +950,7 @@ absl::Status ServerEngine::RunHandler(Job& job, const std::function<void(Reply, 
 }
 
 void ServerEngine::SendOutbound(const Outbound& out) {
-  if (out.cast_done) return Release(out.rid, out.bytes);
+  if (out.cast_done) return Release(out.caller, out.bytes);
   if (out.tracked) {
     auto it = in_flight_.find(InFlightKey(out.rid, out.msg_id));
     if (it == in_flight_.end()) {
@@ -939,7 +959,7 @@ void ServerEngine::SendOutbound(const Outbound& out) {
       return;
     }
     if (out.last) {
-      Release(out.rid, it->second.bytes);
+      Release(it->second.caller, it->second.bytes);
       in_flight_.erase(it);
     }
   }

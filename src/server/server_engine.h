@@ -42,7 +42,8 @@ struct Outbound {
   bool tracked = false;
   // Not a message: a cast finished on the pool (its client's work and bytes are released).
   bool cast_done = false;
-  size_t bytes = 0;  // with cast_done: the request's size
+  size_t bytes = 0;    // with cast_done: the request's size
+  std::string caller;  // with cast_done: whose work it was (ServerEngine::CallerOf)
 };
 
 class ServerEngine {
@@ -90,6 +91,7 @@ class ServerEngine {
     std::shared_ptr<CallContext> ctx;
     uint64_t connection_id;
     size_t bytes;
+    std::string caller;  // CallerOf: whose admission count it holds
   };
   struct Job;
 
@@ -103,19 +105,25 @@ class ServerEngine {
   static absl::Status ValidateSubscription(std::string_view prefix);
   // Drops every connection of the notification socket (so every subscription) and binds again.
   void ResetPub(const std::string& why);
-  // `identity`: the caller's (the ZAP user id of its connection; "" without CURVE).
+  // `identity`: the caller's (the ZAP user id of its connection; "" without CURVE);
+  // `peer_address`: the IP address the request came from ("" over ipc://).
   void HandleRequest(std::string rid, const Header& header, std::string_view body,
-                     std::string identity);
+                     std::string identity, std::string_view peer_address = {});
+  // Who a request counts against for admission, fairness and the workers it may hold: its
+  // CurveZMQ identity, else its peer address, else (ipc://) its connection's routing id. One
+  // caller opening many connections still gets one share.
+  static std::string CallerOf(std::string_view rid, std::string_view identity,
+                              std::string_view peer_address);
   // OK when `identity` may call `target` (Endpoint::allowed, MethodEntry::allowed); else
   // NotAuthorized.
   absl::Status Authorize(const Dispatcher::Target& target, const std::string& identity,
                          std::string_view method);
   // Checks draining, the deadline and the in-flight limit; resolves the handler.
   absl::StatusOr<Dispatcher::Target> Admit(const Consumer& consumer, const Header& header,
-                                           const Message& message, const std::string& rid,
+                                           const Message& message, const std::string& caller,
                                            size_t bytes);
-  // Releases what an admitted pool request held (its client's count, its bytes).
-  void Release(const std::string& rid, size_t bytes);
+  // Releases what an admitted pool request held (its caller's count, its bytes).
+  void Release(const std::string& caller, size_t bytes);
   // The client behind `rid` is gone: its running calls are cancelled (they stop at their next
   // yield or reply).
   void ClientGone(const std::string& rid);
@@ -123,13 +131,13 @@ class ServerEngine {
   // The key of a call in in_flight_ (loop thread only: the result is a reused buffer, valid until
   // the next call).
   const std::string& InFlightKey(std::string_view rid, std::string_view msg_id);
-  // Admission by load alone: this client's requests, the queue, the bytes queued.
-  absl::Status AdmitLoad(const std::string& rid, size_t bytes);
+  // Admission by load alone: this caller's requests, the queue, the bytes queued.
+  absl::Status AdmitLoad(const std::string& caller, size_t bytes);
   void Submit(Job job);
   // A body larger than kDecodeOnLoopBytes is admitted by load, queued as text and decoded by the
   // worker (DecodeOnWorker), so that no decode holds the reactor thread for long.
   void SubmitUndecoded(std::string rid, const Header& header, std::shared_ptr<Consumer> consumer,
-                       std::string_view body, std::string identity);
+                       std::string_view body, std::string identity, std::string caller);
   // Decodes, checks and resolves a job queued as text; false when it ended there (its error
   // sent or its cast dropped).
   bool DecodeOnWorker(Job& job, const std::function<void(Reply, bool)>& send);
@@ -169,7 +177,8 @@ class ServerEngine {
   absl::flat_hash_map<std::string, InFlight> in_flight_;  // by InFlightKey(rid, msg_id)
   std::string in_flight_key_;
   std::string header_buffer_;  // SendJobReply's reply header, reused
-  absl::flat_hash_map<std::string, int> peer_work_;  // pool requests queued or running, by rid
+  // Pool requests queued or running, by caller (CallerOf).
+  absl::flat_hash_map<std::string, int> peer_work_;
   size_t queued_requests_ = 0;
   size_t queued_bytes_ = 0;
   std::vector<zmq::message_t> frames_;

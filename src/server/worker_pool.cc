@@ -4,7 +4,7 @@
 
 namespace zrpc::internal {
 
-WorkerPool::WorkerPool(int threads) {
+WorkerPool::WorkerPool(int threads, int lane_limit) : lane_limit_(lane_limit) {
   if (threads < 1) threads = 1;
   for (int i = 0; i < threads; ++i) threads_.push_back(StartThread([this] { Run(); }));
 }
@@ -14,11 +14,18 @@ WorkerPool::~WorkerPool() { Stop(); }
 bool WorkerPool::Submit(std::string_view lane, std::function<void()> task) {
   absl::MutexLock lock(&mu_);
   if (stopping_) return false;
-  std::deque<std::function<void()>>& q = lanes_[absl::string_view(lane.data(), lane.size())];
-  if (q.empty()) turn_.emplace_back(lane);
-  q.push_back(std::move(task));
+  Lane& l = lanes_[absl::string_view(lane.data(), lane.size())];
+  l.tasks.push_back(std::move(task));
   ++queued_;
+  if (!l.in_turn && Ready(lane, l)) {
+    l.in_turn = true;
+    turn_.emplace_back(lane);
+  }
   return true;
+}
+
+bool WorkerPool::Ready(std::string_view name, const Lane& lane) const {
+  return !lane.tasks.empty() && (lane_limit_ < 1 || name.empty() || lane.running < lane_limit_);
 }
 
 size_t WorkerPool::queued() {
@@ -39,6 +46,7 @@ void WorkerPool::Stop() {
 }
 
 void WorkerPool::Run() {
+  std::string lane;
   while (true) {
     std::function<void()> task;
     {
@@ -50,19 +58,28 @@ void WorkerPool::Run() {
           this));
       if (turn_.empty()) return;  // stopping and drained
       // The lane whose turn it is gives one task, then goes to the back of the line.
-      std::string lane = std::move(turn_.front());
+      lane = std::move(turn_.front());
       turn_.pop_front();
-      auto it = lanes_.find(lane);
-      task = std::move(it->second.front());
-      it->second.pop_front();
+      Lane& l = lanes_.find(lane)->second;
+      task = std::move(l.tasks.front());
+      l.tasks.pop_front();
       --queued_;
-      if (it->second.empty()) {
-        lanes_.erase(it);
-      } else {
-        turn_.push_back(std::move(lane));
-      }
+      ++l.running;
+      l.in_turn = Ready(lane, l);
+      if (l.in_turn) turn_.push_back(lane);
     }
     task();
+    task = nullptr;  // what it holds goes before its lane may take another thread
+    absl::MutexLock lock(&mu_);
+    auto it = lanes_.find(lane);
+    Lane& l = it->second;
+    --l.running;
+    if (!l.in_turn && Ready(lane, l)) {
+      l.in_turn = true;
+      turn_.push_back(lane);  // it was at its limit: its next task may start now
+    } else if (l.tasks.empty() && l.running == 0) {
+      lanes_.erase(it);
+    }
   }
 }
 

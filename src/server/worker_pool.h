@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // A fixed pool of handler threads fed fairly: each task belongs to a lane (the server uses one
-// lane per client connection) and the threads take tasks from the lanes in turn, so one
-// client's backlog delays another client's request by at most one task per thread. Thread-safe.
+// lane per caller: its identity, else its address) and the threads take tasks from the lanes in
+// turn, so one caller's backlog delays another caller's request by at most one task per thread.
+// A named lane runs at most `lane_limit` tasks at once (its others wait queued), so one caller
+// never holds every thread. Thread-safe.
 #ifndef ZRPC_SRC_SERVER_WORKER_POOL_H_
 #define ZRPC_SRC_SERVER_WORKER_POOL_H_
 
@@ -19,7 +21,8 @@ namespace zrpc::internal {
 
 class WorkerPool {
  public:
-  explicit WorkerPool(int threads);
+  // `lane_limit` < 1: no limit per lane. The pool's own lane ("") has none.
+  explicit WorkerPool(int threads, int lane_limit = 0);
   ~WorkerPool();  // runs what is queued, then joins
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
@@ -35,9 +38,20 @@ class WorkerPool {
  private:
   void Run();
 
+  struct Lane {
+    std::deque<std::function<void()>> tasks;
+    int running = 0;
+    bool in_turn = false;  // listed in turn_
+  };
+  // A lane with tasks that may start one now (under its limit).
+  bool Ready(std::string_view name, const Lane& lane) const;
+
+  const int lane_limit_;
   absl::Mutex mu_;
-  absl::flat_hash_map<std::string, std::deque<std::function<void()>>> lanes_ ABSL_GUARDED_BY(mu_);
-  std::deque<std::string> turn_ ABSL_GUARDED_BY(mu_);  // lanes with queued tasks, in order
+  absl::flat_hash_map<std::string, Lane> lanes_ ABSL_GUARDED_BY(mu_);
+  // Lanes that have queued tasks and may start one, in order (a lane at its limit waits outside
+  // until one of its tasks ends).
+  std::deque<std::string> turn_ ABSL_GUARDED_BY(mu_);
   size_t queued_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;

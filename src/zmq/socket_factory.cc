@@ -1,9 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "zmq/socket_factory.h"
 
+#include <sys/resource.h>
+
 #include <atomic>
 
+#include "absl/base/call_once.h"
 #include "absl/strings/str_cat.h"
+#include "base/log_internal.h"
 #include "codec/json_internal.h"
 #include "zrpc/errors.h"
 #include "zrpc/message.h"
@@ -66,6 +70,9 @@ absl::StatusOr<std::unique_ptr<zmq::socket_t>> MakeSocket(zmq::context_t& ctx, S
     if (absl::Status c = ApplyCurve(*s, role, curve); !c.ok()) return c;
     s->set(zmq::sockopt::linger, static_cast<int>(absl::ToInt64Milliseconds(options.linger)));
     s->set(zmq::sockopt::ipv6, 1);
+    // A peer that connects and never completes the handshake holds a descriptor (and, with
+    // CURVE, a ZAP round) only this long, not libzmq's default 30 s.
+    s->set(zmq::sockopt::handshake_ivl, static_cast<int>(absl::ToInt64Milliseconds(kHandshakeTimeout)));
     if (role == SocketRole::kServicePub || role == SocketRole::kSidecarPub) {
       // XPUB with NODROP: a subscriber with a full queue makes the send fail (EAGAIN) instead of
       // dropping silently, so zrpc can count what it drops. (The sidecar's change notices are
@@ -87,10 +94,12 @@ absl::StatusOr<std::unique_ptr<zmq::socket_t>> MakeSocket(zmq::context_t& ctx, S
     s->set(zmq::sockopt::heartbeat_ttl, 3000);
     // libzmq drops the connection for a larger frame: a second guard behind zrpc's own check of
     // whole messages, with room for zrpc to answer "too large" itself first.
+    // The sidecar's ROUTER takes frames up to twice its request limit, so that a request over
+    // the limit gets an answer saying so rather than a closed connection.
     const size_t limit =
-        role == SocketRole::kSidecarRouter || role == SocketRole::kSidecarClient
-            ? kMaxSidecarRequestBytes  // requests, and answers listing as many registrations
-            : options.max_message_size;
+        role == SocketRole::kSidecarRouter   ? kMaxSidecarFrameBytes - (64 << 10)
+        : role == SocketRole::kSidecarClient ? kMaxSidecarRequestBytes  // answers listing as many
+                                             : options.max_message_size;
     s->set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(limit + (64 << 10)));
     s->set(zmq::sockopt::sndhwm, 10000);
     s->set(zmq::sockopt::rcvhwm, 10000);
@@ -115,6 +124,21 @@ absl::StatusOr<std::unique_ptr<zmq::socket_t>> MakeSocket(zmq::context_t& ctx, S
   } catch (const zmq::error_t& e) {
     return ZmqError("cannot create socket", e);
   }
+}
+
+void RaiseOpenFileLimit() {
+  static absl::once_flag once;
+  absl::call_once(once, [] {
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+    const rlim_t before = limit.rlim_cur;
+    // An unlimited hard limit is taken as the kernel's own ceiling (fs.nr_open, 1 Mi by default).
+    limit.rlim_cur = limit.rlim_max == RLIM_INFINITY ? rlim_t{1} << 20 : limit.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &limit) == 0) {
+      ZRPC_LOG(kInfo, "raised this process's open-file limit from %d to %d",
+               static_cast<int64_t>(before), static_cast<int64_t>(limit.rlim_cur));
+    }
+  });
 }
 
 RecvResult RecvMessage(zmq::socket_t& socket, std::vector<zmq::message_t>* frames, bool wait,

@@ -12,6 +12,7 @@
 #include <zmq.hpp>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "zrpc/security.h"
 #include "zrpc/transport.h"
 
@@ -40,10 +41,21 @@ enum class SocketRole {
 // 255 bytes, '.', and a priority name.
 inline constexpr size_t kMaxSubscriptionBytes = 1 + 255 + 1 + 16;
 // The largest request body the zrpc-matchmaker sidecar takes (a heartbeat of 20,000
-// registrations is about 4 MiB). Its ROUTER cuts off a peer whose frame exceeds this by more
-// than 64 KiB; between the two the sidecar answers RESOURCE_EXHAUSTED itself, and its clients
-// refuse to send more than this in the first place.
+// registrations is about 4 MiB). Its ROUTER cuts off a peer whose frame exceeds
+// kMaxSidecarFrameBytes (libzmq closes the connection before the sidecar sees a byte of it);
+// between the two the sidecar answers RESOURCE_EXHAUSTED itself, and its clients refuse to send
+// more than kMaxSidecarRequestBytes in the first place.
 inline constexpr size_t kMaxSidecarRequestBytes = 16 << 20;
+inline constexpr size_t kMaxSidecarFrameBytes = 2 * kMaxSidecarRequestBytes;
+
+// How long a connection may take to complete its ZMTP (and CURVE) handshake on every socket zrpc
+// makes (ZMQ_HANDSHAKE_IVL; libzmq's default is 30 s): a peer that connects and stays silent is
+// cut off after this, so it cannot hold descriptors for long.
+inline constexpr absl::Duration kHandshakeTimeout = absl::Seconds(5);
+
+// Raises this process's soft open-file limit (RLIMIT_NOFILE) to the hard one, once per process
+// (logged at INFO): each connection a service or the sidecar accepts holds a descriptor.
+void RaiseOpenFileLimit();
 
 // CURVE for one socket (issue 10, DESIGN §6). `own` null: a plain socket. Server roles (the
 // service ROUTER and XPUB, the sidecar ROUTER and PUB) become CURVE servers in the ZAP domain
@@ -57,7 +69,7 @@ struct CurveSettings {
 // True for the roles that listen (bind): they are CURVE servers when keys are configured.
 bool IsServerRole(SocketRole role);
 
-// A socket of `role` with zrpc's options: bounded linger, ZMTP heartbeats, IPv6, a per-frame size
+// A socket of `role` with zrpc's options: bounded linger, a kHandshakeTimeout, ZMTP heartbeats, IPv6, a per-frame size
 // guard; ROUTER_MANDATORY on the service ROUTER; IMMEDIATE and a unique routing id on client
 // DEALERs; CURVE when `curve.own` is set. Errors become statuses.
 absl::StatusOr<std::unique_ptr<zmq::socket_t>> MakeSocket(zmq::context_t& ctx, SocketRole role,

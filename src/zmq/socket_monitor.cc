@@ -38,6 +38,30 @@ SocketMonitor::~SocketMonitor() {
   pair_.close();
 }
 
+int SocketMonitor::DrainWithAddress(
+    const std::function<void(uint16_t, std::string_view)>& on_event) {
+  int events = 0;
+  try {
+    // Each event is two frames: 6 bytes (event number, value), then the endpoint.
+    zmq::message_t first, address;
+    while (pair_.recv(first, zmq::recv_flags::dontwait)) {
+      if (!first.more() || !pair_.recv(address, zmq::recv_flags::dontwait)) continue;
+      while (address.more()) {  // not libzmq 4's form: skip the rest
+        if (!pair_.recv(address, zmq::recv_flags::dontwait)) break;
+      }
+      ++events;
+      if (first.size() >= 2) {
+        uint16_t event;
+        std::memcpy(&event, first.data(), sizeof(event));
+        on_event(event, std::string_view(static_cast<const char*>(address.data()), address.size()));
+      }
+    }
+  } catch (const zmq::error_t&) {
+    return -1;
+  }
+  return events;
+}
+
 int SocketMonitor::Drain(const std::function<void(uint16_t)>& on_event) {
   int events = 0;
   try {

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string_view>
 #include <zmq.hpp>
 
 #include "absl/status/statusor.h"
@@ -33,6 +34,9 @@ class SocketMonitor {
   // many there were, or -1 when the socket failed (the events read before that were reported).
   // Does not block.
   int Drain(const std::function<void(uint16_t)>& on_event = nullptr);
+  // The same, with each event's endpoint (for a connecting socket, the address it connected
+  // to, as libzmq resolved it: "tcp://127.0.0.1:5555").
+  int DrainWithAddress(const std::function<void(uint16_t, std::string_view)>& on_event);
 
  private:
   SocketMonitor(zmq::socket_t& socket, zmq::socket_t pair)

@@ -145,7 +145,7 @@ TEST(RegistryLimitsTest, RequestsBeyondEachLimitAreRefusedAndHoldNothingNew) {
       registry.Add({.connection = "a"}, {Reg("t1"), Reg("t2"), Reg("t3")}, kT0, &changed));
   s = registry.Add({.connection = "a"}, {Reg("t1"), Reg("t4"), Reg("t5")}, kT0, &changed);
   EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
-  EXPECT_NE(std::string(s.message()).find("at most 4 per connection"), std::string::npos) << s;
+  EXPECT_NE(std::string(s.message()).find("at most 4 per caller"), std::string::npos) << s;
   EXPECT_EQ(registry.size(), 3u);
   ZRPC_ASSERT_OK(registry.Add({.connection = "a"}, {Reg("t1"), Reg("t4")}, kT0, &changed));
   // In all: 4 held, "b" brings 2 new > 5.
@@ -157,6 +157,28 @@ TEST(RegistryLimitsTest, RequestsBeyondEachLimitAreRefusedAndHoldNothingNew) {
   ZRPC_ASSERT_OK(registry.Remove({.connection = "a"}, Reg("t4"), &changed));
   ZRPC_ASSERT_OK(registry.Add({.connection = "b"}, {Reg("u1"), Reg("u2")}, kT0, &changed));
   EXPECT_EQ(registry.size(), 5u);
+}
+
+// Issue 18: with keys a connection names any number of clients; the share is its identity's.
+TEST(RegistryLimitsTest, OneCallersClientsShareItsSlotsWhateverTheyCallThemselves) {
+  MemoryMatchmaker backend;
+  Registry registry(&backend, nullptr, kTtl, {.per_request = 10, .per_client = 4, .total = 100});
+  Changes changed;
+  const Owner a1{.connection = "key:5:alice/c1", .client = "c1", .principal = "key:5:alice"};
+  const Owner a2{.connection = "key:5:alice/c2", .client = "c2", .principal = "key:5:alice"};
+  const Owner bob{.connection = "key:3:bob/c1", .client = "c1", .principal = "key:3:bob"};
+  ZRPC_ASSERT_OK(registry.Add(a1, {Reg("t1"), Reg("t2"), Reg("t3")}, kT0, &changed));
+  absl::Status s = registry.Add(a2, {Reg("u1"), Reg("u2")}, kT0, &changed);
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
+  ZRPC_ASSERT_OK(registry.Add(a2, {Reg("u1")}, kT0, &changed));
+  ZRPC_ASSERT_OK(registry.Add(bob, {Reg("v1"), Reg("v2"), Reg("v3"), Reg("v4")}, kT0, &changed));
+  // A withdrawal or an expiry gives the share back.
+  ZRPC_ASSERT_OK(registry.Remove(a1, Reg("t1"), &changed));
+  ZRPC_ASSERT_OK(registry.Add(a2, {Reg("u2")}, kT0, &changed));
+  registry.Expire(kT0 + kTtl + absl::Seconds(1), &changed);
+  EXPECT_EQ(registry.size(), 0u);
+  ZRPC_ASSERT_OK(registry.Add(a2, {Reg("w1"), Reg("w2"), Reg("w3"), Reg("w4")},
+                              kT0 + kTtl + absl::Seconds(1), &changed));
 }
 
 TEST(RegistryLinearTest, HeartbeatsOf20000RegistrationsTakeLinearTime) {
