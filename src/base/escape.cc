@@ -102,6 +102,14 @@ size_t AppendEscaped(std::string* out, std::string_view s, size_t limit, std::st
   return i;
 }
 
+std::string BoundedEcho(std::string_view s, size_t max) {
+  if (s.size() <= max) return std::string(s);
+  size_t cut = max;
+  // Back to the start of a UTF-8 sequence (continuation bytes are 10xxxxxx).
+  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
+  return std::string(s.substr(0, cut)) + "...";
+}
+
 std::string EscapeForTerminal(std::string_view s) {
   std::string out;
   out.reserve(s.size());

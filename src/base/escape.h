@@ -31,6 +31,13 @@ bool IsInvisibleFormatChar(char32_t cp);
 size_t AppendEscaped(std::string* out, std::string_view s, size_t limit,
                      std::string_view extra = {});
 
+// The most of a peer's bytes (a method, a topic, an argument name, a key) an error text quotes.
+inline constexpr size_t kMaxEchoBytes = 128;
+// `s` as an error answer may quote it: whole when it has at most `max` bytes, else its first
+// bytes (never splitting a UTF-8 sequence) and "...". So that no answer grows with what a peer
+// sent (a refusal that quoted a 4 MiB method name several times was 8 times the request).
+std::string BoundedEcho(std::string_view s, size_t max = kMaxEchoBytes);
+
 }  // namespace zrpc::internal
 
 #endif  // ZRPC_SRC_BASE_ESCAPE_H_

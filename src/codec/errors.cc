@@ -11,12 +11,14 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/match.h"
+#include "base/escape.h"
 #include "codec/json_internal.h"
 #include "zrpc/value.h"
 
 namespace zrpc {
 namespace {
 
+using internal::BoundedEcho;
 using internal::ToAbsl;
 
 constexpr absl::string_view kPayloadUrl = "zrpc.dev/zrpc.Error";
@@ -147,7 +149,11 @@ absl::Status RemoteError(std::string_view exc_type, std::string_view value,
               {{"exc_type", exc_type}, {"value", value}, {"traceback", traceback}}, code);
 }
 
-absl::Status TimeoutError(std::string_view topic, std::string_view method, std::string_view info) {
+// Every text below may quote what a peer sent (a method, a version, an id): at most kMaxEchoBytes
+// of each, in the message and in the fields alike (BoundedEcho).
+absl::Status TimeoutError(std::string_view topic_in, std::string_view method_in,
+                          std::string_view info) {
+  const std::string topic = BoundedEcho(topic_in), method = BoundedEcho(method_in);
   return Make(ErrorKind::kTimeout,
               absl::StrCat("Timeout while waiting on RPC response - topic: \"",
                            ToAbsl(OrUnknown(topic)), "\", RPC method: \"", ToAbsl(OrUnknown(method)),
@@ -155,7 +161,8 @@ absl::Status TimeoutError(std::string_view topic, std::string_view method, std::
               {{"topic", topic}, {"method", method}, {"info", info}});
 }
 
-absl::Status NoConsumerError(std::string_view topic, std::string_view detail) {
+absl::Status NoConsumerError(std::string_view topic_in, std::string_view detail) {
+  const std::string topic = BoundedEcho(topic_in);
   std::string text = absl::StrCat("No consumer registered for topic \"", ToAbsl(topic), "\"");
   if (!detail.empty()) absl::StrAppend(&text, " (", ToAbsl(detail), ")");
   return Make(ErrorKind::kNoConsumer, text, {{"topic", topic}});
@@ -170,14 +177,16 @@ absl::Status PeerLostError(std::string_view topic, std::string_view host,
               {{"topic", topic}, {"host", host}});
 }
 
-absl::Status NoSuchMethodError(std::string_view method) {
+absl::Status NoSuchMethodError(std::string_view method_in) {
+  const std::string method = BoundedEcho(method_in);
   return Make(ErrorKind::kNoSuchMethod,
               absl::StrCat("Endpoint does not support RPC method ", ToAbsl(method)),
               {{"method", method}});
 }
 
-absl::Status UnsupportedRpcVersionError(std::string_view version, std::string_view ns,
+absl::Status UnsupportedRpcVersionError(std::string_view version_in, std::string_view ns_in,
                                         std::string_view served) {
+  const std::string version = BoundedEcho(version_in), ns = BoundedEcho(ns_in);
   std::string text = absl::StrCat("Specified RPC version, ", ToAbsl(version),
                                   ", not supported by this endpoint.");
   if (served.empty()) return Make(ErrorKind::kUnsupportedRpcVersion, text, {{"version", version}});
@@ -187,8 +196,9 @@ absl::Status UnsupportedRpcVersionError(std::string_view version, std::string_vi
               {{"version", version}, {"namespace", ns}, {"served", served}});
 }
 
-absl::Status NamespaceNotServedError(std::string_view ns, std::string_view method,
+absl::Status NamespaceNotServedError(std::string_view ns_in, std::string_view method_in,
                                      std::string_view served) {
+  const std::string ns = BoundedEcho(ns_in), method = BoundedEcho(method_in);
   return Make(ErrorKind::kNoSuchMethod,
               absl::StrCat("Endpoint does not support RPC method ", ToAbsl(method),
                            ": namespace \"", ToAbsl(ns), "\" is not served here (it serves ",
@@ -196,20 +206,23 @@ absl::Status NamespaceNotServedError(std::string_view ns, std::string_view metho
               {{"method", method}, {"namespace", ns}, {"served", served}});
 }
 
-absl::Status UnsupportedRpcEnvelopeVersionError(std::string_view version) {
+absl::Status UnsupportedRpcEnvelopeVersionError(std::string_view version_in) {
+  const std::string version = BoundedEcho(version_in);
   return Make(ErrorKind::kUnsupportedRpcEnvelopeVersion,
               absl::StrCat("Specified RPC envelope version, ", ToAbsl(version),
                            ", not supported by this endpoint."),
               {{"version", version}});
 }
 
-absl::Status RpcVersionCapError(std::string_view version_cap) {
+absl::Status RpcVersionCapError(std::string_view version_cap_in) {
+  const std::string version_cap = BoundedEcho(version_cap_in);
   return Make(ErrorKind::kRpcVersionCapError,
               absl::StrCat("Specified RPC version cap, ", ToAbsl(version_cap), ", is too low"),
               {{"version_cap", version_cap}});
 }
 
-absl::Status DuplicateMessageError(std::string_view msg_id) {
+absl::Status DuplicateMessageError(std::string_view msg_id_in) {
+  const std::string msg_id = BoundedEcho(msg_id_in);
   return Make(ErrorKind::kDuplicateMessage,
               absl::StrCat("Found duplicate message(", ToAbsl(msg_id), "). Skipping it."),
               {{"msg_id", msg_id}});
@@ -223,7 +236,8 @@ absl::Status TransportClosedError() {
   return Make(ErrorKind::kTransportClosed, "Transport closed", {});
 }
 
-absl::Status NotAuthorizedError(std::string_view identity, std::string_view method) {
+absl::Status NotAuthorizedError(std::string_view identity_in, std::string_view method_in) {
+  const std::string identity = BoundedEcho(identity_in), method = BoundedEcho(method_in);
   return Make(ErrorKind::kNotAuthorized,
               absl::StrCat(identity.empty() ? std::string("An unauthenticated caller")
                                             : absl::StrCat("Caller \"", ToAbsl(identity), "\""),

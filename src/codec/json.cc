@@ -9,6 +9,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "base/escape.h"
 #include "codec/json_internal.h"
 #include "zrpc/value.h"
 
@@ -221,7 +222,8 @@ absl::Status TooManyElements(const JsonLimits& limits) {
 }
 
 absl::Status DuplicateKeyError(std::string_view key) {
-  return absl::InvalidArgumentError(absl::StrCat("invalid JSON: duplicate key \"", ToAbsl(key), "\""));
+  return absl::InvalidArgumentError(
+      absl::StrCat("invalid JSON: duplicate key \"", internal::BoundedEcho(key), "\""));
 }
 
 bool KeySet::Insert(std::string_view key) {

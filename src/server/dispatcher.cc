@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "base/escape.h"
 #include "codec/json_internal.h"
 #include "zrpc/matchmaker.h"
 #include "zrpc/version.h"
@@ -269,7 +270,8 @@ namespace internal {
 
 namespace {
 std::string OfMethod(const CallContext& ctx) {
-  return ctx.method().empty() ? "" : absl::StrCat(" of method \"", ctx.method(), "\"");
+  return ctx.method().empty() ? ""
+                              : absl::StrCat(" of method \"", BoundedEcho(ctx.method()), "\"");
 }
 }  // namespace
 
@@ -288,7 +290,7 @@ absl::Status TypedMissingArg(const CallContext& ctx, std::string_view name,
 
 absl::Status TypedExtraArg(const CallContext& ctx, std::string_view name) {
   return absl::InvalidArgumentError(
-      absl::StrCat("unexpected argument \"", ToAbsl(name), "\"", OfMethod(ctx)));
+      absl::StrCat("unexpected argument \"", BoundedEcho(name), "\"", OfMethod(ctx)));
 }
 
 }  // namespace internal

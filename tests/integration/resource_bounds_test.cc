@@ -253,6 +253,29 @@ TEST_F(ResourceBoundsTest, AListenerThatGotAnOversizedEventHearsTheNextOne) {
   EXPECT_TRUE(logs.Contains("lost its connection to the publisher")) << absl::StrJoin(logs.Lines(), "\n");
 }
 
+TEST_F(ResourceBoundsTest, ARefusalQuotesAtMostABoundedPrefixOfWhatItRefuses) {
+  StartService("echo1");
+  zmq::context_t ctx;
+  RawPeer peer(ctx, endpoints_["echo1"]);
+  const std::string huge(1 << 20, 'm');
+  // An unknown method, and an unexpected argument, each named by 1 MiB: the answers quote 128
+  // bytes of it (then "..."), not the whole name several times over.
+  peer.Send("zrpc1 call openstack compute m1", Request(huge, {}, "m1"));
+  peer.Send("zrpc1 call openstack compute m2",
+            Request("add", {{"a", 1}, {"b", 2}, {huge, 3}}, "m2"));
+  for (const char* id : {"m1", "m2"}) {
+    const std::string reply = peer.ReplyTo(id);
+    ASSERT_FALSE(reply.empty()) << id;
+    EXPECT_LT(reply.size(), 4096u) << id;
+    absl::StatusOr<Reply> decoded = DecodeReply(reply);
+    ZRPC_ASSERT_OK(decoded);
+    ASSERT_TRUE(decoded->failure.has_value()) << id;
+    EXPECT_THAT(std::string(DeserializeRemoteException(*decoded->failure).message()),
+                HasSubstr(std::string(128, 'm') + "..."))
+        << id;
+  }
+}
+
 class SidecarBoundsTest : public IntegrationTest {
  protected:
   void StartSidecar(std::vector<std::string> extra = {}) {
