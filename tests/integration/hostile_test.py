@@ -482,11 +482,15 @@ def rejections(replies):
 def Admission(name="Admission"):
     """One client beyond max_in_flight_per_peer: its extra calls get a retryable RESOURCE_EXHAUSTED
     at once and its extra casts are dropped with a log line, while another client is served fairly.
-    Then two clients beyond max_queued_requests together: the excess is refused the same way."""
+    Then two clients beyond max_queued_requests together: the excess is refused the same way.
+    Without keys a caller is its address, so each client connects from an address of its own
+    (127.0.0.x: connections from one address share one caller's limits)."""
     limit, total, sleep_ms = 4, 6, 600
     args = ["--threads", "2", "--max-in-flight-per-peer", str(limit), "--max-queued-requests", str(total)]
+    def From(source):  # the service's endpoint, connected to from `source`
+        return svc.endpoint.replace("tcp://", f"tcp://{source}:0;", 1)
     with attacked(name, args=args, bystander_ms=50) as (svc, ctx):
-        a, b = Client(svc.endpoint, ctx), Client(svc.endpoint, ctx)
+        a, b = Client(From("127.0.0.2"), ctx), Client(From("127.0.0.3"), ctx)
         admitted = [a.request("call", "compute", "sleep", {"ms": sleep_ms}) for _ in range(limit)]
         extra = [a.request("call", "compute", "sleep", {"ms": sleep_ms}) for _ in range(8)]
         mark = svc.mark()
@@ -507,7 +511,8 @@ def Admission(name="Admission"):
         check(f"{name}: the admitted calls all complete",
               all(i in got and got[i][1]["result"] == "hostile" for i in admitted),
               [got.get(i) for i in admitted])
-        # Fairness: 2 threads run the attacker's first 2 sleeps while its other 2 wait. The other
+        # Fairness: the attacker runs one sleep at a time (max_workers_per_caller: half of the 2
+        # threads) while its other 3 wait. The other
         # client waits for one handler slot, not for the attacker's backlog: it is answered before
         # the attacker's 3rd and 4th calls (first come, first served would answer it after them).
         finishes = sorted(got[i][0] for i in admitted if i in got)
@@ -534,7 +539,7 @@ def Admission(name="Admission"):
         prompt_call(name, a, "the attacker is served again once under its limit")
 
         # Two clients, each within its own limit, together beyond the service's.
-        c1, c2 = Client(svc.endpoint, ctx), Client(svc.endpoint, ctx)
+        c1, c2 = Client(From("127.0.0.4"), ctx), Client(From("127.0.0.5"), ctx)
         calls = [(c, c.request("call", "compute", "sleep", {"ms": 300})) for c in (c1, c2) for _ in range(limit)]
         got = gather(calls, 4 * 0.3 + 5)
         refused = rejections(got)
