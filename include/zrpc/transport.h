@@ -95,8 +95,8 @@ struct TransportOptions {
   size_t max_message_size = 4 << 20;
   // Requests (calls and casts) one caller may have queued or running on a service's worker pool
   // at once, over all of its connections. A caller is its CurveZMQ identity with keys, else its
-  // peer address (the IP address it connects from; over ipc://, where there is none, its
-  // connection). Beyond it a call gets a retryable RESOURCE_EXHAUSTED at once and a cast is
+  // peer address (the IP address it connects from; over ipc:// its process: user, group and
+  // pid). Beyond it a call gets a retryable RESOURCE_EXHAUSTED at once and a cast is
   // dropped (logged and counted).
   int max_in_flight_per_peer = 1000;
   // Handler threads one caller (as above) may hold at once, casts included; its other requests

@@ -106,8 +106,9 @@ struct Owner {
   pid_t pid = 0;
   uint64_t start = 0;
   // Who is behind it, for the per-caller share of the table (RegistryLimits::per_client): with
-  // CurveZMQ its identity ("key:LENGTH:IDENTITY"), else its peer address ("addr:127.0.0.1"), or
-  // the connection when there is none (ipc://). Not on the wire: the server fills it in; ""
+  // CurveZMQ its identity ("key:LENGTH:IDENTITY"), else its peer address ("addr:127.0.0.1"; over
+  // ipc:// libzmq gives "localhost:UID:GID:PID", its process), or the connection when there is
+  // none. Not on the wire: the server fills it in; ""
   // means `connection`. Names a client chooses for itself never count: one connection cannot
   // take more than its caller's share by calling itself many clients.
   std::string principal;

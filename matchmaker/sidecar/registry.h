@@ -45,7 +45,7 @@ struct RegistryLimits {
   // Registrations in one request (a heartbeat carries all of a client's).
   size_t per_request = 20000;
   // Registrations one caller owns (Owner::principal: with keys one identity, whatever its
-  // connections and client names; without keys one peer address, or one connection over ipc://).
+  // connections and client names; without keys one peer address: over ipc:// one process).
   size_t per_client = 20000;
   // Registrations in the whole table.
   size_t total = 200000;

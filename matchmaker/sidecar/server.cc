@@ -384,8 +384,8 @@ void SidecarServer::Serve(zmq::socket_t& router) {
     } else {
       // Without keys a registration belongs to the connection (socket and routing id); with
       // keys to the identity, whatever connection it comes on (Owner::connection).
-      // Without keys, the caller whose share of the table it uses is its peer address (none
-      // over ipc://: then the connection); see Owner::principal.
+      // Without keys, the caller whose share of the table it uses is its peer address (over
+      // ipc:// libzmq gives its process, "localhost:UID:GID:PID"); see Owner::principal.
       const char* address = keyring_ ? nullptr : zmq_msg_gets(frames[1].handle(), "Peer-Address");
       result =
           Handle(line->op, frames[2].to_string_view(),

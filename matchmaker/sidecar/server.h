@@ -104,7 +104,7 @@ class SidecarServer {
 
   // Answers one request: `op` from its header, `body` its JSON text, `connection` the peer that
   // sent it (see Owner::connection), `identity` its CurveZMQ identity ("" without keys),
-  // `peer_address` without keys its "addr:ADDRESS" ("" over ipc://; see Owner::principal) — what
+  // `peer_address` without keys its "addr:ADDRESS" ("" when unknown; see Owner::principal) — what
   // Run does for each request, without sockets: the sidecar fuzz target drives it. Not while
   // Run is running.
   absl::StatusOr<Value> Handle(std::string_view op, std::string_view body, std::string connection,

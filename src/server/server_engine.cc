@@ -505,7 +505,7 @@ Reactor::Read ServerEngine::HandleRouter() {
       }
       continue;
     }
-    // Without keys a caller is its address (Peer-Address; none over ipc://): CallerOf.
+    // Without keys a caller is its address (Peer-Address; over ipc:// its process): CallerOf.
     const char* address = zmq_msg_gets(frames[1].handle(), "Peer-Address");
     HandleRequest(std::string(views[0]), in.header, in.body,
                   user != nullptr ? std::string(user) : "",

@@ -106,11 +106,13 @@ class ServerEngine {
   // Drops every connection of the notification socket (so every subscription) and binds again.
   void ResetPub(const std::string& why);
   // `identity`: the caller's (the ZAP user id of its connection; "" without CURVE);
-  // `peer_address`: the IP address the request came from ("" over ipc://).
+  // `peer_address`: libzmq's Peer-Address of the request (the IP address it came from; over
+  // ipc:// "localhost:UID:GID:PID"; "" when unknown).
   void HandleRequest(std::string rid, const Header& header, std::string_view body,
                      std::string identity, std::string_view peer_address = {});
   // Who a request counts against for admission, fairness and the workers it may hold: its
-  // CurveZMQ identity, else its peer address, else (ipc://) its connection's routing id. One
+  // CurveZMQ identity, else its peer address (over ipc:// its process), else its connection's
+  // routing id. One
   // caller opening many connections still gets one share.
   static std::string CallerOf(std::string_view rid, std::string_view identity,
                               std::string_view peer_address);
