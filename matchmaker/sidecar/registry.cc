@@ -101,10 +101,10 @@ absl::Status Registry::Add(const Owner& owner, const std::vector<Registration>& 
                static_cast<int>(new_for_client), owner.client, absl::CHexEscape(c.principal),
                static_cast<int>(held + new_for_client), static_cast<int>(limits_.per_client));
     }
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "this caller (with keys its identity, without keys its address) would own ",
-        held + new_for_client, " registrations; the sidecar allows at most ", limits_.per_client,
-        " per caller"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("this caller (with keys its identity, without keys its address) would own ",
+                     held + new_for_client, " registrations; the sidecar allows at most ",
+                     limits_.per_client, " per caller"));
   }
   if (owner_of_.size() + new_in_table > limits_.total) {
     ZRPC_LOG(kWarning,

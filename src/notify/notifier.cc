@@ -216,8 +216,9 @@ class SubListener : public NotificationListener {
           connected_count_ = connected.size();
           next_discovery = absl::Now() + kRediscovery;
         }
-        zmq::pollitem_t items[2] = {{sub.handle(), 0, ZMQ_POLLIN, 0},
-                                    {monitor.ok() ? (*monitor)->handle() : nullptr, 0, ZMQ_POLLIN, 0}};
+        zmq::pollitem_t items[2] = {
+            {sub.handle(), 0, ZMQ_POLLIN, 0},
+            {monitor.ok() ? (*monitor)->handle() : nullptr, 0, ZMQ_POLLIN, 0}};
         zmq::poll(items, monitor.ok() ? 2 : 1, std::chrono::milliseconds(100));
         if (items[1].revents & ZMQ_POLLIN) {
           (*monitor)->DrainWithAddress([&](uint16_t, std::string_view address) {

@@ -72,7 +72,8 @@ absl::StatusOr<std::unique_ptr<zmq::socket_t>> MakeSocket(zmq::context_t& ctx, S
     s->set(zmq::sockopt::ipv6, 1);
     // A peer that connects and never completes the handshake holds a descriptor (and, with
     // CURVE, a ZAP round) only this long, not libzmq's default 30 s.
-    s->set(zmq::sockopt::handshake_ivl, static_cast<int>(absl::ToInt64Milliseconds(kHandshakeTimeout)));
+    s->set(zmq::sockopt::handshake_ivl,
+           static_cast<int>(absl::ToInt64Milliseconds(kHandshakeTimeout)));
     if (role == SocketRole::kServicePub || role == SocketRole::kSidecarPub) {
       // XPUB with NODROP: a subscriber with a full queue makes the send fail (EAGAIN) instead of
       // dropping silently, so zrpc can count what it drops. (The sidecar's change notices are

@@ -69,9 +69,9 @@ struct CurveSettings {
 // True for the roles that listen (bind): they are CURVE servers when keys are configured.
 bool IsServerRole(SocketRole role);
 
-// A socket of `role` with zrpc's options: bounded linger, a kHandshakeTimeout, ZMTP heartbeats, IPv6, a per-frame size
-// guard; ROUTER_MANDATORY on the service ROUTER; IMMEDIATE and a unique routing id on client
-// DEALERs; CURVE when `curve.own` is set. Errors become statuses.
+// A socket of `role` with zrpc's options: bounded linger, a kHandshakeTimeout, ZMTP heartbeats,
+// IPv6, a per-frame size guard; ROUTER_MANDATORY on the service ROUTER; IMMEDIATE and a unique
+// routing id on client DEALERs; CURVE when `curve.own` is set. Errors become statuses.
 absl::StatusOr<std::unique_ptr<zmq::socket_t>> MakeSocket(zmq::context_t& ctx, SocketRole role,
                                                           const TransportOptions& options,
                                                           const CurveSettings& curve = {});

@@ -66,7 +66,6 @@ absl::Duration TimeUntilClosed(int fd, absl::Duration limit) {
   return limit;
 }
 
-
 // A free TCP port on 127.0.0.1 (for a sidecar's --tcp, which prints no bound port).
 int FreePort() {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -104,13 +103,14 @@ class RawPeer {
   std::string ReplyTo(const std::string& id, absl::Duration timeout = absl::Seconds(10)) {
     const absl::Time until = absl::Now() + timeout;
     while (absl::Now() < until) {
-      socket_.set(zmq::sockopt::rcvtimeo,
-                  static_cast<int>(std::max<int64_t>(1, absl::ToInt64Milliseconds(until - absl::Now()))));
+      socket_.set(zmq::sockopt::rcvtimeo, static_cast<int>(std::max<int64_t>(
+                                              1, absl::ToInt64Milliseconds(until - absl::Now()))));
       zmq::message_t header, body;
       if (!socket_.recv(header)) return "";
       if (!header.more() || !socket_.recv(body)) continue;
       const std::string h = header.to_string();
-      if (h.size() > id.size() && h.compare(h.size() - id.size() - 1, std::string::npos, " " + id) == 0) {
+      if (h.size() > id.size() &&
+          h.compare(h.size() - id.size() - 1, std::string::npos, " " + id) == 0) {
         return body.to_string();
       }
     }
@@ -163,10 +163,9 @@ TEST_F(ResourceBoundsTest, APeerThatNeverCompletesItsHandshakeIsDroppedWithinSec
   EXPECT_GE(took, absl::Seconds(3));
 }
 
-
 TEST_F(ResourceBoundsTest, ACallerWithManyConnectionsCannotStarveAnotherCaller) {
-  StartService("fair", {"--threads", "4", "--max-in-flight-per-peer", "40",
-                        "--max-queued-requests", "200"});
+  StartService(
+      "fair", {"--threads", "4", "--max-in-flight-per-peer", "40", "--max-queued-requests", "200"});
   const std::string endpoint = endpoints_["fair"];
   // The attacker: 64 connections from 127.0.0.2, each with 8 slow calls. Per connection it could
   // fill the whole queue (so that others were refused "overloaded") and get 64 turns of the pool
@@ -220,8 +219,8 @@ TEST_F(ResourceBoundsTest, AListenerThatGotAnOversizedEventHearsTheNextOne) {
   absl::Mutex mu;
   std::vector<std::string> got;
   LogCapture logs;
-  auto listener = NotificationListener::Create(
-      *listening, {"notifications.info"}, [&](const Notification& n) {
+  auto listener =
+      NotificationListener::Create(*listening, {"notifications.info"}, [&](const Notification& n) {
         absl::MutexLock lock(&mu);
         got.push_back(n.event_type);
       });
@@ -250,7 +249,8 @@ TEST_F(ResourceBoundsTest, AListenerThatGotAnOversizedEventHearsTheNextOne) {
       },
       absl::Seconds(10)));
   EXPECT_FALSE(heard("huge"));
-  EXPECT_TRUE(logs.Contains("lost its connection to the publisher")) << absl::StrJoin(logs.Lines(), "\n");
+  EXPECT_TRUE(logs.Contains("lost its connection to the publisher"))
+      << absl::StrJoin(logs.Lines(), "\n");
 }
 
 TEST_F(ResourceBoundsTest, ARefusalQuotesAtMostABoundedPrefixOfWhatItRefuses) {
@@ -289,8 +289,8 @@ class SidecarBoundsTest : public IntegrationTest {
   static std::string Heartbeat(const std::string& client, int n, const std::string& prefix) {
     std::vector<Registration> regs;
     for (int i = 0; i < n; ++i) {
-      regs.push_back(Registration{.topic = absl::StrCat(prefix, i), .host = "h",
-                                  .endpoint = "tcp://127.0.0.1:1"});
+      regs.push_back(Registration{
+          .topic = absl::StrCat(prefix, i), .host = "h", .endpoint = "tcp://127.0.0.1:1"});
     }
     return *ToJson(Value(Object{{"client", client},
                                 {"pid", 0},
