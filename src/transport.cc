@@ -302,6 +302,21 @@ absl::Status TransportCore::Init() {
 }
 
 absl::Status TransportCore::Register(const Registration& r) {
+  if (keyring_) {
+    // Clients that share this authorized_keys skip an instance whose key may not serve the topic:
+    // say so where the operator looks first, instead of a silent NoConsumer elsewhere.
+    std::shared_ptr<const AuthorizedKey> own = keyring_->FindKey(keyring_->own().public_key);
+    if (own == nullptr || !MayServe(*own, r.topic)) {
+      ZRPC_LOG(kWarning,
+               "this process's key %s %s: clients that use this authorized_keys will not use it "
+               "for \"%s\" (README \"Key roles\")",
+               KeyFingerprint(keyring_->own().public_key),
+               own == nullptr ? "is not in its own authorized_keys"
+                              : absl::StrCat("(identity ", own->identity,
+                                             ") has no role that covers this registration"),
+               r.topic);
+    }
+  }
   if (absl::Status s = matchmaker_->Register(r); !s.ok()) return s;
   absl::MutexLock lock(&mu_);
   if (registrations_++ == 0 && !heartbeat_thread_.joinable() && !closed_) {

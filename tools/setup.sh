@@ -68,7 +68,7 @@ case "$mode" in
     configure "$build" -DCMAKE_CXX_COMPILER=clang++ -DZRPC_BUILD_FUZZ=ON \
       -DZRPC_BUILD_BENCH=OFF -DZRPC_SANITIZE=address,undefined,fuzzer-no-link
     cmake --build "$build" -j2 --target zrpc_fuzzers
-    targets=(decode header request reply sidecar registry ring notification)
+    targets=(decode header request reply sidecar registry ring notification keys)
     if [[ "$mode" == fuzz ]]; then
       echo "zrpc setup: fuzz targets built in $build/tests; run one (a scratch corpus first, so"
       echo "  that the checked-in one stays as it is), for example:"

@@ -15,11 +15,13 @@
 #include "matchmaker/memory.h"
 #include "matchmaker/registration_json.h"
 #include "matchmaker/sidecar/systemd_notify.h"
+#include "src/base/keys.h"
 #include "src/base/log_internal.h"
 #include "src/base/secure_fs.h"
 #include "src/codec/json_internal.h"
 #include "src/zmq/socket_factory.h"
 #include "zrpc/message.h"
+#include "zrpc/security.h"
 
 namespace zrpc::internal::sidecar {
 namespace {
@@ -143,13 +145,24 @@ absl::Status SidecarServer::CheckRegistrar(const std::string& identity) {
   if (!keyring_ || options_.registrars.empty() || identity == options_.registrars) {
     return absl::OkStatus();
   }
-  if (std::optional<AuthorizedKey> who = keyring_->FindIdentity(identity)) {
+  if (std::shared_ptr<const AuthorizedKey> who = keyring_->FindIdentity(identity)) {
     if (std::find(who->groups.begin(), who->groups.end(), options_.registrars) != who->groups.end())
       return absl::OkStatus();
   }
   return absl::PermissionDeniedError(absl::StrCat(
       "identity \"", identity, "\" may not register with this sidecar: only ", options_.registrars,
       " may (add the group to its line in the sidecar's authorized_keys)"));
+}
+
+absl::Status SidecarServer::CheckServe(const std::string& identity, const Registration& r) {
+  if (!keyring_) return absl::OkStatus();
+  std::shared_ptr<const AuthorizedKey> who = keyring_->FindIdentity(identity);
+  if (who != nullptr && MayServe(*who, r.topic)) return absl::OkStatus();
+  return absl::PermissionDeniedError(absl::StrCat(
+      "identity \"", identity, "\" may not serve \"", r.topic,
+      "\": its line (or its groups' @GROUP line) in the sidecar's authorized_keys has no ",
+      std::string_view(r.topic).starts_with(kPublisherPrefix) ? "publish=" : "serve=",
+      " role that covers it (README \"Key roles\")"));
 }
 
 SidecarServer::~SidecarServer() {
@@ -356,17 +369,31 @@ void SidecarServer::Serve(zmq::socket_t& router) {
       continue;
     }
     absl::StatusOr<Value> result;
-    // With keys, who sent it: the ZAP user id of its connection.
+    // With keys, who sent it: the ZAP user id of its connection is its key, looked up now, so a
+    // key removed from authorized_keys (or given another identity) has its power ended on the
+    // connections it has open too.
     std::string identity;
+    bool revoked = false;
     if (keyring_) {
       const char* user = zmq_msg_gets(frames[1].handle(), "User-Id");
-      if (user != nullptr) identity = user;
+      if (user != nullptr) {
+        if (std::shared_ptr<const AuthorizedKey> who = keyring_->FindKey(user)) {
+          identity = who->identity;
+        } else {
+          revoked = true;
+          ZRPC_LOG(kWarning, "refusing a %s request of key %s: no longer in authorized_keys",
+                   line->op, KeyFingerprint(user));
+        }
+      }
     }
     if (!AuthenticationRunning()) {
       // Fail closed: without its handler libzmq would admit any key from now on.
       result = absl::UnavailableError(
           "the matchmaker sidecar's authentication (ZAP) handler stopped: it refuses every "
           "request until it is restarted");
+    } else if (revoked) {
+      result = absl::PermissionDeniedError(
+          "this connection's CurveZMQ key is no longer in the sidecar's authorized_keys");
     } else if (keyring_ && identity.empty()) {
       result = absl::UnauthenticatedError("the connection carries no CurveZMQ identity");
     } else if (frames[2].size() > kMaxRequestBytes) {
@@ -423,14 +450,14 @@ absl::StatusOr<Value> SidecarServer::Handle(std::string_view op, std::string_vie
   owner.connection = keyring_ ? absl::StrCat(connection, "/", owner.client) : std::move(connection);
   if (op == kRegister || op == kUnregister) {
     if (absl::Status s = CheckRegistrar(identity); !s.ok()) return s;
-    return HandleRegister(op, *request, owner);
+    return HandleRegister(op, *request, owner, identity);
   }
   if (op == kHeartbeat) {
     if (const Value* regs = request->Find("registrations");
         regs != nullptr && !(regs->is_array() && regs->AsArray().empty())) {
       if (absl::Status s = CheckRegistrar(identity); !s.ok()) return s;
     }
-    return HandleHeartbeat(*request, owner);
+    return HandleHeartbeat(*request, owner, identity);
   }
   // The op is raw bytes from the header: escaped (\xNN), so that the error reply can be written
   // as JSON (invalid UTF-8 made it an INTERNAL error that lost the message).
@@ -439,7 +466,8 @@ absl::StatusOr<Value> SidecarServer::Handle(std::string_view op, std::string_vie
 }
 
 absl::StatusOr<Value> SidecarServer::HandleRegister(std::string_view op, const Value& request,
-                                                    const Owner& owner) {
+                                                    const Owner& owner,
+                                                    const std::string& identity) {
   const Value* rv = request.Find("registration");
   if (rv == nullptr) return absl::InvalidArgumentError("request lacks \"registration\"");
   absl::StatusOr<Registration> r = RegistrationFromValue(*rv);
@@ -450,13 +478,20 @@ absl::StatusOr<Value> SidecarServer::HandleRegister(std::string_view op, const V
     ZRPC_LOG(kWarning, "refused a %s of client %s: %s", op, owner.client, r.status().message());
     return absl::InvalidArgumentError(absl::StrCat("registration refused: ", r.status().message()));
   }
+  if (op == kRegister) {
+    if (absl::Status s = CheckServe(identity, *r); !s.ok()) {
+      ZRPC_LOG(kWarning, "refused a register of client %s: %s", owner.client, s.message());
+      return s;
+    }
+  }
   absl::Status s = op == kRegister ? registry_.Add(owner, {*r}, absl::Now(), &changed_)
                                    : registry_.Remove(owner, *r, &changed_);
   if (!s.ok()) return s;
   return Value(Object{});
 }
 
-absl::StatusOr<Value> SidecarServer::HandleHeartbeat(const Value& request, const Owner& owner) {
+absl::StatusOr<Value> SidecarServer::HandleHeartbeat(const Value& request, const Owner& owner,
+                                                     const std::string& identity) {
   registry_.Touch(owner, absl::Now());
   const Value* list = request.Find("registrations");
   if (list == nullptr) return Value(Object{});
@@ -478,6 +513,9 @@ absl::StatusOr<Value> SidecarServer::HandleHeartbeat(const Value& request, const
     absl::StatusOr<Registration> r = RegistrationFromValue(entries[i]);
     if (r.ok()) {
       if (absl::Status s = ValidateRegistration(*r); !s.ok()) r = s;
+    }
+    if (r.ok()) {
+      if (absl::Status s = CheckServe(identity, *r); !s.ok()) r = s;
     }
     if (r.ok()) {
       valid.push_back(*std::move(r));

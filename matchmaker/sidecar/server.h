@@ -119,6 +119,8 @@ class SidecarServer {
   bool AuthenticationRunning();
   // With keys: PERMISSION_DENIED unless `identity` may register (Options::registrars).
   absl::Status CheckRegistrar(const std::string& identity);
+  // With keys: PERMISSION_DENIED unless `identity`'s roles cover `r`'s topic (MayServe).
+  absl::Status CheckServe(const std::string& identity, const Registration& r);
   // CURVE server settings for our sockets (plain without keys).
   CurveSettings Curve() const;
   absl::Status Bind();
@@ -128,9 +130,11 @@ class SidecarServer {
   absl::Status BindWithMode(zmq::socket_t& socket, const std::string& endpoint);
   // Answers every waiting request on `router`.
   void Serve(zmq::socket_t& router);
+  // `identity`: the caller's (with keys), whose roles must cover each registration.
   absl::StatusOr<Value> HandleRegister(std::string_view op, const Value& request,
-                                       const Owner& owner);
-  absl::StatusOr<Value> HandleHeartbeat(const Value& request, const Owner& owner);
+                                       const Owner& owner, const std::string& identity);
+  absl::StatusOr<Value> HandleHeartbeat(const Value& request, const Owner& owner,
+                                        const std::string& identity);
   absl::StatusOr<Value> HandleLookup(std::string_view op, const Value& request);
   // Checks for exited services while a connection closed recently; expires silent clients.
   void Sweep();

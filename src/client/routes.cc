@@ -102,10 +102,20 @@ std::shared_ptr<const Candidates> RouteTable::Build(const std::string& cache_key
         why = "a plain (keyless) service; this process uses CURVE and only keys it trusts";
         continue;
       }
-      if (!keyring_->FindKey(r.public_key)) {
+      std::shared_ptr<const AuthorizedKey> entry = keyring_->FindKey(r.public_key);
+      if (entry == nullptr) {
         ++skipped;
         why = absl::StrCat("public key ", KeyFingerprint(r.public_key),
                            " is not in the authorized keys");
+        continue;
+      }
+      // Every admitted key may call, but only keys whose roles cover the topic may serve it: an
+      // admitted caller cannot register a fake instance and answer other callers' calls.
+      if (!MayServe(*entry, r.topic)) {
+        ++skipped;
+        why = absl::StrCat("key ", KeyFingerprint(r.public_key), " (identity ", entry->identity,
+                           ") may not serve \"", r.topic,
+                           "\": no serve= role covers it in the authorized keys");
         continue;
       }
     }

@@ -6,6 +6,7 @@
 #include "base/keys.h"
 
 #include <atomic>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -178,10 +179,34 @@ class SubListener : public NotificationListener {
       }
     }
     std::set<std::string> connected, untrusted;
+    // With CURVE: each connected publisher's key and the topic it was trusted for.
+    std::map<std::string, std::pair<std::string, std::string>> publisher_keys;
     absl::Time next_discovery = absl::InfinitePast();
     while (!stop_) {
       try {
         if (absl::Now() >= next_discovery) {
+          if (const std::shared_ptr<internal::Keyring>& keys = core_->keyring()) {
+            // A publisher whose key was removed from authorized_keys, or lost its publish role
+            // for the topic, is no longer listened to (revocation reaches open connections).
+            for (auto it = publisher_keys.begin(); it != publisher_keys.end();) {
+              const auto& [endpoint, key_and_topic] = *it;
+              std::shared_ptr<const AuthorizedKey> entry = keys->FindKey(key_and_topic.first);
+              if (entry != nullptr && MayPublish(*entry, key_and_topic.second)) {
+                ++it;
+                continue;
+              }
+              ZRPC_LOG(kWarning, "no longer listening to %s: its key %s %s", endpoint,
+                       KeyFingerprint(key_and_topic.first),
+                       entry == nullptr ? "was removed from the authorized keys"
+                                        : "may no longer publish this topic");
+              try {
+                sub.disconnect(endpoint);
+              } catch (const zmq::error_t&) {
+              }
+              connected.erase(endpoint);
+              it = publisher_keys.erase(it);
+            }
+          }
           for (const auto& [topic, priorities] : targets_) {
             absl::StatusOr<std::vector<Registration>> pubs =
                 core_->matchmaker().Resolve(exchange_, internal::PublisherKey(topic));
@@ -198,14 +223,23 @@ class SubListener : public NotificationListener {
               if (const std::shared_ptr<internal::Keyring>& keys = core_->keyring()) {
                 // CURVE: only publishers whose key this process trusts; the key is taken at
                 // connect time, so one SUB serves publishers of different keys.
-                if (r.public_key.empty() || !keys->FindKey(r.public_key)) {
+                // CURVE: only publishers whose key this process trusts *and* whose roles let
+                // them publish this topic (publish=); anyone admitted may register as a publisher.
+                std::shared_ptr<const AuthorizedKey> entry =
+                    r.public_key.empty() ? nullptr : keys->FindKey(r.public_key);
+                if (entry == nullptr || !MayPublish(*entry, topic)) {
                   if (untrusted.insert(r.pub_endpoint).second) {
                     ZRPC_LOG(kWarning, "not listening to %s at %s: %s", r.host, r.pub_endpoint,
                              r.public_key.empty() ? "it publishes without CURVE"
-                                                  : "its key is not in the authorized keys");
+                             : entry == nullptr
+                                 ? "its key is not in the authorized keys"
+                                 : absl::StrCat("its key (identity ", entry->identity,
+                                                ") has no publish= role for ", topic));
                   }
                   continue;
                 }
+                untrusted.erase(r.pub_endpoint);
+                publisher_keys[r.pub_endpoint] = {r.public_key, topic};
                 sub.set(zmq::sockopt::curve_serverkey, r.public_key);
               }
               connected.insert(r.pub_endpoint);

@@ -365,11 +365,13 @@ void ServerEngine::OnConnectionEvent(uint16_t event) {
 
 Reactor::Read ServerEngine::DrainSubscriptions() {
   // The XPUB tells each subscription the first time any peer makes it (1 + prefix) and when the
-  // last peer drops it (0 + prefix); libzmq keeps the filters itself. A subscription is a prefix
-  // in libzmq's trie, thousands of bytes of memory each, and libzmq cannot cut off one peer: so a
-  // form zrpc's listeners never send ("TOPIC.PRIORITY"), or more distinct subscriptions than
-  // kMaxSubscriptions, resets the socket, which drops them all. Listeners reconnect and
-  // subscribe again by themselves.
+  // last peer drops it (0 + prefix); libzmq keeps the filters itself, and cannot cut off one peer
+  // or undo one peer's subscription (its manual mode could, but in libzmq 4.3.4 it may keep a
+  // closed connection's pipe: a use-after-free). So a subscription of a form zrpc's listeners
+  // never send ("TOPIC.PRIORITY") is logged and counted, and otherwise harmless: it only selects
+  // what its own sender gets. Only more distinct subscriptions than kMaxSubscriptions (thousands
+  // of bytes of libzmq's memory each) reset the socket, which drops them all; listeners
+  // reconnect and subscribe again by themselves.
   zmq::message_t sub;
   bool got = false, bounded = true;
   std::string reset_why;
@@ -392,8 +394,12 @@ Reactor::Read ServerEngine::DrainSubscriptions() {
     }
     ++subscriptions_;
     if (absl::Status form = ValidateSubscription(prefix); !form.ok()) {
-      reset_why = std::string(form.message());
-    } else if (subscriptions_ > kMaxSubscriptions) {
+      bad_subscriptions_.fetch_add(1);
+      const char* peer = zmq_msg_gets(sub.handle(), "Peer-Address");
+      ZRPC_LOG(kWarning, "notification socket: ignoring a subscription from %s: %s",
+               peer != nullptr ? peer : "a local peer", form.message());
+    }
+    if (subscriptions_ > kMaxSubscriptions) {
       reset_why = absl::StrCat("more than ", kMaxSubscriptions, " distinct subscriptions");
     }
   }
@@ -505,10 +511,28 @@ Reactor::Read ServerEngine::HandleRouter() {
       }
       continue;
     }
+    // The user id is the connection's key: authorized against the keyring as it is now, so a key
+    // removed from authorized_keys loses its open connections too (within the re-read interval),
+    // and a rotated identity gets its current groups.
+    std::string identity;
+    if (user != nullptr) {
+      std::shared_ptr<const AuthorizedKey> who = keyring_->FindKey(user);
+      if (who == nullptr) {
+        const absl::Status revoked = absl::PermissionDeniedError(absl::StrCat(
+            "service ", options_.host, ": the caller's CurveZMQ key ", KeyFingerprint(user),
+            " is no longer in its authorized_keys; nothing was run"));
+        ZRPC_LOG(kWarning, "refusing a request to %s: %s", ToAbsl(in.header.target),
+                 revoked.message());
+        if (in.header.kind != FrameKind::kCast) {
+          ReplyError(std::string(views[0]), in.header.msg_id, revoked);
+        }
+        continue;
+      }
+      identity = who->identity;
+    }
     // Without keys a caller is its address (Peer-Address; over ipc:// its process): CallerOf.
     const char* address = zmq_msg_gets(frames[1].handle(), "Peer-Address");
-    HandleRequest(std::string(views[0]), in.header, in.body,
-                  user != nullptr ? std::string(user) : "",
+    HandleRequest(std::string(views[0]), in.header, in.body, std::move(identity),
                   address != nullptr ? std::string_view(address) : std::string_view());
   }
   return Reactor::Read::kMore;  // bounded: there may be more
@@ -569,7 +593,8 @@ void ServerEngine::HandleRequest(std::string rid, const Header& header, std::str
                                       {"connections", connections_},
                                       {"dropped_casts", dropped_casts_.load()},
                                       {"dropped_notifications", published_drops_.load()},
-                                      {"subscription_resets", pub_resets_.load()}}});
+                                      {"subscription_resets", pub_resets_.load()},
+                                      {"bad_subscriptions", bad_subscriptions_.load()}}});
     if (!answer.ok()) return fail(answer.status());
     return SendFinalReply(rid, header.msg_id, Reply{.result = *std::move(answer)});
   }
@@ -633,7 +658,7 @@ absl::Status ServerEngine::Authorize(const Dispatcher::Target& target, const std
   if (target.endpoint == nullptr) return absl::OkStatus();  // a raw pool member
   const std::vector<std::string>* lists[] = {&target.endpoint->allowed,
                                              target.method ? &target.method->allowed : nullptr};
-  std::optional<AuthorizedKey> who;
+  std::shared_ptr<const AuthorizedKey> who;
   bool looked_up = false;
   for (const std::vector<std::string>* allowed : lists) {
     if (allowed == nullptr || allowed->empty()) continue;

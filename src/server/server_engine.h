@@ -195,6 +195,7 @@ class ServerEngine {
   absl::Time last_fd_warning_ = absl::InfinitePast();
   uint64_t ignored_upstream_ = 0;
   std::atomic<uint64_t> pub_resets_{0};
+  std::atomic<uint64_t> bad_subscriptions_{0};  // subscriptions of a form listeners never send
 };
 
 }  // namespace zrpc::internal

@@ -38,7 +38,10 @@ absl::Status ApplyCurve(zmq::socket_t& s, SocketRole role, const CurveSettings& 
   if (IsServerRole(role)) {
     s.set(zmq::sockopt::curve_server, 1);
     s.set(zmq::sockopt::curve_secretkey, curve.own->secret_key);
-    s.set(zmq::sockopt::zap_domain, std::string(kZapDomain));
+    // A service's notification socket has a domain of its own: only keys with a listen role
+    // may connect there (ZapHandler).
+    s.set(zmq::sockopt::zap_domain,
+          std::string(role == SocketRole::kServicePub ? kZapListenDomain : kZapDomain));
     return absl::OkStatus();
   }
   if (!IsCurveKey(curve.server_key)) {

@@ -23,6 +23,7 @@ void FuzzSidecar(std::string_view data);       // corpus/sidecar: the sidecar pr
 void FuzzRegistry(std::string_view data);      // corpus/registry: registrations, registry files
 void FuzzRing(std::string_view data);          // corpus/ring: ring files
 void FuzzNotification(std::string_view data);  // corpus/notification: event frames
+void FuzzKeys(std::string_view data);          // corpus/keys: authorized_keys files and roles
 
 // Splits `data` into at most `max` frames at NUL bytes (the last frame keeps the rest). Empty
 // input is no frame at all. Seeds are readable: "zrpc1 call zrpc svc m1\0{...}".

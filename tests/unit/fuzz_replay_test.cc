@@ -41,7 +41,8 @@ INSTANTIATE_TEST_SUITE_P(
                       Target{"request", fuzz::FuzzRequest}, Target{"reply", fuzz::FuzzReply},
                       Target{"sidecar", fuzz::FuzzSidecar}, Target{"registry", fuzz::FuzzRegistry},
                       Target{"ring", fuzz::FuzzRing},
-                      Target{"notification", fuzz::FuzzNotification}),
+                      Target{"notification", fuzz::FuzzNotification},
+                      Target{"keys", fuzz::FuzzKeys}),
     [](const ::testing::TestParamInfo<Target>& info) { return std::string(info.param.name); });
 
 }  // namespace
