@@ -13,6 +13,7 @@
 #include <cstring>
 #include <span>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "codec/json_internal.h"
 #include "base/address.h"
@@ -179,6 +180,7 @@ void ServerEngine::OnWake() {
     absl::MutexLock lock(&mu_);
     outbound.swap(outbound_);
   }
+  FlushPending();
   for (const Outbound& out : outbound) SendOutbound(out);
 }
 
@@ -278,7 +280,15 @@ absl::Status ServerEngine::EnsureBound() {
   router_ = *std::move(router);
   pub_ = *std::move(pub);
   reactor_.Watch(pub_.get(), [this] { return DrainSubscriptions(); });
-  reactor_.Watch(router_.get(), [this] { return HandleRouter(); });
+  reactor_.Watch(
+      router_.get(), [this] { return HandleRouter(); },
+      // Replies waiting for a client whose queue was full go out as soon as libzmq says a
+      // queue drained (its descriptor fires), not only on the retry timer.
+      [this] {
+        if (pending_.empty()) return false;
+        FlushPending();
+        return true;
+      });
   WatchConnections();
   absl::MutexLock lock(&mu_);
   endpoint_ = router_ep;
@@ -556,6 +566,18 @@ void ServerEngine::HandleRequest(std::string rid, const Header& header, std::str
       ReplyError(rid, header.msg_id, status);
     }
   };
+  if (!not_reading_.empty()) {
+    // A connection that lost replies for not reading them: its requests are dropped for a while
+    // (answering would only queue more), then served again.
+    auto it = not_reading_.find(rid);
+    if (it != not_reading_.end()) {
+      if (absl::Now() < it->second) {
+        dropped_requests_.fetch_add(1);
+        return;
+      }
+      not_reading_.erase(it);
+    }
+  }
   if (!is_cast && in_flight_.contains(InFlightKey(rid, header.msg_id))) {
     // Answering it would end the running call of that id at its caller: refuse quietly.
     ZRPC_LOG(kWarning, "dropping a call to %s: its client has a call of id %s running already",
@@ -594,7 +616,10 @@ void ServerEngine::HandleRequest(std::string rid, const Header& header, std::str
                                       {"dropped_casts", dropped_casts_.load()},
                                       {"dropped_notifications", published_drops_.load()},
                                       {"subscription_resets", pub_resets_.load()},
-                                      {"bad_subscriptions", bad_subscriptions_.load()}}});
+                                      {"bad_subscriptions", bad_subscriptions_.load()},
+                                      {"pending_reply_bytes", pending_bytes_},
+                                      {"dropped_replies", dropped_replies_.load()},
+                                      {"dropped_requests", dropped_requests_.load()}}});
     if (!answer.ok()) return fail(answer.status());
     return SendFinalReply(rid, header.msg_id, Reply{.result = *std::move(answer)});
   }
@@ -991,15 +1016,58 @@ void ServerEngine::SendOutbound(const Outbound& out) {
   SendFrames(out.rid, out.header, out.body);
 }
 
+namespace {
+// What a beat's header starts with (wire.cc BeatHeader).
+constexpr std::string_view kBeatPrefix = "zrpc1 beat ";
+// How long the requests of a connection that did not read its replies are dropped.
+constexpr absl::Duration kNotReadingPause = absl::Seconds(1);
+}  // namespace
+
+size_t ServerEngine::ReplyBudget() const {
+  // Room for a few of the largest replies, and never less than 16 MiB.
+  return std::max<size_t>(size_t{16} << 20, 2 * options_.max_message_size);
+}
+
 void ServerEngine::SendFrames(std::string_view rid, std::string_view header, std::string_view body) {
   if (!router_) return;
+  auto queued = pending_.find(ToAbsl(rid));
+  if (queued != pending_.end()) {
+    // Behind what waits already: in order. A beat is skipped (the client is not reading; its
+    // call monitor hears the reply itself once it does).
+    if (body.empty() && header.starts_with(kBeatPrefix)) return;
+    Pending& p = queued->second;
+    const size_t size = header.size() + body.size();
+    if (p.bytes + size > ReplyBudget()) {
+      // It does not read: drop what it has waiting (those calls end at its deadline or its call
+      // monitor) and its new requests until it reads again.
+      dropped_replies_.fetch_add(p.replies.size() + 1);
+      ZRPC_LOG(kWarning,
+               "client %s does not read its replies: dropping %zu waiting (%zu bytes, budget %zu) "
+               "and its requests until it reads again",
+               absl::CHexEscape(ToAbsl(rid.substr(0, 32))), p.replies.size() + 1, p.bytes + size,
+               ReplyBudget());
+      pending_bytes_ -= p.bytes;
+      pending_.erase(queued);
+      not_reading_[ToAbsl(rid)] = absl::Now() + kNotReadingPause;
+      return;
+    }
+    p.replies.emplace_back(std::string(header), std::string(body));
+    p.bytes += size;
+    pending_bytes_ += size;
+    return;
+  }
   try {
     if (router_->send(zmq::buffer(rid), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
       router_->send(zmq::buffer(header), zmq::send_flags::sndmore);
       router_->send(zmq::buffer(body), zmq::send_flags::none);
-    } else {
-      ZRPC_LOG(kWarning, "dropping a reply: the client's queue is full");
+      return;
     }
+    // libzmq's queue for this connection is full: wait in ours, counted.
+    Pending& p = pending_[ToAbsl(rid)];
+    p.replies.emplace_back(std::string(header), std::string(body));
+    p.bytes += header.size() + body.size();
+    pending_bytes_ += header.size() + body.size();
+    ArmTimer();
   } catch (const zmq::error_t& e) {
     // EHOSTUNREACH: the client went away (it has timed out or closed).
     if (e.num() == EHOSTUNREACH) {
@@ -1010,6 +1078,59 @@ void ServerEngine::SendFrames(std::string_view rid, std::string_view header, std
       ZRPC_LOG(kWarning, "dropping a reply: %s", e.what());
     }
   }
+}
+
+void ServerEngine::FlushPending() {
+  if (pending_.empty() || !router_) return;
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    Pending& p = it->second;
+    bool gone = false;
+    while (!p.replies.empty()) {
+      const auto& [header, body] = p.replies.front();
+      try {
+        if (!router_->send(zmq::buffer(it->first), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+          break;  // still full
+        }
+        router_->send(zmq::buffer(header), zmq::send_flags::sndmore);
+        router_->send(zmq::buffer(body), zmq::send_flags::none);
+      } catch (const zmq::error_t&) {
+        gone = true;  // EHOSTUNREACH: the client left; what waits is for nobody
+      }
+      if (gone) break;
+      const size_t size = header.size() + body.size();
+      p.bytes -= size;
+      pending_bytes_ -= size;
+      p.replies.pop_front();
+    }
+    if (gone) {
+      const std::string rid = it->first;
+      pending_bytes_ -= p.bytes;
+      pending_.erase(it++);
+      ClientGone(rid);
+      continue;
+    }
+    if (p.replies.empty()) {
+      pending_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void ServerEngine::ArmTimer() {
+  // Pending replies are retried often (libzmq tells no one when a connection's queue has room);
+  // beats come at their interval.
+  constexpr absl::Duration kPendingRetry = absl::Milliseconds(2);
+  const absl::Time at =
+      std::min(beats_at_, pending_.empty() ? absl::InfiniteFuture() : absl::Now() + kPendingRetry);
+  if (at == reactor_.timer()) return;
+  reactor_.SetTimer(at, [this] { OnTimer(); });
+}
+
+void ServerEngine::OnTimer() {
+  FlushPending();
+  if (absl::Now() >= beats_at_) SendBeats();
+  ArmTimer();
 }
 
 void ServerEngine::ReplyError(const std::string& rid, std::string_view msg_id,
@@ -1045,8 +1166,9 @@ void ServerEngine::Publish(const std::string& subscription, const std::string& b
 }
 
 void ServerEngine::ArmBeats() {
-  if (reactor_.timer() == absl::InfiniteFuture()) {
-    reactor_.SetTimer(absl::Now() + options_.call_heartbeat_interval, [this] { SendBeats(); });
+  if (beats_at_ == absl::InfiniteFuture()) {
+    beats_at_ = absl::Now() + options_.call_heartbeat_interval;
+    ArmTimer();
   }
 }
 
@@ -1056,9 +1178,9 @@ void ServerEngine::SendBeats() {
   for (const auto& [key, call] : in_flight_) {
     SendOutbound(Outbound{call.rid, BeatHeader(call.msg_id, interval_ms), ""});
   }
-  reactor_.SetTimer(in_flight_.empty() ? absl::InfiniteFuture()
-                                       : absl::Now() + options_.call_heartbeat_interval,
-                    [this] { SendBeats(); });
+  beats_at_ = in_flight_.empty() ? absl::InfiniteFuture()
+                                 : absl::Now() + options_.call_heartbeat_interval;
+  ArmTimer();
 }
 
 }  // namespace zrpc::internal

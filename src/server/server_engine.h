@@ -147,8 +147,20 @@ class ServerEngine {
   // Encodes one reply of `job` (its final one when `last`) and sends it (on the loop) or posts it
   // to the loop (from a worker).
   void SendJobReply(Job& job, Reply reply, bool last, bool on_loop);
-  // Sends one message of three frames to client `rid` (loop thread).
+  // Sends one message of three frames to client `rid` (loop thread). When libzmq's queue for
+  // that connection is full (a client that does not read its replies), the reply waits in the
+  // connection's pending queue, sent in order when there is room again; beats to such a client
+  // are skipped. A connection whose pending replies pass ReplyBudget() loses them (logged and
+  // counted) and its requests are dropped until it reads again: a client that never reads cannot
+  // make the service grow.
   void SendFrames(std::string_view rid, std::string_view header, std::string_view body);
+  // Sends what waits in the pending queues, in order, while libzmq takes it (loop thread).
+  void FlushPending();
+  // The bytes of replies one connection may have waiting in its pending queue.
+  size_t ReplyBudget() const;
+  // The one reactor timer serves beats and pending replies: armed for the earlier of the two.
+  void ArmTimer();
+  void OnTimer();
   absl::Status RunHandler(Job& job, const std::function<void(Reply, bool)>& send,
                           std::optional<Value>* last);
   void SendOutbound(const Outbound& out);
@@ -196,6 +208,18 @@ class ServerEngine {
   uint64_t ignored_upstream_ = 0;
   std::atomic<uint64_t> pub_resets_{0};
   std::atomic<uint64_t> bad_subscriptions_{0};  // subscriptions of a form listeners never send
+  // Replies libzmq could not take yet, by connection (SendFrames).
+  struct Pending {
+    std::deque<std::pair<std::string, std::string>> replies;  // header, body
+    size_t bytes = 0;
+  };
+  absl::flat_hash_map<std::string, Pending> pending_;
+  size_t pending_bytes_ = 0;
+  // Connections that passed their budget, and until when their requests are dropped.
+  absl::flat_hash_map<std::string, absl::Time> not_reading_;
+  std::atomic<uint64_t> dropped_replies_{0};
+  std::atomic<uint64_t> dropped_requests_{0};  // of connections that did not read their replies
+  absl::Time beats_at_ = absl::InfiniteFuture();
 };
 
 }  // namespace zrpc::internal

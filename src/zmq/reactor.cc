@@ -71,8 +71,10 @@ absl::Status Reactor::RunSync(std::function<absl::Status()> fn) {
   return result.get();
 }
 
-void Reactor::Watch(zmq::socket_t* socket, std::function<Read()> on_readable) {
-  watched_.push_back(Watched{socket, std::move(on_readable), socket->get(zmq::sockopt::fd)});
+void Reactor::Watch(zmq::socket_t* socket, std::function<Read()> on_readable,
+                    std::function<bool()> on_writable) {
+  watched_.push_back(Watched{socket, std::move(on_readable), std::move(on_writable),
+                             socket->get(zmq::sockopt::fd)});
 }
 
 void Reactor::CheckAll() {
@@ -108,7 +110,12 @@ void Reactor::Run() {
         Watched& w = watched_[i];
         if (!w.check) continue;
         w.check = false;
-        if ((w.socket->get(zmq::sockopt::events) & ZMQ_POLLIN) == 0) continue;
+        int events = w.socket->get(zmq::sockopt::events);
+        if (w.on_writable && (events & ZMQ_POLLOUT) && w.on_writable()) {
+          // It sent: ask again, so that no edge its send consumed is waited for.
+          events = watched_[i].socket->get(zmq::sockopt::events);
+        }
+        if ((events & ZMQ_POLLIN) == 0) continue;
         if (w.on_readable() == Read::kMore) {
           // Look again before sleeping. (By index: a handler running on this thread may have
           // watched a new socket and moved the vector.)

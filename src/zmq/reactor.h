@@ -52,7 +52,11 @@ class Reactor {
   // Loop thread only. `on_readable` reads what it can. It may send and receive on `socket` only:
   // other sockets are used from tasks, `on_wake` or the timer (after which the loop asks every
   // socket again). The socket must stay open until Unwatch.
-  void Watch(zmq::socket_t* socket, std::function<Read()> on_readable);
+  // `on_writable` (optional) runs when the socket was asked and says it may send (its descriptor
+  // fired, e.g. because a peer's queue drained): it returns true when it used the socket (the
+  // loop then asks it again before reading).
+  void Watch(zmq::socket_t* socket, std::function<Read()> on_readable,
+             std::function<bool()> on_writable = nullptr);
   void Unwatch(zmq::socket_t* socket);
   // Loop thread only: `fire` runs at `at` (one timer; set it again to move it; InfiniteFuture
   // disarms it).
@@ -63,6 +67,7 @@ class Reactor {
   struct Watched {
     zmq::socket_t* socket;
     std::function<Read()> on_readable;
+    std::function<bool()> on_writable;
     int fd;  // ZMQ_FD, constant for the socket's life
     // ZMQ_EVENTS must be asked before sleeping: its descriptor fired, or the loop used the socket
     // since it last asked (a send or receive can take the edge poll() would wait for).

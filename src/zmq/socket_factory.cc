@@ -111,6 +111,7 @@ absl::StatusOr<std::unique_ptr<zmq::socket_t>> MakeSocket(zmq::context_t& ctx, S
     s->set(zmq::sockopt::reconnect_ivl_max, 2000);
     if (role == SocketRole::kServiceRouter) {
       s->set(zmq::sockopt::router_mandatory, 1);
+      s->set(zmq::sockopt::sndhwm, kServiceReplyQueueMessages);
     } else if (role == SocketRole::kClientDealer || role == SocketRole::kSidecarClient) {
       // A client pings its service four times a second and drops a connection that has not
       // answered for a second (libzmq's I/O thread answers pings even while handlers are busy):

@@ -52,6 +52,11 @@ inline constexpr size_t kMaxSidecarFrameBytes = 2 * kMaxSidecarRequestBytes;
 // makes (ZMQ_HANDSHAKE_IVL; libzmq's default is 30 s): a peer that connects and stays silent is
 // cut off after this, so it cannot hold descriptors for long.
 inline constexpr absl::Duration kHandshakeTimeout = absl::Seconds(5);
+// How many replies libzmq may queue for one connection of a service (its ROUTER's SNDHWM): what
+// a client that stops reading leaves there is bounded by this many replies (and the kernel's
+// socket buffers); the service keeps the rest in its own per-connection queue, counted against a
+// byte budget (ServerEngine::SendFrames), instead of in libzmq where nothing counts bytes.
+inline constexpr int kServiceReplyQueueMessages = 64;
 
 // Raises this process's soft open-file limit (RLIMIT_NOFILE) to the hard one, once per process
 // (logged at INFO): each connection a service or the sidecar accepts holds a descriptor.

@@ -208,6 +208,57 @@ TEST_F(ResourceBoundsTest, ACallersCastsOfALongHandlerCannotHoldEveryWorker) {
   EXPECT_LT(slowest, absl::Seconds(1));
 }
 
+// The service's resident memory in KiB (VmRSS), or -1.
+int64_t RssKib(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(in, line)) {
+    long long kib = 0;
+    if (std::sscanf(line.c_str(), "VmRSS: %lld kB", &kib) == 1) return kib;
+  }
+  return -1;
+}
+
+TEST_F(ResourceBoundsTest, RepliesACallerNeverReadsDoNotGrowTheServicePastItsBudget) {
+  ChildProcess& service = StartService("unread", {"--threads", "4"});
+  const int64_t before = RssKib(service.pid());
+  ASSERT_GT(before, 0);
+  // A client that sends 400 calls whose replies are 1 MiB each and never reads one. Before the
+  // budget, libzmq queued all 400 replies for it (1.5 GB); now at most 64 wait in libzmq and the
+  // rest in the service's own queue, within its 16 MiB budget, beyond which they are dropped.
+  zmq::context_t ctx;
+  RawPeer greedy(ctx, endpoints_["unread"], "127.0.0.2");
+  greedy.socket().set(zmq::sockopt::rcvhwm, 1);
+  greedy.socket().set(zmq::sockopt::rcvbuf, 4096);
+  const std::string big(1 << 20, 'x');
+  for (int i = 0; i < 400; ++i) {
+    const std::string id = absl::StrCat("g", i);
+    greedy.Send("zrpc1 call openstack compute " + id, Request("echo", {{"data", big}}, id));
+  }
+  // Another caller is served meanwhile, and the greedy one's replies were dropped and counted.
+  auto client = Client();
+  Message health = Msg("health");
+  health.ns = "_zrpc";
+  int64_t dropped = 0;
+  ASSERT_TRUE(Eventually(
+      [&] {
+        absl::StatusOr<Value> h = client->Call(Context(), "compute.unread", health);
+        if (!h.ok()) return false;
+        dropped = h->Find("load")->Find("dropped_replies")->AsInt();
+        return dropped > 0;
+      },
+      absl::Seconds(30)));
+  absl::Status failure;
+  EXPECT_LT(SlowestOfCalls(5, &failure), absl::Seconds(1));
+  ZRPC_EXPECT_OK(failure);
+  // Let the service take in everything that was sent (bounded by its admission either way).
+  absl::SleepFor(absl::Seconds(2));
+  const int64_t after = RssKib(service.pid());
+  // 64 replies in libzmq + 16 MiB waiting + requests being decoded: well under 400 MiB, where
+  // unbounded queueing reaches 400+ MiB (and 1.5 GB with 4 MiB replies).
+  EXPECT_LT(after - before, 250 << 10) << "grew from " << before << " to " << after << " KiB";
+}
+
 TEST_F(ResourceBoundsTest, AListenerThatGotAnOversizedEventHearsTheNextOne) {
   StartService("pub1");
   auto caller = Client();
