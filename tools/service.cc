@@ -164,7 +164,7 @@ int main(int argc, char** argv) {
   struct {
     std::string host, matchmaker = "local://", topic = "compute", bind = "127.0.0.1", advertise;
     std::string port = "0", ipc_dir, threads = "8", heartbeat_ms = "1000", restrict;
-    std::string max_in_flight_per_peer, max_queued_requests;
+    std::string max_in_flight_per_peer, max_queued_requests, max_workers_per_caller;
     bool insecure = false, inline_handlers = false, also_plain = false;
     zrpc::tools::SecurityFlags security;
   } f;
@@ -193,6 +193,10 @@ int main(int argc, char** argv) {
   a.add_option("--max-in-flight-per-peer", f.max_in_flight_per_peer,
                "requests one client may have queued or running at once (default 1000); beyond "
                "it calls get a retryable RESOURCE_EXHAUSTED and casts are dropped")
+      ->type_name("N");
+  a.add_option("--max-workers-per-caller", f.max_workers_per_caller,
+               "handler threads one caller may hold at once (default: half of --threads, at "
+               "least 1); its other requests wait their turn")
       ->type_name("N");
   a.add_option("--max-queued-requests", f.max_queued_requests,
                "requests all clients together may have queued or running (default 10000)")
@@ -239,6 +243,10 @@ int main(int argc, char** argv) {
   if (app.Has("--max-in-flight-per-peer")) {
     options.max_in_flight_per_peer = static_cast<int>(
         app.Integer("--max-in-flight-per-peer", f.max_in_flight_per_peer, 1, 1 << 30));
+  }
+  if (app.Has("--max-workers-per-caller")) {
+    options.max_workers_per_caller = static_cast<int>(
+        app.Integer("--max-workers-per-caller", f.max_workers_per_caller, 1, 1 << 20));
   }
   if (app.Has("--max-queued-requests")) {
     options.max_queued_requests =
