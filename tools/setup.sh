@@ -26,7 +26,7 @@ build="${ZRPC_BUILD_DIR:-$root/build}"
 
 packages=(g++ cmake make pkg-config libzmq3-dev cppzmq-dev libsimdjson-dev libabsl-dev
           libgtest-dev libgmock-dev libbenchmark-dev libhiredis-dev redis-server python3-zmq
-          libcli11-dev dpkg-dev)
+          libcli11-dev dpkg-dev prometheus-cpp-dev prometheus)
 if [[ "$mode" == fuzz || "$mode" == fuzz-run || "$mode" == sanitize ]]; then
   packages+=(clang libclang-rt-14-dev)
 fi
