@@ -186,6 +186,8 @@ class TransportImpl : public Transport {
   void Close() override { core_->Close(); }
   std::string endpoint() const override { return core_->server().endpoint(); }
   std::string pub_endpoint() const override { return core_->server().pub_endpoint(); }
+  std::string MetricsText() const override { return core_->metrics().Text(); }
+  int metrics_port() const override { return core_->metrics().listening_port(); }
   const TransportOptions& options() const override { return core_->options(); }
   Matchmaker& matchmaker() override { return core_->matchmaker(); }
   std::shared_ptr<TransportCore> core_for_internal_use() override { return core_; }
@@ -231,8 +233,8 @@ TransportCore::TransportCore(TransportOptions options, std::shared_ptr<Keyring> 
       workers_(options_.thread_pool_size, options_.max_workers_per_caller > 0
                                               ? options_.max_workers_per_caller
                                               : std::max(1, options_.thread_pool_size / 2)),
-      server_(ctx_, options_, workers_, reactor_, keyring_),
-      client_(ctx_, options_, workers_, keyring_) {}
+      server_(ctx_, options_, workers_, reactor_, metrics_, keyring_),
+      client_(ctx_, options_, workers_, metrics_, keyring_) {}
 
 TransportCore::~TransportCore() {
   Close();
@@ -248,6 +250,13 @@ absl::StatusOr<std::shared_ptr<TransportCore>> TransportCore::Create(TransportOp
     keyring = *std::move(loaded);
   }
   std::shared_ptr<TransportCore> core(new TransportCore(std::move(options), std::move(keyring)));
+  if (!core->options_.metrics_listen.empty()) {
+    if (absl::Status s = core->metrics_.Listen(core->options_.metrics_listen,
+                                               core->options_.insecure);
+        !s.ok()) {
+      return s;
+    }
+  }
   if (absl::Status s = core->Init(); !s.ok()) return s;
   return core;
 }

@@ -51,6 +51,7 @@ class TransportCore {
   Reactor& reactor() { return reactor_; }
   ServerEngine& server() { return server_; }
   ClientCore& client() { return client_; }
+  Metrics& metrics() { return metrics_; }
 
   // Registers `r` with the matchmaker and keeps it alive with heartbeats; Unregister withdraws.
   absl::Status Register(const Registration& r);
@@ -72,6 +73,8 @@ class TransportCore {
   std::unique_ptr<ZapHandler> zap_;
   WorkerPool workers_;
   Reactor reactor_;
+  // Before the engines, which record into it; after them in destruction.
+  Metrics metrics_;
   ServerEngine server_;
   ClientCore client_;
   std::shared_ptr<Matchmaker> matchmaker_;

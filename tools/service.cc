@@ -165,6 +165,7 @@ int main(int argc, char** argv) {
     std::string host, matchmaker = "local://", topic = "compute", bind = "127.0.0.1", advertise;
     std::string port = "0", ipc_dir, threads = "8", heartbeat_ms = "1000", restrict;
     std::string max_in_flight_per_peer, max_queued_requests, max_workers_per_caller;
+    std::string metrics_listen;
     bool insecure = false, inline_handlers = false, also_plain = false;
     zrpc::tools::SecurityFlags security;
   } f;
@@ -194,6 +195,10 @@ int main(int argc, char** argv) {
                "requests one client may have queued or running at once (default 1000); beyond "
                "it calls get a retryable RESOURCE_EXHAUSTED and casts are dropped")
       ->type_name("N");
+  a.add_option("--metrics-listen", f.metrics_listen,
+               "serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9464; every "
+               "interface only with --insecure); also `zrpc metrics TOPIC`")
+      ->type_name("HOST:PORT");
   a.add_option("--max-workers-per-caller", f.max_workers_per_caller,
                "handler threads one caller may hold at once (default: half of --threads, at "
                "least 1); its other requests wait their turn")
@@ -244,6 +249,7 @@ int main(int argc, char** argv) {
     options.max_in_flight_per_peer = static_cast<int>(
         app.Integer("--max-in-flight-per-peer", f.max_in_flight_per_peer, 1, 1 << 30));
   }
+  options.metrics_listen = f.metrics_listen;
   if (app.Has("--max-workers-per-caller")) {
     options.max_workers_per_caller = static_cast<int>(
         app.Integer("--max-workers-per-caller", f.max_workers_per_caller, 1, 1 << 20));
@@ -305,6 +311,9 @@ int main(int argc, char** argv) {
   if (!s.ok()) {
     std::cerr << "zrpc-service: " << s.message() << "\n";
     return 1;
+  }
+  if ((*transport)->metrics_port() > 0) {
+    std::cout << "METRICS port " << (*transport)->metrics_port() << std::endl;
   }
   std::cout << "READY " << (*transport)->endpoint() << std::endl;
 

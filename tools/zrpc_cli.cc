@@ -41,6 +41,7 @@ constexpr char kOverview[] =
     "  topics                              list the registrations the matchmaker knows\n"
     "  ping TOPIC [--all]                  is an instance (or every instance) of TOPIC there?\n"
     "  describe TOPIC                      an instance's topics, API versions and signatures\n"
+    "  metrics TOPIC [--host H]            print an instance's Prometheus metrics\n"
     "  keygen NAME [--dir DIR]             write a CURVE key pair (NAME.key and NAME.pub)\n"
     "  migrate-keys FILE                   print FILE with the key roles it meant before roles\n"
     "  version                             print zrpc's version (also: zrpc --version)\n\n"
@@ -472,6 +473,22 @@ int Describe(ToolApp& a, Values& v) {
   return 0;
 }
 
+int Metrics(ToolApp& a, Values& v) {
+  ExpectArgs(a, v, 1, 1, "TOPIC");
+  Common c;
+  if (absl::Status s = Connect(a, v, c, v.args[0]); !s.ok()) return Fail(s);
+  absl::StatusOr<zrpc::Value> r = c.transport->Call(
+      c.context, c.topic, IntrospectionMessage("metrics"), {.timeout = c.timeout});
+  if (!r.ok()) return Fail(r.status());
+  if (!r->is_string()) {
+    std::cout << "unexpected answer: " << Safe(Json(*r)) << std::endl;
+    return 6;
+  }
+  // The instance's own text (Prometheus exposition 0.0.4), as its /metrics would serve it.
+  std::cout << r->AsString() << std::flush;
+  return 0;
+}
+
 // The directory a local:// URL names ("" for any other URL).
 std::string LocalDirectory(const std::string& url) {
   if (!absl::StartsWith(url, "local://")) return "";
@@ -686,6 +703,15 @@ std::vector<Command> Commands(Values& v) {
     AddContextFlag(a, v);
     AddHostFlag(a, v);
     a.app().add_flag("--all", v.all, "ping every instance of TOPIC, one line each");
+  }
+  {
+    ToolApp& a = add("metrics", "TOPIC [flags]",
+                     "Prints an instance's metrics in the Prometheus text format (its\n"
+                     "_zrpc.metrics: what its /metrics endpoint would serve).",
+                     Metrics);
+    AddConnectionFlags(a, v);
+    AddContextFlag(a, v);
+    AddHostFlag(a, v);
   }
   {
     ToolApp& a = add("describe", "TOPIC [flags]",

@@ -37,9 +37,10 @@
 //   zrpc_server_request_size_bytes          histogram  topic, method, kind
 //   zrpc_server_response_size_bytes         histogram  topic, method, kind
 //   zrpc_server_requests_refused_total      counter    topic, reason        (nothing ran)
-//   zrpc_server_in_flight_requests          gauge      -                    (admitted, not
-//   answered) zrpc_server_queued_bytes                gauge      -                    (bodies
-//   waiting for a worker) zrpc_server_connections                 gauge      -
+//   zrpc_server_in_flight_requests          gauge      -   (admitted to the pool, not answered)
+//   zrpc_server_queued_bytes                gauge      -   (their bodies, and replies waiting
+//                                                            for clients that do not read)
+//   zrpc_server_connections                 gauge      -
 //   zrpc_server_call_beats_sent_total       counter    topic
 //   zrpc_notifications_published_total      counter    topic
 //   zrpc_notifications_dropped_total        counter    topic

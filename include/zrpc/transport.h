@@ -135,6 +135,13 @@ struct TransportOptions {
   // is escaped twice; a call sent so also asks for bare replies. Other instances get the 2.0
   // envelope. Off: the envelope to every instance, and enveloped replies.
   bool send_bare_messages = true;
+  // Serve this process's metrics (zrpc/metrics.h) over HTTP at http://ADDRESS/metrics, in the
+  // Prometheus text format: "HOST:PORT" with HOST an IPv4 address, [IPv6] address or * (every
+  // interface, only with `insecure`, as for binding); PORT 0 picks a free port
+  // (Transport::metrics_port()). "" = no HTTP endpoint; the same text is always available as
+  // `_zrpc.metrics` from every service and from MetricsText(). Create fails with
+  // INVALID_ARGUMENT for a malformed address and UNAVAILABLE when it cannot be bound.
+  std::string metrics_listen;
 };
 
 // Per-call settings.
@@ -277,6 +284,12 @@ class Transport {
   // The service's ROUTER and PUB endpoints ("" until a connection consumes).
   virtual std::string endpoint() const = 0;
   virtual std::string pub_endpoint() const = 0;
+  // This process's metrics (zrpc/metrics.h) in the Prometheus text format 0.0.4: what
+  // `_zrpc.metrics` and the HTTP endpoint serve. Thread-safe; takes a short lock to walk them.
+  virtual std::string MetricsText() const { return ""; }
+  // The port of the HTTP metrics endpoint (TransportOptions::metrics_listen), or 0 when there is
+  // none.
+  virtual int metrics_port() const { return 0; }
   virtual const TransportOptions& options() const = 0;
   virtual Matchmaker& matchmaker() = 0;
 

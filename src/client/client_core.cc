@@ -84,9 +84,36 @@ absl::Status ClientCore::Start(CallSession& session, Outgoing& out) {
   return session.Start(out.request, out.order);
 }
 
+namespace {
+std::atomic<uint64_t> next_metrics_id{1};
+}  // namespace
+
 ClientCore::ClientCore(zmq::context_t& ctx, const TransportOptions& options, WorkerPool& workers,
-                       std::shared_ptr<Keyring> keyring)
-    : options_(options), workers_(workers), keyring_(std::move(keyring)), sockets_(ctx, options, keyring_) {}
+                       Metrics& metrics, std::shared_ptr<Keyring> keyring)
+    : options_(options),
+      workers_(workers),
+      metrics_(metrics),
+      metrics_id_(next_metrics_id.fetch_add(1)),
+      keyring_(std::move(keyring)),
+      sockets_(ctx, options, keyring_) {}
+
+ClientMethodStats* ClientCore::StatsFor(std::string_view topic, std::string_view method,
+                                        RequestKind kind) {
+  // Keyed by this core's id (never reused), so an entry of a core that is gone is never hit.
+  thread_local absl::flat_hash_map<std::string, ClientMethodStats*> cache;
+  thread_local std::string key;
+  key.assign(reinterpret_cast<const char*>(&metrics_id_), sizeof(metrics_id_));
+  key.push_back(static_cast<char>('0' + static_cast<int>(kind)));
+  key.append(topic);
+  key.push_back('\0');
+  key.append(method);
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  if (cache.size() >= 4096) cache.clear();
+  ClientMethodStats* stats = metrics_.ClientMethod(topic, method, kind);
+  cache.emplace(key, stats);
+  return stats;
+}
 
 ClientCore::~ClientCore() {
   Stop();
@@ -187,20 +214,26 @@ absl::StatusOr<ClientCore::Prepared> ClientCore::Prepare(const Context& context,
 
 absl::StatusOr<Value> ClientCore::Call(const Context& context, std::string_view topic,
                                        Message message, const CallOptions& options) {
-  absl::StatusOr<Outgoing> out = PrepareCall(context, topic, message, options.exchange,
-                                             options.timeout, FrameKind::kCall, 0);
-  if (!out.ok()) return out.status();
-  CallSession session(env());
-  if (absl::Status s = Start(session, *out); !s.ok()) return s;
-  std::vector<CallSession::Event> events;
-  while (session.in_flight() > 0) {
-    session.Pump(absl::InfiniteFuture(), &events);
-    for (CallSession::Event& e : events) {
-      if (e.final) return std::move(e.value);
+  const absl::Time start = absl::Now();
+  ClientMethodStats* stats = StatsFor(topic, message.method, RequestKind::kCall);
+  absl::StatusOr<Value> result = [&]() -> absl::StatusOr<Value> {
+    absl::StatusOr<Outgoing> out = PrepareCall(context, topic, message, options.exchange,
+                                               options.timeout, FrameKind::kCall, 0);
+    if (!out.ok()) return out.status();
+    CallSession session(env());
+    if (absl::Status s = Start(session, *out); !s.ok()) return s;
+    std::vector<CallSession::Event> events;
+    while (session.in_flight() > 0) {
+      session.Pump(absl::InfiniteFuture(), &events);
+      for (CallSession::Event& e : events) {
+        if (e.final) return std::move(e.value);
+      }
+      events.clear();
     }
-    events.clear();
-  }
-  return RpcExceptionError("the call ended without an outcome");  // not reached
+    return RpcExceptionError("the call ended without an outcome");  // not reached
+  }();
+  stats->RecordCall(MetricCode::Of(result.status()), absl::ToDoubleSeconds(absl::Now() - start));
+  return result;
 }
 
 namespace {
@@ -209,10 +242,20 @@ namespace {
 // session leases the core's sockets): after Transport::Close it fails with TransportClosed.
 class ReplyStreamImpl : public ReplyStream {
  public:
-  ReplyStreamImpl(ClientEnv env, std::string msg_id, std::shared_ptr<void> keep_alive)
+  ReplyStreamImpl(ClientEnv env, std::string msg_id, std::shared_ptr<void> keep_alive,
+                  ClientMethodStats* stats)
       : keep_alive_(std::move(keep_alive)),
         session_(std::make_unique<CallSession>(env)),
-        msg_id_(std::move(msg_id)) {}
+        msg_id_(std::move(msg_id)),
+        stats_(stats) {}
+
+  ~ReplyStreamImpl() override {
+    // Dropped before its end: counted as cancelled (its session cancels it at the service).
+    if (!done_) {
+      stats_->RecordCall(MetricCode::Of(absl::CancelledError("dropped")),
+                         absl::ToDoubleSeconds(absl::Now() - start_));
+    }
+  }
 
   CallSession& session() { return *session_; }
 
@@ -244,6 +287,7 @@ class ReplyStreamImpl : public ReplyStream {
  private:
   void Finish(absl::Status status) {
     done_ = true;
+    stats_->RecordCall(MetricCode::Of(status), absl::ToDoubleSeconds(absl::Now() - start_));
     final_ = std::move(status);
     session_.reset();  // returns the socket now
   }
@@ -252,6 +296,8 @@ class ReplyStreamImpl : public ReplyStream {
   std::unique_ptr<CallSession> session_;
   std::string msg_id_;
   std::vector<CallSession::Event> pending_;
+  ClientMethodStats* const stats_;  // the stream is counted once, when it ends
+  const absl::Time start_ = absl::Now();
   bool done_ = false;
   absl::Status final_;
 };
@@ -266,8 +312,9 @@ absl::StatusOr<std::unique_ptr<ReplyStream>> ClientCore::MultiCall(const Context
   absl::StatusOr<Outgoing> out = PrepareCall(context, topic, message, options.exchange,
                                              options.timeout, FrameKind::kMultiCall, 0);
   if (!out.ok()) return out.status();
-  auto stream =
-      std::make_unique<ReplyStreamImpl>(env(), out->request.msg_id, std::move(keep_alive));
+  auto stream = std::make_unique<ReplyStreamImpl>(
+      env(), out->request.msg_id, std::move(keep_alive),
+      StatsFor(topic, out->request.method, RequestKind::kMulticall));
   if (absl::Status s = Start(stream->session(), *out); !s.ok()) return s;
   return std::unique_ptr<ReplyStream>(std::move(stream));
 }
@@ -281,6 +328,7 @@ std::vector<absl::StatusOr<Value>> ClientCore::CallMany(const Context& context,
   const absl::Duration timeout =
       options.timeout > absl::ZeroDuration() ? options.timeout : options_.response_timeout;
   const size_t window = static_cast<size_t>(std::max(1, options.window));
+  const absl::Time start = absl::Now();
   CallSession session(env());
   std::vector<CallSession::Event> events;
   size_t next = 0;
@@ -305,12 +353,24 @@ std::vector<absl::StatusOr<Value>> ClientCore::CallMany(const Context& context,
       if (e.final) results[e.token] = std::move(e.value);
     }
   }
+  // Counted as the application sees them: each call, over the batch's time.
+  const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  for (size_t i = 0; i < n; ++i) {
+    StatsFor(topic, messages[i].method, RequestKind::kCall)
+        ->RecordCall(MetricCode::Of(results[i].status()), seconds);
+  }
   return results;
 }
 
 void ClientCore::CallAsync(const Context& context, std::string_view topic, Message message,
                            std::function<void(absl::StatusOr<Value>)> done,
                            const CallOptions& options) {
+  // Counted when its callback runs (its outcome as the application sees it).
+  done = [stats = StatsFor(topic, message.method, RequestKind::kCall), start = absl::Now(),
+          done = std::move(done)](absl::StatusOr<Value> result) {
+    stats->RecordCall(MetricCode::Of(result.status()), absl::ToDoubleSeconds(absl::Now() - start));
+    if (done) done(std::move(result));
+  };
   absl::StatusOr<Outgoing> out = PrepareCall(context, topic, message, options.exchange,
                                              options.timeout, FrameKind::kCall, 0);
   if (!out.ok()) return Complete(std::move(done), out.status());
@@ -386,39 +446,51 @@ absl::Status ClientCore::CastTo(const RouteList& list, const Prepared& p, std::s
 
 absl::Status ClientCore::Cast(const Context& context, std::string_view topic, Message message,
                               const CastOptions& options) {
-  absl::StatusOr<Prepared> p = Prepare(context, topic, message, options.exchange, false, {});
-  if (!p.ok()) return p.status();
-  absl::StatusOr<std::shared_ptr<const Candidates>> c = routes_->Resolve(p->exchange, topic);
-  if (!c.ok()) return c.status();
-  // One plain consumer, and one member of each pool.
-  if (!(*c)->plain.routes.empty()) {
-    if (absl::Status s = CastTo((*c)->plain, *p, topic, topic); !s.ok()) return s;
-  }
-  for (const RouteList& pool : (*c)->pools) {
-    if (absl::Status s = CastTo(pool, *p, topic, topic); !s.ok()) return s;
-  }
-  return absl::OkStatus();
+  const absl::Time start = absl::Now();
+  ClientMethodStats* stats = StatsFor(topic, message.method, RequestKind::kCast);
+  const absl::Status result = [&]() -> absl::Status {
+    absl::StatusOr<Prepared> p = Prepare(context, topic, message, options.exchange, false, {});
+    if (!p.ok()) return p.status();
+    absl::StatusOr<std::shared_ptr<const Candidates>> c = routes_->Resolve(p->exchange, topic);
+    if (!c.ok()) return c.status();
+    // One plain consumer, and one member of each pool.
+    if (!(*c)->plain.routes.empty()) {
+      if (absl::Status s = CastTo((*c)->plain, *p, topic, topic); !s.ok()) return s;
+    }
+    for (const RouteList& pool : (*c)->pools) {
+      if (absl::Status s = CastTo(pool, *p, topic, topic); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }();
+  stats->RecordCall(MetricCode::Of(result), absl::ToDoubleSeconds(absl::Now() - start));
+  return result;
 }
 
 absl::Status ClientCore::FanoutCast(const Context& context, std::string_view topic,
                                     Message message, const CastOptions& options) {
-  absl::StatusOr<Prepared> p = Prepare(context, topic, message, options.exchange, false, {});
-  if (!p.ok()) return p.status();
-  const std::string key = FanoutKey(topic);
-  absl::StatusOr<std::shared_ptr<const Candidates>> c = routes_->Resolve(p->exchange, key);
-  if (!c.ok()) return c.status();
-  std::vector<std::string> failed;
-  for (const Route& route : (*c)->plain.routes) {
-    if (absl::Status s = CastTo(SingleRoute(route), *p, key, topic); !s.ok()) {
-      if (IsErrorKind(s, ErrorKind::kTransportClosed)) return s;
-      failed.push_back(absl::StrCat(route.host, " (", s.message(), ")"));
+  const absl::Time start = absl::Now();
+  ClientMethodStats* stats = StatsFor(topic, message.method, RequestKind::kFanout);
+  const absl::Status result = [&]() -> absl::Status {
+    absl::StatusOr<Prepared> p = Prepare(context, topic, message, options.exchange, false, {});
+    if (!p.ok()) return p.status();
+    const std::string key = FanoutKey(topic);
+    absl::StatusOr<std::shared_ptr<const Candidates>> c = routes_->Resolve(p->exchange, key);
+    if (!c.ok()) return c.status();
+    std::vector<std::string> failed;
+    for (const Route& route : (*c)->plain.routes) {
+      if (absl::Status s = CastTo(SingleRoute(route), *p, key, topic); !s.ok()) {
+        if (IsErrorKind(s, ErrorKind::kTransportClosed)) return s;
+        failed.push_back(absl::StrCat(route.host, " (", s.message(), ")"));
+      }
     }
-  }
-  if (!failed.empty()) {
-    return absl::UnavailableError(absl::StrCat("fanout to \"", ToAbsl(topic), "\" did not reach ",
-                                               absl::StrJoin(failed, ", ")));
-  }
-  return absl::OkStatus();
+    if (!failed.empty()) {
+      return absl::UnavailableError(absl::StrCat("fanout to \"", ToAbsl(topic), "\" did not reach ",
+                                                 absl::StrJoin(failed, ", ")));
+    }
+    return absl::OkStatus();
+  }();
+  stats->RecordCall(MetricCode::Of(result), absl::ToDoubleSeconds(absl::Now() - start));
+  return result;
 }
 
 absl::Status ClientCore::CastToServer(const Context& context, std::string_view endpoint,

@@ -18,6 +18,7 @@
 
 #include <zmq.hpp>
 
+#include "metrics/metrics.h"
 #include "absl/synchronization/mutex.h"
 #include "client/call_session.h"
 #include "client/health.h"
@@ -32,8 +33,9 @@ namespace zrpc::internal {
 class ClientCore {
  public:
   // `keyring`: this process's CURVE keys and trusted keys (null: plain).
+  // `metrics` (outlives it): where calls and casts are counted, as the application saw them.
   ClientCore(zmq::context_t& ctx, const TransportOptions& options, WorkerPool& workers,
-             std::shared_ptr<Keyring> keyring = nullptr);
+             Metrics& metrics, std::shared_ptr<Keyring> keyring = nullptr);
   ~ClientCore();
   ClientCore(const ClientCore&) = delete;
   ClientCore& operator=(const ClientCore&) = delete;
@@ -73,6 +75,8 @@ class ClientCore {
   ClientEnv env() { return ClientEnv{options_, sockets_, health_, routes_.get()}; }
 
  private:
+  // The metrics handle of (topic, method, kind), from a per-thread cache (no lock once seen).
+  ClientMethodStats* StatsFor(std::string_view topic, std::string_view method, RequestKind kind);
   struct Prepared;
   struct Outgoing;
   // A call or multicall ready to start: encoded, resolved, its candidates in order.
@@ -94,6 +98,8 @@ class ClientCore {
 
   const TransportOptions& options_;
   WorkerPool& workers_;
+  Metrics& metrics_;
+  const uint64_t metrics_id_;  // tells this core's entries apart in the per-thread cache
   const std::shared_ptr<Keyring> keyring_;
   SocketPool sockets_;
   InstanceHealth health_;

@@ -49,6 +49,10 @@ absl::StatusOr<Value> Introspect(const Consumer& consumer, std::string_view meth
                         {"topics", std::move(topics)},
                         {"endpoints", std::move(endpoints)}});
   }
+  if (method == "metrics" && service.metrics != nullptr) {
+    // The Prometheus text format 0.0.4, as the HTTP endpoint serves it (a string).
+    return Value(service.metrics->Text());
+  }
   return NoSuchMethodError(method);
 }
 

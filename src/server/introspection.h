@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The reserved namespace `_zrpc` (PROTOCOL.md §8): ping, health and describe, answered by the
+// The reserved namespace `_zrpc` (PROTOCOL.md §8): ping, health, describe and metrics, answered by the
 // server engine on the I/O thread for every consumer.
 #ifndef ZRPC_SRC_SERVER_INTROSPECTION_H_
 #define ZRPC_SRC_SERVER_INTROSPECTION_H_
@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "metrics/metrics.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "server/consumer.h"
@@ -22,6 +23,8 @@ struct ServiceView {
   const absl::flat_hash_map<std::string, std::shared_ptr<Consumer>>& consumers;
   // What `health` reports of the service's load and what its limits dropped.
   Object load;
+  // The process's metrics (`metrics` answers their Prometheus text); null: none.
+  const Metrics* metrics = nullptr;
 };
 
 // The answer to `_zrpc.<method>` asked of `asked`; NoSuchMethod for another method.

@@ -164,7 +164,80 @@ struct ServerEngine::Job {
   bool decoded = true;
   absl::Time arrived;
   std::string caller;  // CallerOf: whose lane and admission count it uses
+  ServerMethodStats* stats = nullptr;  // where it is counted (set once it is resolved)
 };
+
+namespace {
+
+// The `kind` label of a request to `consumer` (null: none matched).
+RequestKind KindOf(FrameKind kind, const Consumer* consumer) {
+  if (kind == FrameKind::kCall) return RequestKind::kCall;
+  if (kind == FrameKind::kMultiCall) return RequestKind::kMulticall;
+  if (consumer != nullptr) {
+    if (consumer->registration.fanout) return RequestKind::kFanout;
+    if (std::string_view(consumer->registration.topic).starts_with(kNotifyPrefix)) {
+      return RequestKind::kNotifyPool;
+    }
+  }
+  return RequestKind::kCast;
+}
+
+// Why a request that was not run was refused, or nullopt for an answer of dispatch (counted as
+// handled with its code).
+std::optional<RefusalReason> RefusalOf(const absl::Status& status) {
+  if (IsErrorKind(status, ErrorKind::kNotAuthorized)) return RefusalReason::kNotAuthorized;
+  if (IsErrorKind(status, ErrorKind::kDuplicateMessage)) return RefusalReason::kDuplicate;
+  if (IsErrorKind(status, ErrorKind::kTimeout)) return RefusalReason::kExpired;
+  if (GetErrorKind(status).has_value()) return std::nullopt;  // NoConsumer, NoSuchMethod, ...
+  switch (status.code()) {
+    case absl::StatusCode::kResourceExhausted:
+      return status.message().find(" exceeds the ") != std::string_view::npos
+                 ? RefusalReason::kTooLarge
+                 : RefusalReason::kAdmission;
+    case absl::StatusCode::kUnavailable:
+      return RefusalReason::kDraining;
+    case absl::StatusCode::kPermissionDenied:
+      return RefusalReason::kNotAuthorized;
+    case absl::StatusCode::kCancelled:
+    case absl::StatusCode::kDeadlineExceeded:
+      return RefusalReason::kExpired;
+    default:
+      return RefusalReason::kBadHeader;
+  }
+}
+
+}  // namespace
+
+ServerMethodStats* ServerEngine::StatsFor(std::string_view topic, std::string_view method,
+                                          RequestKind kind, bool registered) {
+  stats_key_.assign(topic);
+  stats_key_.push_back('\0');
+  stats_key_.append(registered ? method : std::string_view());
+  stats_key_.push_back(static_cast<char>('0' + static_cast<int>(kind)));
+  auto it = stats_cache_.find(stats_key_);
+  if (it != stats_cache_.end()) return it->second;
+  ServerMethodStats* stats = metrics_.ServerMethod(topic, method, kind, registered);
+  // Bounded like the metrics' own labels: past the limit, looked up each time instead.
+  if (stats_cache_.size() < 4096) stats_cache_.emplace(stats_key_, stats);
+  return stats;
+}
+
+void ServerEngine::CountUnrun(std::string_view topic, std::string_view method, RequestKind kind,
+                              const absl::Status& status) {
+  if (std::optional<RefusalReason> reason = RefusalOf(status)) {
+    metrics_.RecordRefused(topic, *reason);
+    return;
+  }
+  ServerMethodStats* stats = metrics_.ServerMethod(topic, method, kind, /*registered=*/false);
+  stats->RecordStarted();
+  stats->RecordHandled(MetricCode::Of(status), 0, 0);
+}
+
+void ServerEngine::UpdateGauges() {
+  metrics_.in_flight().Set(static_cast<int64_t>(queued_requests_));
+  metrics_.queued_bytes().Set(static_cast<int64_t>(queued_bytes_ + pending_bytes_));
+  metrics_.connections().Set(static_cast<int64_t>(connections_));
+}
 
 void ServerEngine::PostReply(Outbound out) {
   {
@@ -353,6 +426,7 @@ void ServerEngine::OnConnectionEvent(uint16_t event) {
   } else if (event == ZMQ_EVENT_DISCONNECTED) {
     if (connections_ > 0) --connections_;
   }
+  metrics_.connections().Set(static_cast<int64_t>(connections_));
   const absl::Time now = absl::Now();
   if (event == ZMQ_EVENT_ACCEPT_FAILED) {
     if (now - last_fd_warning_ > absl::Seconds(10)) {
@@ -487,6 +561,7 @@ Reactor::Read ServerEngine::HandleRouter() {
     switch (in.action) {
       case Inbound::Action::kDrop:
         ZRPC_LOG(kWarning, "dropping %s", in.reason.message());
+        metrics_.RecordRefused("other", RefusalReason::kBadHeader);
         continue;
       case Inbound::Action::kCancel: {
         auto it = in_flight_.find(InFlightKey(views[0], in.header.msg_id));
@@ -494,6 +569,7 @@ Reactor::Read ServerEngine::HandleRouter() {
         continue;
       }
       case Inbound::Action::kRefuse:
+        CountUnrun(in.header.target, "other", KindOf(in.header.kind, nullptr), in.reason);
         if (in.header.kind == FrameKind::kCast) {
           ZRPC_LOG(kWarning, "dropping cast to %s: %s", ToAbsl(in.header.target),
                    in.reason.message());
@@ -533,6 +609,7 @@ Reactor::Read ServerEngine::HandleRouter() {
             " is no longer in its authorized_keys; nothing was run"));
         ZRPC_LOG(kWarning, "refusing a request to %s: %s", ToAbsl(in.header.target),
                  revoked.message());
+        metrics_.RecordRefused(in.header.target, RefusalReason::kNotAuthorized);
         if (in.header.kind != FrameKind::kCast) {
           ReplyError(std::string(views[0]), in.header.msg_id, revoked);
         }
@@ -559,7 +636,12 @@ std::string ServerEngine::CallerOf(std::string_view rid, std::string_view identi
 void ServerEngine::HandleRequest(std::string rid, const Header& header, std::string_view body,
                                  std::string identity, std::string_view peer_address) {
   const bool is_cast = header.kind == FrameKind::kCast;
+  const Consumer* matched = nullptr;
+  std::string_view method = "other";
   auto fail = [&](const absl::Status& status) {
+    CountUnrun(matched != nullptr ? std::string_view(matched->registration.topic)
+                                  : std::string_view(header.target),
+               method, KindOf(header.kind, matched), status);
     if (is_cast) {
       ZRPC_LOG(kWarning, "dropping cast to %s: %s", ToAbsl(header.target), status.message());
     } else {
@@ -573,6 +655,7 @@ void ServerEngine::HandleRequest(std::string rid, const Header& header, std::str
     if (it != not_reading_.end()) {
       if (absl::Now() < it->second) {
         dropped_requests_.fetch_add(1);
+        metrics_.RecordRefused(header.target, RefusalReason::kAdmission);
         return;
       }
       not_reading_.erase(it);
@@ -582,6 +665,7 @@ void ServerEngine::HandleRequest(std::string rid, const Header& header, std::str
     // Answering it would end the running call of that id at its caller: refuse quietly.
     ZRPC_LOG(kWarning, "dropping a call to %s: its client has a call of id %s running already",
              ToAbsl(header.target), ToAbsl(header.msg_id));
+    metrics_.RecordRefused(header.target, RefusalReason::kDuplicate);
     return;
   }
   key_buffer_.assign(header.exchange);
@@ -590,6 +674,7 @@ void ServerEngine::HandleRequest(std::string rid, const Header& header, std::str
   auto it = consumers_.find(key_buffer_);
   if (it == consumers_.end()) return fail(NoConsumerError(header.target));
   std::shared_ptr<Consumer> consumer = it->second;
+  matched = consumer.get();
   if (body.size() > kDecodeOnLoopBytes) {
     std::string caller = CallerOf(rid, identity, peer_address);
     return SubmitUndecoded(std::move(rid), header, consumer, body, std::move(identity),
@@ -602,9 +687,11 @@ void ServerEngine::HandleRequest(std::string rid, const Header& header, std::str
   const size_t cost = body.size() + values * sizeof(Value);
   if (!message->unique_id.empty() && consumer->SeenBefore(message->unique_id)) {
     ZRPC_LOG(kWarning, "%s", DuplicateMessageError(message->unique_id).message());
+    metrics_.RecordRefused(consumer->registration.topic, RefusalReason::kDuplicate);
     return;
   }
   if (message->ns && *message->ns == kReservedNamespace) {
+    // Introspection is answered on the loop and not counted as a request.
     if (is_cast) return;
     const std::string endpoint = this->endpoint();
     absl::StatusOr<Value> answer =
@@ -619,15 +706,18 @@ void ServerEngine::HandleRequest(std::string rid, const Header& header, std::str
                                       {"bad_subscriptions", bad_subscriptions_.load()},
                                       {"pending_reply_bytes", pending_bytes_},
                                       {"dropped_replies", dropped_replies_.load()},
-                                      {"dropped_requests", dropped_requests_.load()}}});
+                                      {"dropped_requests", dropped_requests_.load()}},
+                               &metrics_});
     if (!answer.ok()) return fail(answer.status());
     return SendFinalReply(rid, header.msg_id, Reply{.result = *std::move(answer)});
   }
   if (message->timeout_ms && *message->timeout_ms == 0) {
     ZRPC_LOG(kDebug, "dropping %s to %s: its deadline has passed", message->method,
              ToAbsl(header.target));
+    metrics_.RecordRefused(consumer->registration.topic, RefusalReason::kExpired);
     return;
   }
+  method = message->method;
   std::string caller = CallerOf(rid, identity, peer_address);
   absl::StatusOr<Dispatcher::Target> target = Admit(*consumer, header, *message, caller, cost);
   if (target.ok()) {
@@ -639,6 +729,7 @@ void ServerEngine::HandleRequest(std::string rid, const Header& header, std::str
     if (is_cast && target.status().code() == absl::StatusCode::kResourceExhausted) {
       dropped_casts_.fetch_add(1);
     }
+    if (IsErrorKind(target.status(), ErrorKind::kNoSuchMethod)) method = "other";
     return fail(target.status());
   }
   const absl::Time deadline =
@@ -650,6 +741,9 @@ void ServerEngine::HandleRequest(std::string rid, const Header& header, std::str
           *target, cost};
   job.ctx->set_peer_identity(std::move(identity));
   job.caller = std::move(caller);
+  job.arrived = absl::Now();
+  job.stats = StatsFor(consumer->registration.topic, job.message.method,
+                       KindOf(header.kind, consumer.get()), target->method != nullptr);
   if (target->endpoint != nullptr && target->endpoint->inline_handlers) {
     return Execute(job, /*on_loop=*/true);
   }
@@ -740,6 +834,8 @@ void ServerEngine::SubmitUndecoded(std::string rid, const Header& header,
                                                 "try another instance"))
           : AdmitLoad(caller, body.size());
   if (!admitted.ok()) {
+    CountUnrun(consumer->registration.topic, "other", KindOf(header.kind, consumer.get()),
+               admitted);
     if (is_cast) {
       if (admitted.code() == absl::StatusCode::kResourceExhausted) dropped_casts_.fetch_add(1);
       ZRPC_LOG(kWarning, "dropping cast to %s: %s", ToAbsl(header.target), admitted.message());
@@ -762,7 +858,9 @@ void ServerEngine::SubmitUndecoded(std::string rid, const Header& header,
 
 bool ServerEngine::DecodeOnWorker(Job& job, const std::function<void(Reply, bool)>& send) {
   const bool is_cast = job.kind == FrameKind::kCast;
+  std::string_view method = "other";
   auto fail = [&](const absl::Status& status) {
+    CountUnrun(job.ctx->topic(), method, KindOf(job.kind, job.consumer.get()), status);
     if (is_cast) {
       ZRPC_LOG(kWarning, "dropping cast to %s: %s", job.ctx->topic(), status.message());
     } else {
@@ -777,7 +875,10 @@ bool ServerEngine::DecodeOnWorker(Job& job, const std::function<void(Reply, bool
   if (!message.ok()) return fail(message.status());
   if (!message->unique_id.empty() && job.consumer->SeenBefore(message->unique_id)) {
     ZRPC_LOG(kWarning, "%s", DuplicateMessageError(message->unique_id).message());
-    if (is_cast) return false;
+    if (is_cast) {
+      metrics_.RecordRefused(job.ctx->topic(), RefusalReason::kDuplicate);
+      return false;
+    }
     // The first copy is answered; this one ends its call as a duplicate.
     return fail(DuplicateMessageError(message->unique_id));
   }
@@ -793,12 +894,17 @@ bool ServerEngine::DecodeOnWorker(Job& job, const std::function<void(Reply, bool
         message->ns ? std::string_view(*message->ns) : std::string_view(), message->version,
         message->method);
     if (!target.ok()) return fail(target.status());
+    method = message->method;
     if (absl::Status allowed = Authorize(*target, job.ctx->peer_identity(), message->method);
         !allowed.ok()) {
       return fail(allowed);
     }
     job.target = *target;
   }
+  // A worker thread: the locked look-up (large bodies only).
+  job.stats = metrics_.ServerMethod(job.ctx->topic(), message->method,
+                                    KindOf(job.kind, job.consumer.get()),
+                                    job.target.method != nullptr);
   job.ctx->set_deadline(message->timeout_ms ? job.arrived + absl::Milliseconds(*message->timeout_ms)
                         : is_cast           ? job.arrived + options_.cast_deadline
                                             : absl::InfiniteFuture());
@@ -812,6 +918,7 @@ void ServerEngine::Submit(Job job) {
   ++peer_work_[job.caller];
   ++queued_requests_;
   queued_bytes_ += job.bytes;
+  UpdateGauges();
   if (!is_cast) {
     in_flight_[InFlightKey(job.rid, job.msg_id)] =
         InFlight{job.rid, job.msg_id, job.ctx, job.consumer->connection->id, job.bytes, job.caller};
@@ -845,6 +952,7 @@ void ServerEngine::Release(const std::string& caller, size_t bytes) {
   if (it != peer_work_.end() && --it->second <= 0) peer_work_.erase(it);
   if (queued_requests_ > 0) --queued_requests_;
   queued_bytes_ = queued_bytes_ >= bytes ? queued_bytes_ - bytes : 0;
+  UpdateGauges();
 }
 
 void ServerEngine::ClientGone(const std::string& rid) {
@@ -915,7 +1023,9 @@ void ServerEngine::Execute(Job& job, bool on_loop) {
   if (!job.decoded && !DecodeOnWorker(job, send)) return;
   absl::Status status;
   std::optional<Value> last;
-  if (!on_loop && absl::Now() > job.ctx->deadline()) {
+  const absl::Time start = absl::Now();
+  if (!on_loop && start > job.ctx->deadline()) {
+    metrics_.RecordRefused(job.ctx->topic(), RefusalReason::kExpired);
     // The caller's deadline passed while the request waited for a worker: not started.
     if (is_cast) {
       ZRPC_LOG(kWarning, "dropping cast %s.%s: its deadline passed while it was queued",
@@ -931,6 +1041,7 @@ void ServerEngine::Execute(Job& job, bool on_loop) {
   }
   if (!on_loop && job.ctx->cancelled()) {
     // Its client cancelled it or left while it was queued: not started.
+    metrics_.RecordRefused(job.ctx->topic(), RefusalReason::kExpired);
     if (!is_cast) {
       send(Reply{.failure = SerializeRemoteException(
                      absl::CancelledError("cancelled by the caller before it started")),
@@ -939,7 +1050,17 @@ void ServerEngine::Execute(Job& job, bool on_loop) {
     }
     return;
   }
+  if (job.stats != nullptr) job.stats->RecordStarted();
   status = RunHandler(job, send, &last);
+  if (job.stats != nullptr) {
+    const absl::Time end = absl::Now();
+    // What its caller gets: a call cut by its deadline ends as a Timeout (below).
+    const MetricCode code = status.ok() && !is_cast && end > job.ctx->deadline()
+                                ? MetricCode::Of(ErrorKind::kTimeout)
+                                : MetricCode::Of(status);
+    job.stats->RecordHandled(code, absl::ToDoubleSeconds(start - job.arrived),
+                             absl::ToDoubleSeconds(end - start));
+  }
   if (!status.ok() && !IsExpected(status)) {
     if (IsRoutingError(status)) {
       ZRPC_LOG(kDebug, "%s.%s: %s", job.ctx->topic(), job.message.method, status.message());
@@ -1148,19 +1269,26 @@ void ServerEngine::SendFinalReply(const std::string& rid, std::string_view msg_i
 
 void ServerEngine::Publish(const std::string& subscription, const std::string& body) {
   if (!pub_) return;
+  // "TOPIC.PRIORITY": counted under TOPIC.
+  TopicStats* topic = metrics_.Topic(
+      std::string_view(subscription).substr(0, std::min(subscription.rfind('.'), subscription.size())));
   if (keyring_ && (zap_ == nullptr || !zap_->running())) {
     // Fail closed: a subscriber that connected after the handler stopped was not authenticated.
     published_drops_.fetch_add(1);
+    topic->RecordNotificationDropped();
     return;
   }
   try {
     if (!pub_->send(zmq::buffer(subscription), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
       published_drops_.fetch_add(1);
+      topic->RecordNotificationDropped();
       return;
     }
     pub_->send(zmq::buffer(body), zmq::send_flags::none);
+    topic->RecordNotificationPublished();
   } catch (const zmq::error_t& e) {
     published_drops_.fetch_add(1);
+    topic->RecordNotificationDropped();
     ZRPC_LOG(kWarning, "publishing %s failed: %s", subscription, e.what());
   }
 }
@@ -1176,6 +1304,7 @@ void ServerEngine::SendBeats() {
   // Each beat announces this service's interval: callers judge its silence by it.
   const int64_t interval_ms = absl::ToInt64Milliseconds(options_.call_heartbeat_interval);
   for (const auto& [key, call] : in_flight_) {
+    metrics_.Topic(call.ctx->topic())->RecordCallBeat();
     SendOutbound(Outbound{call.rid, BeatHeader(call.msg_id, interval_ms), ""});
   }
   beats_at_ = in_flight_.empty() ? absl::InfiniteFuture()

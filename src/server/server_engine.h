@@ -20,6 +20,7 @@
 #include "server/consumer.h"
 #include "server/worker_pool.h"
 #include "codec/wire.h"
+#include "metrics/metrics.h"
 #include "security/keyring.h"
 #include "security/zap_handler.h"
 #include "zmq/reactor.h"
@@ -49,9 +50,10 @@ struct Outbound {
 class ServerEngine {
  public:
   // `keyring`: this process's CURVE keys (null: plain sockets).
+  // `metrics` (outlives it): where requests, refusals and the service's gauges are counted.
   ServerEngine(zmq::context_t& ctx, const TransportOptions& options, WorkerPool& workers,
-               Reactor& reactor, std::shared_ptr<Keyring> keyring = nullptr)
-      : ctx_(ctx), options_(options), workers_(workers), reactor_(reactor),
+               Reactor& reactor, Metrics& metrics, std::shared_ptr<Keyring> keyring = nullptr)
+      : ctx_(ctx), options_(options), workers_(workers), reactor_(reactor), metrics_(metrics),
         keyring_(std::move(keyring)) {}
   // With CURVE: the context's ZAP handler, started before any bind. While it is not running the
   // service refuses every request (fail closed).
@@ -169,11 +171,22 @@ class ServerEngine {
   void SendFinalReply(const std::string& rid, std::string_view msg_id, Reply reply);
   void SendBeats();
   void ArmBeats();
+  // Metrics (loop thread unless said): the handle of (topic, method, kind), cached on the loop.
+  ServerMethodStats* StatsFor(std::string_view topic, std::string_view method, RequestKind kind,
+                              bool registered);
+  // Counts a request that ended before its handler ran, on any path (loop or worker thread):
+  // a refusal by reason, or an answer of dispatch (NoConsumer, NoSuchMethod, versions) as a
+  // handled request with its code. Every request received is counted once: here, or by Execute.
+  void CountUnrun(std::string_view topic, std::string_view method, RequestKind kind,
+                  const absl::Status& status);
+  // Publishes the service's gauges (queued requests and bytes, connections).
+  void UpdateGauges();
 
   zmq::context_t& ctx_;
   const TransportOptions& options_;
   WorkerPool& workers_;
   Reactor& reactor_;
+  Metrics& metrics_;
   const std::shared_ptr<Keyring> keyring_;
   const ZapHandler* zap_ = nullptr;
   bool zap_down_logged_ = false;
@@ -220,6 +233,8 @@ class ServerEngine {
   std::atomic<uint64_t> dropped_replies_{0};
   std::atomic<uint64_t> dropped_requests_{0};  // of connections that did not read their replies
   absl::Time beats_at_ = absl::InfiniteFuture();
+  absl::flat_hash_map<std::string, ServerMethodStats*> stats_cache_;  // loop thread
+  std::string stats_key_;
 };
 
 }  // namespace zrpc::internal
