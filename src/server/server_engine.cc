@@ -20,6 +20,7 @@
 #include "base/log_internal.h"
 #include "base/thread.h"
 #include "base/secure_fs.h"
+#include "server/admission.h"
 #include "server/inbound.h"
 #include "server/introspection.h"
 #include "zmq/socket_factory.h"
@@ -182,30 +183,6 @@ RequestKind KindOf(FrameKind kind, const Consumer* consumer) {
   return RequestKind::kCast;
 }
 
-// Why a request that was not run was refused, or nullopt for an answer of dispatch (counted as
-// handled with its code).
-std::optional<RefusalReason> RefusalOf(const absl::Status& status) {
-  if (IsErrorKind(status, ErrorKind::kNotAuthorized)) return RefusalReason::kNotAuthorized;
-  if (IsErrorKind(status, ErrorKind::kDuplicateMessage)) return RefusalReason::kDuplicate;
-  if (IsErrorKind(status, ErrorKind::kTimeout)) return RefusalReason::kExpired;
-  if (GetErrorKind(status).has_value()) return std::nullopt;  // NoConsumer, NoSuchMethod, ...
-  switch (status.code()) {
-    case absl::StatusCode::kResourceExhausted:
-      return status.message().find(" exceeds the ") != std::string_view::npos
-                 ? RefusalReason::kTooLarge
-                 : RefusalReason::kAdmission;
-    case absl::StatusCode::kUnavailable:
-      return RefusalReason::kDraining;
-    case absl::StatusCode::kPermissionDenied:
-      return RefusalReason::kNotAuthorized;
-    case absl::StatusCode::kCancelled:
-    case absl::StatusCode::kDeadlineExceeded:
-      return RefusalReason::kExpired;
-    default:
-      return RefusalReason::kBadHeader;
-  }
-}
-
 }  // namespace
 
 ServerMethodStats* ServerEngine::StatsFor(std::string_view topic, std::string_view method,
@@ -222,16 +199,6 @@ ServerMethodStats* ServerEngine::StatsFor(std::string_view topic, std::string_vi
   return stats;
 }
 
-void ServerEngine::CountUnrun(std::string_view topic, std::string_view method, RequestKind kind,
-                              const absl::Status& status) {
-  if (std::optional<RefusalReason> reason = RefusalOf(status)) {
-    metrics_.RecordRefused(topic, *reason);
-    return;
-  }
-  ServerMethodStats* stats = metrics_.ServerMethod(topic, method, kind, /*registered=*/false);
-  stats->RecordStarted();
-  stats->RecordHandled(MetricCode::Of(status), 0, 0);
-}
 
 void ServerEngine::UpdateGauges() {
   metrics_.in_flight().Set(static_cast<int64_t>(queued_requests_));
@@ -569,13 +536,10 @@ Reactor::Read ServerEngine::HandleRouter() {
         continue;
       }
       case Inbound::Action::kRefuse:
-        CountUnrun(in.header.target, "other", KindOf(in.header.kind, nullptr), in.reason);
-        if (in.header.kind == FrameKind::kCast) {
-          ZRPC_LOG(kWarning, "dropping cast to %s: %s", ToAbsl(in.header.target),
-                   in.reason.message());
-        } else {
-          ReplyError(std::string(views[0]), in.header.msg_id, in.reason);
-        }
+        Refuse(std::string(views[0]), in.header, nullptr, "other", in.reason,
+               in.reason.code() == absl::StatusCode::kResourceExhausted
+                   ? RefusalReason::kTooLarge
+                   : RefusalReason::kBadHeader);
         continue;
       case Inbound::Action::kRequest:
         break;
@@ -633,21 +597,37 @@ std::string ServerEngine::CallerOf(std::string_view rid, std::string_view identi
   return absl::StrCat("rid:", ToAbsl(rid));
 }
 
+void ServerEngine::Refuse(const std::string& rid, const Header& header, const Consumer* consumer,
+                          std::string_view method, const absl::Status& status,
+                          std::optional<RefusalReason> reason, bool answer) {
+  const std::string_view topic = consumer != nullptr
+                                     ? std::string_view(consumer->registration.topic)
+                                     : std::string_view(header.target);
+  const RequestKind kind = KindOf(header.kind, consumer);
+  if (reason) {
+    metrics_.RecordRefused(topic, *reason);
+    if (reason == RefusalReason::kAdmission && header.kind == FrameKind::kCast) {
+      dropped_casts_.fetch_add(1);
+    }
+  } else {
+    ServerMethodStats* stats = StatsFor(topic, method, kind, /*registered=*/false);
+    stats->RecordStarted();
+    stats->RecordHandled(MetricCode::Of(status), 0, 0);
+  }
+  if (answer && header.kind != FrameKind::kCast) {
+    ReplyError(rid, header.msg_id, status);
+  } else if (reason == RefusalReason::kDuplicate) {
+    ZRPC_LOG(kWarning, "%s", status.message());  // the first copy answers
+  } else if (reason == RefusalReason::kExpired) {
+    ZRPC_LOG(kDebug, "dropping a request to %s: %s", ToAbsl(header.target), status.message());
+  } else {
+    ZRPC_LOG(kWarning, "dropping cast to %s: %s", ToAbsl(header.target), status.message());
+  }
+}
+
 void ServerEngine::HandleRequest(std::string rid, const Header& header, std::string_view body,
                                  std::string identity, std::string_view peer_address) {
   const bool is_cast = header.kind == FrameKind::kCast;
-  const Consumer* matched = nullptr;
-  std::string_view method = "other";
-  auto fail = [&](const absl::Status& status) {
-    CountUnrun(matched != nullptr ? std::string_view(matched->registration.topic)
-                                  : std::string_view(header.target),
-               method, KindOf(header.kind, matched), status);
-    if (is_cast) {
-      ZRPC_LOG(kWarning, "dropping cast to %s: %s", ToAbsl(header.target), status.message());
-    } else {
-      ReplyError(rid, header.msg_id, status);
-    }
-  };
   if (!not_reading_.empty()) {
     // A connection that lost replies for not reading them: its requests are dropped for a while
     // (answering would only queue more), then served again.
@@ -672,9 +652,11 @@ void ServerEngine::HandleRequest(std::string rid, const Header& header, std::str
   key_buffer_.push_back(' ');
   key_buffer_.append(header.target);
   auto it = consumers_.find(key_buffer_);
-  if (it == consumers_.end()) return fail(NoConsumerError(header.target));
+  if (it == consumers_.end()) {
+    // An answer of dispatch, counted as handled (code NoConsumer) under the target asked for.
+    return Refuse(rid, header, nullptr, "other", NoConsumerError(header.target), std::nullopt);
+  }
   std::shared_ptr<Consumer> consumer = it->second;
-  matched = consumer.get();
   if (body.size() > kDecodeOnLoopBytes) {
     std::string caller = CallerOf(rid, identity, peer_address);
     return SubmitUndecoded(std::move(rid), header, consumer, body, std::move(identity),
@@ -682,56 +664,52 @@ void ServerEngine::HandleRequest(std::string rid, const Header& header, std::str
   }
   size_t values = 0;
   absl::StatusOr<Message> message = DecodeMessageCounting(body, JsonLimits{}, &values);
-  if (!message.ok()) return fail(message.status());
+  if (!message.ok()) {
+    return Refuse(rid, header, consumer.get(), "other", message.status(), RefusalReason::kBadHeader);
+  }
   // What the request holds while queued: its decoded values, not only its text.
   const size_t cost = body.size() + values * sizeof(Value);
-  if (!message->unique_id.empty() && consumer->SeenBefore(message->unique_id)) {
-    ZRPC_LOG(kWarning, "%s", DuplicateMessageError(message->unique_id).message());
-    metrics_.RecordRefused(consumer->registration.topic, RefusalReason::kDuplicate);
-    return;
-  }
-  if (message->ns && *message->ns == kReservedNamespace) {
-    // Introspection is answered on the loop and not counted as a request.
-    if (is_cast) return;
-    const std::string endpoint = this->endpoint();
-    absl::StatusOr<Value> answer =
-        Introspect(*consumer, message->method,
-                   ServiceView{options_.host, endpoint, consumers_,
-                               Object{{"queued_requests", queued_requests_},
-                                      {"queued_bytes", queued_bytes_},
-                                      {"connections", connections_},
-                                      {"dropped_casts", dropped_casts_.load()},
-                                      {"dropped_notifications", published_drops_.load()},
-                                      {"subscription_resets", pub_resets_.load()},
-                                      {"bad_subscriptions", bad_subscriptions_.load()},
-                                      {"pending_reply_bytes", pending_bytes_},
-                                      {"dropped_replies", dropped_replies_.load()},
-                                      {"dropped_requests", dropped_requests_.load()}},
-                               &metrics_});
-    if (!answer.ok()) return fail(answer.status());
-    return SendFinalReply(rid, header.msg_id, Reply{.result = *std::move(answer)});
-  }
-  if (message->timeout_ms && *message->timeout_ms == 0) {
-    ZRPC_LOG(kDebug, "dropping %s to %s: its deadline has passed", message->method,
-             ToAbsl(header.target));
-    metrics_.RecordRefused(consumer->registration.topic, RefusalReason::kExpired);
-    return;
-  }
-  method = message->method;
   std::string caller = CallerOf(rid, identity, peer_address);
-  absl::StatusOr<Dispatcher::Target> target = Admit(*consumer, header, *message, caller, cost);
-  if (target.ok()) {
-    if (absl::Status allowed = Authorize(*target, identity, message->method); !allowed.ok()) {
-      target = allowed;
+  const AdmissionDecision decision = DecideAdmission(
+      {.message = *message,
+       .is_cast = is_cast,
+       .body_bytes = body.size(),
+       .topic = consumer->registration.topic,
+       .host = options_.host,
+       .draining = consumer->connection->draining.load(),
+       .duplicate = !message->unique_id.empty() && consumer->SeenBefore(message->unique_id),
+       .dispatcher = consumer->dispatcher},
+      [&](const Dispatcher::Target& t) { return Authorize(t, identity, message->method); },
+      [&] { return AdmitLoad(caller, cost); });
+  switch (decision.verdict) {
+    case AdmissionDecision::Verdict::kIntrospect: {
+      // Answered on the loop, and not counted as a request.
+      const std::string endpoint = this->endpoint();
+      absl::StatusOr<Value> answer =
+          Introspect(*consumer, message->method,
+                     ServiceView{options_.host, endpoint, consumers_,
+                                 Object{{"queued_requests", queued_requests_},
+                                        {"queued_bytes", queued_bytes_},
+                                        {"connections", connections_},
+                                        {"dropped_casts", dropped_casts_.load()},
+                                        {"dropped_notifications", published_drops_.load()},
+                                        {"subscription_resets", pub_resets_.load()},
+                                        {"bad_subscriptions", bad_subscriptions_.load()},
+                                        {"pending_reply_bytes", pending_bytes_},
+                                        {"dropped_replies", dropped_replies_.load()},
+                                        {"dropped_requests", dropped_requests_.load()}},
+                                 &metrics_});
+      if (!answer.ok()) return ReplyError(rid, header.msg_id, answer.status());
+      return SendFinalReply(rid, header.msg_id, Reply{.result = *std::move(answer)});
     }
+    case AdmissionDecision::Verdict::kAnswer:
+    case AdmissionDecision::Verdict::kDrop:
+      return Refuse(rid, header, consumer.get(), message->method, decision.status,
+                    decision.refused, decision.verdict == AdmissionDecision::Verdict::kAnswer);
+    case AdmissionDecision::Verdict::kRun:
+      break;
   }
-  if (!target.ok()) {
-    if (is_cast && target.status().code() == absl::StatusCode::kResourceExhausted) {
-      dropped_casts_.fetch_add(1);
-    }
-    if (IsErrorKind(target.status(), ErrorKind::kNoSuchMethod)) method = "other";
-    return fail(target.status());
-  }
+  const Dispatcher::Target* target = &decision.target;
   const absl::Time deadline =
       message->timeout_ms ? absl::Now() + absl::Milliseconds(*message->timeout_ms)
       : is_cast           ? absl::Now() + options_.cast_deadline
@@ -750,27 +728,6 @@ void ServerEngine::HandleRequest(std::string rid, const Header& header, std::str
   Submit(std::move(job));
 }
 
-absl::StatusOr<Dispatcher::Target> ServerEngine::Admit(const Consumer& consumer,
-                                                       const Header& header,
-                                                       const Message& message,
-                                                       const std::string& caller, size_t bytes) {
-  if (consumer.connection->draining.load()) {
-    return absl::UnavailableError(absl::StrCat("service ", options_.host,
-                                               " is shutting down and takes no new requests; "
-                                               "try another instance"));
-  }
-  Dispatcher::Target target{nullptr, nullptr};
-  if (consumer.dispatcher != nullptr) {
-    absl::StatusOr<Dispatcher::Target> resolved = consumer.dispatcher->Resolve(
-        message.ns ? std::string_view(*message.ns) : std::string_view(), message.version,
-        message.method);
-    if (!resolved.ok()) return resolved.status();
-    target = *resolved;
-  }
-  if (target.endpoint != nullptr && target.endpoint->inline_handlers) return target;
-  if (absl::Status load = AdmitLoad(caller, bytes); !load.ok()) return load;
-  return target;
-}
 
 absl::Status ServerEngine::Authorize(const Dispatcher::Target& target, const std::string& identity,
                                      std::string_view method) {
@@ -826,7 +783,6 @@ absl::Status ServerEngine::AdmitLoad(const std::string& caller, size_t bytes) {
 void ServerEngine::SubmitUndecoded(std::string rid, const Header& header,
                                    std::shared_ptr<Consumer> consumer, std::string_view body,
                                    std::string identity, std::string caller) {
-  const bool is_cast = header.kind == FrameKind::kCast;
   absl::Status admitted =
       consumer->connection->draining.load()
           ? absl::UnavailableError(absl::StrCat("service ", options_.host,
@@ -834,15 +790,10 @@ void ServerEngine::SubmitUndecoded(std::string rid, const Header& header,
                                                 "try another instance"))
           : AdmitLoad(caller, body.size());
   if (!admitted.ok()) {
-    CountUnrun(consumer->registration.topic, "other", KindOf(header.kind, consumer.get()),
-               admitted);
-    if (is_cast) {
-      if (admitted.code() == absl::StatusCode::kResourceExhausted) dropped_casts_.fetch_add(1);
-      ZRPC_LOG(kWarning, "dropping cast to %s: %s", ToAbsl(header.target), admitted.message());
-    } else {
-      ReplyError(rid, header.msg_id, admitted);
-    }
-    return;
+    // Counted and answered as DecideAdmission's refusals are (the body is decoded later).
+    return Refuse(rid, header, consumer.get(), "other", admitted,
+                  consumer->connection->draining.load() ? RefusalReason::kDraining
+                                                        : RefusalReason::kAdmission);
   }
   Job job{std::move(consumer), header.kind, std::move(rid), std::string(header.msg_id), Message{},
           nullptr, Dispatcher::Target{nullptr, nullptr}, body.size()};
@@ -858,13 +809,23 @@ void ServerEngine::SubmitUndecoded(std::string rid, const Header& header,
 
 bool ServerEngine::DecodeOnWorker(Job& job, const std::function<void(Reply, bool)>& send) {
   const bool is_cast = job.kind == FrameKind::kCast;
-  std::string_view method = "other";
-  auto fail = [&](const absl::Status& status) {
-    CountUnrun(job.ctx->topic(), method, KindOf(job.kind, job.consumer.get()), status);
-    if (is_cast) {
-      ZRPC_LOG(kWarning, "dropping cast to %s: %s", job.ctx->topic(), status.message());
+  const RequestKind kind = KindOf(job.kind, job.consumer.get());
+  // Counted and answered as Refuse does on the loop (this is a worker thread: no loop state).
+  auto refuse = [&](const absl::Status& status, std::optional<RefusalReason> reason,
+                    bool answer = true) {
+    if (reason) {
+      metrics_.RecordRefused(job.ctx->topic(), *reason);
     } else {
+      ServerMethodStats* stats = metrics_.ServerMethod(job.ctx->topic(), "other", kind, false);
+      stats->RecordStarted();
+      stats->RecordHandled(MetricCode::Of(status), 0, 0);
+    }
+    if (answer && !is_cast) {
       send(Reply{.failure = SerializeRemoteException(status), .ending = true}, true);
+    } else if (reason == RefusalReason::kDuplicate) {
+      ZRPC_LOG(kWarning, "%s", status.message());  // the first copy answers
+    } else {
+      ZRPC_LOG(kWarning, "dropping a request to %s: %s", job.ctx->topic(), status.message());
     }
     return false;
   };
@@ -872,38 +833,31 @@ bool ServerEngine::DecodeOnWorker(Job& job, const std::function<void(Reply, bool
   const size_t size = job.body.size();
   std::string().swap(job.body);
   TrimJsonParsers(size);
-  if (!message.ok()) return fail(message.status());
-  if (!message->unique_id.empty() && job.consumer->SeenBefore(message->unique_id)) {
-    ZRPC_LOG(kWarning, "%s", DuplicateMessageError(message->unique_id).message());
-    if (is_cast) {
-      metrics_.RecordRefused(job.ctx->topic(), RefusalReason::kDuplicate);
-      return false;
-    }
-    // The first copy is answered; this one ends its call as a duplicate.
-    return fail(DuplicateMessageError(message->unique_id));
+  if (!message.ok()) return refuse(message.status(), RefusalReason::kBadHeader);
+  // Its load was admitted when it was queued (by size), and it was not draining then.
+  const AdmissionDecision decision = DecideAdmission(
+      {.message = *message,
+       .is_cast = is_cast,
+       .body_bytes = size,
+       .topic = job.ctx->topic(),
+       .host = options_.host,
+       .draining = false,
+       .duplicate = !message->unique_id.empty() && job.consumer->SeenBefore(message->unique_id),
+       .dispatcher = job.consumer->dispatcher},
+      [&](const Dispatcher::Target& t) {
+        return Authorize(t, job.ctx->peer_identity(), message->method);
+      },
+      [] { return absl::OkStatus(); });
+  if (decision.verdict != AdmissionDecision::Verdict::kRun) {
+    // kIntrospect cannot come: a body this large is refused by DecideAdmission.
+    return refuse(decision.verdict == AdmissionDecision::Verdict::kIntrospect
+                      ? absl::InternalError("introspection on a worker")
+                      : decision.status,
+                  decision.refused, decision.verdict != AdmissionDecision::Verdict::kDrop);
   }
-  if (message->ns && *message->ns == kReservedNamespace) {
-    return fail(absl::InvalidArgumentError(absl::StrCat(
-        "_zrpc requests take no arguments (this one has ", size, " bytes)")));
-  }
-  if (message->timeout_ms && *message->timeout_ms == 0) {
-    return fail(TimeoutError(job.ctx->topic(), message->method, "its deadline had passed"));
-  }
-  if (job.consumer->dispatcher != nullptr) {
-    absl::StatusOr<Dispatcher::Target> target = job.consumer->dispatcher->Resolve(
-        message->ns ? std::string_view(*message->ns) : std::string_view(), message->version,
-        message->method);
-    if (!target.ok()) return fail(target.status());
-    method = message->method;
-    if (absl::Status allowed = Authorize(*target, job.ctx->peer_identity(), message->method);
-        !allowed.ok()) {
-      return fail(allowed);
-    }
-    job.target = *target;
-  }
+  job.target = decision.target;
   // A worker thread: the locked look-up (large bodies only).
-  job.stats = metrics_.ServerMethod(job.ctx->topic(), message->method,
-                                    KindOf(job.kind, job.consumer.get()),
+  job.stats = metrics_.ServerMethod(job.ctx->topic(), message->method, kind,
                                     job.target.method != nullptr);
   job.ctx->set_deadline(message->timeout_ms ? job.arrived + absl::Milliseconds(*message->timeout_ms)
                         : is_cast           ? job.arrived + options_.cast_deadline

@@ -122,10 +122,6 @@ class ServerEngine {
   // NotAuthorized.
   absl::Status Authorize(const Dispatcher::Target& target, const std::string& identity,
                          std::string_view method);
-  // Checks draining, the deadline and the in-flight limit; resolves the handler.
-  absl::StatusOr<Dispatcher::Target> Admit(const Consumer& consumer, const Header& header,
-                                           const Message& message, const std::string& caller,
-                                           size_t bytes);
   // Releases what an admitted pool request held (its caller's count, its bytes).
   void Release(const std::string& caller, size_t bytes);
   // The client behind `rid` is gone: its running calls are cancelled (they stop at their next
@@ -174,11 +170,13 @@ class ServerEngine {
   // Metrics (loop thread unless said): the handle of (topic, method, kind), cached on the loop.
   ServerMethodStats* StatsFor(std::string_view topic, std::string_view method, RequestKind kind,
                               bool registered);
-  // Counts a request that ended before its handler ran, on any path (loop or worker thread):
-  // a refusal by reason, or an answer of dispatch (NoConsumer, NoSuchMethod, versions) as a
-  // handled request with its code. Every request received is counted once: here, or by Execute.
-  void CountUnrun(std::string_view topic, std::string_view method, RequestKind kind,
-                  const absl::Status& status);
+  // Counts, logs and answers (a call, when `answer`) or drops a request that does not run:
+  // `reason` a refusal, or nullopt for an answer of dispatch (counted as handled with its code
+  // under `method`, which is "other" unless registered). A duplicate is only logged: its first
+  // copy answers. Loop thread.
+  void Refuse(const std::string& rid, const Header& header, const Consumer* consumer,
+              std::string_view method, const absl::Status& status,
+              std::optional<RefusalReason> reason, bool answer = true);
   // Publishes the service's gauges (queued requests and bytes, connections).
   void UpdateGauges();
 

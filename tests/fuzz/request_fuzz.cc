@@ -16,6 +16,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "codec/wire.h"
 #include "fuzz/fuzz_targets.h"
+#include "server/admission.h"
 #include "server/consumer.h"
 #include "server/inbound.h"
 #include "server/introspection.h"
@@ -195,18 +196,50 @@ void Handle(const Inbound& in) {
   if (!message->unique_id.empty()) {  // a fresh window: first seen, then a repeat
     ZRPC_FUZZ_CHECK(!duplicates.Seen(message->unique_id) && duplicates.Seen(message->unique_id));
   }
-  if (message->ns && *message->ns == kReservedNamespace) {
-    if (is_cast) return;
-    absl::StatusOr<Value> answer = internal::Introspect(
-        consumer, message->method,
-        internal::ServiceView{service.host, service.endpoint, service.consumers});
-    if (!answer.ok()) return fail(answer.status());
-    absl::StatusOr<std::string> body = EncodeReply(
-        Reply{.result = *std::move(answer), .ending = true, .msg_id = std::string(header.msg_id)});
-    ZRPC_FUZZ_CHECK(body.ok());  // else the caller would get no answer at all
-    return;
+  // The engine's one admission decision (both body paths call it).
+  auto decide = [&](bool duplicate) {
+    return internal::DecideAdmission(
+        {.message = *message,
+         .is_cast = is_cast,
+         .body_bytes = in.body.size(),
+         .topic = consumer.registration.topic,
+         .host = service.host,
+         .draining = false,
+         .duplicate = duplicate,
+         .dispatcher = consumer.dispatcher},
+        [](const Dispatcher::Target&) { return absl::OkStatus(); },
+        [] { return absl::OkStatus(); });
+  };
+  using Verdict = internal::AdmissionDecision::Verdict;
+  // A repeat is always dropped, counted as a duplicate, and answers nothing.
+  const internal::AdmissionDecision repeat = decide(true);
+  ZRPC_FUZZ_CHECK(repeat.verdict == Verdict::kDrop &&
+                  repeat.refused == internal::RefusalReason::kDuplicate);
+  const internal::AdmissionDecision decision = decide(false);
+  switch (decision.verdict) {
+    case Verdict::kIntrospect: {
+      ZRPC_FUZZ_CHECK(!is_cast);
+      absl::StatusOr<Value> answer = internal::Introspect(
+          consumer, message->method,
+          internal::ServiceView{service.host, service.endpoint, service.consumers});
+      if (!answer.ok()) return fail(answer.status());
+      absl::StatusOr<std::string> body = EncodeReply(Reply{
+          .result = *std::move(answer), .ending = true, .msg_id = std::string(header.msg_id)});
+      ZRPC_FUZZ_CHECK(body.ok());  // else the caller would get no answer at all
+      return;
+    }
+    case Verdict::kAnswer:
+      // Only calls are answered, always with an error that encodes.
+      ZRPC_FUZZ_CHECK(!is_cast && !decision.status.ok());
+      return CheckErrorReply(header.msg_id, decision.status);
+    case Verdict::kDrop:
+      // A cast, or a call whose caller stopped waiting.
+      ZRPC_FUZZ_CHECK(!decision.status.ok());
+      ZRPC_FUZZ_CHECK(is_cast || (message->timeout_ms && *message->timeout_ms == 0));
+      return;
+    case Verdict::kRun:
+      break;
   }
-  if (message->timeout_ms && *message->timeout_ms == 0) return;  // dropped: deadline passed
   if (consumer.callback) {
     try {
       consumer.callback(*message);
@@ -216,10 +249,7 @@ void Handle(const Inbound& in) {
     if (!is_cast) CheckSend(header.msg_id, Reply{.ending = true});
     return;
   }
-  absl::StatusOr<Dispatcher::Target> target = consumer.dispatcher->Resolve(
-      message->ns ? std::string_view(*message->ns) : std::string_view(), message->version,
-      message->method);
-  if (!target.ok()) return fail(target.status());
+  const Dispatcher::Target* target = &decision.target;
   ZRPC_FUZZ_CHECK(target->endpoint != nullptr && target->method != nullptr);
   CallContext ctx(Context(), absl::Now() + absl::Seconds(10), consumer.registration.topic);
   const bool is_stream = header.kind == FrameKind::kMultiCall;
