@@ -449,6 +449,11 @@ Reactor::Read ServerEngine::DrainSubscriptions() {
       const char* peer = zmq_msg_gets(sub.handle(), "Peer-Address");
       ZRPC_LOG(kWarning, "notification socket: ignoring a subscription from %s: %s",
                peer != nullptr ? peer : "a local peer", form.message());
+      // Junk bytes cost libzmq's trie far more than names do (a node's table spans the bytes
+      // used): a few are harmless, a flood of them is reset like any flood.
+      if (++bad_since_reset_ > kMaxBadSubscriptions) {
+        reset_why = absl::StrCat("more than ", kMaxBadSubscriptions, " malformed subscriptions");
+      }
     }
     if (subscriptions_ > kMaxSubscriptions) {
       reset_why = absl::StrCat("more than ", kMaxSubscriptions, " distinct subscriptions");
@@ -481,6 +486,7 @@ void ServerEngine::ResetPub(const std::string& why) {
            "subscribe again",
            bound, why, subscriptions_);
   subscriptions_ = 0;
+  bad_since_reset_ = 0;
   try {
     // Unbinding ends every connection accepted through the endpoint, and with them their
     // subscriptions; the same address is bound again at once.

@@ -212,6 +212,9 @@ class ServerEngine {
   // Distinct subscriptions the XPUB holds (as it told them), and resets for hostile ones.
   static constexpr size_t kMaxSubscriptions = 1024;
   size_t subscriptions_ = 0;
+  // Malformed subscriptions since the last reset; past kMaxBadSubscriptions the socket resets.
+  static constexpr size_t kMaxBadSubscriptions = 16;
+  size_t bad_since_reset_ = 0;
   std::vector<std::unique_ptr<SocketMonitor>> monitors_;
   size_t connections_ = 0;
   size_t fd_limit_ = 0;
