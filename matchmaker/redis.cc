@@ -78,6 +78,11 @@ absl::Time RedisMatchmaker::LastReconnect() const ABSL_NO_THREAD_SAFETY_ANALYSIS
   return conn_.last_reconnect();  // an atomic: needs no lock
 }
 
+void RedisMatchmaker::SetRoundTripObserver(std::function<void(bool ok)> observer) {
+  absl::MutexLock lock(&mu_);
+  conn_.set_round_trip_observer(std::move(observer));
+}
+
 std::vector<Command> RedisMatchmaker::StoreCommands(
     const std::vector<Own::const_pointer>& regs) const {
   const std::string ttl_ms = std::to_string(absl::ToInt64Milliseconds(address_.ttl));

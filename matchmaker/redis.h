@@ -41,6 +41,7 @@
 #define ZRPC_MATCHMAKER_REDIS_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -81,6 +82,9 @@ class RedisMatchmaker : public Matchmaker, public BulkRegistrar {
   absl::Duration HeartbeatInterval() const override { return address_.heartbeat; }
   // When the connection was last made again after a failure (Redis came back).
   absl::Time LastReconnect() const override;
+  // Calls `observer(ok)` after each round trip to Redis from now on (see
+  // RedisConnection::set_round_trip_observer; not the watcher's subscription). Thread-safe.
+  void SetRoundTripObserver(std::function<void(bool ok)> observer);
 
  private:
   // A registration of this process, with what is stored for it.

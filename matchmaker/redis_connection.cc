@@ -258,6 +258,7 @@ void RedisConnection::Adopt(redisContext* c) {
 absl::StatusOr<redisContext*> RedisConnection::Connected() {
   if (ctx_ != nullptr) return ctx_;
   if (absl::Now() < next_attempt_) {
+    if (round_trip_observer_) round_trip_observer_(false);
     return absl::UnavailableError(absl::StrCat(Where(), " is unreachable (", last_error_,
                                                "); retrying in ",
                                                absl::FormatDuration(next_attempt_ - absl::Now())));
@@ -265,6 +266,7 @@ absl::StatusOr<redisContext*> RedisConnection::Connected() {
   absl::StatusOr<redisContext*> c = Dial(address_);
   if (!c.ok()) {
     Drop(std::string(c.status().message()));
+    if (round_trip_observer_) round_trip_observer_(false);
     return c.status();
   }
   Install(*c);
@@ -275,8 +277,10 @@ absl::StatusOr<std::vector<RedisConnection::Reply>> RedisConnection::Run(
     const std::vector<Command>& commands) {
   CheckIdle();
   absl::StatusOr<redisContext*> c = Connected();
-  if (!c.ok()) return c.status();
-  return Pipeline(commands);
+  if (!c.ok()) return c.status();  // counted by Connected
+  absl::StatusOr<std::vector<Reply>> replies = Pipeline(commands);
+  if (round_trip_observer_) round_trip_observer_(replies.ok());
+  return replies;
 }
 
 absl::StatusOr<std::vector<RedisConnection::Reply>> RedisConnection::Pipeline(

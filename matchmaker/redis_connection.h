@@ -5,6 +5,7 @@
 #define ZRPC_MATCHMAKER_REDIS_CONNECTION_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -86,6 +87,14 @@ class RedisConnection {
   bool connected() const { return ctx_ != nullptr; }
   const RedisAddress& address() const { return address_; }
 
+  // Called after each round trip with whether it succeeded (Run: one per pipeline, ok when every
+  // reply came; Connected: false when Redis cannot be reached, or while backing off) — the
+  // sidecar counts them (zrpc_sidecar_redis_round_trips_total). Called on the caller's thread,
+  // under the caller's lock; must not block. Null (the default): nothing is called.
+  void set_round_trip_observer(std::function<void(bool ok)> observer) {
+    round_trip_observer_ = std::move(observer);
+  }
+
   // True once after each connection that follows a failure (Redis came back, perhaps empty):
   // the caller then restores what it had stored. Its time is last_reconnect().
   bool TakeReconnected() { return std::exchange(reconnected_, false); }
@@ -105,6 +114,7 @@ class RedisConnection {
   std::string last_error_;  // "" while no failure is pending
   bool reconnected_ = false;
   AtomicTime last_reconnect_;
+  std::function<void(bool ok)> round_trip_observer_;
 };
 
 }  // namespace zrpc::internal

@@ -4,11 +4,13 @@
 //   zrpc-matchmaker --endpoint ipc:///run/zrpc/mm.sock --backend redis://10.0.0.9:6379 --ttl 5
 //   zrpc-matchmaker --endpoint ipc:///srv/zrpc/mm.sock --socket-group zrpc --socket-mode 0660
 //   zrpc-matchmaker --tcp tcp://0.0.0.0:7400 --key-file mm.key --authorized-keys authorized_keys
+//   zrpc-matchmaker --metrics-listen 127.0.0.1:9465
 //
 // Services and clients of the host use it with TransportOptions.matchmaker = the endpoint (with
 // keys: the endpoint + "?key=<the sidecar's public key>" or "?key_file=/path/mm.pub"). The
 // sidecar itself is matchmaker/sidecar/server.h; this is its command line. Prints
-// "READY <endpoint> <pub>" once listening; stops on SIGTERM/SIGINT.
+// "READY <endpoint> <pub>" once listening (after "METRICS port N" with --metrics-listen); stops on
+// SIGTERM/SIGINT.
 #include <signal.h>
 #include <unistd.h>
 
@@ -37,6 +39,7 @@ int main(int argc, char** argv) {
       "matchmaker URL.");
   struct {
     std::string endpoint, socket_mode, socket_group, tcp, registrars, pub, backend = "memory";
+    std::string metrics_listen;
     std::string ttl = "5";
     bool insecure = false;
     zrpc::tools::SecurityFlags security;
@@ -62,7 +65,13 @@ int main(int argc, char** argv) {
       ->type_name("URL");
   a.add_flag("--insecure", f.insecure,
              "allow --tcp/--pub on every interface (*, 0.0.0.0, ::) without keys: anyone who "
-             "reaches the port can then register and unregister instances");
+             "reaches the port can then register and unregister instances; and "
+             "--metrics-listen on every interface");
+  a.add_option("--metrics-listen", f.metrics_listen,
+               "serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9465; every "
+               "interface only with --insecure): registrations, watchers, requests by operation "
+               "and result, Redis round trips")
+      ->type_name("HOST:PORT");
   a.add_option("--registrars", f.registrars,
                "with keys: only this identity or authorized_keys group may register (default: "
                "every admitted key); everyone admitted may still resolve")
@@ -139,6 +148,8 @@ int main(int argc, char** argv) {
     }
   }
   options.backend = f.backend;
+  options.metrics_listen = f.metrics_listen;
+  options.metrics_insecure = f.insecure;
   const long ttl_s = app.Integer("--ttl", f.ttl, 1, 86400);
   options.ttl = absl::Seconds(ttl_s);
   if (zrpc::internal::sidecar::IsSidecarUrl(options.backend)) {
@@ -158,6 +169,9 @@ int main(int argc, char** argv) {
                 endpoint, (*server)->pub_endpoint(), zrpc::RedactUrl(options.backend), ttl_s,
                 options.security.enabled() ? "CurveZMQ on (clients pin this sidecar's public key)"
                                            : "no keys (plain ZeroMQ)"));
+  if ((*server)->metrics_port() > 0) {
+    std::cout << "METRICS port " << (*server)->metrics_port() << std::endl;
+  }
   std::cout << "READY " << endpoint << " " << (*server)->pub_endpoint() << std::endl;
   std::thread serving([&] { (*server)->Run(); });
   zrpc::WaitForShutdownSignal();

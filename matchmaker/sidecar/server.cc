@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "matchmaker/memory.h"
+#include "matchmaker/redis.h"
 #include "matchmaker/registration_json.h"
 #include "matchmaker/sidecar/systemd_notify.h"
 #include "src/base/keys.h"
@@ -21,6 +22,7 @@
 #include "src/codec/json_internal.h"
 #include "src/zmq/socket_factory.h"
 #include "zrpc/message.h"
+#include "zrpc/metrics.h"
 #include "zrpc/security.h"
 
 namespace zrpc::internal::sidecar {
@@ -72,6 +74,29 @@ std::string DescribeIpcBindFailure(const std::string& path, int err) {
   return "";
 }
 
+// The `operation` label of a request: one of the protocol's operations, else "other" (the name
+// is a peer's bytes: it must not make series of its own).
+std::string_view OperationLabel(std::string_view op) {
+  for (std::string_view known : {kHello, kRegister, kUnregister, kHeartbeat, kResolve, kList}) {
+    if (op == known) return known;
+  }
+  return kMetricOtherLabel;
+}
+
+// The `result` label: refused when the caller may not do it or asked for too much.
+SidecarResult ResultOf(const absl::Status& s) {
+  switch (s.code()) {
+    case absl::StatusCode::kOk:
+      return SidecarResult::kOk;
+    case absl::StatusCode::kPermissionDenied:
+    case absl::StatusCode::kUnauthenticated:
+    case absl::StatusCode::kResourceExhausted:
+      return SidecarResult::kRefused;
+    default:
+      return SidecarResult::kError;
+  }
+}
+
 std::string StringField(const Value& v, std::string_view key) {
   const Value* f = v.Find(key);
   return f && f->is_string() ? f->AsString() : std::string();
@@ -106,6 +131,13 @@ absl::StatusOr<std::unique_ptr<SidecarServer>> SidecarServer::Create(Options opt
   // Before anything binds: libzmq admits every CURVE key when no handler answers.
   if (absl::Status s = server->StartAuthentication(); !s.ok()) return s;
   if (absl::Status s = server->Bind(); !s.ok()) return s;
+  if (!server->options_.metrics_listen.empty()) {
+    if (absl::Status s = server->metrics_.Listen(server->options_.metrics_listen,
+                                                 server->options_.metrics_insecure);
+        !s.ok()) {
+      return s;
+    }
+  }
   // A serving process: its INFO lines are written by default (zrpc/log.h).
   NoteServing();
   return server;
@@ -116,7 +148,11 @@ SidecarServer::SidecarServer(Options options, Backend backend, std::shared_ptr<K
       boot_(NewUniqueId()),
       backend_(std::move(backend.matchmaker)),
       registry_(backend_.get(), backend.bulk, options_.ttl, options_.limits),
-      keyring_(std::move(keyring)) {}
+      keyring_(std::move(keyring)) {
+  if (auto* redis = dynamic_cast<RedisMatchmaker*>(backend_.get())) {
+    redis->SetRoundTripObserver([this](bool ok) { metrics_.RecordRedisRoundTrip(ok); });
+  }
+}
 
 absl::Status SidecarServer::StartAuthentication() {
   if (!keyring_) return absl::OkStatus();
@@ -167,6 +203,7 @@ absl::Status SidecarServer::CheckServe(const std::string& identity, const Regist
 
 SidecarServer::~SidecarServer() {
   monitors_.clear();  // before the sockets they watch
+  pub_monitor_.reset();
   routers_.clear();
   pub_.reset();
   zap_.reset();  // after the sockets it authenticates for, before the context
@@ -256,6 +293,10 @@ absl::Status SidecarServer::Bind() {
     pub_->set(zmq::sockopt::linger, 0);
     if (absl::Status bound = BindWithMode(*pub_, options_.pub); !bound.ok()) return bound;
     pub_endpoint_ = pub_->get(zmq::sockopt::last_endpoint);
+    absl::StatusOr<std::unique_ptr<SocketMonitor>> m =
+        SocketMonitor::Create(ctx_, *pub_, ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED);
+    if (!m.ok()) return m.status();
+    pub_monitor_ = *std::move(m);
   } catch (const zmq::error_t& e) {
     return absl::UnavailableError(absl::StrCat("cannot set up the sidecar's sockets: ", e.what()));
   }
@@ -283,6 +324,7 @@ void SidecarServer::Run() {
   // that need the sidecar.
   Notify("READY=1");
   for (auto& m : monitors_) items.push_back({m->handle(), 0, ZMQ_POLLIN, 0});
+  items.push_back({pub_monitor_->handle(), 0, ZMQ_POLLIN, 0});
   while (!stop_) {
     const bool checking_exits = absl::Now() < check_exits_until_;
     zmq::poll(items, std::chrono::milliseconds(absl::ToInt64Milliseconds(
@@ -295,7 +337,9 @@ void SidecarServer::Run() {
         check_exits_until_ = absl::Now() + kExitCheckWindow;
       }
     }
+    if (items.back().revents & ZMQ_POLLIN) CountWatchers();
     Sweep();
+    metrics_.SetSidecarRegistrations(static_cast<int64_t>(registry_.size()));
     if (backend_changed_.exchange(false)) changed_.Add(std::string(kAnyKey));
     PublishChanges();
     BeatBackend();
@@ -310,6 +354,18 @@ void SidecarServer::Notify(std::string_view state) {
   if (absl::Status s = NotifySystemd(state); !s.ok()) {
     ZRPC_LOG(kWarning, "zrpc-matchmaker: %s", s.message());
   }
+}
+
+void SidecarServer::CountRequest(std::string_view op, const absl::Status& result) {
+  metrics_.RecordSidecarRequest(OperationLabel(op), ResultOf(result));
+}
+
+void SidecarServer::CountWatchers() {
+  pub_monitor_->Drain([this](uint16_t event) {
+    if (event == ZMQ_EVENT_ACCEPTED) ++watchers_;
+    if (event == ZMQ_EVENT_DISCONNECTED && watchers_ > 0) --watchers_;
+  });
+  metrics_.SetSidecarWatchers(watchers_);
 }
 
 void SidecarServer::Sweep() {
@@ -421,6 +477,7 @@ void SidecarServer::Serve(zmq::socket_t& router) {
                  identity,
                  address != nullptr && *address != '\0' ? absl::StrCat("addr:", address) : "");
     }
+    CountRequest(line->op, result.status());
     const std::string reply = EncodeReply(result, boot_);
     const std::string header = ReplyHeader(line->id);
     try {

@@ -19,6 +19,16 @@
 // the caller's identity (see Owner::connection) and, with Options::registrars, only those
 // identities may register. If the handler stops, every request is refused and nothing is
 // published (fail closed).
+//
+// Metrics (include/zrpc/metrics.h, "Sidecar"): it counts every request it answers by operation
+// (hello, register, unregister, heartbeat, resolve, list; any other name is "other") and result
+// (ok; refused: PERMISSION_DENIED, UNAUTHENTICATED or RESOURCE_EXHAUSTED; error: any other
+// failure), the registrations it holds, its watchers and, over redis://, its round trips to
+// Redis. Its watchers are the connections open to its PUB: every client and service of the
+// host that watches for changes holds one (counted from the PUB's accepted and disconnected
+// events; a connection whose CurveZMQ handshake fails comes and goes). Requests it drops
+// unanswered (a bad header, a wrong number of frames) are not counted. Options::metrics_listen
+// serves them at http://HOST:PORT/metrics.
 #ifndef ZRPC_MATCHMAKER_SIDECAR_SERVER_H_
 #define ZRPC_MATCHMAKER_SIDECAR_SERVER_H_
 
@@ -35,6 +45,7 @@
 #include "absl/time/time.h"
 #include "matchmaker/backend.h"
 #include "matchmaker/sidecar/registry.h"
+#include "metrics/metrics.h"
 #include "security/keyring.h"
 #include "security/zap_handler.h"
 #include "src/zmq/socket_factory.h"
@@ -75,15 +86,22 @@ class SidecarServer {
     // Tell systemd (sd_notify, when $NOTIFY_SOCKET is set: a Type=notify unit) "READY=1" when
     // Run starts serving and "STOPPING=1" when it returns.
     bool notify_systemd = true;
+    // Serve Prometheus metrics at http://HOST:PORT/metrics ("" = not served; see Metrics::Listen
+    // for the address), every interface ("*:9465", "0.0.0.0:9465", "[::]:9465") only with
+    // `metrics_insecure`.
+    std::string metrics_listen;
+    bool metrics_insecure = false;
   };
 
   // Creates the backend and binds every socket. The ipc:// socket files are removed again when
-  // the server is destroyed (unless another process has replaced them). INVALID_ARGUMENT for bad options (no endpoint,
-  // a ttl under a second, a sidecar as backend, a bad backend URL, a relative ipc:// path,
-  // registrars without keys, a bad key file or authorized_keys); FAILED_PRECONDITION when an
-  // ipc:// socket's directory is not safe, or is missing and cannot be created (the message says
-  // which and how to fix it), or the ZAP handler cannot start; UNAVAILABLE naming the endpoint
-  // when it cannot be bound (and, for ipc://, what about its directory stops it).
+  // the server is destroyed (unless another process has replaced them). INVALID_ARGUMENT for bad
+  // options (no endpoint, a ttl under a second, a sidecar as backend, a bad backend URL, a relative
+  // ipc:// path, registrars without keys, a bad key file or authorized_keys); FAILED_PRECONDITION
+  // when an ipc:// socket's directory is not safe, or is missing and cannot be created (the message
+  // says which and how to fix it), or the ZAP handler cannot start; UNAVAILABLE naming the endpoint
+  // when it cannot be bound (and, for ipc://, what about its directory stops it); for
+  // metrics_listen, INVALID_ARGUMENT (a bad address, every interface without metrics_insecure)
+  // or UNAVAILABLE (cannot bind).
   static absl::StatusOr<std::unique_ptr<SidecarServer>> Create(Options options);
   SidecarServer(const SidecarServer&) = delete;
   SidecarServer& operator=(const SidecarServer&) = delete;
@@ -94,6 +112,10 @@ class SidecarServer {
   // This run's random id, sent in every reply.
   const std::string& boot_id() const { return boot_; }
   const Options& options() const { return options_; }
+  // The port /metrics is served on (0 when Options::metrics_listen is empty). Thread-safe.
+  int metrics_port() const { return metrics_.listening_port(); }
+  // The metrics in the Prometheus text format, as /metrics serves them. Thread-safe.
+  std::string MetricsText() const { return metrics_.Text(); }
 
   // Serves until Stop() is called. Blocks.
   void Run();
@@ -143,9 +165,15 @@ class SidecarServer {
   void PublishChanges();
   // Tells systemd `state` when Options::notify_systemd (a failure is logged).
   void Notify(std::string_view state);
+  // Counts one answered request (its operation as a bounded label).
+  void CountRequest(std::string_view op, const absl::Status& result);
+  // Reads the PUB's connection events into the watchers gauge.
+  void CountWatchers();
 
   const Options options_;
   const std::string boot_;
+  // Before the backend, which reports its Redis round trips to it: destroyed after it.
+  Metrics metrics_{MetricsOptions{.sidecar = true}};
   std::unique_ptr<Matchmaker> backend_;
   Registry registry_;
   Changes changed_;
@@ -179,6 +207,9 @@ class SidecarServer {
   std::vector<std::unique_ptr<zmq::socket_t>> routers_;
   std::unique_ptr<zmq::socket_t> pub_;
   std::vector<std::unique_ptr<SocketMonitor>> monitors_;
+  // The PUB's connections (the watchers gauge): accepted less disconnected.
+  std::unique_ptr<SocketMonitor> pub_monitor_;
+  int64_t watchers_ = 0;
 };
 
 }  // namespace zrpc::internal::sidecar
