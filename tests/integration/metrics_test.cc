@@ -1,108 +1,23 @@
 // SPDX-License-Identifier: Apache-2.0
 // Metrics across processes (issue 19): a zrpc-service with --metrics-listen, scraped over HTTP
 // and through `_zrpc.metrics`, checked by promtool, and reconciled with what the client saw.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
+// Helpers: metrics_scrape.h (scrape, samples, promtool), testing/redis_server.h (FreePort).
 
-#include <cstdio>
 #include <fstream>
 #include <set>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "metrics_scrape.h"
 #include "testing/harness.h"
+#include "testing/redis_server.h"
 #include "unit/test_util.h"
 
 namespace zrpc::testing {
 namespace {
 
 using ::testing::HasSubstr;
-
-// A free TCP port on 127.0.0.1.
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  close(fd);
-  return port;
-}
-
-// GET http://127.0.0.1:`port`/metrics: the body ("" on failure).
-std::string Scrape(int port) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    close(fd);
-    return "";
-  }
-  const std::string request = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-  (void)!write(fd, request.data(), request.size());
-  std::string response;
-  char buf[65536];
-  const absl::Time until = absl::Now() + absl::Seconds(10);
-  while (absl::Now() < until) {
-    pollfd p{fd, POLLIN, 0};
-    if (poll(&p, 1, 200) <= 0) continue;
-    const ssize_t n = read(fd, buf, sizeof(buf));
-    if (n <= 0) break;
-    response.append(buf, static_cast<size_t>(n));
-  }
-  close(fd);
-  const size_t body = response.find("\r\n\r\n");
-  return body == std::string::npos ? "" : response.substr(body + 4);
-}
-
-// The sum of the samples of `name` whose labels include every `labels` pair (k="v").
-double Sample(const std::string& text, std::string_view name,
-              const std::vector<std::pair<std::string, std::string>>& labels) {
-  double sum = 0;
-  for (absl::string_view line : absl::StrSplit(text, '\n')) {
-    if (line.empty() || line[0] == '#') continue;
-    if (!absl::StartsWith(line, absl::string_view(name.data(), name.size()))) continue;
-    const absl::string_view rest = line.substr(name.size());
-    if (rest.empty() || (rest[0] != '{' && rest[0] != ' ')) continue;  // another metric
-    bool all = true;
-    for (const auto& [k, v] : labels) all &= absl::StrContains(rest, absl::StrCat(k, "=\"", v, "\""));
-    if (!all) continue;
-    double value = 0;
-    if (absl::SimpleAtod(rest.substr(rest.rfind(' ') + 1), &value)) sum += value;
-  }
-  return sum;
-}
-
-// promtool's verdict on `text` ("" when it accepts it).
-std::string Promtool(const std::string& text) {
-  char path[] = "/tmp/zrpc-metrics-XXXXXX";
-  const int fd = mkstemp(path);
-  if (fd < 0) return "cannot write a temporary file";
-  (void)!write(fd, text.data(), text.size());
-  close(fd);
-  const std::string command = absl::StrCat("/usr/bin/promtool check metrics < ", path, " 2>&1");
-  std::string out;
-  FILE* p = popen(command.c_str(), "r");
-  if (p == nullptr) return "cannot run promtool";
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof(buf), p)) out.append(buf, n);
-  const int rc = pclose(p);
-  unlink(path);
-  if (rc != 0) return absl::StrCat("promtool failed (", rc, "): ", out);
-  // Lint findings (e.g. naming advice) are printed but do not fail; a parse error does.
-  return "";
-}
 
 class MetricsTest : public IntegrationTest {
  protected:
@@ -147,39 +62,39 @@ TEST_F(MetricsTest, AServiceIsScrapedOverHttpAndItsCountsMatchWhatItsClientSaw) 
     return stats.ok() && stats->Find("notes")->Find("m") != nullptr &&
            stats->Find("notes")->Find("m")->AsInt() == casts;
   }));
-  const std::string scraped = Scrape(port);
+  const std::string scraped = ScrapeMetrics(port);
   ASSERT_FALSE(scraped.empty()) << "nothing at http://127.0.0.1:" << port << "/metrics";
-  EXPECT_EQ(Promtool(scraped), "");
+  EXPECT_EQ(PromtoolCheckMetrics(scraped), "");
   const std::string text = ServiceMetrics(*client, "node1");
-  EXPECT_EQ(Promtool(text), "");
+  EXPECT_EQ(PromtoolCheckMetrics(text), "");
   // The service's counts: every request it received, once, by method and code.
   const auto handled = [&](const std::string& method, const std::string& code) {
-    return Sample(text, "zrpc_server_requests_handled_total",
+    return MetricSample(text, "zrpc_server_requests_handled_total",
                   {{"topic", "compute"}, {"method", method}, {"code", code}});
   };
   EXPECT_EQ(handled("add", "OK"), ok);
   EXPECT_EQ(handled("fail", "RemoteError"), remote);
   EXPECT_EQ(handled("other", "NoSuchMethod"), no_method);
-  EXPECT_EQ(Sample(text, "zrpc_server_requests_handled_total",
+  EXPECT_EQ(MetricSample(text, "zrpc_server_requests_handled_total",
                    {{"method", "note"}, {"kind", "cast"}, {"code", "OK"}}),
             casts);
-  EXPECT_EQ(Sample(text, "zrpc_server_requests_started_total", {{"method", "add"}}), ok);
-  EXPECT_EQ(Sample(text, "zrpc_server_handler_duration_seconds_count", {{"method", "add"}}), ok);
+  EXPECT_EQ(MetricSample(text, "zrpc_server_requests_started_total", {{"method", "add"}}), ok);
+  EXPECT_EQ(MetricSample(text, "zrpc_server_handler_duration_seconds_count", {{"method", "add"}}), ok);
   // The same over HTTP (scraped a moment earlier: at least as many).
-  EXPECT_EQ(Sample(scraped, "zrpc_server_requests_handled_total",
+  EXPECT_EQ(MetricSample(scraped, "zrpc_server_requests_handled_total",
                    {{"method", "add"}, {"code", "OK"}}),
             ok);
   // The client's own counts (this process): what its application saw, by code.
   const std::string mine = client->MetricsText();
-  EXPECT_EQ(Promtool(mine), "");
+  EXPECT_EQ(PromtoolCheckMetrics(mine), "");
   const auto calls = [&](const std::string& method, const std::string& code) {
-    return Sample(mine, "zrpc_client_calls_total",
+    return MetricSample(mine, "zrpc_client_calls_total",
                   {{"topic", "compute"}, {"method", method}, {"code", code}});
   };
   EXPECT_EQ(calls("add", "OK"), ok);
   EXPECT_EQ(calls("fail", "RemoteError"), remote);
   EXPECT_EQ(calls("nosuch", "NoSuchMethod"), no_method);
-  EXPECT_EQ(Sample(mine, "zrpc_client_calls_total", {{"method", "note"}, {"kind", "cast"}}),
+  EXPECT_EQ(MetricSample(mine, "zrpc_client_calls_total", {{"method", "note"}, {"kind", "cast"}}),
             casts);
 }
 
@@ -197,10 +112,10 @@ TEST_F(MetricsTest, RefusalsAreCountedByReasonAndNothingRan) {
   }));
   slow.join();
   const std::string text = ServiceMetrics(*client, "node1");
-  EXPECT_GE(Sample(text, "zrpc_server_requests_refused_total",
+  EXPECT_GE(MetricSample(text, "zrpc_server_requests_refused_total",
                    {{"topic", "compute"}, {"reason", "admission"}}),
             1);
-  EXPECT_EQ(Promtool(text), "");
+  EXPECT_EQ(PromtoolCheckMetrics(text), "");
 }
 
 TEST_F(MetricsTest, TenThousandUnknownMethodsKeepTheLabelsBounded) {
@@ -215,7 +130,7 @@ TEST_F(MetricsTest, TenThousandUnknownMethodsKeepTheLabelsBounded) {
   }
   const std::string text = ServiceMetrics(*client, "node1");
   // Every one counted, under "other": one series, not 10,000.
-  EXPECT_EQ(Sample(text, "zrpc_server_requests_handled_total",
+  EXPECT_EQ(MetricSample(text, "zrpc_server_requests_handled_total",
                    {{"method", "other"}, {"code", "NoSuchMethod"}}),
             10000);
   size_t series = 0;
@@ -236,7 +151,7 @@ TEST_F(MetricsTest, TenThousandUnknownMethodsKeepTheLabelsBounded) {
   }
   EXPECT_LE(client_methods.size(), 1001u);
   EXPECT_TRUE(client_methods.contains("method=\"other")) << "no overflow series";
-  EXPECT_EQ(Sample(mine, "zrpc_client_calls_total", {{"code", "NoSuchMethod"}}), 10000);
+  EXPECT_EQ(MetricSample(mine, "zrpc_client_calls_total", {{"code", "NoSuchMethod"}}), 10000);
 }
 
 }  // namespace

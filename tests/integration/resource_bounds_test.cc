@@ -19,6 +19,7 @@
 #include "absl/strings/str_join.h"
 #include "matchmaker/sidecar/protocol.h"
 #include "testing/harness.h"
+#include "testing/redis_server.h"
 #include "testing/log_capture.h"
 #include "unit/test_util.h"
 #include "zrpc/security.h"
@@ -66,21 +67,6 @@ absl::Duration TimeUntilClosed(int fd, absl::Duration limit) {
   return limit;
 }
 
-// A free TCP port on 127.0.0.1 (for a sidecar's --tcp, which prints no bound port).
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  close(fd);
-  return port;
-}
 
 // A raw DEALER, as an attacker (or a client in another language) uses it. `from`, when set, is
 // the source address of its TCP connection (127.0.0.2: another caller than this process's
