@@ -599,7 +599,7 @@ int MigrateKeys(ToolApp& a, Values& v) {
   ExpectArgs(a, v, 1, 1, "FILE");
   const std::string& path = v.args[0];
   std::ifstream in(path, std::ios::binary);
-  if (!in) return Fail(absl::NotFoundError(absl::StrCat("cannot read ", Safe(path))));
+  if (!in) a.Fail(absl::StrCat("cannot read ", Safe(path), ": ", std::strerror(errno)));
   // One byte more than a valid file may have: the parser then names the limit.
   constexpr size_t kLimit = (1 << 20) + 1;
   std::string text(kLimit, '\0');

@@ -310,6 +310,26 @@ TEST(CliKeygenTest, WritesAPrivateKeyPairAndRefusesToOverwriteIt) {
   CliRun help = run({"keygen", "--help"});
   EXPECT_EQ(help.exit_code, 0);
   EXPECT_THAT(help.output, HasSubstr("usage: zrpc keygen NAME [--dir DIR]"));
+
+  // migrate-keys: an old authorized_keys, printed with the roles it meant; errors name the file.
+  {
+    std::ofstream old(dir + "/authorized_keys");
+    old << "# fleet\nsvc-1 " << keys->public_key << " ops  # the api\n@ops listen=x\n";
+  }
+  CliRun migrated = run({"migrate-keys", dir + "/authorized_keys"});
+  EXPECT_EQ(migrated.exit_code, 0) << migrated.output;
+  EXPECT_THAT(migrated.output,
+              HasSubstr("svc-1 " + keys->public_key + " ops serve=* publish=* listen=* # the api"));
+  EXPECT_THAT(migrated.output, HasSubstr("@ops listen=x"));
+  {
+    std::ofstream bad(dir + "/broken");
+    bad << "svc-1 notakey\n";
+  }
+  CliRun broken = run({"migrate-keys", dir + "/broken"});
+  EXPECT_EQ(broken.exit_code, 6) << broken.output;
+  EXPECT_THAT(broken.output, HasSubstr("broken:1:"));
+  EXPECT_EQ(run({"migrate-keys", dir + "/missing"}).exit_code, 2);  // like an unreadable -d @FILE
+  EXPECT_EQ(run({"migrate-keys"}).exit_code, 2);
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
 }
