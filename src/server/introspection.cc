@@ -6,9 +6,18 @@
 #include <algorithm>
 #include <vector>
 
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "zrpc/errors.h"
+#include "zrpc/version.h"
 
 namespace zrpc::internal {
+namespace {
+
+// When this process loaded zrpc (its start, for health's uptime).
+const absl::Time process_start = absl::Now();
+
+}  // namespace
 
 absl::StatusOr<Value> Introspect(const Consumer& consumer, std::string_view method,
                                  const ServiceView& service) {
@@ -16,8 +25,13 @@ absl::StatusOr<Value> Introspect(const Consumer& consumer, std::string_view meth
     return Value(Object{{"pong", true}, {"host", service.host}, {"pid", static_cast<int64_t>(getpid())}});
   }
   if (method == "health") {
+    const absl::Time now = absl::Now();
     return Value(Object{{"status", consumer.connection->draining.load() ? "not_serving" : "serving"},
                         {"host", service.host},
+                        {"version", ZRPC_VERSION_STRING},
+                        {"started", absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", process_start,
+                                                     absl::UTCTimeZone())},
+                        {"uptime_s", absl::ToInt64Seconds(now - process_start)},
                         {"load", service.load}});
   }
   if (method == "describe") {

@@ -23,6 +23,7 @@
 #include <thread>
 #include <zmq.hpp>
 
+#include "zrpc/version.h"
 #include "absl/strings/match.h"
 
 #include "src/codec/wire.h"
@@ -360,6 +361,15 @@ TEST_F(ServiceTest, ReservedNamespaceAnswersPingHealthAndDescribe) {
   absl::StatusOr<Value> health = client->Call(Context(), "svc", Introspection("health"));
   ZRPC_ASSERT_OK(health);
   EXPECT_EQ(health->Find("status")->AsString(), "serving");
+  EXPECT_EQ(health->Find("version")->AsString(), ZRPC_VERSION_STRING);
+  EXPECT_GE(health->Find("uptime_s")->AsInt(), 0);
+  absl::Time started;
+  std::string err;
+  ASSERT_TRUE(absl::ParseTime("%Y-%m-%dT%H:%M:%E*SZ", health->Find("started")->AsString(),
+                              &started, &err))
+      << err;
+  EXPECT_LE(started, absl::Now());
+  EXPECT_GT(started, absl::Now() - absl::Hours(1));  // this test process started it
   absl::StatusOr<Value> d = client->Call(Context(), "svc", Introspection("describe"));
   ZRPC_ASSERT_OK(d);
   EXPECT_EQ(d->Find("topics")->AsArray().size(), 2u);
