@@ -21,8 +21,15 @@
 //            "NotAuthorized", ...). A status zrpc did not classify counts as "RemoteError",
 //            which is what its caller receives.
 //   reason   admission, not_authorized, bad_header, too_large, duplicate, expired, draining
-//   outcome  ok (a reply came), failed_over (no reply; the call went on to another instance),
-//            peer_lost, timeout, send_failed, cancelled
+//   outcome  of an attempt: one request handed to one instance (or found unreachable when it
+//            was to be). ok: its final reply came, whatever its code (a cast: it was queued);
+//            failed_over: not reached or its handshake refused (nothing ran) and the call went
+//            on to another try; else how the call ended without a reply: peer_lost (the
+//            instance was lost, or every candidate was unreachable), timeout, send_failed (it
+//            could not be handed over, e.g. its queue stayed full), cancelled (dropped or
+//            cancelled by the caller, transport closed). Each call that got as far as an instance has exactly one attempt that is
+//            not failed_over; one that never did (NoConsumer, a bad argument) has none. A cast
+//            to pools has one per group, a fanout one per instance.
 //   state    healthy, ejected
 //   result   lookups: ok, not_found, error; probes and Redis round trips: ok, error;
 //            sidecar requests: ok, error, refused
@@ -51,9 +58,10 @@
 //   zrpc_client_attempts_total              counter    topic, method, kind, outcome
 //   zrpc_client_request_size_bytes          histogram  topic, method, kind
 //   zrpc_client_response_size_bytes         histogram  topic, method, kind
-//   zrpc_client_ejections_total             counter    topic
-//   zrpc_client_probes_total                counter    topic, result
-//   zrpc_client_instances                   gauge      topic, state
+//   zrpc_client_ejections_total             counter    topic  (of the call that found it out)
+//   zrpc_client_probes_total                counter    topic, result  (of ejected instances)
+//   zrpc_client_instances                   gauge      topic, state  (the topic's cached
+//                                                        routes; a fanout key under its topic)
 //   zrpc_client_matchmaker_lookups_total    counter    result
 //   zrpc_client_matchmaker_lookup_duration_seconds  histogram  -
 // Sidecar (zrpc-matchmaker)

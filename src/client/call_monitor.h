@@ -19,6 +19,8 @@
 
 namespace zrpc::internal {
 
+class ClientMethodStats;
+
 // How many silent heartbeat intervals make a peer lost.
 inline constexpr int kSilentBeatsForPeerLost = 3;
 
@@ -34,6 +36,10 @@ class CallMonitor {
     absl::Time deadline = absl::InfiniteFuture();
     absl::Duration beat = absl::Seconds(1);  // the service's heartbeat interval
     absl::Time last_heard;  // the send, then every reply or beat
+    // Where the attempt this call is (one request to one instance) is counted when it ends, and
+    // when it was sent; null for calls nobody counts (probes).
+    ClientMethodStats* stats = nullptr;
+    absl::Time sent;
   };
   // How a call ended without its final reply.
   struct Ended {

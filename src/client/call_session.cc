@@ -35,16 +35,79 @@ std::string Outcome(const absl::Status& status) {
 
 bool DebugOn() { return GetLogLevel() <= LogLevel::kDebug; }
 
+// Ends the attempt of `call` (if it is counted) as `outcome` at `now`.
+void RecordAttempt(const CallMonitor::Call& call, AttemptOutcome outcome, absl::Time now) {
+  if (call.stats != nullptr)
+    call.stats->RecordAttempt(outcome, absl::ToDoubleSeconds(now - call.sent));
+}
+
 }  // namespace
+
+AttemptOutcome AttemptOutcomeOf(const absl::Status& status) {
+  if (status.ok()) return AttemptOutcome::kOk;
+  if (std::optional<ErrorKind> kind = GetErrorKind(status)) {
+    switch (*kind) {
+      case ErrorKind::kTimeout:
+        return AttemptOutcome::kTimeout;
+      case ErrorKind::kTransportClosed:
+        return AttemptOutcome::kCancelled;
+      case ErrorKind::kPeerLost:
+      case ErrorKind::kNoConsumer:
+        return AttemptOutcome::kPeerLost;
+      default:
+        return AttemptOutcome::kSendFailed;
+    }
+  }
+  switch (status.code()) {
+    case absl::StatusCode::kCancelled:
+      return AttemptOutcome::kCancelled;
+    case absl::StatusCode::kDeadlineExceeded:
+      return AttemptOutcome::kTimeout;
+    case absl::StatusCode::kUnavailable:
+      return AttemptOutcome::kPeerLost;
+    default:
+      return AttemptOutcome::kSendFailed;
+  }
+}
+
+void CallSession::Unsent::End(AttemptOutcome outcome) {
+  if (stats == nullptr) return;
+  stats->RecordAttempt(outcome, seconds);
+  stats = nullptr;
+}
 
 CallSession::~CallSession() {
   // Calls still open when their owner leaves (a stream destroyed early, a batch cut short):
   // tell their instances, so that handlers stop at their next yield.
+  const absl::Time now = absl::Now();
   for (const CallMonitor::Ended& e : monitor_.Expire(absl::InfiniteFuture())) {
+    RecordAttempt(e.call, AttemptOutcome::kCancelled, now);
     auto it = leases_.find(e.call.endpoint);
     if (it != leases_.end()) SendCancel(it->second, e.msg_id);
   }
+  unsent_.End(AttemptOutcome::kCancelled);  // an owner that forgot EndUnsent
   for (auto& [endpoint, lease] : leases_) env_.sockets.Release(std::move(lease.socket));
+}
+
+absl::Status CallSession::Start(const Request& request, const std::vector<const Route*>& order,
+                                LastUnsent last) {
+  // An attempt still open here is this call's (kKeepOpen is followed by this call's retry or
+  // its EndUnsent): Send makes it failed_over when it tries another instance.
+  absl::Status s = Send(env_, request.ref(), order, this, unsent_);
+  if (last == LastUnsent::kEnd) EndUnsent(s);
+  return s;
+}
+
+void CallSession::EndUnsent(const absl::Status& status) {
+  if (!status.ok()) unsent_.End(AttemptOutcomeOf(status));
+}
+
+absl::Status CallSession::SendOneWay(ClientEnv env, const RequestRef& request,
+                                     const std::vector<const Route*>& order) {
+  Unsent unsent;
+  absl::Status s = Send(env, request, order, nullptr, unsent);
+  if (!s.ok()) unsent.End(AttemptOutcomeOf(s));
+  return s;
 }
 
 absl::StatusOr<CallSession::Lease*> CallSession::LeaseFor(const Route& route) {
@@ -66,18 +129,20 @@ absl::StatusOr<CallSession::Lease*> CallSession::LeaseFor(const Route& route) {
   return &it->second;
 }
 
-void CallSession::Eject(ClientEnv env, PeerSocket& s, const Route& route, const char* why) {
+void CallSession::Eject(ClientEnv env, PeerSocket& s, const Route& route, std::string_view topic,
+                        const char* why) {
   s.broken = true;
   if (!env.health.IsEjected(route.endpoint)) {
     ZRPC_LOG(kWarning, "%s (%s) %s; out of rotation until it answers a probe", route.host,
              route.endpoint, why);
   }
-  env.health.Eject(route.ToProbe(), absl::Now());
+  env.health.Eject(route.ToProbe(topic), absl::Now());
   env.sockets.DropIdle(route.endpoint);
 }
 
 absl::Status CallSession::Send(ClientEnv env, const RequestRef& request,
-                               const std::vector<const Route*>& order, CallSession* session) {
+                               const std::vector<const Route*>& order, CallSession* session,
+                               Unsent& unsent) {
   const bool is_call = request.kind != FrameKind::kCast;
   const Route* last_tried = nullptr;  // the error is built only when every candidate failed
   bool auth_failed = false;
@@ -123,10 +188,18 @@ absl::Status CallSession::Send(ClientEnv env, const RequestRef& request,
       }
       body = wrapped;
     }
+    // This instance is tried: the one before it, found unreachable, was failed over.
+    unsent.End(AttemptOutcome::kFailedOver);
     const SocketPool::SendResult sent = SocketPool::Send(
         *s, header, body, now + env.options.connect_timeout, request.deadline);
     // A thread does not keep a large message's envelope buffer for good.
     if (wrapped.capacity() > (1 << 20)) std::string().swap(wrapped);
+    // The attempt's end, when it ends here (every outcome but a call sent and watched).
+    const auto attempt_ends = [&](AttemptOutcome outcome) {
+      if (request.stats != nullptr) {
+        request.stats->RecordAttempt(outcome, absl::ToDoubleSeconds(absl::Now() - now));
+      }
+    };
     switch (sent) {
       case SocketPool::SendResult::kSent:
         if (!is_call) {
@@ -134,17 +207,21 @@ absl::Status CallSession::Send(ClientEnv env, const RequestRef& request,
                    request.topic, request.method, route->host, route->endpoint);
         }
         if (is_call && session != nullptr) {
-          session->monitor_.Add(std::string(request.msg_id),
-                                CallMonitor::Call{request.token, route->endpoint, route->host,
-                                                  std::string(request.topic),
-                                                  std::string(request.method), request.deadline,
-                                                  route->beat, now},
-                                absl::Now());
+          session->monitor_.Add(
+              std::string(request.msg_id),
+              CallMonitor::Call{request.token, route->endpoint, route->host,
+                                std::string(request.topic), std::string(request.method),
+                                request.deadline, route->beat, now, request.stats, now},
+              absl::Now());
+        } else {
+          attempt_ends(AttemptOutcome::kOk);  // a cast: queued is all it gets
         }
         return absl::OkStatus();
       case SocketPool::SendResult::kClosed:
+        attempt_ends(AttemptOutcome::kCancelled);
         return TransportClosedError();
       case SocketPool::SendResult::kQueueFull:
+        attempt_ends(AttemptOutcome::kSendFailed);
         return absl::ResourceExhaustedError(absl::StrCat(
             "the send queue to ", route->host, " (", route->endpoint,
             ") stayed full until the deadline; the instance is alive but not reading"));
@@ -152,14 +229,18 @@ absl::Status CallSession::Send(ClientEnv env, const RequestRef& request,
         // Provably not delivered: nothing was queued. Take the instance out and try the next.
         if (s->auth_failed) {
           auth_failed = true;
-          Eject(env, *s, *route,
+          Eject(env, *s, *route, request.topic,
                 "refused the CurveZMQ handshake (authentication failed: this process's key is "
                 "not authorized there, or the instance lacks its registered key)");
         } else {
-          Eject(env, *s, *route, "cannot be reached");
+          Eject(env, *s, *route, request.topic, "cannot be reached");
         }
         if (env.routes != nullptr) env.routes->MarkStale(route->exchange, request.key);
         last_tried = route;
+        // failed_over if another instance is tried next, else the call's error (see LastUnsent).
+        if (request.stats != nullptr) {
+          unsent = Unsent{request.stats, absl::ToDoubleSeconds(absl::Now() - now)};
+        }
         break;
     }
   }
@@ -173,7 +254,10 @@ absl::Status CallSession::Send(ClientEnv env, const RequestRef& request,
 }
 
 void CallSession::AddEnded(std::vector<CallMonitor::Ended> ended, std::vector<Event>* events) {
+  if (ended.empty()) return;
+  const absl::Time now = absl::Now();
   for (CallMonitor::Ended& e : ended) {
+    RecordAttempt(e.call, AttemptOutcomeOf(e.status), now);
     ZRPC_LOG(kDebug, "call msg_id=%s topic=%s method=%s host=%s endpoint=%s outcome=%s", e.msg_id,
              e.call.topic, e.call.method, e.call.host, e.call.endpoint, Outcome(e.status));
     events->push_back(Event{e.call.token, true, std::move(e.status)});
@@ -187,7 +271,7 @@ void CallSession::Expire(absl::Time now, std::vector<Event>* events) {
     if (it == leases_.end()) continue;
     if (IsErrorKind(e.status, ErrorKind::kPeerLost)) {
       // A silent instance is lost for every call this session sent it.
-      Eject(it->second, "went silent (no reply or beat for 3 heartbeat intervals)");
+      Eject(it->second, e.call.topic, "went silent (no reply or beat for 3 heartbeat intervals)");
       AddEnded(monitor_.LoseEndpoint(e.call.endpoint), events);
     } else {
       SendCancel(it->second, e.msg_id);  // the deadline passed: the handler may stop now
@@ -238,7 +322,9 @@ void CallSession::Pump(absl::Time until, std::vector<Event>* events, int wake_fd
       // The context is shutting down (ETERM) or a socket failed: every open call ends.
       const absl::Status status =
           e.num() == ETERM ? TransportClosedError() : absl::UnavailableError(e.what());
+      const absl::Time ended_at = absl::Now();
       for (CallMonitor::Ended& ended : monitor_.Expire(absl::InfiniteFuture())) {
+        RecordAttempt(ended.call, AttemptOutcomeOf(status), ended_at);
         events->push_back(Event{ended.call.token, true, status});
       }
       for (auto& [endpoint, lease] : leases_) lease.socket->broken = true;
@@ -298,8 +384,9 @@ void CallSession::HandleMessage(Lease& lease, std::vector<zmq::message_t>& frame
   const std::string_view views[2] = {View(frames[0]), View(frames[1])};
   const std::optional<Header> header = ParseReplyFrames(views);
   if (!header) return;
+  const absl::Time now = absl::Now();
   const CallMonitor::Call* call =
-      monitor_.Heard(header->msg_id, lease.route.endpoint, absl::Now(), header->beat_ms);
+      monitor_.Heard(header->msg_id, lease.route.endpoint, now, header->beat_ms);
   if (call == nullptr) return;  // a late reply of a call that is over: dropped
   if (header->kind == FrameKind::kBeat) return;
   const uint64_t token = call->token;
@@ -309,14 +396,18 @@ void CallSession::HandleMessage(Lease& lease, std::vector<zmq::message_t>& frame
              header->msg_id, call->topic, call->method, call->host, call->endpoint,
              Outcome(outcome.value.status()));
   }
+  if (outcome.final) RecordAttempt(*call, AttemptOutcome::kOk, now);  // a reply, whatever its code
   events->push_back(Event{token, outcome.final, std::move(outcome.value)});
   if (outcome.final) monitor_.Remove(header->msg_id);
 }
 
 void CallSession::LoseConnection(Lease& lease, std::vector<Event>* events) {
   // The calls sent on it may have run: PeerLost, never re-sent.
-  Eject(lease, "lost its connection");
-  AddEnded(monitor_.LoseEndpoint(lease.route.endpoint), events);
+  std::vector<CallMonitor::Ended> ended = monitor_.LoseEndpoint(lease.route.endpoint);
+  // Counted under the topic of a call it took down (the route's target when it had none).
+  Eject(lease, ended.empty() ? std::string_view(lease.route.target) : ended.front().call.topic,
+        "lost its connection");
+  AddEnded(std::move(ended), events);
 }
 
 void CallSession::CheckConnections(std::vector<Event>* events) {
@@ -353,6 +444,7 @@ void CallSession::ReleaseIdle() {
 void CallSession::Cancel(std::string_view msg_id) {
   const CallMonitor::Call* call = monitor_.Find(msg_id);
   if (call == nullptr) return;
+  RecordAttempt(*call, AttemptOutcome::kCancelled, absl::Now());
   auto it = leases_.find(call->endpoint);
   if (it != leases_.end()) SendCancel(it->second, msg_id);
   monitor_.Remove(msg_id);

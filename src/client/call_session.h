@@ -24,6 +24,7 @@
 #include "client/routes.h"
 #include "client/socket_pool.h"
 #include "codec/wire.h"
+#include "metrics/metrics.h"
 #include "zrpc/transport.h"
 #include "zrpc/value.h"
 
@@ -67,6 +68,8 @@ class CallSession {
     absl::Time deadline = absl::InfiniteFuture();
     bool bare = false;  // `body` is the bare message: wrapped in the 2.0 envelope for a route
                         // that does not accept that form
+    // The call's handle, where each attempt (one instance tried) is counted; null: not counted.
+    ClientMethodStats* stats = nullptr;
   };
   struct Request {
     uint64_t token = 0;  // handed back in events
@@ -78,22 +81,38 @@ class CallSession {
     std::string body;
     absl::Time deadline = absl::InfiniteFuture();
     bool bare = false;  // as in RequestRef
+    ClientMethodStats* stats = nullptr;  // as in RequestRef
     RequestRef ref() const {
-      return {token, kind, key, topic, method, msg_id, body, deadline, bare};
+      return {token, kind, key, topic, method, msg_id, body, deadline, bare, stats};
     }
   };
+
+  // Attempts (zrpc_client_attempts_total, include/zrpc/metrics.h): every instance a request is
+  // handed to (or found unreachable when it was to be) is one attempt, recorded under the
+  // request's `stats` when it ends: `ok` when its final reply came (whatever its code; for a
+  // cast, when it was queued), `failed_over` when it was not reached and the call went on to
+  // another instance, else the call's end (`peer_lost`, `timeout`, `send_failed`, `cancelled`).
+  // So a call that reached the point of sending has exactly one attempt that is not
+  // failed_over.
+  //
+  // What Start does with an unreachable last candidate: record it now with the call's error
+  // (kEnd), or keep it open (kKeepOpen) for a caller that may retry on fresh candidates: the
+  // next Start makes it failed_over when it tries an instance, EndUnsent gives it the call's
+  // final error.
+  enum class LastUnsent { kEnd, kKeepOpen };
+
   // Sends `request` to the first instance of `order` that takes it and, for calls, starts
   // watching it. Errors: PeerLost (no candidate could be reached), Timeout (the deadline passed
   // while connecting), RESOURCE_EXHAUSTED (a live instance's queue stayed full), TransportClosed.
-  absl::Status Start(const Request& request, const std::vector<const Route*>& order) {
-    return Send(env_, request.ref(), order, this);
-  }
+  absl::Status Start(const Request& request, const std::vector<const Route*>& order,
+                     LastUnsent last = LastUnsent::kEnd);
+  // Ends the attempt Start left open (kKeepOpen) with the call's final `status`; nothing when
+  // none is open or `status` is OK.
+  void EndUnsent(const absl::Status& status);
   // A cast, with the same failover and errors as Start but no session: each try leases a socket
   // from the pool and hands it back at once, and nothing is kept.
   static absl::Status SendOneWay(ClientEnv env, const RequestRef& request,
-                                 const std::vector<const Route*>& order) {
-    return Send(env, request, order, nullptr);
-  }
+                                 const std::vector<const Route*>& order);
 
   struct Event {
     uint64_t token;
@@ -115,20 +134,33 @@ class CallSession {
     std::unique_ptr<PeerSocket> socket;
     Route route;  // the last route sent through it (for ejection and probes)
   };
+  // An attempt whose instance proved unreachable, not yet recorded (see LastUnsent).
+  struct Unsent {
+    ClientMethodStats* stats = nullptr;  // null: none open
+    double seconds = 0;
+    // Records it (when open) as `outcome` and closes it.
+    void End(AttemptOutcome outcome);
+  };
   // The failover loop of Start and SendOneWay: sockets come from `session`'s leases, or from the
-  // pool for one send when it is null.
+  // pool for one send when it is null. An unreachable last candidate is left in `unsent`.
   static absl::Status Send(ClientEnv env, const RequestRef& request,
-                           const std::vector<const Route*>& order, CallSession* session);
+                           const std::vector<const Route*>& order, CallSession* session,
+                           Unsent& unsent);
   absl::StatusOr<Lease*> LeaseFor(const Route& route);
-  // Takes the instance behind `s` out of rotation until it answers a probe.
-  static void Eject(ClientEnv env, PeerSocket& s, const Route& route, const char* why);
-  void Eject(Lease& lease, const char* why) { Eject(env_, *lease.socket, lease.route, why); }
+  // Takes the instance behind `s` out of rotation until it answers a probe; `topic` (what was
+  // called) is where the ejection is counted.
+  static void Eject(ClientEnv env, PeerSocket& s, const Route& route, std::string_view topic,
+                    const char* why);
+  void Eject(Lease& lease, std::string_view topic, const char* why) {
+    Eject(env_, *lease.socket, lease.route, topic, why);
+  }
   void Expire(absl::Time now, std::vector<Event>* events);
   bool ReadFrom(Lease& lease, bool wait, std::vector<Event>* events);
   void HandleMessage(Lease& lease, std::vector<zmq::message_t>& frames,
                      std::vector<Event>* events);
   void LoseConnection(Lease& lease, std::vector<Event>* events);
   void CheckConnections(std::vector<Event>* events);
+  // Turns calls that ended without their final reply into events and records their attempts.
   void AddEnded(std::vector<CallMonitor::Ended> ended, std::vector<Event>* events);
   void SendCancel(Lease& lease, std::string_view msg_id);
 
@@ -136,7 +168,13 @@ class CallSession {
   CallMonitor monitor_;
   absl::flat_hash_map<std::string, Lease> leases_;  // by endpoint
   std::vector<zmq::message_t> frames_;
+  Unsent unsent_;  // left open by Start(kKeepOpen)
 };
+
+// The outcome of an attempt that got no reply, from how its call ended (Timeout -> timeout,
+// TransportClosed or CANCELLED -> cancelled, PeerLost, NoConsumer or UNAVAILABLE -> peer_lost,
+// anything else -> send_failed). The one home of that mapping.
+AttemptOutcome AttemptOutcomeOf(const absl::Status& status);
 
 }  // namespace zrpc::internal
 

@@ -49,39 +49,42 @@ struct ClientCore::AsyncRequest {
   std::function<void(absl::StatusOr<Value>)> done;
 };
 
-absl::StatusOr<ClientCore::Outgoing> ClientCore::PrepareCall(const Context& context,
-                                                             std::string_view topic,
-                                                             Message& message,
-                                                             std::string_view exchange,
-                                                             absl::Duration timeout,
-                                                             FrameKind kind, uint64_t token) {
+absl::StatusOr<ClientCore::Outgoing> ClientCore::PrepareCall(
+    const Context& context, std::string_view topic, Message& message, std::string_view exchange,
+    absl::Duration timeout, FrameKind kind, uint64_t token, ClientMethodStats* stats) {
   absl::StatusOr<Prepared> p = Prepare(context, topic, message, exchange, true, timeout);
   if (!p.ok()) return p.status();
   absl::StatusOr<std::shared_ptr<const Candidates>> c = routes_->Resolve(p->exchange, topic);
   if (!c.ok()) return c.status();
-  Outgoing out{p->exchange,
-               CallSession::Request{token, kind, std::string(topic), std::string(topic), p->method,
-                                    std::move(p->msg_id), std::move(p->body), p->deadline,
-                                    p->bare},
-               *std::move(c),
-               {}};
+  Outgoing out{
+      p->exchange,
+      CallSession::Request{token, kind, std::string(topic), std::string(topic), p->method,
+                           std::move(p->msg_id), std::move(p->body), p->deadline, p->bare, stats},
+      *std::move(c),
+      {}};
   out.candidates->ForCalls().Order(health_, &out.order);
   return out;
 }
 
 absl::Status ClientCore::Start(CallSession& session, Outgoing& out) {
-  absl::Status s = session.Start(out.request, out.order);
-  if (!IsErrorKind(s, ErrorKind::kPeerLost)) return s;
-  // Every known instance proved unreachable, and nothing was sent: the routes may be stale (the
-  // cache answers at once and refreshes in the background). Ask the matchmaker now; nobody left
-  // is NoConsumer, new instances get the request within the same deadline.
-  absl::StatusOr<std::shared_ptr<const Candidates>> fresh =
-      routes_->ResolveNow(out.exchange, out.request.key);
-  if (!fresh.ok()) return IsErrorKind(fresh.status(), ErrorKind::kNoConsumer) ? fresh.status() : s;
-  if (*fresh == out.candidates) return s;
-  out.candidates = *std::move(fresh);
-  out.candidates->ForCalls().Order(health_, &out.order);
-  return session.Start(out.request, out.order);
+  // The last unreachable instance's attempt stays open until we know whether the call goes on.
+  absl::Status s = session.Start(out.request, out.order, CallSession::LastUnsent::kKeepOpen);
+  if (IsErrorKind(s, ErrorKind::kPeerLost)) {
+    // Every known instance proved unreachable, and nothing was sent: the routes may be stale
+    // (the cache answers at once and refreshes in the background). Ask the matchmaker now;
+    // nobody left is NoConsumer, new instances get the request within the same deadline.
+    absl::StatusOr<std::shared_ptr<const Candidates>> fresh =
+        routes_->ResolveNow(out.exchange, out.request.key);
+    if (!fresh.ok()) {
+      if (IsErrorKind(fresh.status(), ErrorKind::kNoConsumer)) s = fresh.status();
+    } else if (*fresh != out.candidates) {
+      out.candidates = *std::move(fresh);
+      out.candidates->ForCalls().Order(health_, &out.order);
+      s = session.Start(out.request, out.order, CallSession::LastUnsent::kKeepOpen);
+    }
+  }
+  session.EndUnsent(s);
+  return s;
 }
 
 namespace {
@@ -95,7 +98,8 @@ ClientCore::ClientCore(zmq::context_t& ctx, const TransportOptions& options, Wor
       metrics_(metrics),
       metrics_id_(next_metrics_id.fetch_add(1)),
       keyring_(std::move(keyring)),
-      sockets_(ctx, options, keyring_) {}
+      sockets_(ctx, options, keyring_),
+      health_(InstanceHealth::Options{}, &metrics) {}
 
 ClientMethodStats* ClientCore::StatsFor(std::string_view topic, std::string_view method,
                                         RequestKind kind) {
@@ -121,7 +125,8 @@ ClientCore::~ClientCore() {
 }
 
 void ClientCore::Start(Matchmaker& matchmaker) {
-  routes_ = std::make_unique<RouteTable>(matchmaker, options_.call_heartbeat_interval, keyring_);
+  routes_ = std::make_unique<RouteTable>(matchmaker, options_.call_heartbeat_interval, keyring_,
+                                         &metrics_);
   routes_->SetRefresher([this] {
     absl::MutexLock lock(&mu_);
     refresh_wanted_ = true;
@@ -218,7 +223,7 @@ absl::StatusOr<Value> ClientCore::Call(const Context& context, std::string_view 
   ClientMethodStats* stats = StatsFor(topic, message.method, RequestKind::kCall);
   absl::StatusOr<Value> result = [&]() -> absl::StatusOr<Value> {
     absl::StatusOr<Outgoing> out = PrepareCall(context, topic, message, options.exchange,
-                                               options.timeout, FrameKind::kCall, 0);
+                                               options.timeout, FrameKind::kCall, 0, stats);
     if (!out.ok()) return out.status();
     CallSession session(env());
     if (absl::Status s = Start(session, *out); !s.ok()) return s;
@@ -258,6 +263,8 @@ class ReplyStreamImpl : public ReplyStream {
   }
 
   CallSession& session() { return *session_; }
+  // It could not start: counted with the error its caller gets, not as a dropped stream.
+  void FailedToStart(absl::Status status) { Finish(std::move(status)); }
 
   absl::StatusOr<std::optional<Value>> Next() override {
     while (!done_) {
@@ -309,13 +316,16 @@ absl::StatusOr<std::unique_ptr<ReplyStream>> ClientCore::MultiCall(const Context
                                                                    Message message,
                                                                    const CallOptions& options,
                                                                    std::shared_ptr<void> keep_alive) {
+  ClientMethodStats* stats = StatsFor(topic, message.method, RequestKind::kMulticall);
   absl::StatusOr<Outgoing> out = PrepareCall(context, topic, message, options.exchange,
-                                             options.timeout, FrameKind::kMultiCall, 0);
+                                             options.timeout, FrameKind::kMultiCall, 0, stats);
   if (!out.ok()) return out.status();
-  auto stream = std::make_unique<ReplyStreamImpl>(
-      env(), out->request.msg_id, std::move(keep_alive),
-      StatsFor(topic, out->request.method, RequestKind::kMulticall));
-  if (absl::Status s = Start(stream->session(), *out); !s.ok()) return s;
+  auto stream =
+      std::make_unique<ReplyStreamImpl>(env(), out->request.msg_id, std::move(keep_alive), stats);
+  if (absl::Status s = Start(stream->session(), *out); !s.ok()) {
+    stream->FailedToStart(s);
+    return s;
+  }
   return std::unique_ptr<ReplyStream>(std::move(stream));
 }
 
@@ -331,13 +341,15 @@ std::vector<absl::StatusOr<Value>> ClientCore::CallMany(const Context& context,
   const absl::Time start = absl::Now();
   CallSession session(env());
   std::vector<CallSession::Event> events;
+  std::vector<ClientMethodStats*> stats(n);  // each call's handle, looked up once
   size_t next = 0;
   while (next < n || session.in_flight() > 0) {
     const size_t sent_before = next;
     while (next < n && session.in_flight() < window) {
       const size_t index = next++;
+      stats[index] = StatsFor(topic, messages[index].method, RequestKind::kCall);
       absl::StatusOr<Outgoing> out = PrepareCall(context, topic, messages[index], options.exchange,
-                                                 timeout, FrameKind::kCall, index);
+                                                 timeout, FrameKind::kCall, index, stats[index]);
       if (!out.ok()) {
         results[index] = out.status();
         continue;
@@ -356,8 +368,7 @@ std::vector<absl::StatusOr<Value>> ClientCore::CallMany(const Context& context,
   // Counted as the application sees them: each call, over the batch's time.
   const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
   for (size_t i = 0; i < n; ++i) {
-    StatsFor(topic, messages[i].method, RequestKind::kCall)
-        ->RecordCall(MetricCode::Of(results[i].status()), seconds);
+    stats[i]->RecordCall(MetricCode::Of(results[i].status()), seconds);
   }
   return results;
 }
@@ -365,14 +376,14 @@ std::vector<absl::StatusOr<Value>> ClientCore::CallMany(const Context& context,
 void ClientCore::CallAsync(const Context& context, std::string_view topic, Message message,
                            std::function<void(absl::StatusOr<Value>)> done,
                            const CallOptions& options) {
+  ClientMethodStats* stats = StatsFor(topic, message.method, RequestKind::kCall);
   // Counted when its callback runs (its outcome as the application sees it).
-  done = [stats = StatsFor(topic, message.method, RequestKind::kCall), start = absl::Now(),
-          done = std::move(done)](absl::StatusOr<Value> result) {
+  done = [stats, start = absl::Now(), done = std::move(done)](absl::StatusOr<Value> result) {
     stats->RecordCall(MetricCode::Of(result.status()), absl::ToDoubleSeconds(absl::Now() - start));
     if (done) done(std::move(result));
   };
   absl::StatusOr<Outgoing> out = PrepareCall(context, topic, message, options.exchange,
-                                             options.timeout, FrameKind::kCall, 0);
+                                             options.timeout, FrameKind::kCall, 0, stats);
   if (!out.ok()) return Complete(std::move(done), out.status());
   auto r = std::make_unique<AsyncRequest>(AsyncRequest{*std::move(out), std::move(done)});
   std::call_once(async_started_, [this] { async_thread_ = StartThread([this] { AsyncLoop(); }); });
@@ -434,13 +445,13 @@ void ClientCore::AsyncLoop() {
 }
 
 absl::Status ClientCore::CastTo(const RouteList& list, const Prepared& p, std::string_view key,
-                                std::string_view topic) {
+                                std::string_view topic, ClientMethodStats* stats) {
   // A cast keeps nothing: no session, its socket leased for the send alone, the candidates
   // ordered in a vector this thread reuses.
   thread_local std::vector<const Route*> order;
   list.Order(health_, &order);
-  const CallSession::RequestRef request{0, FrameKind::kCast, key,        topic, p.method,
-                                        "", p.body,           p.deadline, p.bare};
+  const CallSession::RequestRef request{0,  FrameKind::kCast, key,        topic,  p.method,
+                                        "", p.body,           p.deadline, p.bare, stats};
   return CallSession::SendOneWay(env(), request, order);
 }
 
@@ -455,10 +466,10 @@ absl::Status ClientCore::Cast(const Context& context, std::string_view topic, Me
     if (!c.ok()) return c.status();
     // One plain consumer, and one member of each pool.
     if (!(*c)->plain.routes.empty()) {
-      if (absl::Status s = CastTo((*c)->plain, *p, topic, topic); !s.ok()) return s;
+      if (absl::Status s = CastTo((*c)->plain, *p, topic, topic, stats); !s.ok()) return s;
     }
     for (const RouteList& pool : (*c)->pools) {
-      if (absl::Status s = CastTo(pool, *p, topic, topic); !s.ok()) return s;
+      if (absl::Status s = CastTo(pool, *p, topic, topic, stats); !s.ok()) return s;
     }
     return absl::OkStatus();
   }();
@@ -478,7 +489,7 @@ absl::Status ClientCore::FanoutCast(const Context& context, std::string_view top
     if (!c.ok()) return c.status();
     std::vector<std::string> failed;
     for (const Route& route : (*c)->plain.routes) {
-      if (absl::Status s = CastTo(SingleRoute(route), *p, key, topic); !s.ok()) {
+      if (absl::Status s = CastTo(SingleRoute(route), *p, key, topic, stats); !s.ok()) {
         if (IsErrorKind(s, ErrorKind::kTransportClosed)) return s;
         failed.push_back(absl::StrCat(route.host, " (", s.message(), ")"));
       }
@@ -522,7 +533,7 @@ absl::Status ClientCore::CastToServer(const Context& context, std::string_view e
     }
     route.host = route.endpoint;
   }
-  return CastTo(SingleRoute(std::move(route)), *p, target, topic);
+  return CastTo(SingleRoute(std::move(route)), *p, target, topic, /*stats=*/nullptr);
 }
 
 void ClientCore::Probe(absl::Time now) {
@@ -540,19 +551,22 @@ void ClientCore::Probe(absl::Time now) {
     absl::StatusOr<Prepared> p = Prepare(Context(), "zrpc-probe", ping, routes[i].exchange, true,
                                          std::min(kProbeTimeout, 3 * routes[i].beat));
     if (!p.ok()) continue;
-    const CallSession::Request request{i,         FrameKind::kCall, "", routes[i].host,
-                                       "ping",    p->msg_id,        std::move(p->body),
-                                       p->deadline, p->bare};
-    (void)session.Start(request, {&routes[i]});
+    // Named by the topic its ejection counts under (a probe unreachable again counts nothing:
+    // the instance is still out).
+    const CallSession::Request request{
+        i,         FrameKind::kCall,   "",          due[i].topic, "ping",
+        p->msg_id, std::move(p->body), p->deadline, p->bare};
+    if (!session.Start(request, {&routes[i]}).ok()) health_.ProbeAnswered(due[i], false);
   }
   std::vector<CallSession::Event> events;
   while (session.in_flight() > 0) {
     session.Pump(absl::InfiniteFuture(), &events);
     for (const CallSession::Event& e : events) {
-      if (!e.final || !e.value.ok()) continue;
+      if (!e.final) continue;
+      health_.ProbeAnswered(due[e.token], e.value.ok());
+      if (!e.value.ok()) continue;
       const Route& r = routes[e.token];
       ZRPC_LOG(kInfo, "%s (%s) answers again; back in rotation", r.host, r.endpoint);
-      health_.Restore(r.endpoint);
     }
     events.clear();
   }
@@ -576,6 +590,7 @@ void ClientCore::MaintenanceLoop() {
     routes_->RefreshStale();  // first: calls are using stale routes meanwhile
     const absl::Time now = absl::Now();
     Probe(now);
+    routes_->PublishInstances(health_);  // the instances gauge, when routes or health changed
     if (now >= next_collect) {
       // Nothing leaks: endpoints no cached route names any more lose their sockets and health.
       absl::flat_hash_set<std::string> live = routes_->Collect(kRouteIdle);

@@ -79,18 +79,21 @@ class ClientCore {
   ClientMethodStats* StatsFor(std::string_view topic, std::string_view method, RequestKind kind);
   struct Prepared;
   struct Outgoing;
-  // A call or multicall ready to start: encoded, resolved, its candidates in order.
+  // A call or multicall ready to start: encoded, resolved, its candidates in order; its
+  // attempts are counted under `stats` (looked up once by the caller).
   absl::StatusOr<Outgoing> PrepareCall(const Context& context, std::string_view topic,
                                        Message& message, std::string_view exchange,
-                                       absl::Duration timeout, FrameKind kind, uint64_t token);
+                                       absl::Duration timeout, FrameKind kind, uint64_t token,
+                                       ClientMethodStats* stats);
   // Starts `out` on `session`; when every candidate proved unreachable, asks the matchmaker
   // again and tries what it answers (NoConsumer when nobody is left).
   absl::Status Start(CallSession& session, Outgoing& out);
   absl::StatusOr<Prepared> Prepare(const Context& context, std::string_view topic,
                                    Message& message, std::string_view exchange, bool is_call,
                                    absl::Duration timeout);
+  // `stats`: where its attempts are counted (null: not counted).
   absl::Status CastTo(const RouteList& list, const Prepared& p, std::string_view key,
-                      std::string_view topic);
+                      std::string_view topic, ClientMethodStats* stats);
   void MaintenanceLoop();
   void Probe(absl::Time now);
   void AsyncLoop();

@@ -12,20 +12,28 @@ bool InstanceHealth::IsEjected(std::string_view endpoint) const {
 }
 
 void InstanceHealth::Eject(Probe probe, absl::Time now) {
-  absl::MutexLock lock(&mu_);
-  auto it = entries_.find(probe.endpoint);
-  if (it != entries_.end()) return;  // already out; its probe schedule stands
-  const std::string endpoint = probe.endpoint;
-  entries_.emplace(endpoint,
-                   Entry{std::move(probe), options_.first_probe, now + options_.first_probe});
-  ejected_.store(entries_.size(), std::memory_order_relaxed);
+  std::string topic = probe.topic;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = entries_.find(probe.endpoint);
+    if (it != entries_.end()) return;  // already out; its probe schedule stands
+    const std::string endpoint = probe.endpoint;
+    entries_.emplace(endpoint,
+                     Entry{std::move(probe), options_.first_probe, now + options_.first_probe});
+    Changed();
+  }
+  if (metrics_ != nullptr) metrics_->Topic(topic)->RecordEjection();
 }
 
 void InstanceHealth::Restore(std::string_view endpoint) {
   if (ejected_.load(std::memory_order_relaxed) == 0) return;
   absl::MutexLock lock(&mu_);
-  entries_.erase(absl::string_view(endpoint.data(), endpoint.size()));
-  ejected_.store(entries_.size(), std::memory_order_relaxed);
+  if (entries_.erase(absl::string_view(endpoint.data(), endpoint.size())) > 0) Changed();
+}
+
+void InstanceHealth::ProbeAnswered(const Probe& probe, bool ok) {
+  if (metrics_ != nullptr) metrics_->Topic(probe.topic)->RecordProbe(ok);
+  if (ok) Restore(probe.endpoint);
 }
 
 std::vector<InstanceHealth::Probe> InstanceHealth::DueProbes(absl::Time now) {
@@ -49,8 +57,10 @@ absl::Time InstanceHealth::NextProbe() const {
 
 void InstanceHealth::Retain(const absl::flat_hash_set<std::string>& live) {
   absl::MutexLock lock(&mu_);
-  absl::erase_if(entries_, [&](const auto& entry) { return !live.contains(entry.first); });
-  ejected_.store(entries_.size(), std::memory_order_relaxed);
+  if (absl::erase_if(entries_, [&](const auto& entry) { return !live.contains(entry.first); }) >
+      0) {
+    Changed();
+  }
 }
 
 }  // namespace zrpc::internal

@@ -69,6 +69,20 @@ absl::Duration AnnouncedBeat(const Registration& r, absl::Duration fallback) {
                     kMaxCallHeartbeatInterval);
 }
 
+// Whether `a` and `b` list the same endpoints in the same groups (the instances gauge stands).
+bool SameEndpoints(const Candidates* a, const Candidates* b) {
+  if (a == nullptr || b == nullptr) return a == b;
+  const auto same = [](const RouteList& x, const RouteList& y) {
+    return std::equal(x.routes.begin(), x.routes.end(), y.routes.begin(), y.routes.end(),
+                      [](const Route& r, const Route& q) { return r.endpoint == q.endpoint; });
+  };
+  if (!same(a->plain, b->plain) || a->pools.size() != b->pools.size()) return false;
+  for (size_t i = 0; i < a->pools.size(); ++i) {
+    if (!same(a->pools[i], b->pools[i])) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 std::shared_ptr<const Candidates> RouteTable::Build(const std::string& cache_key,
@@ -239,7 +253,12 @@ absl::StatusOr<std::shared_ptr<const Candidates>> RouteTable::Fetch(
     generation = generation_;
   }
   absl::StatusOr<std::vector<Registration>> regs = matchmaker_.Resolve(exchange, key);
+  const double lookup_seconds = absl::ToDoubleSeconds(absl::Now() - now);
+  const auto lookup_was = [&](LookupResult result) {
+    if (metrics_ != nullptr) metrics_->RecordMatchmakerLookup(result, lookup_seconds);
+  };
   if (!regs.ok()) {
+    lookup_was(LookupResult::kError);
     // Keep serving from what we knew while the matchmaker cannot be asked; ask again later.
     if (known) {
       Store(cache_key, known, now, now);
@@ -249,6 +268,8 @@ absl::StatusOr<std::shared_ptr<const Candidates>> RouteTable::Fetch(
   }
   std::shared_ptr<const Candidates> fresh = Build(cache_key, key, *regs);
   const bool empty = fresh->plain.routes.empty() && fresh->pools.empty();
+  // not_found: nothing usable is registered (what a call would see as NoConsumer).
+  lookup_was(empty ? LookupResult::kNotFound : LookupResult::kOk);
   if (empty && known) {
     // A backend that just came back (restarted, possibly empty) has not yet heard the services'
     // next heartbeat: keep the known routes until they had one to come back.
@@ -270,12 +291,14 @@ absl::StatusOr<std::shared_ptr<const Candidates>> RouteTable::Fetch(
                       all->empty() ? "" : ", none for this topic");
     }
     absl::MutexLock lock(&mu_);
-    cache_.erase(cache_key);
+    routes_changed_ |= cache_.erase(cache_key) > 0;
     return NoConsumerError(StripFanout(key), where);
   }
   absl::MutexLock lock(&mu_);
+  Cached& cached = cache_[cache_key];
+  routes_changed_ |= !SameEndpoints(cached.candidates.get(), fresh.get());
   // A change notice that came while we asked may postdate this answer: use it, but ask again.
-  cache_[cache_key] = Cached{fresh, generation == generation_ ? now : absl::InfinitePast(), now};
+  cached = Cached{fresh, generation == generation_ ? now : absl::InfinitePast(), now};
   return fresh;
 }
 
@@ -301,7 +324,8 @@ absl::flat_hash_set<std::string> RouteTable::Collect(absl::Duration idle) {
   const absl::Time now = absl::Now();
   absl::flat_hash_set<std::string> live;
   absl::MutexLock lock(&mu_);
-  absl::erase_if(cache_, [&](const auto& entry) { return now - entry.second.used > idle; });
+  routes_changed_ |=
+      absl::erase_if(cache_, [&](const auto& entry) { return now - entry.second.used > idle; }) > 0;
   for (const auto& [key, cached] : cache_) {
     for (const Route& r : cached.candidates->plain.routes) live.insert(r.endpoint);
     for (const RouteList& pool : cached.candidates->pools) {
@@ -309,6 +333,48 @@ absl::flat_hash_set<std::string> RouteTable::Collect(absl::Duration idle) {
     }
   }
   return live;
+}
+
+}  // namespace zrpc::internal
+
+namespace zrpc::internal {
+
+void RouteTable::PublishInstances(const InstanceHealth& health) {
+  if (metrics_ == nullptr) return;
+  absl::MutexLock publish(&publish_mu_);
+  // Read before the routes: a change after this read is seen by the next call.
+  const uint64_t health_version = health.version();
+  std::vector<std::pair<std::string, std::shared_ptr<const Candidates>>> entries;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!routes_changed_ && health_version == published_health_) return;
+    routes_changed_ = false;
+    entries.reserve(cache_.size());
+    for (const auto& [cache_key, cached] : cache_)
+      entries.emplace_back(cache_key, cached.candidates);
+  }
+  published_health_ = health_version;
+  // Outside the cache's lock: calls resolve meanwhile.
+  absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>> by_topic;
+  for (const auto& [cache_key, candidates] : entries) {
+    // "EXCHANGE KEY"; exchanges are names without spaces. Fanout keys count under their topic.
+    const std::string_view key = std::string_view(cache_key).substr(cache_key.find(' ') + 1);
+    absl::flat_hash_set<std::string>& endpoints = by_topic[std::string(StripFanout(key))];
+    for (const Route& r : candidates->plain.routes) endpoints.insert(r.endpoint);
+    for (const RouteList& pool : candidates->pools) {
+      for (const Route& r : pool.routes) endpoints.insert(r.endpoint);
+    }
+  }
+  for (const std::string& topic : gauged_topics_) {
+    if (!by_topic.contains(topic)) metrics_->Topic(topic)->SetInstances(0, 0);
+  }
+  gauged_topics_.clear();
+  for (const auto& [topic, endpoints] : by_topic) {
+    int64_t ejected = 0;
+    for (const std::string& endpoint : endpoints) ejected += health.IsEjected(endpoint);
+    metrics_->Topic(topic)->SetInstances(static_cast<int64_t>(endpoints.size()) - ejected, ejected);
+    gauged_topics_.insert(topic);
+  }
 }
 
 }  // namespace zrpc::internal

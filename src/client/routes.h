@@ -3,6 +3,7 @@
 // each group with a round-robin counter that starts at a random instance in every process.
 // Orders candidates healthy-first (ejected instances last, as a last resort), keeps known routes
 // while the matchmaker is away or was just restarted empty, and forgets what nobody uses.
+// Counts its matchmaker lookups and publishes the instances gauge per topic (metrics.h).
 #ifndef ZRPC_SRC_CLIENT_ROUTES_H_
 #define ZRPC_SRC_CLIENT_ROUTES_H_
 
@@ -19,6 +20,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "client/health.h"
+#include "metrics/metrics.h"
 #include "security/keyring.h"
 #include "zrpc/matchmaker.h"
 
@@ -34,8 +36,9 @@ struct Route {
   std::string public_key;  // its CURVE key (Z85), "" for a plain service
   bool accepts_bare = false;  // its registration accepts kBareMessageForm
 
-  InstanceHealth::Probe ToProbe() const {
-    return {endpoint, host, exchange, target, beat, public_key};
+  // `topic`: what was called when the instance was found out (where its ejection counts).
+  InstanceHealth::Probe ToProbe(std::string_view topic) const {
+    return {endpoint, host, exchange, target, beat, public_key, std::string(topic)};
   }
 };
 
@@ -64,10 +67,14 @@ class RouteTable {
  public:
   // `default_beat`: the heartbeat interval assumed for instances that do not announce one.
   // `keyring`: with CURVE, only registrations whose public key it lists are used (null: plain,
-  // registrations with and without keys alike).
+  // registrations with and without keys alike). `metrics` (null: nothing counted) must outlive
+  // this.
   RouteTable(Matchmaker& matchmaker, absl::Duration default_beat,
-             std::shared_ptr<Keyring> keyring = nullptr)
-      : matchmaker_(matchmaker), default_beat_(default_beat), keyring_(std::move(keyring)) {}
+             std::shared_ptr<Keyring> keyring = nullptr, Metrics* metrics = nullptr)
+      : matchmaker_(matchmaker),
+        default_beat_(default_beat),
+        keyring_(std::move(keyring)),
+        metrics_(metrics) {}
 
   // The candidates for `key` in `exchange`: cached for kTtl (a watch notice or a failed send
   // refreshes sooner); a known key past kTtl is answered from the cache at once and refreshed in
@@ -90,6 +97,12 @@ class RouteTable {
   void MarkAllStale();
   // Drops entries not resolved for `idle`, and returns every endpoint still cached.
   absl::flat_hash_set<std::string> Collect(absl::Duration idle);
+  // Sets zrpc_client_instances: for each topic cached (a fanout key under its topic), its
+  // distinct endpoints by state in `health`. Does nothing unless the routes or `health` changed
+  // since the last call, so a caller may call it on every tick (the maintenance thread does);
+  // a topic no longer cached drops to 0. Thread-safe; takes the cache's lock only to copy
+  // pointers.
+  void PublishInstances(const InstanceHealth& health);
 
   static constexpr absl::Duration kTtl = absl::Milliseconds(250);
   // At most this many registrations of one key are used (the rest are skipped with a log line):
@@ -117,8 +130,15 @@ class RouteTable {
   Matchmaker& matchmaker_;
   const absl::Duration default_beat_;
   const std::shared_ptr<Keyring> keyring_;
+  Metrics* const metrics_;
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, Cached> cache_ ABSL_GUARDED_BY(mu_);
+  // The cached endpoints changed since PublishInstances last ran.
+  bool routes_changed_ ABSL_GUARDED_BY(mu_) = true;
+  // PublishInstances: what it last saw and the topics it set.
+  absl::Mutex publish_mu_;
+  uint64_t published_health_ ABSL_GUARDED_BY(publish_mu_) = ~uint64_t{0};
+  absl::flat_hash_set<std::string> gauged_topics_ ABSL_GUARDED_BY(publish_mu_);
   // Bumped by MarkAllStale: an answer fetched across a change notice is stored as stale.
   uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<std::pair<std::string, std::string>> refresh_ ABSL_GUARDED_BY(mu_);
