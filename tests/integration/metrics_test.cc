@@ -101,16 +101,24 @@ TEST_F(MetricsTest, AServiceIsScrapedOverHttpAndItsCountsMatchWhatItsClientSaw) 
 TEST_F(MetricsTest, RefusalsAreCountedByReasonAndNothingRan) {
   StartService("node1", {"--max-in-flight-per-peer", "1", "--threads", "2"});
   auto client = Client();
-  // One slow call holds this caller's only slot; the next is refused by admission.
+  // One slow call holds this caller's only slot; the next is refused by admission. The slow one
+  // is running before the other is sent (else the other could take the slot first).
   std::thread slow([&] {
-    (void)client->Call(Context(), "compute", Msg("sleep", {{"ms", 800}}));
+    (void)client->Call(Context(), "compute", Msg("sleep", {{"ms", 1500}}));
+  });
+  Message health = Msg("health");
+  health.ns = "_zrpc";  // answered on the I/O thread: not subject to admission
+  const bool running = Eventually([&] {
+    absl::StatusOr<Value> h = client->Call(Context(), "compute.node1", health);
+    return h.ok() && h->Find("load")->Find("queued_requests")->AsInt() == 1;
   });
   absl::Status refused;
-  ASSERT_TRUE(Eventually([&] {
+  if (running) {
     refused = client->Call(Context(), "compute", Msg("add", {{"a", 1}, {"b", 2}})).status();
-    return refused.code() == absl::StatusCode::kResourceExhausted;
-  }));
+  }
   slow.join();
+  ASSERT_TRUE(running) << "the slow call never ran";
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted) << refused;
   const std::string text = ServiceMetrics(*client, "node1");
   EXPECT_GE(MetricSample(text, "zrpc_server_requests_refused_total",
                    {{"topic", "compute"}, {"reason", "admission"}}),
