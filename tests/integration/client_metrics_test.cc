@@ -13,24 +13,15 @@
 #include "absl/synchronization/notification.h"
 #include "integration/metrics_scrape.h"
 #include "testing/harness.h"
+#include "testing/redis_server.h"
 #include "unit/test_util.h"
 #include "zrpc/metrics.h"
 
 namespace zrpc::testing {
 namespace {
 
-// A loopback TCP port nothing listens on (bound, then closed).
-int ClosedPort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  socklen_t len = sizeof(a);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
+// A loopback TCP port nothing listens on: testing/redis_server.h's FreePort.
+int ClosedPort() { return FreePort(); }
 
 // The `code` label of a call's outcome as the application saw it.
 std::string CodeOf(const absl::Status& s) {

@@ -13,6 +13,7 @@
 
 #include "absl/synchronization/notification.h"
 #include "testing/harness.h"
+#include "testing/redis_server.h"
 #include "unit/test_util.h"
 
 namespace zrpc::testing {
@@ -27,18 +28,8 @@ int OpenFds() {
   return n;
 }
 
-// A loopback TCP port nothing listens on (bound, then closed).
-int ClosedPort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  socklen_t len = sizeof(a);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
+// A loopback TCP port nothing listens on: testing/redis_server.h's FreePort.
+int ClosedPort() { return FreePort(); }
 
 class FaultTest : public IntegrationTest {
  protected:
