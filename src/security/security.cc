@@ -495,9 +495,18 @@ absl::StatusOr<std::string> MigrateAuthorizedKeys(std::string_view text, std::st
       !parsed.ok()) {
     return parsed.status();
   }
+  // Every byte that is not a role added is kept as it was (line ends, a missing last newline,
+  // carriage returns), so migrating a migrated file changes nothing.
   std::string out;
   out.reserve(text.size() + 64);
-  for (std::string_view line : Lines(text)) {
+  while (!text.empty()) {
+    const size_t end = text.find('\n');
+    std::string_view raw = text.substr(0, end);
+    const bool newline = end != std::string_view::npos;
+    text.remove_prefix(newline ? end + 1 : text.size());
+    std::string_view line = raw;
+    const bool cr = line.ends_with('\r');
+    if (cr) line.remove_suffix(1);  // as Lines() reads it
     size_t comment_at = 0;
     const std::vector<std::string_view> f = FieldsOf(line, &comment_at);
     const bool key_line = f.size() >= 2 && f[0][0] != '#' && f[0][0] != '@';
@@ -507,11 +516,12 @@ absl::StatusOr<std::string> MigrateAuthorizedKeys(std::string_view text, std::st
       std::string_view head = line.substr(0, comment_at);
       while (!head.empty() && (head.back() == ' ' || head.back() == '\t')) head.remove_suffix(1);
       absl::StrAppend(&out, A(head), " serve=* publish=* listen=*",
-                      comment_at < line.size() ? absl::StrCat(" ", A(line.substr(comment_at))) : "");
+                      comment_at < line.size() ? absl::StrCat(" ", A(line.substr(comment_at))) : "",
+                      cr ? "\r" : "");
     } else {
-      absl::StrAppend(&out, A(line));
+      absl::StrAppend(&out, A(raw));
     }
-    out.push_back('\n');
+    if (newline) out.push_back('\n');
   }
   return out;
 }

@@ -191,6 +191,16 @@ TEST_F(SecurityTest, MigrationGivesOldLinesWhatTheyMeantAndKeepsTheRest) {
   EXPECT_FALSE(MayServe((*keys)[1], "compute"));
   ZRPC_EXPECT_ERROR(MigrateAuthorizedKeys("x notakey\n", "ak"), absl::StatusCode::kInvalidArgument,
                     "ak:1:");
+  // Bytes other than the roles added stay as they were (carriage returns, a missing last
+  // newline), so migrating twice changes nothing (a fuzz finding: "#\r\r\r" lost one \r a pass).
+  const std::string crlf = absl::StrCat("#\r\r\r\nsvc ", a.public_key, "\r\n@x serve=y");
+  absl::StatusOr<std::string> once = MigrateAuthorizedKeys(crlf, "ak");
+  ZRPC_ASSERT_OK(once);
+  EXPECT_EQ(*once, absl::StrCat("#\r\r\r\nsvc ", a.public_key,
+                                " serve=* publish=* listen=*\r\n@x serve=y"));
+  absl::StatusOr<std::string> twice = MigrateAuthorizedKeys(*once, "ak");
+  ZRPC_ASSERT_OK(twice);
+  EXPECT_EQ(*twice, *once);
 }
 
 TEST_F(SecurityTest, AuthorizedKeysErrorsNameTheFileAndLine) {
