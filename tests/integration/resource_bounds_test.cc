@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <map>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -86,7 +87,14 @@ class RawPeer {
     socket_.send(zmq::buffer(body), zmq::send_flags::none);
   }
   // Reads replies until one's header ends with " `id`" and returns its body; "" after `timeout`.
+  // Replies to other ids that arrive meanwhile are kept for their own ReplyTo (calls answered
+  // out of order are not lost).
   std::string ReplyTo(const std::string& id, absl::Duration timeout = absl::Seconds(10)) {
+    if (auto kept = stash_.find(id); kept != stash_.end()) {
+      std::string body = std::move(kept->second);
+      stash_.erase(kept);
+      return body;
+    }
     const absl::Time until = absl::Now() + timeout;
     while (absl::Now() < until) {
       socket_.set(zmq::sockopt::rcvtimeo, static_cast<int>(std::max<int64_t>(
@@ -99,6 +107,8 @@ class RawPeer {
           h.compare(h.size() - id.size() - 1, std::string::npos, " " + id) == 0) {
         return body.to_string();
       }
+      // Another call's final reply ("zrpc1 reply ID"): kept; beats are dropped.
+      if (h.rfind("zrpc1 reply ", 0) == 0) stash_[h.substr(12)] = body.to_string();
     }
     return "";
   }
@@ -106,6 +116,7 @@ class RawPeer {
 
  private:
   zmq::socket_t socket_;
+  std::map<std::string, std::string> stash_;  // replies read while waiting for another id
 };
 
 std::string Request(const std::string& method, Object args, const std::string& id,
