@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "matchmaker/sidecar/protocol.h"
+#include "integration/metrics_scrape.h"
 #include "testing/harness.h"
 #include "testing/redis_server.h"
 #include "testing/log_capture.h"
@@ -217,34 +218,56 @@ int64_t RssKib(pid_t pid) {
 }
 
 TEST_F(ResourceBoundsTest, RepliesACallerNeverReadsDoNotGrowTheServicePastItsBudget) {
-  ChildProcess& service = StartService("unread", {"--threads", "4"});
+  // At most 16 requests of one caller are admitted at a time, so what the requests themselves
+  // hold stays small and what grows is the replies.
+  ChildProcess& service =
+      StartService("unread", {"--threads", "4", "--max-in-flight-per-peer", "16"});
   const int64_t before = RssKib(service.pid());
   ASSERT_GT(before, 0);
-  // A client that sends 400 calls whose replies are 1 MiB each and never reads one. Before the
-  // budget, libzmq queued all 400 replies for it (1.5 GB); now at most 64 wait in libzmq and the
-  // rest in the service's own queue, within its 16 MiB budget, beyond which they are dropped.
+  // A client that sends 400 calls whose replies are 1 MiB each, in waves the service admits, and
+  // never reads one. Before the budget, libzmq queued all 400 replies for it (400 MiB, 1.5 GB
+  // with 4 MiB replies); now at most 64 wait in libzmq and the rest in the service's own queue,
+  // within its 16 MiB budget, beyond which they are dropped.
   zmq::context_t ctx;
   RawPeer greedy(ctx, endpoints_["unread"], "127.0.0.2");
   greedy.socket().set(zmq::sockopt::rcvhwm, 1);
   greedy.socket().set(zmq::sockopt::rcvbuf, 4096);
-  const std::string big(1 << 20, 'x');
-  for (int i = 0; i < 400; ++i) {
-    const std::string id = absl::StrCat("g", i);
-    greedy.Send("zrpc1 call openstack compute " + id, Request("echo", {{"data", big}}, id));
-  }
-  // Another caller is served meanwhile, and the greedy one's replies were dropped and counted.
   auto client = Client();
   Message health = Msg("health");
   health.ns = "_zrpc";
+  auto load = [&](const char* field) -> int64_t {
+    absl::StatusOr<Value> h = client->Call(Context(), "compute.unread", health);
+    return h.ok() ? h->Find("load")->Find(field)->AsInt() : -1;
+  };
+  const std::string big(1 << 20, 'x');
+  for (int wave = 0; wave < 25; ++wave) {
+    for (int i = 0; i < 16; ++i) {
+      const std::string id = absl::StrCat("g", wave, "-", i);
+      greedy.Send("zrpc1 call openstack compute " + id, Request("echo", {{"data", big}}, id));
+    }
+    // Every request of the wave taken in (started, or refused by admission) and none queued
+    // before the next wave.
+    const double sent = 16.0 * (wave + 1);
+    ASSERT_TRUE(Eventually(
+        [&] {
+          Message m = Msg("metrics");
+          m.ns = "_zrpc";
+          absl::StatusOr<Value> text = client->Call(Context(), "compute.unread", m);
+          if (!text.ok() || !text->is_string()) return false;
+          const double started = std::max(0.0, MetricSample(text->AsString(),
+                                                            "zrpc_server_requests_started_total",
+                                                            {{"method", "echo"}}));
+          const double refused = std::max(
+              0.0, MetricSample(text->AsString(), "zrpc_server_requests_refused_total",
+                                {{"reason", "admission"}}));
+          return started + refused >= sent && load("queued_requests") == 0;
+        },
+        absl::Seconds(30)));
+  }
   int64_t dropped = 0;
-  ASSERT_TRUE(Eventually(
-      [&] {
-        absl::StatusOr<Value> h = client->Call(Context(), "compute.unread", health);
-        if (!h.ok()) return false;
-        dropped = h->Find("load")->Find("dropped_replies")->AsInt();
-        return dropped > 0;
-      },
-      absl::Seconds(30)));
+  ASSERT_TRUE(Eventually([&] { return (dropped = load("dropped_replies")) > 0; },
+                         absl::Seconds(30)));
+  // Another caller is served meanwhile, and the greedy one's replies were dropped and counted.
   absl::Status failure;
   EXPECT_LT(SlowestOfCalls(5, &failure), absl::Seconds(1));
   ZRPC_EXPECT_OK(failure);
